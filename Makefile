@@ -1,0 +1,26 @@
+# Everything runs from the project's own virtual environment (.venv).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo clean
+
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml changes, so a second `make install` takes seconds.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/python -m dedup.demo
+
+clean:
+	rm -rf demo-output .pytest_cache

@@ -1,0 +1,108 @@
+"""Command line: ``dedup run ...`` (also ``python -m jobs.dedup run ...`` for ``ray job submit``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dedup.config import DedupConfig, ConfigError
+
+RUN_HELP = """\
+Find duplicate and near-duplicate images and write a manifest.
+
+examples:
+  dedup run --input ./photos --output ./dedup-out
+  dedup run --input s3://bucket/images gs://other/shards --output ./out --threshold 0.92
+  dedup run --input ./shards --input-format parquet --image-column jpg --output ./out
+  dedup run --config job.yaml --threshold 0.95      (flags override the YAML file)
+
+outputs (in --output): manifest.csv/.parquet (one row per image: cluster_id, canonical_path,
+is_canonical, similarity_to_canonical, ...), errors.csv/.parquet (inputs that could not be used,
+with the reason), keep.txt, remove.txt, summary.json. Inputs are never modified or deleted.
+"""
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    d = DedupConfig()
+    g = p.add_argument_group("input and output")
+    g.add_argument("--config", help="YAML file with any of the options below (snake_case keys)")
+    g.add_argument("--input", "-i", nargs="+", dest="inputs", metavar="SRC", help="folders, files or fsspec URIs (s3://, gs://, file://, ...); folders are read recursively")
+    g.add_argument("--output", "-o", help=f"output folder (default: {d.output})")
+    g.add_argument("--input-format", choices=["auto", "files", "parquet", "webdataset"], help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, anything else an image file identified by content")
+    g.add_argument("--image-column", help="Parquet column holding image bytes (default: the first binary column)")
+
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=["resnet50", "thumb"], help="resnet50 (default): ResNet-50 features; thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
+    g.add_argument("--weights", help="imagenet (default: torchvision's ImageNet weights via the torch hub cache), random (throughput tests only; clusters mean nothing), or a path/fsspec URI to a ResNet-50 state dict")
+    g.add_argument("--weights-sha256", help="expected SHA-256 of the --weights file")
+    g.add_argument("--image-size", type=int, help=f"model input size (default {d.image_size})")
+    g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
+
+    g = p.add_argument_group("similarity")
+    g.add_argument("--threshold", "-t", type=float, help=f"cosine similarity at or above which two images are duplicates (default {d.threshold})")
+    g.add_argument("--canonical", metavar="POLICY", help=f"which image of a cluster is kept: comma list of pixels (most first), bytes (largest first), path (alphabetical first); default {d.canonical}")
+
+    g = p.add_argument_group("Milvus")
+    g.add_argument("--milvus-uri", help="Milvus server URI (default: an embedded Milvus Lite server under OUTPUT/milvus)")
+    g.add_argument("--milvus-token", help="Milvus token (user:password or API key)")
+    g.add_argument("--milvus-db", help="Milvus database name")
+    g.add_argument("--collection", help="collection name (default: derived from the output folder)")
+    g.add_argument("--index", choices=["FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX"], help=f"vector index (default {d.index}: exact)")
+    g.add_argument("--search-limit", type=int, help=f"hits per query before it is re-asked (default {d.search_limit}; saturated queries are brute-forced, never cut)")
+    g.add_argument("--search-batch", type=int, help=f"queries per search request (default {d.search_batch})")
+    g.add_argument("--insert-batch", type=int, help=f"rows per insert request (default {d.insert_batch})")
+
+    g = p.add_argument_group("Ray")
+    g.add_argument("--ray-address", help="Ray cluster address (default: join RAY_ADDRESS if set, else start Ray locally)")
+    g.add_argument("--embed-actors", type=int, help="embedding actors (default: one per GPU, or 1 on CPU)")
+    g.add_argument("--embed-batch", type=int, help=f"images per model batch (default {d.embed_batch})")
+    g.add_argument("--gpus-per-embed-actor", type=float, help="GPUs per embedding actor (default 1 where the cluster has GPUs, else 0)")
+    g.add_argument("--cpus-per-embed-actor", type=float, help="CPUs per embedding actor (default: the node's CPUs less one, on CPU)")
+    g.add_argument("--decode-batch", type=int, help=f"images per decode task batch (default {d.decode_batch})")
+    g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
+    g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")
+
+
+def config_from_args(args: argparse.Namespace) -> DedupConfig:
+    base = DedupConfig.from_yaml(args.config).to_dict() if args.config else {}
+    if base.get("milvus_token") == "***":
+        base["milvus_token"] = DedupConfig.from_yaml(args.config).milvus_token
+    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "func") and v is not None}
+    base.update(overrides)
+    return DedupConfig.from_dict(base)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dedup.pipeline import print_summary, run
+    from dedup.weights import WeightsError
+
+    try:
+        cfg = config_from_args(args).validate()
+    except (ConfigError, TypeError) as e:
+        print(f"dedup: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        summary = run(cfg)
+    except WeightsError as e:
+        print(f"dedup: error: {e}", file=sys.stderr)
+        return 3
+    print_summary(summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dedup", description="Remove duplicate and near-duplicate images from large corpora (Ray Data, ResNet-50, Milvus).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("run", help="run the dedup job over a corpus", description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_run_args(p)
+    p.set_defaults(func=_cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

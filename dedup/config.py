@@ -1,0 +1,111 @@
+"""The job's one typed configuration object.
+
+Built from CLI flags (``dedup run ...``) or a YAML file (``dedup run --config job.yaml``); flags given on
+the command line override the file. Every field has a default that works on a laptop.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CANONICAL_KEYS = ("pixels", "bytes", "path")
+MODELS = ("resnet50", "thumb")
+
+
+class ConfigError(ValueError):
+    """A configuration value a person must fix."""
+
+
+@dataclass
+class DedupConfig:
+    # Where the images are and where results go.
+    inputs: list[str] = field(default_factory=list)
+    output: str = "dedup-output"
+    input_format: str = "auto"  # auto | files | parquet | webdataset
+    image_column: str | None = None  # Parquet: column holding the image bytes (auto: first binary column)
+
+    # Model.
+    model: str = "resnet50"  # resnet50 | thumb (weight-free 8x8 colour thumbnail, for tests and smoke runs)
+    weights: str = "imagenet"  # imagenet | random | local path | fsspec URI
+    weights_sha256: str | None = None
+    image_size: int = 224
+    max_pixels: int = 100_000_000  # decompression-bomb guard
+
+    # Similarity.
+    threshold: float = 0.90  # cosine similarity at or above which two images are duplicates
+    canonical: str = "pixels,bytes,path"
+
+    # Milvus.
+    milvus_uri: str | None = None  # None: Milvus Lite server under OUTPUT/milvus
+    milvus_token: str | None = None
+    milvus_db: str | None = None
+    collection: str | None = None  # default: derived from the output folder
+    index: str = "FLAT"  # FLAT | IVF_FLAT | HNSW | AUTOINDEX
+    search_limit: int = 512  # hits asked for per query; saturated queries are re-asked, then brute-forced
+    search_batch: int = 32  # queries per search request
+    insert_batch: int = 2000  # rows per insert request
+
+    # Ray resources.
+    ray_address: str | None = None
+    embed_actors: int | None = None  # default: number of GPUs, or 1 on CPU
+    embed_batch: int = 64
+    gpus_per_embed_actor: float | None = None  # default: 1 when the cluster has GPUs, else 0
+    cpus_per_embed_actor: float | None = None  # default: all CPUs of the node on CPU-only clusters, else 1
+    decode_batch: int = 32
+    writers: int = 2
+    search_actors: int = 2
+
+    def validate(self) -> "DedupConfig":
+        if not self.inputs:
+            raise ConfigError("no input given: pass --input SRC (a folder, a file or an fsspec URI)")
+        if not 0.0 < self.threshold <= 1.0:
+            raise ConfigError(f"--threshold must be in (0, 1], got {self.threshold}")
+        if self.model not in MODELS:
+            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.input_format not in ("auto", "files", "parquet", "webdataset"):
+            raise ConfigError(f"--input-format must be auto, files, parquet or webdataset, got {self.input_format!r}")
+        keys = self.canonical_keys()
+        bad = [k for k in keys if k not in CANONICAL_KEYS]
+        if bad or not keys:
+            raise ConfigError(
+                f"--canonical must be a comma list of {', '.join(CANONICAL_KEYS)} (got {self.canonical!r})"
+            )
+        if not 1 <= self.search_limit <= 16384:
+            raise ConfigError("--search-limit must be between 1 and 16384 (Milvus's top-k limit)")
+        if self.index not in ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX"):
+            raise ConfigError(f"--index must be FLAT, IVF_FLAT, HNSW or AUTOINDEX, got {self.index!r}")
+        return self
+
+    def canonical_keys(self) -> list[str]:
+        return [k.strip() for k in self.canonical.split(",") if k.strip()]
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output).expanduser().resolve()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d.get("milvus_token"):
+            d["milvus_token"] = "***"
+        return d
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "DedupConfig":
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DedupConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        data = {k.replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        if isinstance(data.get("inputs"), str):
+            data["inputs"] = [data["inputs"]]
+        return cls(**data)

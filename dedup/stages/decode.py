@@ -1,0 +1,168 @@
+"""Stage `decode`: bytes -> a square RGB uint8 image for the model, on CPU tasks.
+
+In:  decode work list from `plan` (``kind``, ``unit``, ``items``, ``vids``).
+Out: one row per representative: ``vid``, ``pixels`` (size x size x 3 uint8, zeros on error), ``width``,
+     ``height`` (as displayed, after EXIF orientation), ``mode``, ``format`` (as found by content, not by
+     extension), ``error``, ``decode_s`` (CPU seconds spent).
+
+What it does to each image, in order:
+* identify by content (a PNG named .jpg is a PNG; a text file named .jpg is "not an image");
+* refuse images over ``max_pixels`` before decoding them (decompression-bomb guard);
+* JPEG draft mode: let libjpeg decode at 1/2, 1/4 or 1/8 scale when the image is at least twice the
+  target size, which is most of the decode cost saved;
+* apply the EXIF orientation;
+* bring every PIL mode to RGB: 16-bit and 32-bit grey are rescaled (not clipped), alpha and palette
+  transparency are composited on white, CMYK/YCbCr/LAB are converted;
+* resize the shorter side to ``size`` and centre-crop to ``size`` x ``size`` (ImageOps.fit).
+"""
+from __future__ import annotations
+
+import io
+import time
+import warnings
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from dedup.sources import read_unit, split_item
+
+# A truncated file is an error, not a half-grey image.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class DecodeError(Exception):
+    pass
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(img).astype(np.float64)
+        lo, hi = (0.0, 65535.0) if mode.startswith("I;16") else (float(arr.min()), float(arr.max()))
+        if hi <= lo:
+            hi = lo + 1.0
+        grey = np.clip((arr - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode == "1":
+        return img.convert("L").convert("RGB")
+    return img.convert("RGB")  # L, CMYK, YCbCr, LAB, HSV, ...
+
+
+_ORIENT_SWAPS = {5, 6, 7, 8}
+
+
+def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, int, int, str, str]:
+    """Decode and preprocess one image. Returns (pixels, width, height, mode, format); raises DecodeError."""
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        head = data[:16]
+        raise DecodeError(f"not a recognised image format (content starts with {head!r})") from None
+    except Image.DecompressionBombError as e:
+        raise DecodeError(f"image too large (decompression-bomb guard): {e}") from None
+    except Image.DecompressionBombWarning as e:
+        raise DecodeError(f"image too large (decompression-bomb guard): {e}") from None
+    w, h = img.size
+    if w * h > max_pixels:
+        raise DecodeError(f"image too large: {w}x{h} = {w * h} pixels exceeds the limit of {max_pixels} (--max-pixels)")
+    if w < 1 or h < 1:
+        raise DecodeError(f"image has no pixels ({w}x{h})")
+    fmt = img.format or "unknown"
+    mode = img.mode
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - broken EXIF must not lose the image
+        orientation = 1
+    if orientation in _ORIENT_SWAPS:
+        w, h = h, w
+    try:
+        if fmt == "JPEG":
+            img.draft("RGB" if img.mode == "RGB" else None, (size, size))
+        img.load()
+        try:
+            img = ImageOps.exif_transpose(img)
+        except Exception:  # noqa: BLE001 - a malformed orientation tag: keep the stored orientation
+            pass
+        img = _to_rgb(img)
+        img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
+    except (OSError, SyntaxError, ValueError) as e:
+        msg = str(e)
+        if "truncated" in msg.lower() or "premature end" in msg.lower():
+            raise DecodeError(f"truncated or corrupt image data ({fmt}): {msg}") from None
+        raise DecodeError(f"corrupt image data ({fmt}): {msg}") from None
+    pixels = np.asarray(img, dtype=np.uint8)
+    if pixels.shape != (size, size, 3):  # pragma: no cover - ImageOps.fit guarantees it
+        raise DecodeError(f"unexpected decoded shape {pixels.shape}")
+    return pixels, w, h, mode, fmt
+
+
+def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image_column: str | None = None) -> dict:
+    """Ray Data batch function: decode work units in, one row per representative out."""
+    out = {k: [] for k in ("vid", "pixels", "width", "height", "mode", "format", "error", "decode_s")}
+    blank = np.zeros((size, size, 3), np.uint8)
+    for kind, unit, items, vids in zip(batch["kind"], batch["unit"], batch["items"], batch["vids"]):
+        kind, unit = str(kind), str(unit)
+        vid_of = {str(p): int(v) for p, v in zip(items, vids)}
+        members = None if kind == "file" else {split_item(p)[1] for p in vid_of}
+        seen = set()
+        for path, data, error in read_unit(kind, unit, image_column, members):
+            t0 = time.process_time()
+            vid = vid_of.get(path)
+            if vid is None:  # a whole-unit failure names the unit: it applies to all its items
+                for p, v in vid_of.items():
+                    if p not in seen:
+                        seen.add(p)
+                        _append(out, v, blank, None, error or "could not read", 0.0)
+                continue
+            seen.add(path)
+            if error is not None:
+                _append(out, vid, blank, None, error, 0.0)
+                continue
+            try:
+                pixels, w, h, mode, fmt = decode_image(data, size, max_pixels)
+                _append(out, vid, pixels, (w, h, mode, fmt), None, time.process_time() - t0)
+            except DecodeError as e:
+                _append(out, vid, blank, None, str(e), time.process_time() - t0)
+            except Exception as e:  # noqa: BLE001 - one bad image never stops the job
+                _append(out, vid, blank, None, f"could not decode: {type(e).__name__}: {e}", time.process_time() - t0)
+        for p, v in vid_of.items():  # items that vanished between hashing and decoding
+            if p not in seen:
+                _append(out, v, blank, None, "input changed or disappeared during the run", 0.0)
+    return {
+        "vid": np.asarray(out["vid"], np.int64),
+        "pixels": np.stack(out["pixels"]) if out["pixels"] else np.zeros((0, size, size, 3), np.uint8),
+        "width": np.asarray(out["width"], np.int64),
+        "height": np.asarray(out["height"], np.int64),
+        "mode": np.asarray(out["mode"], object),
+        "format": np.asarray(out["format"], object),
+        "error": np.asarray(out["error"], object),
+        "decode_s": np.asarray(out["decode_s"], np.float64),
+    }
+
+
+def _append(out, vid, pixels, meta, error, seconds):
+    w, h, mode, fmt = meta if meta else (0, 0, None, None)
+    out["vid"].append(vid)
+    out["pixels"].append(pixels)
+    out["width"].append(w)
+    out["height"].append(h)
+    out["mode"].append(mode)
+    out["format"].append(fmt)
+    out["error"].append(error)
+    out["decode_s"].append(seconds)
+
+
+__all__ = ["decode_image", "decode_units", "DecodeError"]

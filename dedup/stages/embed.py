@@ -1,0 +1,140 @@
+"""Stage `embed`: pixels -> L2-normalised feature vectors, as a callable class on a Ray Data actor pool.
+
+In:  rows from `decode` (``vid``, ``pixels``, ``width``, ``height``, ``mode``, ``format``, ``error``,
+     ``decode_s``).
+Out: the same rows without ``pixels``, plus ``embedding`` (fixed-size list of float32, L2-normalised; zeros
+     where ``error`` is set) and ``embed_s`` (seconds of model time for the row's batch share).
+
+Models:
+* ``resnet50``: torchvision ResNet-50 up to global average pooling (2048-d). One GPU per actor where the
+  cluster has GPUs (bf16 autocast, or fp16 where bf16 is not supported; channels_last); CPU actors
+  otherwise, using every CPU the actor was given. The weights are resolved once by the driver
+  (:mod:`dedup.weights`) and shared through the object store, so all actors run the same model.
+* ``thumb``: a weight-free 8x8 colour thumbnail (192-d, mean-removed). Not a semantic model: it is the
+  controlled, deterministic embedding the tests use, and a smoke-test model for machines without weights.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyarrow as pa
+
+MODEL_DIMS = {"resnet50": 2048, "thumb": 192}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def embedding_dim(model: str) -> int:
+    return MODEL_DIMS[model]
+
+
+def thumb_embed(pixels: np.ndarray, grid: int = 8) -> np.ndarray:
+    n, h, w, c = pixels.shape
+    x = pixels.astype(np.float32).reshape(n, grid, h // grid, grid, w // grid, c).mean(axis=(2, 4))
+    x = x.reshape(n, -1)
+    x -= x.mean(axis=1, keepdims=True)
+    return _l2(x)
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def build_resnet50(state_dict: dict):
+    import torch
+    from torchvision.models import resnet50
+
+    model = resnet50(weights=None)
+    model.fc = torch.nn.Identity()
+    backbone = {k: v for k, v in state_dict.items() if not k.startswith("fc.")}
+    model.load_state_dict(backbone, strict=True)
+    return model.eval()
+
+
+class ResNet50Features:
+    """The bare model on already-preprocessed uint8 batches: used by the actor and by the benchmark."""
+
+    def __init__(self, state_dict: dict, device: str = "cpu", threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.torch = torch
+        self.device = torch.device(device)
+        self.model = build_resnet50(state_dict).to(self.device).to(memory_format=torch.channels_last)
+        self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
+        self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255.0
+        self.autocast_dtype = None
+        if self.device.type == "cuda":
+            self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float().sub_(self.mean).div_(self.std)
+            x = x.contiguous(memory_format=torch.channels_last)
+            if self.autocast_dtype is not None:
+                with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype):
+                    feats = self.model(x)
+            else:
+                feats = self.model(x)
+            feats = torch.nn.functional.normalize(feats.float(), dim=1)
+            return feats.cpu().numpy().astype(np.float32)
+
+
+class Embedder:
+    """Ray Data callable class: one model per actor, loaded once."""
+
+    def __init__(self, model: str, state_dict_ref=None, threads: int | None = None):
+        self.model_name = model
+        self.dim = MODEL_DIMS[model]
+        if model == "resnet50":
+            import ray
+            import torch
+
+            state_dict = ray.get(state_dict_ref[0])
+            resources = ray.get_runtime_context().get_assigned_resources()
+            use_gpu = resources.get("GPU", 0) > 0 and torch.cuda.is_available()
+            if use_gpu:
+                threads = None
+            elif not threads:
+                threads = max(1, int(resources.get("CPU", 1)))
+            self.features = ResNet50Features(state_dict, "cuda" if use_gpu else "cpu", threads)
+        else:
+            self.features = thumb_embed
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        n = len(batch["vid"])
+        ok = np.array([e is None for e in batch["error"]], dtype=bool)
+        emb = np.zeros((n, self.dim), np.float32)
+        t0 = time.perf_counter()
+        if ok.any():
+            emb[ok] = self.features(batch["pixels"][ok])
+        seconds = time.perf_counter() - t0
+        flat = pa.array(emb.reshape(-1), pa.float32())
+        return pa.table(
+            {
+                "vid": pa.array(batch["vid"], pa.int64()),
+                "width": pa.array(batch["width"], pa.int64()),
+                "height": pa.array(batch["height"], pa.int64()),
+                "mode": pa.array(list(batch["mode"]), pa.string()),
+                "format": pa.array(list(batch["format"]), pa.string()),
+                "error": pa.array(list(batch["error"]), pa.string()),
+                "decode_s": pa.array(batch["decode_s"], pa.float64()),
+                "embed_s": pa.array(np.full(n, seconds / max(n, 1)), pa.float64()),
+                "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim),
+            }
+        )
+
+
+def embeddings_to_numpy(col) -> np.ndarray:
+    """A (chunked) fixed-size-list column -> (n, dim) float32 array without Python objects."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    if isinstance(col, np.ndarray):  # Ray may hand tensor columns over as arrays already
+        return np.asarray(np.stack(col) if col.dtype == object else col, np.float32)
+    dim = col.type.list_size
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)

@@ -1,0 +1,96 @@
+"""Stage `manifest`: clusters + files + errors -> the outputs a user acts on.
+
+In:  files table (from `plan`, with ``vid``), vector metadata (``vid``, ``width``, ``height``, ``mode``,
+     ``format``, ``error``), :class:`~dedup.stages.graph.Clusters`.
+Out (written to the output folder):
+* ``manifest.parquet`` / ``manifest.csv``: one row per input read as an image: ``path``, ``cluster_id``,
+  ``canonical_path``, ``is_canonical``, ``similarity_to_canonical``, ``width``, ``height``, ``bytes``,
+  ``sha``, and ``match`` (canonical | exact | near), ``cluster_size``, ``component_id``, ``format``,
+  ``mode``, ``source``;
+* ``errors.parquet`` / ``errors.csv``: one row per input that could not be used: ``path``, ``error``,
+  ``stage`` (read | decode), ``source``;
+* ``keep.txt`` (one canonical per cluster) and ``remove.txt`` (every other manifest path).
+
+Every input is in exactly one of manifest and errors; :func:`build` checks it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dedup.stages.graph import Clusters
+
+MANIFEST_COLUMNS = [
+    "path", "cluster_id", "canonical_path", "is_canonical", "similarity_to_canonical", "width", "height",
+    "bytes", "sha", "match", "cluster_size", "component_id", "format", "mode", "source",
+]
+ERROR_COLUMNS = ["path", "error", "stage", "source"]
+
+
+def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (manifest, errors). ``rep_path`` maps vid -> the first path of that content."""
+    read_err = files[files["error"].notna()]
+    errors = [pd.DataFrame({"path": read_err["path"], "error": read_err["error"], "stage": "read", "source": read_err["source"]})]
+    ok = files[files["error"].isna()].copy()
+    ok["vid"] = ok["vid"].astype(np.int64)
+    meta = meta.set_index("vid")
+    ok = ok.join(meta[["width", "height", "mode", "format", "error"]].rename(columns={"error": "decode_error"}), on="vid")
+    lost = ok["width"].isna() & ok["decode_error"].isna()
+    ok.loc[lost, "decode_error"] = "no vector was produced for this image (internal error, please report)"
+    bad = ok[ok["decode_error"].notna()]
+    errors.append(pd.DataFrame({"path": bad["path"], "error": bad["decode_error"], "stage": "decode", "source": bad["source"]}))
+    good = ok[ok["decode_error"].isna()].copy()
+
+    vids = good["vid"].to_numpy()
+    canon = clusters.canonical[vids]
+    uniq_canon, cluster_id = np.unique(canon, return_inverse=True)
+    good["cluster_id"] = cluster_id.astype(np.int64)
+    good["canonical_path"] = rep_path.reindex(canon).to_numpy()
+    good["is_canonical"] = good["path"].to_numpy() == good["canonical_path"].to_numpy()
+    same_content = vids == canon
+    sim = np.where(same_content, 1.0, clusters.similarity[vids]).astype(np.float64)
+    good["similarity_to_canonical"] = np.round(sim, 6)
+    good["match"] = np.where(good["is_canonical"], "canonical", np.where(same_content, "exact", "near"))
+    good["cluster_size"] = good.groupby("cluster_id")["path"].transform("size").astype(np.int64)
+    _, comp = np.unique(clusters.component[vids], return_inverse=True)
+    good["component_id"] = comp.astype(np.int64)
+    for col in ("width", "height", "bytes"):
+        good[col] = good[col].astype(np.int64)
+    manifest = (
+        good[MANIFEST_COLUMNS]
+        .sort_values(["cluster_id", "is_canonical", "path"], ascending=[True, False, True], kind="stable")
+        .reset_index(drop=True)
+    )
+    errors_df = pd.concat(errors, ignore_index=True)[ERROR_COLUMNS].sort_values("path", kind="stable").reset_index(drop=True)
+
+    # The promise: every input is in exactly one of the two tables, and every cluster has one canonical.
+    if set(manifest["path"]) & set(errors_df["path"]):
+        raise AssertionError("an input is both in the manifest and in the errors")
+    if len(manifest) + len(errors_df) != len(files):
+        raise AssertionError(f"{len(files)} inputs but {len(manifest)} manifest rows + {len(errors_df)} errors")
+    per_cluster = manifest.groupby("cluster_id")["is_canonical"].sum()
+    if len(per_cluster) and not (per_cluster == 1).all():
+        raise AssertionError("a cluster without exactly one canonical")
+    return manifest, errors_df
+
+
+def write(out: Path, manifest: pd.DataFrame, errors: pd.DataFrame) -> dict[str, str]:
+    paths = {
+        "manifest_parquet": out / "manifest.parquet",
+        "manifest_csv": out / "manifest.csv",
+        "errors_parquet": out / "errors.parquet",
+        "errors_csv": out / "errors.csv",
+        "keep": out / "keep.txt",
+        "remove": out / "remove.txt",
+    }
+    manifest.to_parquet(paths["manifest_parquet"], index=False)
+    manifest.to_csv(paths["manifest_csv"], index=False)
+    errors.to_parquet(paths["errors_parquet"], index=False)
+    errors.to_csv(paths["errors_csv"], index=False)
+    keep = manifest.loc[manifest["is_canonical"], "path"]
+    remove = manifest.loc[~manifest["is_canonical"], "path"]
+    paths["keep"].write_text("".join(p + "\n" for p in keep))
+    paths["remove"].write_text("".join(p + "\n" for p in remove))
+    return {k: str(v) for k, v in paths.items()}

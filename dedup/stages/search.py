@@ -1,0 +1,114 @@
+"""Stage `search`: vectors -> similarity edges, from a pool of parallel search actors.
+
+In:  vectors (``vid``, ``embedding``); each actor takes a slice of the ids as queries.
+Out: edges (``a``, ``b``, ``sim``) with ``a < b`` and ``sim >= threshold`` (cosine), for every pair found;
+     a pair may appear twice (once from each side); the graph stage keeps one.
+
+Range search asks Milvus for every hit with similarity at least the threshold, but Milvus returns at most
+``limit`` hits per query (16384 at most on a server). A query whose hits fill its limit may have been cut,
+so it is asked again with the largest limit; if that fills up too, the query is marked *saturated* and the
+job computes its neighbours exactly, by brute force over the stored vectors (:func:`brute_force_edges`).
+No cluster is ever cut silently; the summary counts the re-asked and saturated queries.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from dedup.milvus import METRIC, VECTOR_FIELD, MilvusTarget
+from dedup.stages.embed import embeddings_to_numpy
+
+MAX_TOPK = 16384
+EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("sim", pa.float32())])
+
+
+def _hits(hits) -> tuple[list[int], list[float]]:
+    ids = getattr(hits, "ids", None)
+    dists = getattr(hits, "distances", None)
+    if ids is not None and dists is not None:
+        return list(ids), list(dists)
+    return [h["id"] for h in hits], [h["distance"] for h in hits]
+
+
+class Searcher:
+    """Ray Data callable class: one Milvus client per actor."""
+
+    def __init__(self, target: MilvusTarget, collection: str, threshold: float, limit: int, batch: int, index: str = "FLAT"):
+        self.client = target.client()
+        self.collection = collection
+        self.threshold = float(threshold)
+        self.limit = int(limit)
+        self.batch = max(1, int(batch))
+        self.max_limit = max(self.limit, MAX_TOPK)
+        params = {"radius": self.threshold - 1e-6, "range_filter": 1.0 + 1e-3}
+        if index == "HNSW":
+            params["ef"] = max(64, self.limit)
+        elif index == "IVF_FLAT":
+            params["nprobe"] = 64
+        self.search_params = {"metric_type": METRIC, "params": params}
+
+    def _search(self, vectors: np.ndarray, limit: int):
+        return self.client.search(
+            self.collection,
+            data=[v for v in vectors],
+            anns_field=VECTOR_FIELD,
+            limit=limit,
+            search_params=self.search_params,
+            output_fields=[],
+        )
+
+    def __call__(self, batch: pa.Table) -> dict:
+        vids = batch.column("vid").to_numpy()
+        vectors = embeddings_to_numpy(batch.column("embedding"))
+        a, b, s = [], [], []
+        retried, saturated = [], []
+        for start in range(0, len(vids), self.batch):
+            q_vids = vids[start : start + self.batch]
+            results = self._search(vectors[start : start + self.batch], self.limit)
+            for i, hits in enumerate(results):
+                ids, dists = _hits(hits)
+                if len(ids) >= self.limit and self.limit < self.max_limit:
+                    retried.append(i + start)
+                    continue
+                if len(ids) >= self.max_limit:
+                    saturated.append(int(q_vids[i]))
+                self._add(int(q_vids[i]), ids, dists, a, b, s)
+        for i in retried:  # one at a time: a big limit times many queries would break request limits
+            hits = self._search(vectors[i : i + 1], self.max_limit)[0]
+            ids, dists = _hits(hits)
+            if len(ids) >= self.max_limit:
+                saturated.append(int(vids[i]))
+            self._add(int(vids[i]), ids, dists, a, b, s)
+        # Marker rows, not edges: b = -1 for a saturated query (the job brute-forces it), b = -2 for a query
+        # that was re-asked with the largest limit (counted in the summary).
+        markers = saturated + [int(vids[i]) for i in retried]
+        a += markers
+        b += [-1] * len(saturated) + [-2] * len(retried)
+        s += [np.nan] * len(markers)
+        return {"a": np.asarray(a, np.int64), "b": np.asarray(b, np.int64), "sim": np.asarray(s, np.float32)}
+
+    def _add(self, q: int, ids, dists, a, b, s) -> None:
+        for hid, d in zip(ids, dists):
+            hid = int(hid)
+            if hid == q or d < self.threshold:
+                continue
+            a.append(min(q, hid))
+            b.append(max(q, hid))
+            s.append(min(float(d), 1.0))
+
+
+def brute_force_edges(batch: pa.Table, query_vids: np.ndarray, queries: np.ndarray, threshold: float) -> dict:
+    """Exact neighbours of a few saturated queries against one batch of stored vectors."""
+    vids = batch.column("vid").to_numpy()
+    vectors = embeddings_to_numpy(batch.column("embedding"))
+    sims = vectors @ queries.T  # (batch, n_queries)
+    rows, cols = np.nonzero(sims >= threshold)
+    qa = query_vids[cols]
+    vb = vids[rows]
+    keep = qa != vb
+    qa, vb, sv = qa[keep], vb[keep], np.minimum(sims[rows, cols][keep], 1.0)
+    return {
+        "a": np.minimum(qa, vb).astype(np.int64),
+        "b": np.maximum(qa, vb).astype(np.int64),
+        "sim": sv.astype(np.float32),
+    }

@@ -1,0 +1,154 @@
+"""Where the ResNet-50 weights come from, checked before any image is read.
+
+``--weights`` takes:
+
+* ``imagenet`` (default): torchvision's ImageNet weights (``ResNet50_Weights.DEFAULT``), through
+  torchvision's own mechanism: the torch hub cache (``$TORCH_HOME/hub/checkpoints``), downloaded there on
+  first use when the machine has internet, and checked against the hash in the file name.
+* a local path or any fsspec URI (``s3://...``, ``gs://...``, ``memory://...``): a state dict saved with
+  ``torch.save``. Checked against ``--weights-sha256`` when given, else against the hash prefix in the file
+  name when it follows torchvision's ``name-<sha256 prefix>.pth`` convention.
+* ``random``: a seeded random initialisation, for tests and throughput runs only. Its clusters mean
+  nothing, and the job says so loudly.
+
+There is no silent fallback: a missing, corrupt or mismatched weights file is a :class:`WeightsError`
+whose message says how to provide the right one.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import sys
+
+RANDOM_WARNING = (
+    "WARNING: --weights random: the ResNet-50 has random weights. Throughput figures are real, but the "
+    "similarities and clusters it produces mean NOTHING. Never use this output to remove images."
+)
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,64})\.(?:pth|pt|bin)$")
+
+
+class WeightsError(RuntimeError):
+    pass
+
+
+def hub_checkpoint_path() -> str:
+    import torch.hub
+    from torchvision.models import ResNet50_Weights
+
+    name = os.path.basename(ResNet50_Weights.DEFAULT.url)
+    return os.path.join(torch.hub.get_dir(), "checkpoints", name)
+
+
+def _how_to_provide() -> str:
+    from torchvision.models import ResNet50_Weights
+
+    return (
+        f"Either run once on a machine with internet (torchvision downloads {ResNet50_Weights.DEFAULT.url} "
+        f"into the torch hub cache), copy that file to {hub_checkpoint_path()}, or pass "
+        "--weights PATH_OR_URI to a ResNet-50 state dict. For a throughput run only, --weights random."
+    )
+
+
+def _imagenet_state_dict() -> dict:
+    from torchvision.models import ResNet50_Weights
+
+    try:
+        return ResNet50_Weights.DEFAULT.get_state_dict(progress=False, check_hash=True, weights_only=True)
+    except RuntimeError as e:
+        if "invalid hash" in str(e).lower():
+            raise WeightsError(
+                f"the cached ImageNet weights at {hub_checkpoint_path()} fail their checksum ({e}); delete the file. "
+                + _how_to_provide()
+            ) from None
+        raise WeightsError(f"the ImageNet ResNet-50 weights could not be loaded: {e}. " + _how_to_provide()) from None
+    except Exception as e:  # noqa: BLE001 - URLError, socket errors, ... all mean "not available offline"
+        raise WeightsError(
+            f"the ImageNet ResNet-50 weights are not in the torch hub cache and could not be downloaded "
+            f"({type(e).__name__}: {e}). " + _how_to_provide()
+        ) from None
+
+
+def _read_weights_file(spec: str) -> bytes:
+    import fsspec
+
+    try:
+        with fsspec.open(spec, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise WeightsError(f"weights file not found: {spec}. " + _how_to_provide()) from None
+    except Exception as e:  # noqa: BLE001
+        raise WeightsError(f"could not read weights from {spec}: {type(e).__name__}: {e}") from None
+
+
+def _verify_checksum(spec: str, data: bytes, sha256: str | None) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    if sha256:
+        if digest != sha256.lower():
+            raise WeightsError(
+                f"weights file {spec} has SHA-256 {digest}, expected {sha256} (--weights-sha256): "
+                "the file is corrupt or not the one you meant"
+            )
+        return digest
+    m = _HASH_IN_NAME.search(spec)
+    if m and not digest.startswith(m.group(1)):
+        raise WeightsError(
+            f"weights file {spec} has SHA-256 {digest}, which does not start with the {m.group(1)} its name "
+            "promises (torchvision's naming convention): the file is corrupt or truncated"
+        )
+    return digest
+
+
+def _unwrap(obj) -> dict:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+        return {k.removeprefix("module."): v for k, v in obj.items()}
+    raise WeightsError(f"weights file holds a {type(obj).__name__}, not a state dict")
+
+
+def load_state_dict(spec: str, sha256: str | None = None, seed: int = 0) -> tuple[dict, dict]:
+    """Resolve ``--weights`` to a ResNet-50 state dict. Returns (state_dict, info for summary.json)."""
+    import torch
+    from torchvision.models import resnet50
+
+    if spec == "random":
+        print(RANDOM_WARNING, file=sys.stderr, flush=True)
+        torch.manual_seed(seed)
+        return resnet50(weights=None).state_dict(), {"weights": "random", "seed": seed, "meaningful": False}
+    if spec == "imagenet":
+        sd = _imagenet_state_dict()
+        info = {"weights": "imagenet", "source": hub_checkpoint_path()}
+    else:
+        data = _read_weights_file(spec)
+        digest = _verify_checksum(spec, data, sha256)
+        try:
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001
+            raise WeightsError(
+                f"weights file {spec} is not a readable PyTorch state dict (corrupt or truncated?): "
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. " + _how_to_provide()
+            ) from None
+        sd = _unwrap(obj)
+        info = {"weights": spec, "sha256": digest}
+    check_resnet50(sd, spec)
+    info["meaningful"] = True
+    return sd, info
+
+
+def check_resnet50(sd: dict, spec: str) -> None:
+    """The state dict must fill every backbone parameter of a ResNet-50 (the classifier is not used)."""
+    from torchvision.models import resnet50
+
+    expected = {k: v.shape for k, v in resnet50(weights=None).state_dict().items() if not k.startswith("fc.")}
+    missing = [k for k in expected if k not in sd]
+    wrong = [k for k in expected if k in sd and tuple(sd[k].shape) != tuple(expected[k])]
+    if missing or wrong:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if wrong:
+            detail.append(f"{len(wrong)} of the wrong shape (e.g. {', '.join(wrong[:3])})")
+        raise WeightsError(f"weights {spec} are not a ResNet-50 state dict: {'; '.join(detail)}")

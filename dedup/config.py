@@ -45,7 +45,8 @@ class DedupConfig:
     milvus_db: str | None = None
     collection: str | None = None  # default: derived from the output folder
     index: str = "FLAT"  # FLAT | IVF_FLAT | HNSW | AUTOINDEX
-    search_limit: int = 512  # hits asked for per query; saturated queries are re-asked, then brute-forced
+    search_limit: int = 512  # hits asked for per query; a query that fills it is re-asked with search_max_limit
+    search_max_limit: int = 16384  # Milvus's top-k cap; a query that fills this too is brute-forced
     search_batch: int = 32  # queries per search request
     insert_batch: int = 2000  # rows per insert request
 
@@ -74,8 +75,8 @@ class DedupConfig:
             raise ConfigError(
                 f"--canonical must be a comma list of {', '.join(CANONICAL_KEYS)} (got {self.canonical!r})"
             )
-        if not 1 <= self.search_limit <= 16384:
-            raise ConfigError("--search-limit must be between 1 and 16384 (Milvus's top-k limit)")
+        if not 1 <= self.search_limit <= self.search_max_limit <= 16384:
+            raise ConfigError("need 1 <= --search-limit <= --search-max-limit <= 16384 (Milvus's top-k cap)")
         if self.index not in ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX"):
             raise ConfigError(f"--index must be FLAT, IVF_FLAT, HNSW or AUTOINDEX, got {self.index!r}")
         return self

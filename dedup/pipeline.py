@@ -41,9 +41,10 @@ class Timer:
         yield record
         seconds = time.perf_counter() - t0
         items = record.get(items_label)
-        entry = {"seconds": round(seconds, 3), **record}
+        entry = {"seconds": round(seconds, 3)}
         if items is not None:
             entry[f"{items_label}_per_second"] = round(items / seconds, 2) if seconds > 0 else None
+        entry.update(record)
         self.stages[name] = entry
         print(f"[dedup] {name}: {seconds:.1f}s {record}", file=sys.stderr, flush=True)
 
@@ -56,7 +57,8 @@ def _init_ray(cfg: DedupConfig) -> bool:
         return False
     ray.init(address=cfg.ray_address, ignore_reinit_error=True, include_dashboard=False, logging_level="WARNING")
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = True
+    # Progress bars on a terminal; in logs (CI, ray job logs) Ray's periodic progress lines are noise.
+    ctx.enable_progress_bars = sys.stderr.isatty()
     ctx.print_on_execution_start = False
     return True
 
@@ -155,7 +157,7 @@ def run(cfg: DedupConfig) -> dict:
                 ds = ds.map_batches(
                     embed.Embedder,
                     fn_constructor_kwargs={"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads")},
-                    batch_size=cfg.embed_batch, batch_format="numpy", concurrency=res["actors"],
+                    batch_size=cfg.embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
                     num_gpus=res["num_gpus"], num_cpus=res["num_cpus"],
                 )
                 ds.write_parquet(str(vectors_dir))
@@ -186,8 +188,12 @@ def run(cfg: DedupConfig) -> dict:
                 name = collection_name(cfg)
                 params["collection"] = name
                 dim = embed.embedding_dim(cfg.model)
-                vectors = ray.data.read_parquet(str(vectors_dir), columns=["vid", "embedding", "error"]).map_batches(
-                    _drop_errors, batch_format="pyarrow"
+                # Enough blocks that every writer and search actor gets a share of the ids.
+                blocks = max(4 * max(cfg.writers, cfg.search_actors), len(ok_vids) // 5000)
+                vectors = (
+                    ray.data.read_parquet(str(vectors_dir), columns=["vid", "embedding", "error"])
+                    .map_batches(_drop_errors, batch_format="pyarrow")
+                    .repartition(blocks)
                 )
 
                 # 5. store
@@ -195,7 +201,7 @@ def run(cfg: DedupConfig) -> dict:
                     create_collection(target, name, dim)
                     inserted = vectors.map_batches(
                         store.MilvusWriter, fn_constructor_kwargs={"target": target, "collection": name},
-                        batch_size=cfg.insert_batch, batch_format="pyarrow", concurrency=cfg.writers, num_cpus=0.5,
+                        batch_size=cfg.insert_batch, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.writers), num_cpus=0.5,
                     ).sum("inserted") or 0
                     build_index_and_load(target, name, cfg.index)
                     rec["vectors"] = int(inserted)
@@ -211,11 +217,12 @@ def run(cfg: DedupConfig) -> dict:
                         fn_constructor_kwargs={
                             "target": target, "collection": name, "threshold": cfg.threshold,
                             "limit": cfg.search_limit, "batch": cfg.search_batch, "index": cfg.index,
+                            "max_limit": cfg.search_max_limit,
                         },
-                        batch_size=256, batch_format="pyarrow", concurrency=cfg.search_actors, num_cpus=0.5,
+                        batch_size=256, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5,
                     )
                     found.write_parquet(str(edges_dir))
-                    e = _read_table(edges_dir)
+                    e = _read_table(edges_dir) if edges_dir.exists() else search.EDGE_SCHEMA.empty_table()
                     a, b, s = (e.column(c).to_numpy() for c in ("a", "b", "sim"))
                     saturated = np.unique(a[b == -1])
                     retried = int(np.sum(b == -2))

@@ -33,29 +33,42 @@ class WeightsError(RuntimeError):
     pass
 
 
-def hub_checkpoint_path() -> str:
-    import torch.hub
+def imagenet_url() -> str:
+    """torchvision's URL for the default ImageNet ResNet-50 weights (IMAGENET1K_V2)."""
     from torchvision.models import ResNet50_Weights
 
-    name = os.path.basename(ResNet50_Weights.DEFAULT.url)
-    return os.path.join(torch.hub.get_dir(), "checkpoints", name)
+    return ResNet50_Weights.DEFAULT.url
+
+
+def hub_checkpoint_path() -> str:
+    import torch.hub
+
+    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(imagenet_url()))
 
 
 def _how_to_provide() -> str:
-    from torchvision.models import ResNet50_Weights
-
     return (
-        f"Either run once on a machine with internet (torchvision downloads {ResNet50_Weights.DEFAULT.url} "
+        f"Either run once on a machine with internet (torchvision downloads {imagenet_url()} "
         f"into the torch hub cache), copy that file to {hub_checkpoint_path()}, or pass "
         "--weights PATH_OR_URI to a ResNet-50 state dict. For a throughput run only, --weights random."
     )
 
 
 def _imagenet_state_dict() -> dict:
-    from torchvision.models import ResNet50_Weights
+    import torch.hub
 
+    cached = hub_checkpoint_path()
+    if os.path.exists(cached):
+        # torch hub checks the hash only when it downloads; a cached file is checked here.
+        with open(cached, "rb") as f:
+            data = f.read()
+        try:
+            _verify_checksum(cached, data, None)
+        except WeightsError as e:
+            raise WeightsError(f"{e}. Delete it. " + _how_to_provide()) from None
     try:
-        return ResNet50_Weights.DEFAULT.get_state_dict(progress=False, check_hash=True, weights_only=True)
+        # What torchvision's ResNet50_Weights.DEFAULT.get_state_dict() does: the hub cache, else download.
+        return torch.hub.load_state_dict_from_url(imagenet_url(), progress=False, check_hash=True, weights_only=True)
     except RuntimeError as e:
         if "invalid hash" in str(e).lower():
             raise WeightsError(

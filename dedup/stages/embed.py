@@ -108,7 +108,8 @@ class Embedder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         n = len(batch["vid"])
-        ok = np.array([e is None for e in batch["error"]], dtype=bool)
+        errors = [_text(e) for e in batch["error"]]
+        ok = np.array([e is None for e in errors], dtype=bool)
         emb = np.zeros((n, self.dim), np.float32)
         t0 = time.perf_counter()
         if ok.any():
@@ -120,14 +121,19 @@ class Embedder:
                 "vid": pa.array(batch["vid"], pa.int64()),
                 "width": pa.array(batch["width"], pa.int64()),
                 "height": pa.array(batch["height"], pa.int64()),
-                "mode": pa.array(list(batch["mode"]), pa.string()),
-                "format": pa.array(list(batch["format"]), pa.string()),
-                "error": pa.array(list(batch["error"]), pa.string()),
+                "mode": pa.array([_text(v) for v in batch["mode"]], pa.string()),
+                "format": pa.array([_text(v) for v in batch["format"]], pa.string()),
+                "error": pa.array(errors, pa.string()),
                 "decode_s": pa.array(batch["decode_s"], pa.float64()),
                 "embed_s": pa.array(np.full(n, seconds / max(n, 1)), pa.float64()),
                 "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim),
             }
         )
+
+
+def _text(value) -> str | None:
+    """A string cell as it comes out of a Ray batch: an all-null column arrives as NaN, not None."""
+    return value if isinstance(value, str) and value else None
 
 
 def embeddings_to_numpy(col) -> np.ndarray:

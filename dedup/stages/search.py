@@ -33,13 +33,14 @@ def _hits(hits) -> tuple[list[int], list[float]]:
 class Searcher:
     """Ray Data callable class: one Milvus client per actor."""
 
-    def __init__(self, target: MilvusTarget, collection: str, threshold: float, limit: int, batch: int, index: str = "FLAT"):
+    def __init__(self, target: MilvusTarget, collection: str, threshold: float, limit: int, batch: int,
+                 index: str = "FLAT", max_limit: int = MAX_TOPK):
         self.client = target.client()
         self.collection = collection
         self.threshold = float(threshold)
         self.limit = int(limit)
         self.batch = max(1, int(batch))
-        self.max_limit = max(self.limit, MAX_TOPK)
+        self.max_limit = max(self.limit, int(max_limit))
         params = {"radius": self.threshold - 1e-6, "range_filter": 1.0 + 1e-3}
         if index == "HNSW":
             params["ef"] = max(64, self.limit)

@@ -1,0 +1,30 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray instance for the whole session (starting Ray costs seconds)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", ignore_reinit_error=True)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def tiny_resnet_weights(tmp_path):
+    """A real ResNet-50 state dict saved by the test (random values, seeded): stands in for downloaded weights."""
+    import torch
+    from torchvision.models import resnet50
+
+    torch.manual_seed(1234)
+    path = tmp_path / "resnet50-test.pth"
+    torch.save(resnet50(weights=None).state_dict(), path)
+    return path

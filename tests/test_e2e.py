@@ -1,0 +1,172 @@
+"""End to end: Ray local, Milvus Lite, real images made here."""
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from dedup.config import DedupConfig
+from dedup.pipeline import run
+from imagegen import base_image, encode, make_corpus, write
+
+
+def snapshot(root: Path) -> dict:
+    return {
+        str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def check_accounting(out: Path, n_inputs: int):
+    man = pd.read_csv(out / "manifest.csv")
+    err = pd.read_csv(out / "errors.csv")
+    assert len(man) + len(err) == n_inputs
+    assert not set(man["path"]) & set(err["path"])
+    for col in ["path", "cluster_id", "canonical_path", "is_canonical", "similarity_to_canonical", "width", "height", "bytes", "sha"]:
+        assert col in man.columns
+    assert (man.groupby("cluster_id")["is_canonical"].sum() == 1).all()
+    keep = (out / "keep.txt").read_text().splitlines()
+    remove = (out / "remove.txt").read_text().splitlines()
+    assert sorted(keep + remove) == sorted(man["path"])
+    assert set(keep) == set(man.loc[man["is_canonical"], "path"])
+    return man, err
+
+
+def test_known_corpus_gives_known_clusters(ray_local, tmp_path):
+    root = tmp_path / "corpus"
+    truth = make_corpus(root)
+    before = snapshot(root)
+    out = tmp_path / "out"
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", threshold=0.9))
+    assert snapshot(root) == before  # never modifies an input
+
+    man, err = check_accounting(out, len(truth))
+    assert len(err) == 0
+    man["rel"] = man["path"].map(lambda p: os.path.relpath(p, root))
+    groups = man.groupby("cluster_id")["rel"].apply(lambda s: sorted(truth[r] for r in s))
+    # each cluster is exactly one true group
+    assert sorted(tuple(g) for g in groups) == sorted(tuple([g] * list(truth.values()).count(g)) for g in set(truth.values()))
+    canon = man[man["is_canonical"]].set_index("cluster_id")["rel"]
+    for g in range(5):
+        # most pixels, then largest file, then path order: the original, not its byte copy or re-encodes
+        assert f"a/g{g}.jpg" in set(canon)
+    copy = man[man["rel"] == "b/nested/g0_copy.jpg"].iloc[0]
+    assert copy["match"] == "exact" and copy["similarity_to_canonical"] == 1.0
+    small = man[man["rel"] == "a/g0_small.png"].iloc[0]
+    assert small["match"] == "near" and 0.9 <= small["similarity_to_canonical"] < 1.0000001
+    assert (small["width"], small["height"]) == (160, 120)
+
+    c = summary["counts"]
+    assert c["inputs"] == 22 and c["images"] == 22 and c["errors"] == 0
+    assert c["clusters"] == 7 and c["duplicates"] == 15 and c["exact_duplicates"] == 5
+    assert c["distinct_contents"] == 17  # byte copies are embedded once
+    saved = json.loads((out / "summary.json").read_text())
+    assert saved["parameters"]["threshold"] == 0.9
+    assert saved["stages"]["decode_embed"]["images"] == 17
+    for stage in ("hash", "decode_embed", "store", "search", "graph", "manifest"):
+        assert saved["stages"][stage]["seconds"] >= 0
+
+
+def test_bad_inputs_are_recorded_and_the_job_goes_on(ray_local, tmp_path):
+    root = tmp_path / "bad"
+    good = encode(base_image(1, (320, 240)))
+    write(root / "good.jpg", good)
+    write(root / "empty.jpg", b"")
+    write(root / "truncated.jpg", good[: len(good) // 2])
+    write(root / "notes.jpg", b"this is a text file, not a JPEG\n" * 4)
+    write(root / "one_pixel.png", encode(Image.new("RGB", (1, 1), (1, 2, 3)), "PNG"))
+    write(root / "huge.png", encode(Image.new("L", (3000, 2000)), "PNG"))
+    import numpy as np
+
+    write(root / "deep.png", encode(Image.fromarray((np.arange(65536).reshape(256, 256)).astype(np.uint16)), "PNG"))
+    write(root / "cmyk.jpg", encode(Image.new("CMYK", (64, 64), (0, 255, 255, 0)), "JPEG"))
+    pal = Image.new("P", (40, 40), 0)
+    pal.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    write(root / "palette.gif", encode(pal, "GIF", transparency=0))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    write(root / "rotated.jpg", encode(base_image(2, (300, 200)), "JPEG", exif=exif.tobytes()))
+    write(root / "misnamed.jpg", encode(base_image(3), "PNG"))
+    os.symlink(root / "does-not-exist.jpg", root / "broken-link.jpg")
+    missing_src = str(tmp_path / "no-such-folder")
+
+    out = tmp_path / "out"
+    summary = run(DedupConfig(inputs=[str(root), missing_src], output=str(out), model="thumb", max_pixels=4_000_000))
+    man, err = check_accounting(out, 13)  # 12 files (one a broken link) + 1 missing source
+    reasons = dict(zip(err["path"].map(os.path.basename), err["error"]))
+    assert "empty" in reasons["empty.jpg"]
+    assert "truncated" in reasons["truncated.jpg"] or "corrupt" in reasons["truncated.jpg"]
+    assert "not a recognised image" in reasons["notes.jpg"]
+    assert "too large" in reasons["huge.png"]
+    assert "not found" in reasons["broken-link.jpg"] or "broken" in reasons["broken-link.jpg"]
+    assert "not found" in reasons["no-such-folder"]
+    ok = man.set_index(man["path"].map(os.path.basename))
+    assert set(ok.index) == {"good.jpg", "one_pixel.png", "deep.png", "cmyk.jpg", "palette.gif", "rotated.jpg", "misnamed.jpg"}
+    assert (ok.loc["rotated.jpg", "width"], ok.loc["rotated.jpg", "height"]) == (200, 300)
+    assert ok.loc["misnamed.jpg", "format"] == "PNG"
+    assert summary["counts"]["errors"] == 6
+
+
+def test_parquet_and_webdataset_shards(ray_local, tmp_path):
+    imgs = [encode(base_image(10 + i)) for i in range(3)]
+    shard = tmp_path / "in" / "part-0.parquet"
+    shard.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"key": ["a", "b", "c", "d"], "image": pa.array([imgs[0], imgs[1], None, b"garbage"], pa.binary())}), shard)
+    tar_path = tmp_path / "in" / "shard-000.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        for name, data in [("x.jpg", imgs[0]), ("x.json", b"{}"), ("y.png", encode(base_image(12), "PNG"))]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    write(tmp_path / "in" / "loose.jpg", imgs[1])
+    out = tmp_path / "out"
+    run(DedupConfig(inputs=[str(tmp_path / "in")], output=str(out), model="thumb"))
+    man, err = check_accounting(out, 4 + 2 + 1)
+    by = man.set_index(man["path"].map(lambda p: p.split("/in/")[1]))
+    assert by.loc["part-0.parquet#row=0", "cluster_id"] == by.loc["shard-000.tar#x.jpg", "cluster_id"]
+    assert by.loc["part-0.parquet#row=1", "cluster_id"] == by.loc["loose.jpg", "cluster_id"]
+    assert by.loc["shard-000.tar#y.png", "cluster_id"] != by.loc["loose.jpg", "cluster_id"]
+    errs = dict(zip(err["path"].map(lambda p: p.split("/in/")[1]), err["error"]))
+    assert "null" in errs["part-0.parquet#row=2"] and "not a recognised" in errs["part-0.parquet#row=3"]
+
+
+def test_clusters_bigger_than_the_search_limit_are_not_cut(ray_local, tmp_path):
+    root = tmp_path / "many"
+    img = base_image(7)
+    for q in range(70, 82):  # 12 different files of the same picture
+        write(root / f"q{q}.jpg", encode(img, "JPEG", quality=q))
+    write(root / "other.jpg", encode(base_image(8)))
+    out = tmp_path / "out"
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", search_limit=3, search_max_limit=5))
+    man, _ = check_accounting(out, 13)
+    assert man.groupby("cluster_id").size().sort_values().tolist() == [1, 12]
+    s = summary["search"]
+    assert s["requeried_at_max_limit"] == 12 and s["saturated_brute_forced"] == 12
+    assert s["edges_found"] >= 66  # all 12*11/2 pairs
+
+
+@pytest.mark.slow
+def test_resnet50_from_a_weights_file(ray_local, tmp_path, tiny_resnet_weights):
+    root = tmp_path / "r"
+    for i in range(4):
+        write(root / f"{i}.jpg", encode(base_image(30 + i)))
+    write(root / "copy" / "0.jpg", (root / "0.jpg").read_bytes())
+    out = tmp_path / "out"
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), weights=str(tiny_resnet_weights), threshold=0.99, embed_batch=8))
+    man, err = check_accounting(out, 5)
+    assert summary["parameters"]["weights_info"]["meaningful"] is True
+    first = man[man["path"].str.endswith("/r/0.jpg")].iloc[0]
+    copy = man[man["path"].str.endswith("/copy/0.jpg")].iloc[0]
+    assert first["cluster_id"] == copy["cluster_id"] and copy["similarity_to_canonical"] == 1.0
+    # whatever the weights: every removed image is itself similar to its kept canonical
+    assert (man.loc[~man["is_canonical"], "similarity_to_canonical"] >= 0.99).all()
+    vectors = pq.read_table(out / "vectors")
+    assert vectors.schema.field("embedding").type.list_size == 2048

@@ -1,0 +1,120 @@
+"""Weights loading: a state dict the test writes itself, from a file and from an fsspec URI, checksum-verified."""
+import hashlib
+
+import fsspec
+import numpy as np
+import pytest
+import torch
+
+from dedup.stages.embed import ResNet50Features
+from dedup.weights import WeightsError, load_state_dict
+
+
+def _same(sd_a, sd_b):
+    return all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a if not k.startswith("fc."))
+
+
+def test_local_file(tiny_resnet_weights):
+    sd, info = load_state_dict(str(tiny_resnet_weights))
+    assert _same(sd, torch.load(tiny_resnet_weights, weights_only=True))
+    assert info["sha256"] == hashlib.sha256(tiny_resnet_weights.read_bytes()).hexdigest()
+    assert info["meaningful"] is True
+
+
+def test_memory_uri_and_checksum(tiny_resnet_weights):
+    data = tiny_resnet_weights.read_bytes()
+    with fsspec.open("memory://weights/resnet50.pth", "wb") as f:
+        f.write(data)
+    digest = hashlib.sha256(data).hexdigest()
+    sd, info = load_state_dict("memory://weights/resnet50.pth", sha256=digest)
+    assert info["sha256"] == digest
+    with pytest.raises(WeightsError, match="expected"):
+        load_state_dict("memory://weights/resnet50.pth", sha256="0" * 64)
+
+
+def test_hash_in_file_name_is_checked(tiny_resnet_weights, tmp_path):
+    data = tiny_resnet_weights.read_bytes()
+    good = tmp_path / f"resnet50-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    good.write_bytes(data)
+    load_state_dict(str(good))
+    bad = tmp_path / "resnet50-deadbeef.pth"
+    bad.write_bytes(data)
+    with pytest.raises(WeightsError, match="does not start with"):
+        load_state_dict(str(bad))
+
+
+def test_missing_file_says_how_to_provide(tmp_path):
+    with pytest.raises(WeightsError, match="not found.*--weights"):
+        load_state_dict(str(tmp_path / "nope.pth"))
+
+
+def test_corrupt_file(tiny_resnet_weights, tmp_path):
+    bad = tmp_path / "truncated.pth"
+    bad.write_bytes(tiny_resnet_weights.read_bytes()[:100_000])
+    with pytest.raises(WeightsError, match="not a readable PyTorch state dict"):
+        load_state_dict(str(bad))
+
+
+def test_wrong_architecture(tmp_path):
+    path = tmp_path / "resnet18.pth"
+    from torchvision.models import resnet18
+
+    torch.save(resnet18(weights=None).state_dict(), path)
+    with pytest.raises(WeightsError, match="not a ResNet-50"):
+        load_state_dict(str(path))
+
+
+def test_imagenet_offline_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-hub"))
+    import torch.hub
+
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+
+    def no_network(*a, **k):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    with pytest.raises(WeightsError, match="could not be downloaded.*copy that file to .*empty-hub"):
+        load_state_dict("imagenet")
+
+
+def test_imagenet_from_hub_cache(tiny_resnet_weights, tmp_path, monkeypatch):
+    """The default path: torchvision finds the file in the torch hub cache and checks its hash prefix."""
+    import torch.hub
+    from torchvision.models import ResNet50_Weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub-home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    ckpt = tmp_path / "hub-home" / "hub" / "checkpoints" / ResNet50_Weights.DEFAULT.url.rsplit("/", 1)[1]
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(tiny_resnet_weights.read_bytes())  # wrong bytes for that name: hash check must fail
+    with pytest.raises(WeightsError, match="does not start with.*Delete it"):
+        load_state_dict("imagenet")
+
+    # A cached file whose content matches the hash in its name loads through torch hub's own cache.
+    import dedup.weights as w
+
+    data = tiny_resnet_weights.read_bytes()
+    name = f"resnet50-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    monkeypatch.setattr(w, "imagenet_url", lambda: "https://download.invalid/models/" + name)
+    (ckpt.parent / name).write_bytes(data)
+    sd, info = load_state_dict("imagenet")
+    assert info["weights"] == "imagenet" and info["source"].endswith(name)
+    assert _same(sd, torch.load(tiny_resnet_weights, weights_only=True))
+
+
+def test_random_weights_say_so(capsys):
+    sd, info = load_state_dict("random")
+    assert info["meaningful"] is False
+    assert "mean NOTHING" in capsys.readouterr().err
+    sd2, _ = load_state_dict("random")
+    assert _same(sd, sd2)  # seeded: every actor of a run gets the same model
+
+
+def test_features_are_normalised_2048d(tiny_resnet_weights):
+    sd, _ = load_state_dict(str(tiny_resnet_weights))
+    model = ResNet50Features(sd, "cpu", threads=2)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(2, 224, 224, 3), dtype=np.uint8)
+    feats = model(pixels)
+    assert feats.shape == (2, 2048) and feats.dtype == np.float32
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)

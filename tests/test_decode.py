@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from dedup.stages.decode import DecodeError, decode_image
-from imagegen import base_image, encode
+from dedup.synth import base_image, encode
 
 SIZE = 224
 BIG = 10**8

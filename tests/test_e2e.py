@@ -14,7 +14,7 @@ from PIL import Image
 
 from dedup.config import DedupConfig
 from dedup.pipeline import run
-from imagegen import base_image, encode, make_corpus, write
+from dedup.synth import base_image, encode, make_corpus, write
 
 
 def snapshot(root: Path) -> dict:

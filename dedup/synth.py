@@ -1,4 +1,4 @@
-"""Real images made in the tests: smooth random colour fields with drawn shapes, and edited copies."""
+"""Synthetic photo-like images and edited copies: used by the tests and `make demo` (no data download)."""
 from __future__ import annotations
 
 import io

@@ -47,8 +47,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--milvus-db", help="Milvus database name")
     g.add_argument("--collection", help="collection name (default: derived from the output folder)")
     g.add_argument("--index", choices=["FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX"], help=f"vector index (default {d.index}: exact)")
-    g.add_argument("--search-limit", type=int, help=f"hits per query before it is re-asked (default {d.search_limit}; saturated queries are brute-forced, never cut)")
-    g.add_argument("--search-max-limit", type=int, help=f"largest top-k the Milvus server allows (default {d.search_max_limit}); queries that fill it are brute-forced")
+    g.add_argument("--search-limit", type=int, help="hits per query before it is re-asked (default 16 with Milvus Lite, 512 with a server); saturated queries are brute-forced, never cut")
+    g.add_argument("--search-max-limit", type=int, help="largest top-k to re-ask with (default 16384 on a server, no re-ask on Milvus Lite); queries that fill it are brute-forced")
     g.add_argument("--search-batch", type=int, help=f"queries per search request (default {d.search_batch})")
     g.add_argument("--insert-batch", type=int, help=f"rows per insert request (default {d.insert_batch})")
 

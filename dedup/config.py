@@ -45,8 +45,11 @@ class DedupConfig:
     milvus_db: str | None = None
     collection: str | None = None  # default: derived from the output folder
     index: str = "FLAT"  # FLAT | IVF_FLAT | HNSW | AUTOINDEX
-    search_limit: int = 512  # hits asked for per query; a query that fills it is re-asked with search_max_limit
-    search_max_limit: int = 16384  # Milvus's top-k cap; a query that fills this too is brute-forced
+    # Hits asked for per query (default: 16 with Milvus Lite, whose search cost grows with the limit;
+    # 512 with a server). A query that fills it is re-asked with search_max_limit (default: 16384,
+    # Milvus's top-k cap, on a server; no re-ask on Lite); one that fills that too is brute-forced.
+    search_limit: int | None = None
+    search_max_limit: int | None = None
     search_batch: int = 32  # queries per search request
     insert_batch: int = 2000  # rows per insert request
 
@@ -75,11 +78,21 @@ class DedupConfig:
             raise ConfigError(
                 f"--canonical must be a comma list of {', '.join(CANONICAL_KEYS)} (got {self.canonical!r})"
             )
-        if not 1 <= self.search_limit <= self.search_max_limit <= 16384:
+        if not 1 <= self.resolved_search_limit() <= self.resolved_search_max_limit() <= 16384:
             raise ConfigError("need 1 <= --search-limit <= --search-max-limit <= 16384 (Milvus's top-k cap)")
         if self.index not in ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX"):
             raise ConfigError(f"--index must be FLAT, IVF_FLAT, HNSW or AUTOINDEX, got {self.index!r}")
         return self
+
+    def resolved_search_limit(self) -> int:
+        if self.search_limit is not None:
+            return int(self.search_limit)
+        return 512 if self.milvus_uri else 16
+
+    def resolved_search_max_limit(self) -> int:
+        if self.search_max_limit is not None:
+            return int(self.search_max_limit)
+        return 16384 if self.milvus_uri else max(self.resolved_search_limit(), 1)
 
     def canonical_keys(self) -> list[str]:
         return [k.strip() for k in self.canonical.split(",") if k.strip()]

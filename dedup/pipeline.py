@@ -216,8 +216,8 @@ def run(cfg: DedupConfig) -> dict:
                         search.Searcher,
                         fn_constructor_kwargs={
                             "target": target, "collection": name, "threshold": cfg.threshold,
-                            "limit": cfg.search_limit, "batch": cfg.search_batch, "index": cfg.index,
-                            "max_limit": cfg.search_max_limit,
+                            "limit": cfg.resolved_search_limit(), "batch": cfg.search_batch, "index": cfg.index,
+                            "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri),
                         },
                         batch_size=256, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5,
                     )
@@ -240,6 +240,8 @@ def run(cfg: DedupConfig) -> dict:
                             edges_b = np.concatenate([edges_b, t["b"].to_numpy()])
                             edges_s = np.concatenate([edges_s, t["sim"].to_numpy()])
                     rec["queries"] = int(len(ok_vids))
+                    rec["limit"] = cfg.resolved_search_limit()
+                    rec["max_limit"] = cfg.resolved_search_max_limit()
                     rec["edges_found"] = int(len(edges_a))
                     rec["requeried_at_max_limit"] = retried
                     rec["saturated_brute_forced"] = int(len(saturated))

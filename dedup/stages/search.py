@@ -4,7 +4,8 @@ In:  vectors (``vid``, ``embedding``); each actor takes a slice of the ids as qu
 Out: edges (``a``, ``b``, ``sim``) with ``a < b`` and ``sim >= threshold`` (cosine), for every pair found;
      a pair may appear twice (once from each side); the graph stage keeps one.
 
-Range search asks Milvus for every hit with similarity at least the threshold, but Milvus returns at most
+Range search asks Milvus for every hit with similarity at least the threshold (on Milvus Lite: a top-k
+filtered by the actor, see :class:`Searcher`), but Milvus returns at most
 ``limit`` hits per query (16384 at most on a server). A query whose hits fill its limit may have been cut,
 so it is asked again with the largest limit; if that fills up too, the query is marked *saturated* and the
 job computes its neighbours exactly, by brute force over the stored vectors (:func:`brute_force_edges`).
@@ -34,14 +35,16 @@ class Searcher:
     """Ray Data callable class: one Milvus client per actor."""
 
     def __init__(self, target: MilvusTarget, collection: str, threshold: float, limit: int, batch: int,
-                 index: str = "FLAT", max_limit: int = MAX_TOPK):
+                 index: str = "FLAT", max_limit: int = MAX_TOPK, range_search: bool = True):
         self.client = target.client()
         self.collection = collection
         self.threshold = float(threshold)
         self.limit = int(limit)
         self.batch = max(1, int(batch))
         self.max_limit = max(self.limit, int(max_limit))
-        params = {"radius": self.threshold - 1e-6, "range_filter": 1.0 + 1e-3}
+        # Range search on a server returns only hits >= threshold. Milvus Lite implements it as a top-k of
+        # 5x the limit filtered afterwards, so there a plain top-k filtered here is the same and cheaper.
+        params = {"radius": self.threshold - 1e-6, "range_filter": 1.0 + 1e-3} if range_search else {}
         if index == "HNSW":
             params["ef"] = max(64, self.limit)
         elif index == "IVF_FLAT":

@@ -71,16 +71,17 @@ class Searcher:
             results = self._search(vectors[start : start + self.batch], self.limit)
             for i, hits in enumerate(results):
                 ids, dists = _hits(hits)
-                if len(ids) >= self.limit and self.limit < self.max_limit:
+                in_range = self._in_range(dists)
+                if in_range >= self.limit and self.limit < self.max_limit:
                     retried.append(i + start)
                     continue
-                if len(ids) >= self.max_limit:
+                if in_range >= self.max_limit:
                     saturated.append(int(q_vids[i]))
                 self._add(int(q_vids[i]), ids, dists, a, b, s)
         for i in retried:  # one at a time: a big limit times many queries would break request limits
             hits = self._search(vectors[i : i + 1], self.max_limit)[0]
             ids, dists = _hits(hits)
-            if len(ids) >= self.max_limit:
+            if self._in_range(dists) >= self.max_limit:
                 saturated.append(int(vids[i]))
             self._add(int(vids[i]), ids, dists, a, b, s)
         # Marker rows, not edges: b = -1 for a saturated query (the job brute-forces it), b = -2 for a query
@@ -90,6 +91,10 @@ class Searcher:
         b += [-1] * len(saturated) + [-2] * len(retried)
         s += [np.nan] * len(markers)
         return {"a": np.asarray(a, np.int64), "b": np.asarray(b, np.int64), "sim": np.asarray(s, np.float32)}
+
+    def _in_range(self, dists) -> int:
+        """Hits at or above the threshold: when they fill the limit, more may have been cut off."""
+        return sum(1 for d in dists if d >= self.threshold)
 
     def _add(self, q: int, ids, dists, a, b, s) -> None:
         for hid, d in zip(ids, dists):

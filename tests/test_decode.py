@@ -119,3 +119,18 @@ def test_exif_rotation_is_applied():
 def test_png_named_jpg_is_decoded_by_content():
     pixels, *_, fmt = decode_image(encode(base_image(5), "PNG"), SIZE, BIG)
     assert fmt == "PNG"
+
+
+def test_file_changed_after_hashing_is_not_embedded_under_the_old_hash(tmp_path):
+    from dedup.stages.decode import decode_units
+    from dedup.stages.hashing import hash_bytes
+
+    path = tmp_path / "a.jpg"
+    old = encode(base_image(6))
+    path.write_bytes(encode(base_image(7)))  # replaced between hashing and decoding
+    batch = {"kind": ["file"], "unit": [str(path)], "items": [[str(path)]], "vids": [[0]], "shas": [[hash_bytes(old)]]}
+    out = decode_units(batch, SIZE, BIG)
+    assert "changed during the run" in out["error"][0]
+    batch["shas"] = [[hash_bytes(path.read_bytes())]]
+    out = decode_units(batch, SIZE, BIG)
+    assert out["error"][0] is None and out["width"][0] == 320

@@ -1,6 +1,7 @@
 """Stage `decode`: bytes -> a square RGB uint8 image for the model, on CPU tasks.
 
-In:  decode work list from `plan` (``kind``, ``unit``, ``items``, ``vids``).
+In:  decode work list from `plan` (``kind``, ``unit``, ``items``, ``vids``, ``shas``); bytes whose hash no
+     longer matches (the file changed since `hashing`) are an error, never embedded under the old hash.
 Out: one row per representative: ``vid``, ``pixels`` (size x size x 3 uint8, zeros on error), ``width``,
      ``height`` (as displayed, after EXIF orientation), ``mode``, ``format`` (as found by content, not by
      extension), ``error``, ``decode_s`` (CPU seconds spent).
@@ -25,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from dedup.sources import read_unit, split_item
+from dedup.stages.hashing import hash_bytes
 
 # A truncated file is an error, not a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -113,9 +115,10 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
     """Ray Data batch function: decode work units in, one row per representative out."""
     out = {k: [] for k in ("vid", "pixels", "width", "height", "mode", "format", "error", "decode_s")}
     blank = np.zeros((size, size, 3), np.uint8)
-    for kind, unit, items, vids in zip(batch["kind"], batch["unit"], batch["items"], batch["vids"]):
+    for kind, unit, items, vids, shas in zip(batch["kind"], batch["unit"], batch["items"], batch["vids"], batch["shas"]):
         kind, unit = str(kind), str(unit)
         vid_of = {str(p): int(v) for p, v in zip(items, vids)}
+        sha_of = {str(p): str(h) for p, h in zip(items, shas)}
         members = None if kind == "file" else {split_item(p)[1] for p in vid_of}
         seen = set()
         for path, data, error in read_unit(kind, unit, image_column, members):
@@ -130,6 +133,9 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
             seen.add(path)
             if error is not None:
                 _append(out, vid, blank, None, error, 0.0)
+                continue
+            if hash_bytes(data) != sha_of[path]:  # the vector must belong to the bytes the manifest names
+                _append(out, vid, blank, None, "input changed during the run (bytes differ from the hashed ones)", 0.0)
                 continue
             try:
                 pixels, w, h, mode, fmt = decode_image(data, size, max_pixels)

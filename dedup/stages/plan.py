@@ -3,7 +3,7 @@
 In:  files table from `hashing`.
 Out: the files table with a ``vid`` column (the vector id of its content; null for errors), and the
      decode work list: one row per unit (file or shard) holding the representatives to decode
-     (columns ``kind``, ``unit``, ``items`` (item paths), ``vids``).
+     (columns ``kind``, ``unit``, ``items`` (item paths), ``vids``, ``shas``).
 
 Byte-identical files share a vid, so each distinct content is decoded and embedded exactly once. The
 representative of a content is its first path in sort order, and vids are numbered in that order, so
@@ -41,6 +41,7 @@ def decode_units(reps: pd.DataFrame) -> list[dict]:
                 "unit": unit,
                 "items": [str(p) for p in g["path"]],
                 "vids": [int(v) for v in g["vid"]],
+                "shas": [str(h) for h in g["sha"]],
             }
         )
     return units

@@ -210,7 +210,7 @@ def run(cfg: DedupConfig) -> dict:
 
                 # 6. search
                 with timer.stage("search", "queries") as rec:
-                    edges_dir = out / "edges"
+                    edges_dir = out / "search_edges"
                     shutil.rmtree(edges_dir, ignore_errors=True)
                     found = vectors.map_batches(
                         search.Searcher,
@@ -248,17 +248,17 @@ def run(cfg: DedupConfig) -> dict:
                     search_stats = rec
 
         # 7+8. graph, canonical, manifest
+        files_df = files_tbl.to_pandas()
         with timer.stage("graph", "vectors") as rec:
-            files_df = files_tbl.to_pandas()
-            per_vid = _per_vid(files_df, meta, n)
-            rank = canonical.policy_rank(cfg.canonical_keys(), per_vid["pixels"], per_vid["bytes"], np.arange(n))
-            clusters = graph.assign_clusters(n, edges_a, edges_b, edges_s, rank)
+            ua, ub, us = graph.dedupe_edges(edges_a, edges_b, edges_s, n)
+            pq.write_table(pa.table({"a": ua, "b": ub, "sim": us}, schema=search.EDGE_SCHEMA), out / "edges.parquet")
+            clusters = cluster_vids(files_df, meta, n, ua, ub, us, cfg.canonical_keys())
             rec["vectors"] = n
-            rec["edges"] = int(len(graph.dedupe_edges(edges_a, edges_b, edges_s, n)[0]))
+            rec["edges"] = int(len(ua))
             rec["guard_rounds"] = clusters.rounds
             rec["split_off_by_chaining_guard"] = clusters.split_off
         with timer.stage("manifest", "rows") as rec:
-            man, errs = manifest.build(files_df, meta, clusters, reps.set_index("vid")["path"])
+            man, errs = manifest.build(files_df, meta, clusters, representative_paths(files_df))
             outputs = manifest.write(out, man, errs)
             rec["rows"] = int(len(man))
 
@@ -292,6 +292,27 @@ def run(cfg: DedupConfig) -> dict:
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def cluster_vids(files_df: pd.DataFrame, meta: pd.DataFrame, n: int, a, b, sim, canonical_keys: list[str]) -> graph.Clusters:
+    """Graph + canonical stages over stored results: also used to re-threshold without embedding again."""
+    per_vid = _per_vid(files_df, meta, n)
+    rank = canonical.policy_rank(canonical_keys, per_vid["pixels"], per_vid["bytes"], np.arange(n))
+    return graph.assign_clusters(n, a, b, sim, rank)
+
+
+def representative_paths(files_df: pd.DataFrame) -> pd.Series:
+    """vid -> the first path (in sort order) of that content: the representative chosen by `plan`."""
+    ok = files_df[files_df["vid"].notna()]
+    return ok.groupby(ok["vid"].astype(np.int64))["path"].min()
+
+
+def load_stored(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, int, pa.Table]:
+    """(files, vector metadata, number of vids, unique edges) of a finished run, from its output folder."""
+    files_df = pq.read_table(out / "files.parquet").to_pandas()
+    meta = _read_table(out / "vectors", ["vid", "width", "height", "mode", "format", "error"]).to_pandas()
+    n = int(files_df["vid"].max() + 1) if files_df["vid"].notna().any() else 0
+    return files_df, meta, n, pq.read_table(out / "edges.parquet")
 
 
 def _drop_errors(t: pa.Table) -> pa.Table:

@@ -1,0 +1,73 @@
+"""Score a manifest against ``truth.csv``: pair precision/recall/F1 and the user's view.
+
+* pair metrics: a pair of images is predicted duplicate when they share a cluster, truly duplicate when
+  they share a group;
+* ``wrongly_removed``: images the manifest would remove although none of their group is kept (data lost);
+* ``missed``: copies left in the keep set (for each group, kept images beyond the first).
+
+Images in the error table are scored as kept singletons (the job does not remove them).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _pairs(sizes) -> int:
+    s = np.asarray(sizes, np.int64)
+    return int((s * (s - 1) // 2).sum())
+
+
+def score(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    t = truth[["path", "group"]]
+    m = manifest[["path", "cluster_id", "is_canonical"]]
+    df = t.merge(m, on="path", how="left")
+    lone = df["cluster_id"].isna()
+    df.loc[lone, "is_canonical"] = True  # errors/unlisted: nothing removes them
+    df["cluster"] = df["cluster_id"].astype("string").fillna("err:" + df["path"])
+    df["is_canonical"] = df["is_canonical"].astype(bool)
+    tp = _pairs(df.groupby(["cluster", "group"]).size())
+    pred = _pairs(df.groupby("cluster").size())
+    true = _pairs(df.groupby("group").size())
+    precision = tp / pred if pred else 1.0
+    recall = tp / true if true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    kept_per_group = df.groupby("group")["is_canonical"].sum()
+    removed = df[~df["is_canonical"]]
+    wrongly_removed = int((kept_per_group.reindex(removed["group"]).to_numpy() == 0).sum())
+    missed = int((kept_per_group - 1).clip(lower=0).sum())
+    return {
+        "images": int(len(df)),
+        "pair_precision": round(precision, 4),
+        "pair_recall": round(recall, 4),
+        "pair_f1": round(f1, 4),
+        "true_pairs": true,
+        "predicted_pairs": pred,
+        "removed": int(len(removed)),
+        "wrongly_removed": wrongly_removed,
+        "missed": missed,
+        "unlisted": int(lone.sum()),
+    }
+
+
+def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "bytes", "path")) -> pd.DataFrame:
+    """Re-cluster a finished run at each threshold from its stored edges (no embedding) and score it.
+
+    Only thresholds at or above the run's own threshold are meaningful: lower edges were never stored.
+    """
+    from pathlib import Path
+
+    from dedup.pipeline import cluster_vids, load_stored, representative_paths
+    from dedup.stages import manifest as manifest_stage
+
+    out_dir = Path(out_dir)
+    files_df, meta, n, edges = load_stored(out_dir)
+    a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
+    reps = representative_paths(files_df)
+    rows = []
+    for th in thresholds:
+        keep = s >= th
+        clusters = cluster_vids(files_df, meta, n, a[keep], b[keep], s[keep], list(canonical_keys))
+        man, _ = manifest_stage.build(files_df, meta, clusters, reps)
+        rows.append({"threshold": float(th), **score(man, truth)})
+    return pd.DataFrame(rows)

@@ -96,7 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the dedup job over a corpus", description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_args(p)
     p.set_defaults(func=_cmd_run)
+    b = sub.add_parser("bench", help="quality and speed on a labelled near-duplicate corpus, ours and the peers'")
+    b.add_argument("--src", help="folder of distinct photos (default ../shared/data/imagenet-samples)")
+    b.add_argument("--work", default="bench/work", help="scratch folder (corpus, runs)")
+    b.add_argument("--results", default="bench/results", help="where bench.md and bench.json go")
+    b.add_argument("--limit", type=int, help="use only the first N photos")
+    b.add_argument("--no-resnet", action="store_true", help="skip the ResNet-50 runs")
+    b.add_argument("--no-peers", action="store_true", help="skip imagededup and fastdup")
+    b.set_defaults(func=_cmd_bench)
     return parser
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from dedup.bench.run import DEFAULT_SRC, bench
+
+    src = Path(args.src) if args.src else DEFAULT_SRC
+    if not src.is_dir():
+        print(f"dedup bench: error: no photo folder at {src}; pass --src DIR", file=sys.stderr)
+        return 2
+    bench(src, Path(args.work), Path(args.results), args.limit, not args.no_resnet, not args.no_peers)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

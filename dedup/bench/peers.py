@@ -1,0 +1,51 @@
+"""Peer tools run on the same corpus, each from its own virtual environment (bench/peers/install.sh).
+
+Each runner writes ``path,cluster``; the image kept per cluster is its first path (what a user of a
+duplicate map does), so the same scorer applies.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from dedup.bench.score import score
+
+ROOT = Path(__file__).resolve().parents[2]
+PEERS = {
+    # tool: (venv, runner, thresholds swept)
+    "imagededup-phash": ("imagededup", "run_imagededup.py", [4, 8, 10, 12, 16]),
+    "fastdup": ("fastdup", "run_fastdup.py", [0.8, 0.85, 0.9, 0.95]),
+}
+
+
+def venv_python(venv: str) -> Path:
+    return ROOT / "bench" / "work" / "venvs" / venv / "bin" / "python"
+
+
+def run_peer(tool: str, images: Path, truth: pd.DataFrame, work: Path) -> dict:
+    venv, runner, thresholds = PEERS[tool]
+    py = venv_python(venv)
+    if not py.exists():
+        return {"tool": tool, "error": f"not installed ({py} missing): run bench/peers/install.sh"}
+    best = None
+    for th in thresholds:
+        out_csv = work / f"{tool}-{th}.csv"
+        r = subprocess.run(
+            [str(py), str(ROOT / "bench" / "peers" / runner), "--images", str(images), "--threshold", str(th), "--out", str(out_csv)],
+            capture_output=True, text=True,
+        )
+        if r.returncode != 0:
+            return {"tool": tool, "error": (r.stderr or r.stdout)[-500:]}
+        info = json.loads([line for line in r.stdout.splitlines() if line.startswith("{")][-1])
+        pred = pd.read_csv(out_csv)
+        pred = pred.sort_values("path")
+        pred["cluster_id"] = pred["cluster"]
+        pred["is_canonical"] = ~pred.duplicated("cluster")
+        s = {"tool": tool, "threshold": th, "seconds": info["seconds"], **score(pred, truth)}
+        s["images_per_second"] = round(s["images"] / info["seconds"], 2) if info["seconds"] else None
+        if best is None or s["pair_f1"] > best["pair_f1"]:
+            best = s
+    return best

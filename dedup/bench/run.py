@@ -1,0 +1,111 @@
+"""``dedup bench``: quality and speed on a labelled corpus, ours and the peers', in one run.
+
+Writes ``RESULTS/bench.md`` and ``RESULTS/bench.json`` and prints the table.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dedup.bench import corpus, peers, speed
+from dedup.bench.score import sweep
+from dedup.config import DedupConfig
+
+DEFAULT_SRC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imagenet-samples"
+
+
+def _ours(name: str, cfg: DedupConfig, truth: pd.DataFrame, thresholds) -> tuple[dict, pd.DataFrame, dict]:
+    from dedup.pipeline import run
+
+    summary = run(cfg)
+    curve = sweep(cfg.output, truth, thresholds, cfg.canonical_keys())
+    best = curve.sort_values(["pair_f1", "threshold"], ascending=[False, False]).iloc[0].to_dict()
+    row = {"tool": name, **best, "seconds": summary["total_seconds"], "images_per_second": summary["images_per_second"]}
+    return row, curve, summary
+
+
+def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_resnet: bool = True, with_peers: bool = True) -> dict:
+    import ray
+
+    work.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    truth_path = corpus.build(src, work / "corpus", limit=limit)
+    truth = pd.read_csv(truth_path)
+    images = work / "corpus" / "images"
+    report: dict = {
+        "corpus": {"source": str(src), "images": len(truth), "groups": int(truth["group"].nunique()),
+                   "copies": int(len(truth) - truth["group"].nunique()), "build_seconds": round(time.perf_counter() - t0, 1)},
+        "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
+        "rows": [], "curves": {}, "speed": {},
+    }
+    ray.init(include_dashboard=False, logging_level="ERROR", ignore_reinit_error=True)
+    try:
+        row, curve, _ = _ours("ours: --model thumb", DedupConfig(inputs=[str(images)], output=str(work / "out-thumb"), model="thumb", threshold=0.6),
+                              truth, np.round(np.arange(0.6, 1.0, 0.02), 2))
+        report["rows"].append(row)
+        report["curves"]["thumb"] = curve.to_dict(orient="records")
+        if with_resnet:
+            cfg = DedupConfig(inputs=[str(images)], output=str(work / "out-resnet-random"), weights="random", threshold=0.99)
+            row, curve, summary = _ours("ours: resnet50, RANDOM weights (quality meaningless)", cfg, truth, [0.99, 0.995, 0.998, 0.999])
+            report["rows"].append(row)
+            de = summary["stages"]["decode_embed"]
+            bare = speed.bare_model_throughput(batch=cfg.embed_batch, threads=summary["parameters"]["embed_resources"].get("threads"))
+            report["speed"] = {
+                "end_to_end_images_per_second": summary["images_per_second"],
+                "decode_embed_images_per_second": de["images_per_second"],
+                "decode_images_per_cpu_second": de["decode_images_per_cpu_second"],
+                "bare_model_images_per_second": bare["images_per_second"],
+                "decode_embed_over_bare_model": round(de["images_per_second"] / bare["images_per_second"], 3),
+                "stages": summary["stages"],
+                "bare_model": bare,
+            }
+    finally:
+        ray.shutdown()
+    report["rows"].append({"tool": "ours: resnet50, ImageNet weights", "note": "not measurable here: the weights cannot be downloaded on this machine"})
+    if with_peers:
+        for tool in peers.PEERS:
+            report["rows"].append(peers.run_peer(tool, images, truth, work))
+    report["total_seconds"] = round(time.perf_counter() - t0, 1)
+    (results / "bench.json").write_text(json.dumps(report, indent=2, default=str))
+    md = to_markdown(report)
+    (results / "bench.md").write_text(md)
+    print(md)
+    return report
+
+
+def to_markdown(report: dict) -> str:
+    c = report["corpus"]
+    lines = [
+        "# Benchmark",
+        "",
+        f"Corpus: {c['images']} images from {c['groups']} photos ({c['copies']} edited copies), built from `{c['source']}`.",
+        f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['platform']}. Total {report['total_seconds']} s.",
+        "",
+        "| tool | threshold | precision | recall | F1 | wrongly removed | missed | images/s | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        if "note" in r or "error" in r:
+            lines.append(f"| {r['tool']} | {r.get('note') or 'error: ' + r['error'].splitlines()[-1][:120]} | | | | | | | |")
+            continue
+        lines.append(
+            f"| {r['tool']} | {r['threshold']} | {r['pair_precision']:.3f} | {r['pair_recall']:.3f} | {r['pair_f1']:.3f} | "
+            f"{int(r['wrongly_removed'])} | {int(r['missed'])} | {r['images_per_second']} | {r['seconds']} |"
+        )
+    s = report.get("speed")
+    if s:
+        lines += [
+            "",
+            "## Speed (ResNet-50, CPU)",
+            "",
+            f"- decode + embed in the job: {s['decode_embed_images_per_second']} images/s; bare model on preprocessed "
+            f"batches, same run: {s['bare_model_images_per_second']} images/s; ratio {s['decode_embed_over_bare_model']}",
+            f"- decode: {s['decode_images_per_cpu_second']} images per CPU-second; end to end {s['end_to_end_images_per_second']} images/s",
+        ]
+    return "\n".join(lines) + "\n"

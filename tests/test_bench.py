@@ -51,3 +51,15 @@ def test_corpus_builder_and_sweep(ray_local, tmp_path):
     assert curve.iloc[0].drop("threshold").to_dict() == at_run
     # a higher threshold never predicts more pairs
     assert curve["predicted_pairs"].is_monotonic_decreasing
+
+
+def test_bench_command_writes_the_table(ray_local, tmp_path):
+    from dedup.bench.run import bench
+
+    photos = tmp_path / "photos"
+    for i in range(6):
+        write(photos / f"p{i}.jpg", encode(base_image(300 + i, (320, 240))))
+    report = bench(photos, tmp_path / "work", tmp_path / "results", with_resnet=False, with_peers=False)
+    md = (tmp_path / "results" / "bench.md").read_text()
+    assert "| ours: --model thumb |" in md and "not measurable here" in md
+    assert report["rows"][0]["pair_f1"] >= 0.0 and (tmp_path / "results" / "bench.json").exists()

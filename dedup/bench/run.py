@@ -44,7 +44,9 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_r
         "machine": {"cpus": __import__("os").cpu_count(), "platform": platform.platform()},
         "rows": [], "curves": {}, "speed": {},
     }
-    ray.init(include_dashboard=False, logging_level="ERROR", ignore_reinit_error=True)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(include_dashboard=False, logging_level="ERROR")
     try:
         row, curve, _ = _ours("ours: --model thumb", DedupConfig(inputs=[str(images)], output=str(work / "out-thumb"), model="thumb", threshold=0.6),
                               truth, np.round(np.arange(0.6, 1.0, 0.02), 2))
@@ -66,7 +68,8 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_r
                 "bare_model": bare,
             }
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     report["rows"].append({"tool": "ours: resnet50, ImageNet weights", "note": "not measurable here: the weights cannot be downloaded on this machine"})
     if with_peers:
         for tool in peers.PEERS:

@@ -58,7 +58,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--embed-batch", type=int, help=f"images per model batch (default {d.embed_batch})")
     g.add_argument("--gpus-per-embed-actor", type=float, help="GPUs per embedding actor (default 1 where the cluster has GPUs, else 0)")
     g.add_argument("--cpus-per-embed-actor", type=float, help="CPUs per embedding actor (default: the node's CPUs less one, on CPU)")
-    g.add_argument("--decode-batch", type=int, help=f"images per decode task batch (default {d.decode_batch})")
+    g.add_argument("--decode-batch", type=int, help=f"work units (image files, or shards) per decode task batch (default {d.decode_batch})")
     g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
     g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")
 

@@ -151,7 +151,7 @@ def run(cfg: DedupConfig) -> dict:
             if n:
                 units_work = plan.decode_units(reps)
                 ds = ray.data.from_items(units_work).map_batches(
-                    decode.decode_units, batch_size=max(1, cfg.decode_batch // 8), batch_format="numpy",
+                    decode.decode_units, batch_size=cfg.decode_batch, batch_format="numpy",
                     fn_kwargs={"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column},
                 )
                 ds = ds.map_batches(

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,11 @@ test: install
 
 demo: install
 	$(BIN)/python -m dedup.demo
+
+# Peers (imagededup, fastdup) go into their own venvs under bench/work/ (git-ignored).
+bench: install
+	bash bench/peers/install.sh
+	$(BIN)/dedup bench
 
 clean:
 	rm -rf demo-output .pytest_cache

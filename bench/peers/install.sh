@@ -11,13 +11,15 @@
 #   imagededup venv: imagededup 0.3.3.post2, torch 2.14.1, torchvision 0.29.1, numpy 2.4.6, scipy 1.17.1,
 #                    PyWavelets 1.9.0, pillow 13.0.0, scikit-learn 1.9.1, matplotlib 3.11.2
 #                    (torch 2.14.1 is the regular PyPI Linux build: it drags in the nvidia-* CUDA 13 wheels,
-#                     about 4.5 GB installed, but they all come from the local store file:///opt/pypi-more/simple;
-#                     only ~60 MB (nvidia-nvjitlink, cuda-bindings, small pure-Python packages) come from PyPI.)
+#                     the venv is 5.8 GB, but those wheels all come from the local store file:///opt/pypi-more/simple;
+#                     only ~65 MB (nvidia-nvjitlink, cuda-bindings, small pure-Python packages) come from PyPI.)
 #   fastdup venv:    fastdup 2.54, numpy 1.26.4, pillow 10.3.0, opencv-python-headless 4.11.0.86,
 #                    pandas 3.0.6, scikit-learn 1.5.0, pillow_heif 0.22.0
 #                    (fastdup 2.54 has wheels for CPython 3.9-3.12 only: Requires-Python <3.13.)
-#   No apt package was needed on this machine (every shared library of the fastdup wheel resolved); if
-#   `import fastdup` fails with a missing libGL/libglib/libgomp, set APT=1 to install them.
+#   No apt package is needed on this machine: the fastdup wheel bundles its libraries (fastdup.libs/) and
+#   only needs libc, libstdc++, libgcc, zlib and libexpat from the system; opencv is the headless build.
+#   If `import fastdup` fails anyway (a slimmer image), the script installs the usual suspects with apt-get
+#   (as root) and tries again; APT=1 does that up front.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -56,6 +58,15 @@ pip_in() {  # venv name, pip args...
         2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }  # pipefail keeps pip's status
 }
 
+apt_libs() {  # system libraries fastdup / opencv may want on a slim Debian image (root only)
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+        echo "cannot apt-get here: install libgl1 libglib2.0-0 libgomp1 libexpat1 zlib1g by hand" >&2; return 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        libgl1 libglib2.0-0 libgomp1 libexpat1 zlib1g
+}
+
 # ---- imagededup ----------------------------------------------------------------------------------------
 if stamp_ok imagededup "${IMAGEDEDUP_PKGS[*]}"; then
     echo "imagededup venv up to date ($VENVS/imagededup)"
@@ -75,13 +86,15 @@ if stamp_ok fastdup "${FASTDUP_PKGS[*]}"; then
     echo "fastdup venv up to date ($VENVS/fastdup)"
 else
     echo "installing fastdup into $VENVS/fastdup"
-    if [[ "${APT:-0}" == 1 ]]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libgl1 libglib2.0-0 libgomp1
-    fi
+    [[ "${APT:-0}" == 1 ]] && apt_libs
     make_venv fastdup
     pip_in fastdup "${FASTDUP_PKGS[@]}"
-    SENTRY_OPT_OUT=1 "$VENVS/fastdup/bin/python" -c "import fastdup; print('fastdup', fastdup.__version__)"
+    check="import fastdup; print('fastdup', fastdup.__version__)"
+    if ! SENTRY_OPT_OUT=1 "$VENVS/fastdup/bin/python" -c "$check"; then
+        echo "import fastdup failed: installing system libraries with apt-get and retrying" >&2
+        apt_libs
+        SENTRY_OPT_OUT=1 "$VENVS/fastdup/bin/python" -c "$check"
+    fi
     write_stamp fastdup "${FASTDUP_PKGS[*]}"
 fi
 

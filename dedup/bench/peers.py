@@ -15,9 +15,10 @@ from dedup.bench.score import score
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = {
-    # tool: (venv, runner, thresholds swept)
-    "imagededup-phash": ("imagededup", "run_imagededup.py", [4, 8, 10, 12, 16]),
-    "fastdup": ("fastdup", "run_fastdup.py", [0.8, 0.85, 0.9, 0.95]),
+    # tool: (venv, runner, thresholds swept, extra arguments)
+    "imagededup-phash": ("imagededup", "run_imagededup.py", [4, 8, 10, 12, 16], []),
+    # fastdup keeps only k=2 neighbours per image by default, which loses true pairs: k=10 is fairer.
+    "fastdup": ("fastdup", "run_fastdup.py", [0.8, 0.85, 0.9, 0.95], ["--k", "10"]),
 }
 
 
@@ -26,7 +27,7 @@ def venv_python(venv: str) -> Path:
 
 
 def run_peer(tool: str, images: Path, truth: pd.DataFrame, work: Path) -> dict:
-    venv, runner, thresholds = PEERS[tool]
+    venv, runner, thresholds, extra = PEERS[tool]
     py = venv_python(venv)
     if not py.exists():
         return {"tool": tool, "error": f"not installed ({py} missing): run bench/peers/install.sh"}
@@ -34,7 +35,7 @@ def run_peer(tool: str, images: Path, truth: pd.DataFrame, work: Path) -> dict:
     for th in thresholds:
         out_csv = work / f"{tool}-{th}.csv"
         r = subprocess.run(
-            [str(py), str(ROOT / "bench" / "peers" / runner), "--images", str(images), "--threshold", str(th), "--out", str(out_csv)],
+            [str(py), str(ROOT / "bench" / "peers" / runner), "--images", str(images), "--threshold", str(th), "--out", str(out_csv), *extra],
             capture_output=True, text=True,
         )
         if r.returncode != 0:

@@ -27,6 +27,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", help="YAML file with any of the options below (snake_case keys)")
     g.add_argument("--input", "-i", nargs="+", dest="inputs", metavar="SRC", help="folders, files or fsspec URIs (s3://, gs://, file://, ...); folders are read recursively")
     g.add_argument("--output", "-o", help=f"output folder (default: {d.output})")
+    g.add_argument("--fresh", action="store_true", default=None, help="recompute every stage (default: a re-run on the same --output reuses the stages whose inputs and parameters are unchanged)")
     g.add_argument("--input-format", choices=["auto", "files", "parquet", "webdataset"], help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, anything else an image file identified by content")
     g.add_argument("--image-column", help="Parquet column holding image bytes (default: the first binary column)")
 
@@ -50,6 +51,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--search-limit", type=int, help="hits per query before it is re-asked (default 16 with Milvus Lite, 512 with a server); saturated queries are brute-forced, never cut")
     g.add_argument("--search-max-limit", type=int, help="largest top-k to re-ask with (default 16384 on a server, no re-ask on Milvus Lite); queries that fill it are brute-forced")
     g.add_argument("--search-batch", type=int, help=f"queries per search request (default {d.search_batch})")
+    g.add_argument("--drop-collection", action="store_true", default=None, help="drop the run's Milvus collection when the job ends (default: keep it, so a re-run with another --threshold needs no store)")
     g.add_argument("--insert-batch", type=int, help=f"rows per insert request (default {d.insert_batch})")
 
     g = p.add_argument_group("Ray")

@@ -53,6 +53,11 @@ class DedupConfig:
     search_batch: int = 32  # queries per search request
     insert_batch: int = 2000  # rows per insert request
 
+    drop_collection: bool = False  # drop the run's collection when the job ends (default: keep it for re-runs)
+
+    # Re-runs: finished stages are reused when their inputs and parameters are unchanged.
+    fresh: bool = False  # recompute every stage
+
     # Ray resources.
     ray_address: str | None = None
     embed_actors: int | None = None  # default: number of GPUs, or 1 on CPU

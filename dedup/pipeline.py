@@ -3,8 +3,15 @@
     discover -> hashing -> plan -> decode -> embed -> [vectors/ parquet] -> store -> search -> graph
              -> canonical -> manifest
 
-Intermediate results live in the output folder: ``files.parquet`` (hashes), ``vectors/`` (one Parquet
-dataset of embeddings and image metadata, so later stages and re-runs never embed again), ``edges/``.
+Intermediate results live in the output folder: ``files.parquet`` (hashes and vids), ``vectors/`` (one
+Parquet dataset of embeddings and image metadata, so later stages and re-runs never embed again),
+``edges.parquet`` (unique similarity edges), and ``state.json``, which records for each finished stage a
+fingerprint of everything it depends on.
+
+Resume: the same command on the same output folder reuses every stage whose fingerprint still matches
+(``hash``, ``decode_embed``, ``store``, ``search``) and reruns the rest; a changed parameter only reruns
+the stages it affects. A higher ``--threshold`` than the stored edges were searched at needs no search
+at all (the stored edges are filtered); a lower one reruns search onward. ``--fresh`` recomputes all.
 """
 from __future__ import annotations
 
@@ -28,6 +35,8 @@ from dedup.milvus import MilvusLiteServer, MilvusTarget, build_index_and_load, c
 from dedup.sources import discover
 from dedup.stages import canonical, decode, embed, graph, hashing, manifest, plan, search, store
 
+STATE_FILE = "state.json"
+
 
 class Timer:
     def __init__(self):
@@ -42,11 +51,49 @@ class Timer:
         seconds = time.perf_counter() - t0
         items = record.get(items_label)
         entry = {"seconds": round(seconds, 3)}
-        if items is not None:
+        if items is not None and not record.get("reused"):
             entry[f"{items_label}_per_second"] = round(items / seconds, 2) if seconds > 0 else None
         entry.update(record)
         self.stages[name] = entry
         print(f"[dedup] {name}: {seconds:.1f}s {record}", file=sys.stderr, flush=True)
+
+
+class RunState:
+    """``state.json`` in the output folder: which stages finished, with the fingerprint of their inputs."""
+
+    def __init__(self, out: Path, fresh: bool = False):
+        self.path = out / STATE_FILE
+        self.data: dict = {}
+        if self.path.exists() and not fresh:
+            try:
+                self.data = json.loads(self.path.read_text())
+            except ValueError:
+                self.data = {}
+
+    def reusable(self, stage: str, fingerprint: str, *artifacts: Path) -> bool:
+        entry = self.data.get(stage) or {}
+        return entry.get("fingerprint") == fingerprint and all(p.exists() for p in artifacts)
+
+    def get(self, stage: str) -> dict:
+        return self.data.get(stage) or {}
+
+    def finish(self, stage: str, fingerprint: str, **extra) -> None:
+        self.data[stage] = {"fingerprint": fingerprint, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+        self._write()
+
+    def forget(self, *stages: str) -> None:
+        for s in stages:
+            self.data.pop(s, None)
+        self._write()
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)
+
+
+def fingerprint(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _init_ray(cfg: DedupConfig) -> bool:
@@ -57,7 +104,7 @@ def _init_ray(cfg: DedupConfig) -> bool:
         return False
     ray.init(address=cfg.ray_address, ignore_reinit_error=True, include_dashboard=False, logging_level="WARNING")
     ctx = ray.data.DataContext.get_current()
-    # Progress bars on a terminal; in logs (CI, ray job logs) Ray's periodic progress lines are noise.
+    # Progress bars (rows and rows/s per operator) on a terminal; in logs (CI, ray job logs) they are noise.
     ctx.enable_progress_bars = sys.stderr.isatty()
     ctx.print_on_execution_start = False
     return True
@@ -93,6 +140,9 @@ def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     return pads.dataset(str(path), format="parquet").to_table(columns=columns)
 
 
+META_COLUMNS = ["vid", "width", "height", "mode", "format", "error", "decode_s", "embed_s"]
+
+
 def run(cfg: DedupConfig) -> dict:
     import ray
 
@@ -102,6 +152,7 @@ def run(cfg: DedupConfig) -> dict:
     timer = Timer()
     t_start = time.perf_counter()
     params = cfg.to_dict()
+    state = RunState(out, fresh=cfg.fresh)
     state_ref = None
 
     # Weights first: a missing weights file must fail before any image is read.
@@ -115,55 +166,49 @@ def run(cfg: DedupConfig) -> dict:
         state_dict = None
         params["weights_info"] = {"weights": None, "meaningful": True, "model": cfg.model}
 
+    fp_hash = fingerprint("hash", sorted(cfg.inputs), cfg.input_format, cfg.image_column)
+    fp_embed = fingerprint("embed", fp_hash, cfg.model, params["weights_info"], cfg.image_size, cfg.max_pixels)
     started_ray = _init_ray(cfg)
     try:
-        if state_dict is not None:
-            state_ref = ray.put(state_dict)
-            del state_dict
-
-        # 1. discover + hash bytes (exact copies)
+        # 1. discover + hash bytes (exact copies), 2. plan: one representative per content
+        files_path = out / "files.parquet"
         with timer.stage("hash", "files") as rec:
-            units = discover(cfg.inputs, cfg.input_format, exclude=[str(out)])
-            items = [{"kind": u.kind, "unit": u.path, "source": u.source} for u in units]
-            if items:
-                ds = ray.data.from_items(items).map_batches(
-                    hashing.hash_units, batch_size=16, batch_format="numpy",
-                    fn_kwargs={"image_column": cfg.image_column},
-                )
-                files_tbl = pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in ray.get(ds.to_arrow_refs())])
+            if state.reusable("hash", fp_hash, files_path):
+                files_tbl = pq.read_table(files_path)
+                rec["reused"] = True
             else:
-                files_tbl = hashing.FILES_SCHEMA.empty_table()
+                state.forget("hash", "decode_embed", "store", "search")
+                files_tbl = _hash_inputs(cfg, out)
+                files_tbl, _ = plan.assign_vids(files_tbl)
+                files_tbl = files_tbl.sort_by("path")
+                pq.write_table(files_tbl, files_path)
+                state.finish("hash", fp_hash)
             rec["files"] = files_tbl.num_rows
             rec["megabytes"] = round((pc.sum(files_tbl["bytes"]).as_py() or 0) / 1e6, 2)
-
-        # 2. plan: one representative per content
-        files_tbl, reps = plan.assign_vids(files_tbl)
-        files_tbl = files_tbl.sort_by("path")
-        pq.write_table(files_tbl, out / "files.parquet")
+        files_df = files_tbl.to_pandas()
+        reps = plan.representatives(files_df)
         n = len(reps)
 
         # 3+4. decode (CPU tasks) -> embed (actor pool) -> vectors/ parquet
         vectors_dir = out / "vectors"
-        shutil.rmtree(vectors_dir, ignore_errors=True)
-        res = _resources(cfg) if cfg.model == "resnet50" else {"actors": cfg.embed_actors or 1, "num_gpus": 0, "num_cpus": 1, "device": "cpu"}
+        if cfg.model == "resnet50":
+            res = _resources(cfg)
+        else:
+            res = {"actors": cfg.embed_actors or 1, "num_gpus": 0, "num_cpus": 1, "device": "cpu"}
         params["embed_resources"] = res
         with timer.stage("decode_embed", "images") as rec:
-            if n:
-                units_work = plan.decode_units(reps)
-                ds = ray.data.from_items(units_work).map_batches(
-                    decode.decode_units, batch_size=cfg.decode_batch, batch_format="numpy",
-                    fn_kwargs={"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column},
-                )
-                ds = ds.map_batches(
-                    embed.Embedder,
-                    fn_constructor_kwargs={"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads")},
-                    batch_size=cfg.embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
-                    num_gpus=res["num_gpus"], num_cpus=res["num_cpus"],
-                )
-                ds.write_parquet(str(vectors_dir))
-                meta = _read_table(vectors_dir, ["vid", "width", "height", "mode", "format", "error", "decode_s", "embed_s"]).to_pandas()
+            if state.reusable("decode_embed", fp_embed, vectors_dir) or (n == 0 and state.reusable("decode_embed", fp_embed)):
+                rec["reused"] = True
             else:
-                meta = pd.DataFrame({c: pd.Series(dtype=t) for c, t in [("vid", "int64"), ("width", "int64"), ("height", "int64"), ("mode", object), ("format", object), ("error", object), ("decode_s", "float64"), ("embed_s", "float64")]})
+                state.forget("decode_embed", "store", "search")
+                shutil.rmtree(vectors_dir, ignore_errors=True)
+                if n:
+                    if state_dict is not None:
+                        state_ref = ray.put(state_dict)
+                    _decode_embed(cfg, reps, vectors_dir, state_ref, res)
+                state.finish("decode_embed", fp_embed)
+            del state_dict
+            meta = _read_table(vectors_dir, META_COLUMNS).to_pandas() if n else _empty_meta()
             rec["images"] = int(len(meta))
             rec["decode_errors"] = int(meta["error"].notna().sum())
             dsum = float(meta["decode_s"].sum())
@@ -173,85 +218,13 @@ def run(cfg: DedupConfig) -> dict:
             rec["model_seconds"] = round(esum, 3)
             rec["model_images_per_second"] = round(len(meta) / esum, 2) if esum > 0 else None
 
-        ok_vids = meta.loc[meta["error"].isna(), "vid"].to_numpy(np.int64)
-        edges_a = np.zeros(0, np.int64)
-        edges_b = np.zeros(0, np.int64)
-        edges_s = np.zeros(0, np.float32)
-        search_stats = {}
-        with ExitStack() as stack:
-            if len(ok_vids):
-                if cfg.milvus_uri:
-                    target = MilvusTarget(cfg.milvus_uri, cfg.milvus_token, cfg.milvus_db)
-                else:
-                    server = stack.enter_context(MilvusLiteServer(str(out / "milvus"), str(out / "milvus-lite.log")))
-                    target = MilvusTarget(server.uri)
-                name = collection_name(cfg)
-                params["collection"] = name
-                dim = embed.embedding_dim(cfg.model)
-                # Enough blocks that every writer and search actor gets a share of the ids.
-                blocks = max(4 * max(cfg.writers, cfg.search_actors), len(ok_vids) // 5000)
-                vectors = (
-                    ray.data.read_parquet(str(vectors_dir), columns=["vid", "embedding", "error"])
-                    .map_batches(_drop_errors, batch_format="pyarrow")
-                    .repartition(blocks)
-                )
-
-                # 5. store
-                with timer.stage("store", "vectors") as rec:
-                    create_collection(target, name, dim)
-                    inserted = vectors.map_batches(
-                        store.MilvusWriter, fn_constructor_kwargs={"target": target, "collection": name},
-                        batch_size=cfg.insert_batch, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.writers), num_cpus=0.5,
-                    ).sum("inserted") or 0
-                    build_index_and_load(target, name, cfg.index)
-                    rec["vectors"] = int(inserted)
-                    if inserted != len(ok_vids):
-                        raise RuntimeError(f"Milvus took {inserted} vectors, expected {len(ok_vids)}")
-
-                # 6. search
-                with timer.stage("search", "queries") as rec:
-                    edges_dir = out / "search_edges"
-                    shutil.rmtree(edges_dir, ignore_errors=True)
-                    found = vectors.map_batches(
-                        search.Searcher,
-                        fn_constructor_kwargs={
-                            "target": target, "collection": name, "threshold": cfg.threshold,
-                            "limit": cfg.resolved_search_limit(), "batch": cfg.search_batch, "index": cfg.index,
-                            "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri),
-                        },
-                        batch_size=256, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5,
-                    )
-                    found.write_parquet(str(edges_dir))
-                    e = _read_table(edges_dir) if edges_dir.exists() else search.EDGE_SCHEMA.empty_table()
-                    a, b, s = (e.column(c).to_numpy() for c in ("a", "b", "sim"))
-                    saturated = np.unique(a[b == -1])
-                    retried = int(np.sum(b == -2))
-                    real = b >= 0
-                    edges_a, edges_b, edges_s = a[real], b[real], s[real]
-                    if len(saturated):
-                        q = _vectors_of(vectors_dir, saturated)
-                        extra = vectors.map_batches(
-                            search.brute_force_edges, batch_format="pyarrow",
-                            fn_kwargs={"query_vids": saturated, "queries": q, "threshold": cfg.threshold},
-                        )
-                        t = pa.concat_tables(ray.get(extra.to_arrow_refs())) if extra.count() else None
-                        if t is not None and t.num_rows:
-                            edges_a = np.concatenate([edges_a, t["a"].to_numpy()])
-                            edges_b = np.concatenate([edges_b, t["b"].to_numpy()])
-                            edges_s = np.concatenate([edges_s, t["sim"].to_numpy()])
-                    rec["queries"] = int(len(ok_vids))
-                    rec["limit"] = cfg.resolved_search_limit()
-                    rec["max_limit"] = cfg.resolved_search_max_limit()
-                    rec["edges_found"] = int(len(edges_a))
-                    rec["requeried_at_max_limit"] = retried
-                    rec["saturated_brute_forced"] = int(len(saturated))
-                    search_stats = rec
+        # 5+6. store + search -> edges.parquet
+        ok_count = int(meta["error"].isna().sum())
+        edges_tbl, search_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params)
 
         # 7+8. graph, canonical, manifest
-        files_df = files_tbl.to_pandas()
         with timer.stage("graph", "vectors") as rec:
-            ua, ub, us = graph.dedupe_edges(edges_a, edges_b, edges_s, n)
-            pq.write_table(pa.table({"a": ua, "b": ub, "sim": us}, schema=search.EDGE_SCHEMA), out / "edges.parquet")
+            ua, ub, us = (edges_tbl.column(c).to_numpy() for c in ("a", "b", "sim"))
             clusters = cluster_vids(files_df, meta, n, ua, ub, us, cfg.canonical_keys())
             rec["vectors"] = n
             rec["edges"] = int(len(ua))
@@ -281,6 +254,7 @@ def run(cfg: DedupConfig) -> dict:
             },
             "parameters": params,
             "stages": timer.stages,
+            "reused_stages": [k for k, v in timer.stages.items() if v.get("reused")],
             "search": search_stats,
             "total_seconds": round(total, 3),
             "images_per_second": round(len(man) / total, 2) if total > 0 else None,
@@ -292,6 +266,183 @@ def run(cfg: DedupConfig) -> dict:
     finally:
         if started_ray:
             ray.shutdown()
+
+
+def _hash_inputs(cfg: DedupConfig, out: Path) -> pa.Table:
+    import ray
+
+    units = discover(cfg.inputs, cfg.input_format, exclude=[str(out)])
+    items = [{"kind": u.kind, "unit": u.path, "source": u.source} for u in units]
+    if not items:
+        return hashing.FILES_SCHEMA.empty_table()
+    ds = ray.data.from_items(items).map_batches(
+        hashing.hash_units, batch_size=16, batch_format="numpy", fn_kwargs={"image_column": cfg.image_column},
+    )
+    return pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in ray.get(ds.to_arrow_refs())])
+
+
+def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state_ref, res: dict) -> None:
+    import ray
+
+    ds = ray.data.from_items(plan.decode_units(reps)).map_batches(
+        decode.decode_units, batch_size=cfg.decode_batch, batch_format="numpy",
+        fn_kwargs={"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column},
+    )
+    ds = ds.map_batches(
+        embed.Embedder,
+        fn_constructor_kwargs={"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads")},
+        batch_size=cfg.embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
+        num_gpus=res["num_gpus"], num_cpus=res["num_cpus"],
+    )
+    # Written to a temporary folder and renamed when complete, so a killed run never leaves a partial
+    # vectors/ that looks finished.
+    tmp = vectors_dir.with_name(vectors_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ds.write_parquet(str(tmp))
+    tmp.rename(vectors_dir)
+
+
+def _empty_meta() -> pd.DataFrame:
+    types = {"vid": "int64", "width": "int64", "height": "int64", "mode": object, "format": object, "error": object,
+             "decode_s": "float64", "embed_s": "float64"}
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in types.items()})
+
+
+def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int, fp_vectors: str,
+                  state: RunState, timer: Timer, params: dict) -> tuple[pa.Table, dict]:
+    """Stages `store` and `search` over ``vectors_dir``: returns the unique edges (also in edges.parquet).
+
+    Used by the job and, on synthetic embeddings, by the benchmark's scale mode.
+    """
+    import ray
+
+    edges_path = out / "edges.parquet"
+    name = collection_name(cfg)
+    params["collection"] = name
+    fp_store = fingerprint("store", fp_vectors, cfg.milvus_uri, cfg.milvus_db, name, cfg.index, cfg.model)
+    search_key = {"limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit()}
+    fp_search = fingerprint("search", fp_store, search_key)
+    stored = state.get("search")
+
+    # Re-thresholding upwards needs no search: every pair at or above the new threshold is already stored.
+    if (ok_count and stored.get("fingerprint") == fp_search and edges_path.exists()
+            and stored.get("threshold", 2.0) <= cfg.threshold):
+        with timer.stage("search", "queries") as rec:
+            t = pq.read_table(edges_path)
+            t = t.filter(pc.greater_equal(t["sim"], pa.scalar(cfg.threshold, pa.float32())))
+            rec.update({"reused": True, "filtered_from_threshold": stored["threshold"], "edges": t.num_rows})
+        return t, {"reused": True, "searched_at_threshold": stored["threshold"]}
+
+    if ok_count == 0:
+        t = search.EDGE_SCHEMA.empty_table()
+        pq.write_table(t, edges_path)
+        return t, {}
+
+    state.forget("search")
+    with ExitStack() as stack:
+        if cfg.milvus_uri:
+            target = MilvusTarget(cfg.milvus_uri, cfg.milvus_token, cfg.milvus_db)
+        else:
+            server = stack.enter_context(MilvusLiteServer(str(out / "milvus"), str(out / "milvus-lite.log")))
+            target = MilvusTarget(server.uri)
+        dim = embed.embedding_dim(cfg.model)
+        # Enough blocks that every writer and search actor gets a share of the ids.
+        blocks = max(4 * max(cfg.writers, cfg.search_actors), ok_count // 5000)
+        vectors = (
+            ray.data.read_parquet(str(vectors_dir), columns=["vid", "embedding", "error"])
+            .map_batches(_drop_errors, batch_format="pyarrow")
+            .repartition(blocks)
+        )
+
+        # 5. store
+        with timer.stage("store", "vectors") as rec:
+            if state.reusable("store", fp_store) and _loaded_count(target, name) == ok_count:
+                rec["reused"] = True
+                rec["vectors"] = ok_count
+            else:
+                state.forget("store")
+                create_collection(target, name, dim)
+                inserted = vectors.map_batches(
+                    store.MilvusWriter, fn_constructor_kwargs={"target": target, "collection": name},
+                    batch_size=cfg.insert_batch, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.writers), num_cpus=0.5,
+                ).sum("inserted") or 0
+                build_index_and_load(target, name, cfg.index)
+                rec["vectors"] = int(inserted)
+                if inserted != ok_count:
+                    raise RuntimeError(f"Milvus took {inserted} vectors, expected {ok_count}")
+                state.finish("store", fp_store)
+
+        # 6. search
+        with timer.stage("search", "queries") as rec:
+            edges_dir = out / "search_edges"
+            shutil.rmtree(edges_dir, ignore_errors=True)
+            found = vectors.map_batches(
+                search.Searcher,
+                fn_constructor_kwargs={
+                    "target": target, "collection": name, "threshold": cfg.threshold,
+                    "limit": cfg.resolved_search_limit(), "batch": cfg.search_batch, "index": cfg.index,
+                    "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri),
+                },
+                batch_size=256, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5,
+            )
+            found.write_parquet(str(edges_dir))
+            e = _read_table(edges_dir) if edges_dir.exists() else search.EDGE_SCHEMA.empty_table()
+            a, b, s = (e.column(c).to_numpy() for c in ("a", "b", "sim"))
+            del e
+            saturated = np.unique(a[b == -1])
+            retried = int(np.sum(b == -2))
+            real = b >= 0
+            parts = [(a[real], b[real], s[real])]
+            del a, b, s
+            if len(saturated):
+                queries_ref = ray.put((saturated, _vectors_of(vectors_dir, saturated)))
+                extra = vectors.map_batches(
+                    search.brute_force_edges, batch_format="pyarrow", fn_kwargs={"queries_ref": queries_ref, "threshold": cfg.threshold},
+                )
+                for t in ray.get(extra.to_arrow_refs()):
+                    if t.num_rows:
+                        parts.append((t["a"].to_numpy(), t["b"].to_numpy(), t["sim"].to_numpy()))
+            ea = np.concatenate([p[0] for p in parts])
+            eb = np.concatenate([p[1] for p in parts])
+            es = np.concatenate([p[2] for p in parts])
+            found_count = len(ea)
+            ua, ub, us = graph.dedupe_edges(ea, eb, es, max(int(ea.max()) + 1, int(eb.max()) + 1) if len(ea) else 1)
+            del ea, eb, es, parts
+            edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=search.EDGE_SCHEMA)
+            pq.write_table(edges, edges_path)
+            shutil.rmtree(edges_dir, ignore_errors=True)
+            rec["queries"] = int(ok_count)
+            rec["limit"] = cfg.resolved_search_limit()
+            rec["max_limit"] = cfg.resolved_search_max_limit()
+            rec["edges_found"] = int(found_count)
+            rec["unique_edges"] = int(edges.num_rows)
+            rec["requeried_at_max_limit"] = retried
+            rec["saturated_brute_forced"] = int(len(saturated))
+            state.finish("search", fp_search, threshold=cfg.threshold)
+            stats = dict(rec)
+        if cfg.drop_collection:
+            from dedup.milvus import drop_collection
+
+            drop_collection(target, name)
+            state.forget("store")
+    return edges, stats
+
+
+def _loaded_count(target: MilvusTarget, name: str) -> int:
+    """Rows in an existing collection (loading it for search), or -1 when it is not there or unusable."""
+    try:
+        client = target.client()
+        try:
+            if not client.has_collection(name):
+                return -1
+            client.load_collection(name)
+            res = client.query(name, filter="", output_fields=["count(*)"])
+            return int(res[0]["count(*)"])
+        finally:
+            client.close()
+    except Exception as e:  # noqa: BLE001 - any failure means: store again
+        print(f"[dedup] stored collection {name} not reusable ({e}); storing again", file=sys.stderr)
+        return -1
 
 
 def cluster_vids(files_df: pd.DataFrame, meta: pd.DataFrame, n: int, a, b, sim, canonical_keys: list[str]) -> graph.Clusters:
@@ -354,6 +505,8 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
     ]
     for name, st in summary["stages"].items():
         rate = next((f"{v} {k.replace('_per_second', '')}/s" for k, v in st.items() if k.endswith("_per_second")), "")
+        if st.get("reused"):
+            rate = "reused from an earlier run" + (f" (edges filtered from threshold {st['filtered_from_threshold']})" if "filtered_from_threshold" in st else "")
         lines.append(f"    {name:<13} {st['seconds']:>8.1f}s  {rate}")
     if not w.get("meaningful", True):
         lines.append("  RANDOM WEIGHTS: the clusters above mean nothing; do not act on remove.txt.")

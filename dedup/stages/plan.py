@@ -31,6 +31,14 @@ def assign_vids(files: pa.Table) -> tuple[pa.Table, pd.DataFrame]:
     return out, reps[["vid", "sha", "path", "kind", "unit"]]
 
 
+def representatives(files: pd.DataFrame) -> pd.DataFrame:
+    """The representatives of a files table that already has vids (as stored in files.parquet)."""
+    ok = files[files["vid"].notna()]
+    reps = ok.sort_values("path", kind="stable").drop_duplicates("vid", keep="first").copy()
+    reps["vid"] = reps["vid"].astype("int64")
+    return reps.sort_values("vid").reset_index(drop=True)[["vid", "sha", "path", "kind", "unit"]]
+
+
 def decode_units(reps: pd.DataFrame) -> list[dict]:
     """Group representatives by the unit that holds them (a file is its own unit)."""
     units = []

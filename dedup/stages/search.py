@@ -106,18 +106,28 @@ class Searcher:
             s.append(min(float(d), 1.0))
 
 
-def brute_force_edges(batch: pa.Table, query_vids: np.ndarray, queries: np.ndarray, threshold: float) -> dict:
-    """Exact neighbours of a few saturated queries against one batch of stored vectors."""
+def brute_force_edges(batch: pa.Table, queries_ref, threshold: float) -> dict:
+    """Exact neighbours of the saturated queries against one batch of stored vectors.
+
+    ``queries_ref``: object-store reference to (query vids, query vectors), shared by every task.
+    """
+    import ray
+
+    query_vids, queries = ray.get(queries_ref) if isinstance(queries_ref, ray.ObjectRef) else queries_ref
     vids = batch.column("vid").to_numpy()
     vectors = embeddings_to_numpy(batch.column("embedding"))
-    sims = vectors @ queries.T  # (batch, n_queries)
-    rows, cols = np.nonzero(sims >= threshold)
-    qa = query_vids[cols]
-    vb = vids[rows]
-    keep = qa != vb
-    qa, vb, sv = qa[keep], vb[keep], np.minimum(sims[rows, cols][keep], 1.0)
+    a, b, s = [], [], []
+    for start in range(0, len(query_vids), 1024):  # bounded memory: (batch x 1024) similarities at a time
+        qv = query_vids[start : start + 1024]
+        sims = vectors @ queries[start : start + 1024].T
+        rows, cols = np.nonzero(sims >= threshold)
+        qa, vb = qv[cols], vids[rows]
+        keep = qa != vb
+        a.append(np.minimum(qa, vb)[keep])
+        b.append(np.maximum(qa, vb)[keep])
+        s.append(np.minimum(sims[rows, cols][keep], 1.0))
     return {
-        "a": np.minimum(qa, vb).astype(np.int64),
-        "b": np.maximum(qa, vb).astype(np.int64),
-        "sim": sv.astype(np.float32),
+        "a": np.concatenate(a).astype(np.int64),
+        "b": np.concatenate(b).astype(np.int64),
+        "sim": np.concatenate(s).astype(np.float32),
     }

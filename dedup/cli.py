@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dedup.config import DedupConfig, ConfigError
+from dedup.config import DEFAULT_THRESHOLD, HASH_MODELS, MODELS, ConfigError, DedupConfig
 
 RUN_HELP = """\
 Find duplicate and near-duplicate images and write a manifest.
@@ -27,19 +27,21 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--config", help="YAML file with any of the options below (snake_case keys)")
     g.add_argument("--input", "-i", nargs="+", dest="inputs", metavar="SRC", help="folders, files or fsspec URIs (s3://, gs://, file://, ...); folders are read recursively")
     g.add_argument("--output", "-o", help=f"output folder (default: {d.output})")
+    g.add_argument("--no-report", dest="report", action="store_const", const=False, default=None, help="do not write OUTPUT/report.html")
     g.add_argument("--fresh", action="store_true", default=None, help="recompute every stage (default: a re-run on the same --output reuses the stages whose inputs and parameters are unchanged)")
     g.add_argument("--input-format", choices=["auto", "files", "parquet", "webdataset"], help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, anything else an image file identified by content")
     g.add_argument("--image-column", help="Parquet column holding image bytes (default: the first binary column)")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=["resnet50", "thumb"], help="resnet50 (default): ResNet-50 features; thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
+    g.add_argument("--model", choices=list(MODELS), help="resnet50 (default): ResNet-50 features; multihash, multihash-mirror, phash-robust, phash, dhash, whash, colorhash: weight-free perceptual hashes computed on the decode workers (threshold in bits, --max-bits; multihash is the best measured); thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
     g.add_argument("--weights", help="imagenet (default: torchvision's ImageNet weights via the torch hub cache), random (throughput tests only; clusters mean nothing), or a path/fsspec URI to a ResNet-50 state dict")
     g.add_argument("--weights-sha256", help="expected SHA-256 of the --weights file")
     g.add_argument("--image-size", type=int, help=f"model input size (default {d.image_size})")
     g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
 
     g = p.add_argument_group("similarity")
-    g.add_argument("--threshold", "-t", type=float, help=f"cosine similarity at or above which two images are duplicates (default {d.threshold})")
+    g.add_argument("--threshold", "-t", type=float, help=f"cosine similarity at or above which two images are duplicates (default {DEFAULT_THRESHOLD}; not for hash models)")
+    g.add_argument("--max-bits", type=int, help="hash models: Hamming distance at or below which two images are duplicates (default per hash: " + ", ".join(f"{k} {v}" for k, v in HASH_MODELS.items()) + ")")
     g.add_argument("--canonical", metavar="POLICY", help=f"which image of a cluster is kept: comma list of pixels (most first), bytes (largest first), path (alphabetical first); default {d.canonical}")
 
     g = p.add_argument_group("Milvus")
@@ -106,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-resnet", action="store_true", help="skip the ResNet-50 runs")
     b.add_argument("--no-peers", action="store_true", help="skip imagededup and fastdup")
     b.set_defaults(func=_cmd_bench)
+    from dedup import apply, report
+
+    report.add_parser(sub)
+    apply.add_parser(sub)
     return parser
 
 

@@ -36,6 +36,7 @@ from dedup.sources import discover
 from dedup.stages import canonical, decode, embed, graph, hashing, manifest, plan, search, store
 
 STATE_FILE = "state.json"
+EMBED_VERSION = 2  # bump when decode/embed output changes for the same parameters, so stored vectors are redone
 
 
 class Timer:
@@ -167,7 +168,7 @@ def run(cfg: DedupConfig) -> dict:
         params["weights_info"] = {"weights": None, "meaningful": True, "model": cfg.model}
 
     fp_hash = fingerprint("hash", sorted(cfg.inputs), cfg.input_format, cfg.image_column)
-    fp_embed = fingerprint("embed", fp_hash, cfg.model, params["weights_info"], cfg.image_size, cfg.max_pixels)
+    fp_embed = fingerprint("embed", fp_hash, cfg.model, params["weights_info"], cfg.image_size, cfg.max_pixels, EMBED_VERSION)
     started_ray = _init_ray(cfg)
     try:
         # 1. discover + hash bytes (exact copies), 2. plan: one representative per content
@@ -261,6 +262,11 @@ def run(cfg: DedupConfig) -> dict:
             "outputs": outputs,
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+        if cfg.report:  # the report reads summary.json, then the summary names the report
+            from dedup.report import write_report
+
+            summary["outputs"]["report"] = str(write_report(out))
+            (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         summary["outputs"]["summary"] = str(out / "summary.json")
         return summary
     finally:
@@ -286,7 +292,8 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
 
     ds = ray.data.from_items(plan.decode_units(reps)).map_batches(
         decode.decode_units, batch_size=cfg.decode_batch, batch_format="numpy",
-        fn_kwargs={"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column},
+        fn_kwargs={"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
+                   "hash_name": cfg.model if cfg.is_hash else None},
     )
     ds = ds.map_batches(
         embed.Embedder,
@@ -513,6 +520,8 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
     lines.append(f"  manifest: {summary['outputs']['manifest_csv']}")
     lines.append(f"  errors:   {summary['outputs']['errors_csv']}")
     lines.append(f"  summary:  {summary['outputs']['summary']}")
+    if "report" in summary["outputs"]:
+        lines.append(f"  report:   {summary['outputs']['report']}")
     print("\n".join(lines), file=stream, flush=True)
 
 

@@ -170,3 +170,33 @@ def test_resnet50_from_a_weights_file(ray_local, tmp_path, tiny_resnet_weights):
     assert (man.loc[~man["is_canonical"], "similarity_to_canonical"] >= 0.99).all()
     vectors = pq.read_table(out / "vectors")
     assert vectors.schema.field("embedding").type.list_size == 2048
+
+
+def test_hash_model_finds_the_known_clusters_without_weights(ray_local, tmp_path):
+    from dedup.stages.hashes import HASHES, search_cosine
+
+    root = tmp_path / "corpus"
+    truth = make_corpus(root)
+    out = tmp_path / "out"
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="multihash"))
+    man, err = check_accounting(out, len(truth))
+    man["group"] = man["path"].map(lambda p: truth[os.path.relpath(p, root)])
+    assert (man.groupby("cluster_id")["group"].nunique() == 1).all() and man["cluster_id"].nunique() == 7
+    p = summary["parameters"]
+    assert p["max_bits"] == 64 and p["threshold"] == search_cosine(64, HASHES["multihash"].bits)
+    vectors = pq.read_table(out / "vectors")
+    assert vectors.schema.field("embedding").type.list_size == 256
+
+
+def test_hash_models_take_the_threshold_in_bits():
+    from dedup.config import ConfigError
+
+    cfg = DedupConfig(inputs=["x"], model="phash", max_bits=12).validate()
+    assert cfg.threshold == pytest.approx(1 - 2 * 12 / 64 - 1 / 64)
+    with pytest.raises(ConfigError, match="max-bits"):
+        DedupConfig(inputs=["x"], model="phash", threshold=0.9).validate()
+    with pytest.raises(ConfigError, match="0..63"):
+        DedupConfig(inputs=["x"], model="phash", max_bits=64).validate()
+    with pytest.raises(ConfigError, match="hash models only"):
+        DedupConfig(inputs=["x"], max_bits=3).validate()
+    assert DedupConfig(inputs=["x"]).validate().threshold == 0.90

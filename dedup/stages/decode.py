@@ -2,7 +2,8 @@
 
 In:  decode work list from `plan` (``kind``, ``unit``, ``items``, ``vids``, ``shas``); bytes whose hash no
      longer matches (the file changed since `hashing`) are an error, never embedded under the old hash.
-Out: one row per representative: ``vid``, ``pixels`` (size x size x 3 uint8, zeros on error), ``width``,
+Out: one row per representative: ``vid``, ``pixels`` (size x size x 3 uint8, zeros on error; for the hash
+     models the image's perceptual hash instead, see :func:`decode_image`), ``width``,
      ``height`` (as displayed, after EXIF orientation), ``mode``, ``format`` (as found by content, not by
      extension), ``error``, ``decode_s`` (CPU seconds spent).
 
@@ -26,7 +27,10 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from dedup.sources import read_unit, split_item
+from dedup.stages.hashes import HASHES
 from dedup.stages.hashing import hash_bytes
+
+HASH_VIEW = 128  # JPEG draft size for the hash models
 
 # A truncated file is an error, not a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -62,8 +66,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 _ORIENT_SWAPS = {5, 6, 7, 8}
 
 
-def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, int, int, str, str]:
-    """Decode and preprocess one image. Returns (pixels, width, height, mode, format); raises DecodeError."""
+def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None = None) -> tuple[np.ndarray, int, int, str, str]:
+    """Decode and preprocess one image. Returns (pixels, width, height, mode, format); raises DecodeError.
+
+    With ``hash_name`` (a perceptual hash of :mod:`dedup.stages.hashes`), the first value is that hash of
+    the whole image (a +1/-1 float32 vector) instead of the model's pixels: hashes are computed here, on
+    the CPU decode workers, from a JPEG draft of at least 128 px (the hashes' normalised view is 128 px).
+    """
     if not data:
         raise DecodeError("empty file (0 bytes)")
     try:
@@ -92,13 +101,16 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, i
         w, h = h, w
     try:
         if fmt == "JPEG":
-            img.draft("RGB" if img.mode == "RGB" else None, (size, size))
+            target = HASH_VIEW if hash_name else size
+            img.draft("RGB" if img.mode == "RGB" else None, (target, target))
         img.load()
         try:
             img = ImageOps.exif_transpose(img)
         except Exception:  # noqa: BLE001 - a malformed orientation tag: keep the stored orientation
             pass
         img = _to_rgb(img)
+        if hash_name:
+            return HASHES[hash_name].fn(img), w, h, mode, fmt
         img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
     except (OSError, SyntaxError, ValueError) as e:
         msg = str(e)
@@ -111,10 +123,14 @@ def decode_image(data: bytes, size: int, max_pixels: int) -> tuple[np.ndarray, i
     return pixels, w, h, mode, fmt
 
 
-def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image_column: str | None = None) -> dict:
-    """Ray Data batch function: decode work units in, one row per representative out."""
+def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image_column: str | None = None,
+                 hash_name: str | None = None) -> dict:
+    """Ray Data batch function: decode work units in, one row per representative out.
+
+    With ``hash_name``, ``pixels`` holds each image's perceptual hash (+1/-1 float32) instead of pixels.
+    """
     out = {k: [] for k in ("vid", "pixels", "width", "height", "mode", "format", "error", "decode_s")}
-    blank = np.zeros((size, size, 3), np.uint8)
+    blank = np.zeros(HASHES[hash_name].bits, np.float32) if hash_name else np.zeros((size, size, 3), np.uint8)
     for kind, unit, items, vids, shas in zip(batch["kind"], batch["unit"], batch["items"], batch["vids"], batch["shas"]):
         kind, unit = str(kind), str(unit)
         vid_of = {str(p): int(v) for p, v in zip(items, vids)}
@@ -138,7 +154,7 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
                 _append(out, vid, blank, None, "input changed during the run (bytes differ from the hashed ones)", 0.0)
                 continue
             try:
-                pixels, w, h, mode, fmt = decode_image(data, size, max_pixels)
+                pixels, w, h, mode, fmt = decode_image(data, size, max_pixels, hash_name)
                 _append(out, vid, pixels, (w, h, mode, fmt), None, time.process_time() - t0)
             except DecodeError as e:
                 _append(out, vid, blank, None, str(e), time.process_time() - t0)
@@ -149,7 +165,7 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
                 _append(out, v, blank, None, "input changed or disappeared during the run", 0.0)
     return {
         "vid": np.asarray(out["vid"], np.int64),
-        "pixels": np.stack(out["pixels"]) if out["pixels"] else np.zeros((0, size, size, 3), np.uint8),
+        "pixels": np.stack(out["pixels"]) if out["pixels"] else np.zeros((0, *blank.shape), blank.dtype),
         "width": np.asarray(out["width"], np.int64),
         "height": np.asarray(out["height"], np.int64),
         "mode": np.asarray(out["mode"], object),

@@ -10,6 +10,8 @@ Models:
   cluster has GPUs (bf16 autocast, or fp16 where bf16 is not supported; channels_last); CPU actors
   otherwise, using every CPU the actor was given. The weights are resolved once by the driver
   (:mod:`dedup.weights`) and shared through the object store, so all actors run the same model.
+* perceptual hashes (``multihash``, ``phash``, ... see :mod:`dedup.stages.hashes`): computed by the decode
+  workers; here the +1/-1 bits are scaled to unit length, so cosine = 1 - 2 * Hamming / bits.
 * ``thumb``: a weight-free 8x8 colour thumbnail (192-d, mean-removed). Not a semantic model: it is the
   controlled, deterministic embedding the tests use, and a smoke-test model for machines without weights.
 """
@@ -20,7 +22,9 @@ import time
 import numpy as np
 import pyarrow as pa
 
-MODEL_DIMS = {"resnet50": 2048, "thumb": 192}
+from dedup.stages.hashes import HASHES
+
+MODEL_DIMS = {"resnet50": 2048, "thumb": 192, **{name: spec.bits for name, spec in HASHES.items()}}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -103,6 +107,8 @@ class Embedder:
             elif not threads:
                 threads = max(1, int(resources.get("CPU", 1)))
             self.features = ResNet50Features(state_dict, "cuda" if use_gpu else "cpu", threads)
+        elif model in HASHES:  # computed by the decode workers: +1/-1 -> unit length, cosine = 1 - 2h/bits
+            self.features = lambda signs: (np.asarray(signs, np.float32) / np.sqrt(self.dim)).astype(np.float32)
         else:
             self.features = thumb_embed
 

@@ -65,6 +65,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--decode-batch", type=int, help=f"work units (image files, or shards) per decode task batch (default {d.decode_batch})")
     g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
     g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")
+    g.add_argument("--local-below", type=int, help=f"store and search from the driver with one Milvus client below this many vectors, where actor pools cost more to start than they save (default {d.local_below}; 0: always actors)")
 
 
 def config_from_args(args: argparse.Namespace) -> DedupConfig:
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, help="use only the first N photos")
     b.add_argument("--no-resnet", action="store_true", help="skip the ResNet-50 runs")
     b.add_argument("--no-peers", action="store_true", help="skip imagededup and fastdup")
+    b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
     b.set_defaults(func=_cmd_bench)
     from dedup import apply, report
 
@@ -120,6 +122,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from dedup.bench.run import DEFAULT_SRC, bench
 
+    if args.scale is not None:
+        from dedup.bench.scale import scale_bench
+
+        scale_bench(args.scale or [10_000, 100_000, 1_000_000], Path(args.work), Path(args.results))
+        return 0
     src = Path(args.src) if args.src else DEFAULT_SRC
     if not src.is_dir():
         print(f"dedup bench: error: no photo folder at {src}; pass --src DIR", file=sys.stderr)

@@ -73,6 +73,9 @@ class DedupConfig:
     decode_batch: int = 32  # work units (an image file, or a whole shard) per decode task batch
     writers: int = 2
     search_actors: int = 2
+    # Below this many vectors, store and search run in the driver with one Milvus client: actor pools cost
+    # seconds to start and only pay off on larger runs. 0: always use the actor pools.
+    local_below: int = 20_000
 
     def validate(self) -> "DedupConfig":
         if not self.inputs:

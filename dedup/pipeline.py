@@ -316,10 +316,12 @@ def _empty_meta() -> pd.DataFrame:
 
 
 def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int, fp_vectors: str,
-                  state: RunState, timer: Timer, params: dict) -> tuple[pa.Table, dict]:
+                  state: RunState, timer: Timer, params: dict, dim: int | None = None,
+                  query_every: int = 1) -> tuple[pa.Table, dict]:
     """Stages `store` and `search` over ``vectors_dir``: returns the unique edges (also in edges.parquet).
 
-    Used by the job and, on synthetic embeddings, by the benchmark's scale mode.
+    Used by the job and, on synthetic embeddings, by the benchmark's scale mode (which may pass its own
+    ``dim``, and ``query_every`` > 1 to search from every k-th vid only, to time search on a sample).
     """
     import ray
 
@@ -352,7 +354,12 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
         else:
             server = stack.enter_context(MilvusLiteServer(str(out / "milvus"), str(out / "milvus-lite.log")))
             target = MilvusTarget(server.uri)
-        dim = embed.embedding_dim(cfg.model)
+        dim = dim or embed.embedding_dim(cfg.model)
+        # Small runs: one Milvus client in this process. Starting pools of writer and search actors (a Python
+        # process each, importing pymilvus) costs seconds that only pay off on many vectors.
+        local = _read_table(vectors_dir, ["vid", "embedding", "error"]) if ok_count < cfg.local_below else None
+        if local is not None:
+            local = _drop_errors(local).combine_chunks()
         # Enough blocks that every writer and search actor gets a share of the ids.
         blocks = max(4 * max(cfg.writers, cfg.search_actors), ok_count // 5000)
         vectors = (
@@ -369,10 +376,14 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             else:
                 state.forget("store")
                 create_collection(target, name, dim)
-                inserted = vectors.map_batches(
-                    store.MilvusWriter, fn_constructor_kwargs={"target": target, "collection": name},
-                    batch_size=cfg.insert_batch, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.writers), num_cpus=0.5,
-                ).sum("inserted") or 0
+                if local is not None:
+                    writer = store.MilvusWriter(target, name)
+                    inserted = sum(int(writer(local.slice(i, cfg.insert_batch))["inserted"][0]) for i in range(0, local.num_rows, cfg.insert_batch))
+                else:
+                    inserted = vectors.map_batches(
+                        store.MilvusWriter, fn_constructor_kwargs={"target": target, "collection": name},
+                        batch_size=cfg.insert_batch, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.writers), num_cpus=0.5,
+                    ).sum("inserted") or 0
                 build_index_and_load(target, name, cfg.index)
                 rec["vectors"] = int(inserted)
                 if inserted != ok_count:
@@ -381,19 +392,27 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
 
         # 6. search
         with timer.stage("search", "queries") as rec:
-            edges_dir = out / "search_edges"
-            shutil.rmtree(edges_dir, ignore_errors=True)
-            found = vectors.map_batches(
-                search.Searcher,
-                fn_constructor_kwargs={
-                    "target": target, "collection": name, "threshold": cfg.threshold,
-                    "limit": cfg.resolved_search_limit(), "batch": cfg.search_batch, "index": cfg.index,
-                    "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri),
-                },
-                batch_size=256, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5,
-            )
-            found.write_parquet(str(edges_dir))
-            e = _read_table(edges_dir) if edges_dir.exists() else search.EDGE_SCHEMA.empty_table()
+            searcher_args = {
+                "target": target, "collection": name, "threshold": cfg.threshold,
+                "limit": cfg.resolved_search_limit(), "batch": cfg.search_batch, "index": cfg.index,
+                "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri),
+            }
+            if local is not None:
+                q = local if query_every == 1 else _every_kth(local, int(query_every))
+                searcher = search.Searcher(**searcher_args)
+                e = pa.concat_tables([pa.table(searcher(q.slice(i, 256)), schema=search.EDGE_SCHEMA) for i in range(0, q.num_rows, 256)]
+                                     or [search.EDGE_SCHEMA.empty_table()])
+            else:
+                edges_dir = out / "search_edges"
+                shutil.rmtree(edges_dir, ignore_errors=True)
+                queries = vectors if query_every == 1 else vectors.map_batches(_every_kth, batch_format="pyarrow", fn_kwargs={"k": int(query_every)})
+                found = queries.map_batches(
+                    search.Searcher, fn_constructor_kwargs=searcher_args,
+                    batch_size=256, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5,
+                )
+                found.write_parquet(str(edges_dir))
+                e = _read_table(edges_dir) if edges_dir.exists() else search.EDGE_SCHEMA.empty_table()
+                shutil.rmtree(edges_dir, ignore_errors=True)
             a, b, s = (e.column(c).to_numpy() for c in ("a", "b", "sim"))
             del e
             saturated = np.unique(a[b == -1])
@@ -402,13 +421,17 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             parts = [(a[real], b[real], s[real])]
             del a, b, s
             if len(saturated):
-                queries_ref = ray.put((saturated, _vectors_of(vectors_dir, saturated)))
-                extra = vectors.map_batches(
-                    search.brute_force_edges, batch_format="pyarrow", fn_kwargs={"queries_ref": queries_ref, "threshold": cfg.threshold},
-                )
-                for t in ray.get(extra.to_arrow_refs()):
-                    if t.num_rows:
-                        parts.append((t["a"].to_numpy(), t["b"].to_numpy(), t["sim"].to_numpy()))
+                pair = (saturated, _vectors_of(vectors_dir, saturated))
+                if local is not None:
+                    t = search.brute_force_edges(local, pair, cfg.threshold)
+                    parts.append((t["a"], t["b"], t["sim"]))
+                else:
+                    extra = vectors.map_batches(
+                        search.brute_force_edges, batch_format="pyarrow", fn_kwargs={"queries_ref": ray.put(pair), "threshold": cfg.threshold},
+                    )
+                    for t in ray.get(extra.to_arrow_refs()):
+                        if t.num_rows:
+                            parts.append((t["a"].to_numpy(), t["b"].to_numpy(), t["sim"].to_numpy()))
             ea = np.concatenate([p[0] for p in parts])
             eb = np.concatenate([p[1] for p in parts])
             es = np.concatenate([p[2] for p in parts])
@@ -417,8 +440,8 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             del ea, eb, es, parts
             edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=search.EDGE_SCHEMA)
             pq.write_table(edges, edges_path)
-            shutil.rmtree(edges_dir, ignore_errors=True)
-            rec["queries"] = int(ok_count)
+            rec["mode"] = "driver" if local is not None else f"{cfg.search_actors} search actors"
+            rec["queries"] = int(ok_count if query_every == 1 else (ok_count + query_every - 1) // query_every)
             rec["limit"] = cfg.resolved_search_limit()
             rec["max_limit"] = cfg.resolved_search_max_limit()
             rec["edges_found"] = int(found_count)
@@ -471,6 +494,11 @@ def load_stored(out: Path) -> tuple[pd.DataFrame, pd.DataFrame, int, pa.Table]:
     meta = _read_table(out / "vectors", ["vid", "width", "height", "mode", "format", "error"]).to_pandas()
     n = int(files_df["vid"].max() + 1) if files_df["vid"].notna().any() else 0
     return files_df, meta, n, pq.read_table(out / "edges.parquet")
+
+
+def _every_kth(t: pa.Table, k: int) -> pa.Table:
+    """Rows whose vid is a multiple of k (the scale benchmark's query sample)."""
+    return t.filter(pa.array(t["vid"].to_numpy() % k == 0))
 
 
 def _drop_errors(t: pa.Table) -> pa.Table:

@@ -138,19 +138,21 @@ def test_parquet_and_webdataset_shards(ray_local, tmp_path):
     assert "null" in errs["part-0.parquet#row=2"] and "not a recognised" in errs["part-0.parquet#row=3"]
 
 
-def test_clusters_bigger_than_the_search_limit_are_not_cut(ray_local, tmp_path):
+@pytest.mark.parametrize("local_below", [20_000, 0], ids=["driver", "actor-pools"])
+def test_clusters_bigger_than_the_search_limit_are_not_cut(ray_local, tmp_path, local_below):
     root = tmp_path / "many"
     img = base_image(7)
     for q in range(70, 82):  # 12 different files of the same picture
         write(root / f"q{q}.jpg", encode(img, "JPEG", quality=q))
     write(root / "other.jpg", encode(base_image(8)))
     out = tmp_path / "out"
-    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", search_limit=3, search_max_limit=5))
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", search_limit=3, search_max_limit=5, local_below=local_below))
     man, _ = check_accounting(out, 13)
     assert man.groupby("cluster_id").size().sort_values().tolist() == [1, 12]
     s = summary["search"]
     assert s["requeried_at_max_limit"] == 12 and s["saturated_brute_forced"] == 12
     assert s["edges_found"] >= 66  # all 12*11/2 pairs
+    assert s["mode"] == ("driver" if local_below else "2 search actors")
 
 
 @pytest.mark.slow

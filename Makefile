@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench bench-scale clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: install
 bench: install
 	bash bench/peers/install.sh
 	$(BIN)/dedup bench
+
+# The vector stages alone (store, search, graph) at 10k, 100k and 1M synthetic vectors.
+bench-scale: install
+	$(BIN)/dedup bench --scale
 
 clean:
 	rm -rf demo-output .pytest_cache

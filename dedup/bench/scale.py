@@ -1,0 +1,223 @@
+"""``dedup bench --scale``: the vector stages alone (store, search, graph) on synthetic embeddings.
+
+Planted near-duplicate groups among random unit vectors, at 10k, 100k and 1M vectors: time per stage,
+peak memory (the driver, and the driver plus every process it started: Ray workers, the Milvus Lite
+server), and recall of the planted pairs. Runs the job's own code (:func:`dedup.pipeline.vector_stages`,
+:func:`dedup.stages.graph.assign_clusters`) on a ``vectors/`` folder written here instead of by the model.
+
+Vectors: ``dim``-d (default 256: the dimension a PCA of ResNet-50's 2048-d features would keep, see
+:func:`pca_recall`), random unit vectors (cosine between two of them ~ N(0, 1/dim): far below any
+threshold), and ``group_fraction`` of them are the first member of a group of 2 to 5 near copies
+(base + Gaussian noise of norm ``noise``: cosine ~ 1/sqrt(1 + noise^2) to the base). A planted pair is
+one whose exact cosine is at least the threshold; recall is the share of those found as edges.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def planted_vectors(n: int, dim: int = 256, group_fraction: float = 0.1, noise: float = 0.2, seed: int = 0):
+    """(vectors (n, dim) float32 unit rows, group id per row (-1: no group)); rows in random order."""
+    rng = np.random.default_rng(seed)
+    sizes = []
+    total = 0
+    while total < n * group_fraction:
+        k = int(rng.integers(2, 6))
+        sizes.append(k)
+        total += k
+    n_groups = len(sizes)
+    n_single = max(0, n - total)
+    base = rng.standard_normal((n_groups + n_single, dim), dtype=np.float32)
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    group_of_base = np.repeat(np.arange(n_groups), sizes)
+    copies = base[group_of_base] + rng.standard_normal((total, dim), dtype=np.float32) * (noise / np.sqrt(dim))
+    vecs = np.concatenate([copies, base[n_groups:]])[:n]
+    groups = np.concatenate([group_of_base, np.full(n_single, -1)])[:n]
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    order = rng.permutation(n)
+    return vecs[order].astype(np.float32), groups[order]
+
+
+def planted_pairs(vecs: np.ndarray, groups: np.ndarray, threshold: float, every: int = 1) -> set[tuple[int, int]]:
+    """Pairs within a planted group whose exact cosine is >= threshold (with a vid multiple of ``every``)."""
+    pairs = set()
+    idx = np.flatnonzero(groups >= 0)
+    order = idx[np.argsort(groups[idx], kind="stable")]
+    g = groups[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    for s, e in zip(starts, ends):
+        members = order[s:e]
+        sims = vecs[members] @ vecs[members].T
+        for i in range(len(members)):
+            for j in range(i + 1, len(members)):
+                a, b = sorted((int(members[i]), int(members[j])))
+                if sims[i, j] >= threshold and (a % every == 0 or b % every == 0):
+                    pairs.add((a, b))
+    return pairs
+
+
+def write_vectors(vecs: np.ndarray, folder: Path, rows_per_file: int = 50_000) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    dim = vecs.shape[1]
+    for start in range(0, len(vecs), rows_per_file):
+        chunk = vecs[start : start + rows_per_file]
+        flat = pa.array(chunk.reshape(-1), pa.float32())
+        pq.write_table(pa.table({
+            "vid": pa.array(np.arange(start, start + len(chunk)), pa.int64()),
+            "error": pa.nulls(len(chunk), pa.string()),
+            "embedding": pa.FixedSizeListArray.from_arrays(flat, dim),
+        }), folder / f"part-{start // rows_per_file:05d}.parquet")
+
+
+class PeakMemory:
+    """Samples RSS of this process, and of it plus all its descendants (Ray workers, Milvus Lite), every 0.2 s."""
+
+    def __init__(self):
+        import psutil
+
+        self.psutil = psutil
+        self.proc = psutil.Process()
+        self.driver = 0
+        self.total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                d = self.proc.memory_info().rss
+                t = d
+                for c in self.proc.children(recursive=True):
+                    try:
+                        t += c.memory_info().rss
+                    except self.psutil.Error:
+                        pass
+                self.driver = max(self.driver, d)
+                self.total = max(self.total, t)
+            except self.psutil.Error:
+                pass
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index: str = "FLAT",
+              query_every: int = 1, milvus_uri: str | None = None) -> dict:
+    """Store + search + graph on ``n`` planted vectors; returns times, memory, recall."""
+    import shutil
+
+    from dedup.config import DedupConfig
+    from dedup.pipeline import RunState, Timer, vector_stages
+    from dedup.stages import graph
+
+    out = work / f"scale-{n}-{index.lower()}{'-server' if milvus_uri else ''}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    t0 = time.perf_counter()
+    vecs, groups = planted_vectors(n, dim)
+    write_vectors(vecs, out / "vectors")
+    truth = planted_pairs(vecs, groups, threshold, query_every)
+    gen_s = time.perf_counter() - t0
+    del vecs
+    cfg = DedupConfig(inputs=["synthetic"], output=str(out), model="thumb", threshold=threshold, index=index,
+                      milvus_uri=milvus_uri, drop_collection=bool(milvus_uri)).validate()
+    timer = Timer()
+    with PeakMemory() as mem:
+        edges, stats = vector_stages(cfg, out, out / "vectors", n, f"synthetic-{n}-{dim}", RunState(out, fresh=True),
+                                     timer, {}, dim=dim, query_every=query_every)
+        with timer.stage("graph", "vectors") as rec:
+            a, b, s = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
+            clusters = graph.assign_clusters(n, a, b, s, np.arange(n))
+            rec["vectors"] = n
+            rec["edges"] = int(len(a))
+            rec["clusters_with_copies"] = int(np.sum(np.bincount(clusters.canonical, minlength=n) > 1))
+    found = set(zip(a.tolist(), b.tolist())) if len(a) < 20_000_000 else set()
+    recall = len(truth & found) / len(truth) if truth else 1.0
+    return {
+        "n": n, "dim": dim, "index": index, "milvus": "server" if milvus_uri else "lite", "threshold": threshold,
+        "query_every": query_every, "queries": stats.get("queries"),
+        "planted_pairs": len(truth), "recall": round(recall, 4), "edges": int(len(a)),
+        "seconds": {k: v["seconds"] for k, v in timer.stages.items()},
+        "per_second": {k: next((x for key, x in v.items() if key.endswith("_per_second")), None) for k, v in timer.stages.items()},
+        "generate_seconds": round(gen_s, 1),
+        "peak_driver_mb": round(mem.driver / 2**20), "peak_all_processes_mb": round(mem.total / 2**20),
+        "search": {k: stats.get(k) for k in ("saturated_brute_forced", "requeried_at_max_limit", "edges_found")},
+    }
+
+
+def graph_only(n_vectors: int, n_edges: int, seed: int = 0) -> dict:
+    """The graph stage alone on random edges (bounded-memory check for very large edge lists)."""
+    from dedup.stages import graph
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n_vectors, n_edges, dtype=np.int64)
+    b = rng.integers(0, n_vectors, n_edges, dtype=np.int64)
+    s = rng.uniform(0.9, 1.0, n_edges).astype(np.float32)
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        c = graph.assign_clusters(n_vectors, a, b, s, np.arange(n_vectors))
+        seconds = time.perf_counter() - t0
+    return {"n": n_vectors, "edges": n_edges, "seconds": round(seconds, 1), "rounds": c.rounds,
+            "peak_driver_mb": round(mem.driver / 2**20), "input_arrays_mb": round((a.nbytes + b.nbytes + s.nbytes) / 2**20)}
+
+
+def to_markdown(rows: list[dict], graph_rows: list[dict]) -> str:
+    lines = ["## Scale: vector stages on synthetic embeddings", "",
+             "| vectors | dim | Milvus | index | queries | store s | search s | graph s | store vec/s | search q/s | recall | edges | peak driver MB | peak all MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sec, ps = r["seconds"], r["per_second"]
+        lines.append(f"| {r['n']:,} | {r['dim']} | {r['milvus']} | {r['index']} | {r['queries']:,} | {sec.get('store')} | {sec.get('search')} | "
+                     f"{sec.get('graph')} | {ps.get('store')} | {ps.get('search')} | {r['recall']} | {r['edges']:,} | {r['peak_driver_mb']} | {r['peak_all_processes_mb']} |")
+    if graph_rows:
+        lines += ["", "| graph only: vectors | edges | seconds | guard rounds | peak driver MB | edge arrays MB |", "|---|---|---|---|---|---|"]
+        for g in graph_rows:
+            lines.append(f"| {g['n']:,} | {g['edges']:,} | {g['seconds']} | {g['rounds']} | {g['peak_driver_mb']} | {g['input_arrays_mb']} |")
+    return "\n".join(lines) + "\n"
+
+
+# How each size is run on Milvus Lite: FLAT (exact) while it is quick; IVF_FLAT beyond, and at 1M the search
+# is timed on a 1 % sample of the queries (Lite answers a few hundred queries per second).
+PLAN = {10_000: ("FLAT", 1), 100_000: ("IVF_FLAT", 1), 1_000_000: ("IVF_FLAT", 100)}
+
+
+def scale_bench(sizes, work: Path, results: Path | None = None, graph_edges=(10_000_000,)) -> dict:
+    """Scale rows for each size (and the graph alone on large random edge lists); writes scale.md/json."""
+    import json
+
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(include_dashboard=False, logging_level="ERROR")
+    try:
+        rows = []
+        for n in sizes:
+            index, every = PLAN.get(n, ("IVF_FLAT" if n > 50_000 else "FLAT", max(1, n // 100_000)))
+            rows.append(scale_run(n, work, index=index, query_every=every))
+            print(to_markdown(rows[-1:], []), flush=True)
+    finally:
+        if started:
+            ray.shutdown()
+    graphs = [graph_only(1_000_000, e) for e in graph_edges]
+    report = {"rows": rows, "graph_only": graphs, "machine_cpus": os.cpu_count()}
+    if results is not None:
+        results.mkdir(parents=True, exist_ok=True)
+        (results / "scale.json").write_text(json.dumps(report, indent=2))
+        (results / "scale.md").write_text(to_markdown(rows, graphs))
+    print(to_markdown(rows, graphs))
+    return report

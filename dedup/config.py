@@ -49,7 +49,18 @@ class DedupConfig:
     milvus_token: str | None = None
     milvus_db: str | None = None
     collection: str | None = None  # default: derived from the output folder
-    index: str = "FLAT"  # FLAT | IVF_FLAT | HNSW | AUTOINDEX
+    index: str = "AUTO"  # AUTO (by row count, see dedup.milvus.choose_index) | FLAT | IVF_FLAT | HNSW | AUTOINDEX
+    replace_collection: bool = False  # drop an existing collection this output folder did not create
+    store_method: str = "auto"  # auto (bulk import on a server, else batched inserts) | bulk | insert
+    bulk_dir: str | None = None  # Parquet staging the server can read (default OUTPUT/milvus-bulk)
+    bulk_server_dir: str | None = None  # where the server sees bulk_dir (e.g. a container mount)
+    bulk_bucket: str | None = None  # or: the server's S3/MinIO bucket
+    bulk_endpoint: str | None = None
+    bulk_access_key: str | None = None
+    bulk_secret_key: str | None = None
+    bulk_secure: bool = False
+    bulk_shard_rows: int = 200_000
+    bulk_timeout: float = 3600.0
     # Hits asked for per query (default: 16 with Milvus Lite, whose search cost grows with the limit;
     # 512 with a server). A query that fills it is re-asked with search_max_limit (default: 16384,
     # Milvus's top-k cap, on a server; no re-ask on Lite); one that fills that too is brute-forced.
@@ -95,8 +106,12 @@ class DedupConfig:
             )
         if not 1 <= self.resolved_search_limit() <= self.resolved_search_max_limit() <= 16384:
             raise ConfigError("need 1 <= --search-limit <= --search-max-limit <= 16384 (Milvus's top-k cap)")
-        if self.index not in ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX"):
-            raise ConfigError(f"--index must be FLAT, IVF_FLAT, HNSW or AUTOINDEX, got {self.index!r}")
+        from dedup.milvus import INDEX_TYPES
+
+        if self.index not in INDEX_TYPES:
+            raise ConfigError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
+        if self.store_method not in ("auto", "bulk", "insert"):
+            raise ConfigError(f"--store-method must be auto, bulk or insert, got {self.store_method!r}")
         return self
 
     @property
@@ -141,8 +156,9 @@ class DedupConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        if d.get("milvus_token"):
-            d["milvus_token"] = "***"
+        for secret in ("milvus_token", "bulk_secret_key"):
+            if d.get(secret):
+                d[secret] = "***"
         return d
 
     @classmethod

@@ -31,7 +31,8 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from dedup.config import DedupConfig
-from dedup.milvus import MilvusLiteServer, MilvusTarget, build_index_and_load, create_collection
+from dedup.milvus import (MilvusLiteServer, MilvusTarget, build_index_and_load, choose_index, create_collection,
+                          drop_collection, run_collection_name)
 from dedup.sources import discover
 from dedup.stages import canonical, decode, embed, graph, hashing, manifest, plan, search, store
 
@@ -132,9 +133,22 @@ def _resources(cfg: DedupConfig) -> dict:
 
 
 def collection_name(cfg: DedupConfig) -> str:
-    if cfg.collection:
-        return cfg.collection
-    return "dedup_" + hashlib.sha1(str(cfg.output_path).encode()).hexdigest()[:12]
+    return run_collection_name(cfg.output_path, cfg.collection)
+
+
+def _bulk_staging(cfg: DedupConfig, out: Path):
+    """Where bulk-import shards are written (None: batched inserts only, e.g. Milvus Lite)."""
+    import os
+
+    from dedup.bulk import BulkStaging
+
+    if not cfg.milvus_uri or cfg.store_method == "insert":
+        return None  # Milvus Lite has no bulk import
+    if cfg.bulk_bucket:
+        return BulkStaging(bucket=cfg.bulk_bucket, endpoint=cfg.bulk_endpoint, secure=cfg.bulk_secure,
+                           access_key=cfg.bulk_access_key or os.environ.get("AWS_ACCESS_KEY_ID"),
+                           secret_key=cfg.bulk_secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    return BulkStaging(local_dir=cfg.bulk_dir or str(out / "milvus-bulk"), server_dir=cfg.bulk_server_dir)
 
 
 def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
@@ -369,32 +383,39 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
         )
 
         # 5. store
+        limit = cfg.resolved_search_limit()
         with timer.stage("store", "vectors") as rec:
             if state.reusable("store", fp_store) and _loaded_count(target, name) == ok_count:
                 rec["reused"] = True
                 rec["vectors"] = ok_count
+                choice = choose_index(ok_count, cfg.index, limit)
             else:
                 state.forget("store")
-                create_collection(target, name, dim)
+                create_collection(target, name, dim, replace=cfg.replace_collection, owner=out)
                 if local is not None:
                     writer = store.MilvusWriter(target, name)
                     inserted = sum(int(writer(local.slice(i, cfg.insert_batch))["inserted"][0]) for i in range(0, local.num_rows, cfg.insert_batch))
+                    rec["method"] = "insert (driver)"
                 else:
-                    inserted = vectors.map_batches(
-                        store.MilvusWriter, fn_constructor_kwargs={"target": target, "collection": name},
-                        batch_size=cfg.insert_batch, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=cfg.writers), num_cpus=0.5,
-                    ).sum("inserted") or 0
-                build_index_and_load(target, name, cfg.index)
+                    res = store.store_vectors(vectors, target, name, dim, method=cfg.store_method, staging=_bulk_staging(cfg, out),
+                                              insert_batch=cfg.insert_batch, writers=cfg.writers, shard_rows=cfg.bulk_shard_rows,
+                                              owner=out, timeout=cfg.bulk_timeout)
+                    inserted = res.rows
+                    rec["method"] = res.method
+                    if res.fallback_reason:
+                        rec["bulk_fallback_reason"] = res.fallback_reason
+                choice = build_index_and_load(target, name, cfg.index, limit=limit)
                 rec["vectors"] = int(inserted)
                 if inserted != ok_count:
                     raise RuntimeError(f"Milvus took {inserted} vectors, expected {ok_count}")
                 state.finish("store", fp_store)
+            rec["index"] = {"type": choice.index_type, "build": choice.build_params, "search": choice.search_params, "why": choice.reason}
 
         # 6. search
         with timer.stage("search", "queries") as rec:
             searcher_args = {
                 "target": target, "collection": name, "threshold": cfg.threshold,
-                "limit": cfg.resolved_search_limit(), "batch": cfg.search_batch, "index": cfg.index,
+                "limit": limit, "batch": cfg.search_batch, "index": choice.index_type, "index_params": choice.search_params,
                 "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri),
             }
             if local is not None:
@@ -451,9 +472,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             state.finish("search", fp_search, threshold=cfg.threshold)
             stats = dict(rec)
         if cfg.drop_collection:
-            from dedup.milvus import drop_collection
-
-            drop_collection(target, name)
+            drop_collection(target, name, owner=out)
             state.forget("store")
     return edges, stats
 

@@ -35,21 +35,27 @@ class Searcher:
     """Ray Data callable class: one Milvus client per actor."""
 
     def __init__(self, target: MilvusTarget, collection: str, threshold: float, limit: int, batch: int,
-                 index: str = "FLAT", max_limit: int = MAX_TOPK, range_search: bool = True):
+                 index: str = "FLAT", max_limit: int = MAX_TOPK, range_search: bool = True,
+                 index_params: dict | None = None):
         self.client = target.client()
         self.collection = collection
         self.threshold = float(threshold)
         self.limit = int(limit)
         self.batch = max(1, int(batch))
         self.max_limit = max(self.limit, int(max_limit))
+        self.index = index
         # Range search on a server returns only hits >= threshold. Milvus Lite implements it as a top-k of
         # 5x the limit filtered afterwards, so there a plain top-k filtered here is the same and cheaper.
-        params = {"radius": self.threshold - 1e-6, "range_filter": 1.0 + 1e-3} if range_search else {}
-        if index == "HNSW":
-            params["ef"] = max(64, self.limit)
-        elif index == "IVF_FLAT":
-            params["nprobe"] = 64
-        self.search_params = {"metric_type": METRIC, "params": params}
+        self.range_params = {"radius": self.threshold - 1e-6, "range_filter": 1.0 + 1e-3} if range_search else {}
+        if index_params is None:  # the index's search parameters (see dedup.milvus.choose_index)
+            index_params = {"ef": 64} if index == "HNSW" else {"nprobe": 64} if index == "IVF_FLAT" else {}
+        self.index_params = dict(index_params)
+
+    def _params(self, limit: int) -> dict:
+        params = {**self.index_params, **self.range_params}
+        if self.index == "HNSW":  # HNSW needs ef >= top-k, also for a query re-asked at the largest limit
+            params["ef"] = max(int(params.get("ef", 64)), int(limit))
+        return {"metric_type": METRIC, "params": params}
 
     def _search(self, vectors: np.ndarray, limit: int):
         return self.client.search(
@@ -57,7 +63,7 @@ class Searcher:
             data=[v for v in vectors],
             anns_field=VECTOR_FIELD,
             limit=limit,
-            search_params=self.search_params,
+            search_params=self._params(limit),
             output_fields=[],
         )
 

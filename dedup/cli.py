@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-resnet", action="store_true", help="skip the ResNet-50 runs")
     b.add_argument("--no-peers", action="store_true", help="skip imagededup and fastdup")
     b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
+    b.add_argument("--scale-milvus", nargs="+", choices=["lite", "server"], default=["lite", "server"], help="scale mode: Milvus Lite and/or the embedded Milvus server of the PyPI package `milvus` (default both)")
     b.set_defaults(func=_cmd_bench)
     from dedup import apply, report
 
@@ -136,7 +137,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.scale is not None:
         from dedup.bench.scale import scale_bench
 
-        scale_bench(args.scale or [10_000, 100_000, 1_000_000], Path(args.work), Path(args.results))
+        scale_bench(args.scale or [10_000, 100_000, 1_000_000], Path(args.work), Path(args.results), milvus=args.scale_milvus)
         return 0
     src = Path(args.src) if args.src else DEFAULT_SRC
     if not src.is_dir():

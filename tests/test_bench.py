@@ -63,3 +63,21 @@ def test_bench_command_writes_the_table(ray_local, tmp_path):
     md = (tmp_path / "results" / "bench.md").read_text()
     assert "| ours: --model thumb |" in md and "not measurable here" in md
     assert report["rows"][0]["pair_f1"] >= 0.0 and (tmp_path / "results" / "bench.json").exists()
+
+
+def test_scale_mode_finds_the_planted_pairs(ray_local, tmp_path):
+    import numpy as np
+
+    from dedup.bench.scale import graph_only, planted_pairs, planted_vectors, scale_run
+
+    vecs, groups = planted_vectors(3000, dim=64, seed=1)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    pairs = planted_pairs(vecs, groups, 0.9)
+    assert len(pairs) > 100 and all(groups[a] == groups[b] >= 0 for a, b in pairs)
+    r = scale_run(3000, tmp_path, dim=64, threshold=0.9)
+    assert r["recall"] == 1.0 and r["edges"] == r["planted_pairs"] == len(planted_pairs(*planted_vectors(3000, 64), 0.9))
+    assert r["seconds"]["store"] > 0 and r["peak_driver_mb"] > 0
+    sampled = scale_run(3000, tmp_path, dim=64, threshold=0.9, query_every=10, index="IVF_FLAT")
+    assert sampled["queries"] == 300 and sampled["recall"] == 1.0
+    g = graph_only(10_000, 50_000)
+    assert g["edges"] == 50_000 and g["rounds"] >= 1

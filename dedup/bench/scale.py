@@ -14,6 +14,7 @@ one whose exact cosine is at least the threshold; recall is the share of those f
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -148,14 +149,15 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     found = set(zip(a.tolist(), b.tolist())) if len(a) < 20_000_000 else set()
     recall = len(truth & found) / len(truth) if truth else 1.0
     return {
-        "n": n, "dim": dim, "index": index, "milvus": "server" if milvus_uri else "lite", "threshold": threshold,
+        "n": n, "dim": dim, "index": (timer.stages.get("store", {}).get("index") or {}).get("type", index), "milvus": "server" if milvus_uri else "lite", "threshold": threshold,
         "query_every": query_every, "queries": stats.get("queries"),
         "planted_pairs": len(truth), "recall": round(recall, 4), "edges": int(len(a)),
         "seconds": {k: v["seconds"] for k, v in timer.stages.items()},
         "per_second": {k: next((x for key, x in v.items() if key.endswith("_per_second")), None) for k, v in timer.stages.items()},
         "generate_seconds": round(gen_s, 1),
         "peak_driver_mb": round(mem.driver / 2**20), "peak_all_processes_mb": round(mem.total / 2**20),
-        "search": {k: stats.get(k) for k in ("saturated_brute_forced", "requeried_at_max_limit", "edges_found")},
+        "search": {k: stats.get(k) for k in ("saturated_brute_forced", "requeried_at_max_limit", "edges_found", "mode")},
+        "store": {k: v for k, v in timer.stages.get("store", {}).items() if k in ("method", "index", "bulk_fallback_reason")},
     }
 
 
@@ -180,6 +182,9 @@ def to_markdown(rows: list[dict], graph_rows: list[dict]) -> str:
              "| vectors | dim | Milvus | index | queries | store s | search s | graph s | store vec/s | search q/s | recall | edges | peak driver MB | peak all MB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "error" in r:
+            lines.append(f"| | | {r['milvus']} | {r['error']} | | | | | | | | | | |")
+            continue
         sec, ps = r["seconds"], r["per_second"]
         lines.append(f"| {r['n']:,} | {r['dim']} | {r['milvus']} | {r['index']} | {r['queries']:,} | {sec.get('store')} | {sec.get('search')} | "
                      f"{sec.get('graph')} | {ps.get('store')} | {ps.get('search')} | {r['recall']} | {r['edges']:,} | {r['peak_driver_mb']} | {r['peak_all_processes_mb']} |")
@@ -190,26 +195,46 @@ def to_markdown(rows: list[dict], graph_rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-# How each size is run on Milvus Lite: FLAT (exact) while it is quick; IVF_FLAT beyond, and at 1M the search
-# is timed on a 1 % sample of the queries (Lite answers a few hundred queries per second).
-PLAN = {10_000: ("FLAT", 1), 100_000: ("IVF_FLAT", 1), 1_000_000: ("IVF_FLAT", 100)}
+# How each size is run: (index, query every k-th vid). Milvus Lite answers a few hundred queries per second,
+# so beyond 100k its search is timed on a 1 % sample of the queries; a server on 10 %.
+PLAN = {
+    "lite": {10_000: ("FLAT", 1), 100_000: ("IVF_FLAT", 1), 1_000_000: ("IVF_FLAT", 100)},
+    "server": {10_000: ("AUTO", 1), 100_000: ("AUTO", 1), 1_000_000: ("AUTO", 10)},
+}
 
 
-def scale_bench(sizes, work: Path, results: Path | None = None, graph_edges=(10_000_000,)) -> dict:
-    """Scale rows for each size (and the graph alone on large random edge lists); writes scale.md/json."""
+def scale_bench(sizes, work: Path, results: Path | None = None, graph_edges=(10_000_000, 100_000_000),
+                milvus=("lite", "server")) -> dict:
+    """Scale rows for each size and Milvus (Lite, and the embedded server of the PyPI package ``milvus``
+    when it is installed), and the graph stage alone on large random edge lists; writes scale.md/json."""
     import json
+    from contextlib import ExitStack
 
     import ray
 
     started = not ray.is_initialized()
     if started:
         ray.init(include_dashboard=False, logging_level="ERROR")
+    rows = []
     try:
-        rows = []
-        for n in sizes:
-            index, every = PLAN.get(n, ("IVF_FLAT" if n > 50_000 else "FLAT", max(1, n // 100_000)))
-            rows.append(scale_run(n, work, index=index, query_every=every))
-            print(to_markdown(rows[-1:], []), flush=True)
+        for kind in milvus:
+            with ExitStack() as stack:
+                uri = None
+                if kind == "server":
+                    try:
+                        from dedup.milvus_embedded import EmbeddedMilvus
+
+                        base = work / "milvus-server"
+                        shutil.rmtree(base, ignore_errors=True)
+                        base.mkdir(parents=True)
+                        uri = stack.enter_context(EmbeddedMilvus(base)).uri
+                    except Exception as e:  # noqa: BLE001 - no server here: say so in the results
+                        rows.append({"milvus": "server", "error": f"embedded Milvus server not available: {e}"})
+                        continue
+                for n in sizes:
+                    index, every = PLAN[kind].get(n, ("AUTO", max(1, n // 100_000)))
+                    rows.append(scale_run(n, work, index=index, query_every=every, milvus_uri=uri))
+                    print(to_markdown(rows[-1:], []), flush=True)
     finally:
         if started:
             ray.shutdown()

@@ -69,10 +69,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("Ray")
     g.add_argument("--ray-address", help="Ray cluster address (default: join RAY_ADDRESS if set, else start Ray locally)")
-    g.add_argument("--embed-actors", type=int, help="embedding actors (default: one per GPU, or 1 on CPU)")
+    g.add_argument("--embed-actors", type=int, help="embedding actors (default: one per GPU, or one per node on CPU-only clusters)")
     g.add_argument("--embed-batch", type=int, help=f"images per model batch (default {d.embed_batch})")
     g.add_argument("--gpus-per-embed-actor", type=float, help="GPUs per embedding actor (default 1 where the cluster has GPUs, else 0)")
-    g.add_argument("--cpus-per-embed-actor", type=float, help="CPUs per embedding actor (default: the node's CPUs less one, on CPU)")
+    g.add_argument("--cpus-per-embed-actor", type=float, help="CPUs per embedding actor (default: 1 with GPUs; on CPU the largest node's CPUs less one)")
+    g.add_argument("--cpus-per-decode", type=float, help=f"CPUs per decode task (default {d.cpus_per_decode})")
     g.add_argument("--decode-batch", type=int, help=f"work units (image files, or shards) per decode task batch (default {d.decode_batch})")
     g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
     g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")

@@ -81,6 +81,7 @@ class DedupConfig:
     embed_batch: int = 64
     gpus_per_embed_actor: float | None = None  # default: 1 when the cluster has GPUs, else 0
     cpus_per_embed_actor: float | None = None  # default: all CPUs of the node on CPU-only clusters, else 1
+    cpus_per_decode: float = 1.0  # CPUs per decode task
     decode_batch: int = 32  # work units (an image file, or a whole shard) per decode task batch
     writers: int = 2
     search_actors: int = 2

@@ -113,22 +113,24 @@ def _init_ray(cfg: DedupConfig) -> bool:
 
 
 def _resources(cfg: DedupConfig) -> dict:
-    """Embedding actor resources: one GPU each where the cluster has GPUs, else CPU actors."""
+    """Embedding actor resources: one GPU each where the cluster has GPUs, else CPU actors (one per node)."""
     import ray
 
     total = ray.cluster_resources()
     gpus = int(total.get("GPU", 0))
-    cpus = int(total.get("CPU", 1))
+    node_cpus = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
     use_gpu = (cfg.gpus_per_embed_actor or 0) > 0 or (cfg.gpus_per_embed_actor is None and gpus > 0)
     if use_gpu:
         per_gpu = cfg.gpus_per_embed_actor or 1.0
         actors = cfg.embed_actors or max(1, int(gpus / per_gpu))
         return {"actors": actors, "num_gpus": per_gpu, "num_cpus": cfg.cpus_per_embed_actor or 1, "device": "gpu"}
-    actors = cfg.embed_actors or 1
-    # Reserve all but one CPU per actor, so decode tasks can still be scheduled beside it; torch in the
-    # actor runs as many threads as the actor's share of the node's CPUs.
-    reserve = cfg.cpus_per_embed_actor or max(1, cpus // actors - 1)
-    threads = int(cfg.cpus_per_embed_actor or max(1, cpus // actors))
+    # A CPU actor must fit on one node: size it by the largest node, not the cluster's total. Reserve all
+    # but one of that node's CPUs, so decode tasks can still be scheduled beside it; torch in the actor
+    # runs as many threads as the node has CPUs.
+    cpus = max(node_cpus or [1])
+    actors = cfg.embed_actors or max(1, len(node_cpus))
+    reserve = cfg.cpus_per_embed_actor or max(1, cpus - 1)
+    threads = int(cfg.cpus_per_embed_actor or cpus)
     return {"actors": actors, "num_gpus": 0, "num_cpus": reserve, "device": "cpu", "threads": threads}
 
 
@@ -305,7 +307,7 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
     import ray
 
     ds = ray.data.from_items(plan.decode_units(reps)).map_batches(
-        decode.decode_units, batch_size=cfg.decode_batch, batch_format="numpy",
+        decode.decode_units, batch_size=cfg.decode_batch, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
         fn_kwargs={"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
                    "hash_name": cfg.model if cfg.is_hash else None},
     )

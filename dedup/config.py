@@ -16,7 +16,9 @@ CANONICAL_KEYS = ("pixels", "bytes", "path")
 # Perceptual hashes (dedup.stages.hashes), and the default --max-bits of each: the largest Hamming distance
 # with no image wrongly removed on the bench corpus (multihash: 64 of 256 bits, F1 0.947).
 HASH_MODELS = {"multihash": 64, "multihash-mirror": 62, "phash-robust": 28, "phash": 10, "dhash": 7, "whash": 4, "colorhash": 14}
-MODELS = ("resnet50", "thumb", *HASH_MODELS)
+# Both signals: ResNet-50 edges (cosine >= --threshold) and hash edges (<= --max-bits), one graph.
+COMBO_MODELS = tuple(f"resnet50+{h}" for h in HASH_MODELS)
+MODELS = ("resnet50", "thumb", *HASH_MODELS, *COMBO_MODELS)
 DEFAULT_THRESHOLD = 0.90
 
 
@@ -117,26 +119,51 @@ class DedupConfig:
 
     @property
     def is_hash(self) -> bool:
+        """A hash model alone: no weights, the threshold in bits."""
         return self.model in HASH_MODELS
 
+    @property
+    def is_combo(self) -> bool:
+        return self.model in COMBO_MODELS
+
+    @property
+    def uses_resnet(self) -> bool:
+        return self.model == "resnet50" or self.is_combo
+
+    @property
+    def hash_name(self) -> str | None:
+        """The perceptual hash the decode workers compute (hash models and combos), else None."""
+        return self.model if self.is_hash else self.model.split("+", 1)[1] if self.is_combo else None
+
+    def hash_threshold(self) -> float:
+        """The cosine at which the hash vectors are searched: ``max_bits`` as a cosine."""
+        from dedup.stages.hashes import HASHES, search_cosine
+
+        return search_cosine(int(self.max_bits), HASHES[self.hash_name].bits)
+
     def _resolve_threshold(self) -> None:
-        """Hash models take --max-bits (a Hamming distance) and search at the matching cosine."""
-        if not self.is_hash:
+        """Hash models take --max-bits (a Hamming distance) and search at the matching cosine; combos take
+        both --threshold (ResNet-50 cosine) and --max-bits (the hash)."""
+        if self.hash_name is None:
             if self.max_bits is not None:
-                raise ConfigError("--max-bits applies to the hash models only (--model phash, multihash, ...)")
+                raise ConfigError("--max-bits applies to the hash models only (--model phash, multihash, resnet50+multihash, ...)")
             if self.threshold is None:
                 self.threshold = DEFAULT_THRESHOLD
             return
         from dedup.stages.hashes import HASHES, search_cosine
 
-        bits = HASHES[self.model].bits
+        name = self.hash_name
+        bits = HASHES[name].bits
         if self.max_bits is None:
-            if self.threshold is not None and self.threshold != search_cosine(HASH_MODELS[self.model], bits):
+            if self.is_hash and self.threshold is not None and self.threshold != search_cosine(HASH_MODELS[name], bits):
                 raise ConfigError(f"--model {self.model} takes its threshold in bits: pass --max-bits N (0..{bits}), not --threshold")
-            self.max_bits = HASH_MODELS[self.model]
+            self.max_bits = HASH_MODELS[name]
         if not 0 <= self.max_bits < bits:
-            raise ConfigError(f"--max-bits must be in 0..{bits - 1} for {self.model} ({bits} bits), got {self.max_bits}")
-        self.threshold = search_cosine(int(self.max_bits), bits)
+            raise ConfigError(f"--max-bits must be in 0..{bits - 1} for {name} ({bits} bits), got {self.max_bits}")
+        if self.is_hash:
+            self.threshold = self.hash_threshold()
+        elif self.threshold is None:
+            self.threshold = DEFAULT_THRESHOLD
 
     def resolved_search_limit(self) -> int:
         if self.search_limit is not None:

@@ -173,7 +173,7 @@ def run(cfg: DedupConfig) -> dict:
     state_ref = None
 
     # Weights first: a missing weights file must fail before any image is read.
-    if cfg.model == "resnet50":
+    if cfg.uses_resnet:
         from dedup.weights import load_state_dict
 
         with timer.stage("weights"):
@@ -208,7 +208,7 @@ def run(cfg: DedupConfig) -> dict:
 
         # 3+4. decode (CPU tasks) -> embed (actor pool) -> vectors/ parquet
         vectors_dir = out / "vectors"
-        if cfg.model == "resnet50":
+        if cfg.uses_resnet:
             res = _resources(cfg)
         else:
             res = {"actors": cfg.embed_actors or 1, "num_gpus": 0, "num_cpus": 1, "device": "cpu"}
@@ -238,6 +238,14 @@ def run(cfg: DedupConfig) -> dict:
         # 5+6. store + search -> edges.parquet
         ok_count = int(meta["error"].isna().sum())
         edges_tbl, search_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params)
+        if cfg.is_combo:  # the hash signal: its own collection and threshold; edges from either, one graph
+            from dedup.stages.hashes import HASHES
+
+            hash_edges, hash_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params,
+                                                   dim=HASHES[cfg.hash_name].bits, column="hash_embedding",
+                                                   threshold=cfg.hash_threshold(), suffix="_hash")
+            edges_tbl, union = combine_edges(edges_tbl, hash_edges, vectors_dir)
+            search_stats = {**search_stats, "hash": hash_stats, "union": union}
 
         # 7+8. graph, canonical, manifest
         with timer.stage("graph", "vectors") as rec:
@@ -309,7 +317,7 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
     ds = ray.data.from_items(plan.decode_units(reps)).map_batches(
         decode.decode_units, batch_size=cfg.decode_batch, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
         fn_kwargs={"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
-                   "hash_name": cfg.model if cfg.is_hash else None},
+                   "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash},
     )
     ds = ds.map_batches(
         embed.Embedder,
@@ -333,28 +341,33 @@ def _empty_meta() -> pd.DataFrame:
 
 def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int, fp_vectors: str,
                   state: RunState, timer: Timer, params: dict, dim: int | None = None,
-                  query_every: int = 1) -> tuple[pa.Table, dict]:
+                  query_every: int = 1, column: str = "embedding", threshold: float | None = None,
+                  suffix: str = "") -> tuple[pa.Table, dict]:
     """Stages `store` and `search` over ``vectors_dir``: returns the unique edges (also in edges.parquet).
 
     Used by the job and, on synthetic embeddings, by the benchmark's scale mode (which may pass its own
     ``dim``, and ``query_every`` > 1 to search from every k-th vid only, to time search on a sample).
+    ``column``/``threshold``/``suffix``: a second signal (resnet50+HASH: the hash vectors at their own
+    threshold, in their own collection, stages and edges file named with ``suffix``).
     """
+    threshold = cfg.threshold if threshold is None else float(threshold)
     import ray
 
-    edges_path = out / "edges.parquet"
-    name = collection_name(cfg)
-    params["collection"] = name
+    edges_path = out / f"edges{suffix}.parquet"
+    name = collection_name(cfg) + suffix
+    params["collection" + suffix] = name
+    store_key, search_key_name = "store" + suffix, "search" + suffix
     fp_store = fingerprint("store", fp_vectors, cfg.milvus_uri, cfg.milvus_db, name, cfg.index, cfg.model)
     search_key = {"limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit()}
     fp_search = fingerprint("search", fp_store, search_key)
-    stored = state.get("search")
+    stored = state.get(search_key_name)
 
     # Re-thresholding upwards needs no search: every pair at or above the new threshold is already stored.
     if (ok_count and stored.get("fingerprint") == fp_search and edges_path.exists()
-            and stored.get("threshold", 2.0) <= cfg.threshold):
-        with timer.stage("search", "queries") as rec:
+            and stored.get("threshold", 2.0) <= threshold):
+        with timer.stage(search_key_name, "queries") as rec:
             t = pq.read_table(edges_path)
-            t = t.filter(pc.greater_equal(t["sim"], pa.scalar(cfg.threshold, pa.float32())))
+            t = t.filter(pc.greater_equal(t["sim"], pa.scalar(threshold, pa.float32())))
             rec.update({"reused": True, "filtered_from_threshold": stored["threshold"], "edges": t.num_rows})
         return t, {"reused": True, "searched_at_threshold": stored["threshold"]}
 
@@ -363,7 +376,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
         pq.write_table(t, edges_path)
         return t, {}
 
-    state.forget("search")
+    state.forget(search_key_name)
     with ExitStack() as stack:
         if cfg.milvus_uri:
             target = MilvusTarget(cfg.milvus_uri, cfg.milvus_token, cfg.milvus_db)
@@ -373,26 +386,26 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
         dim = dim or embed.embedding_dim(cfg.model)
         # Small runs: one Milvus client in this process. Starting pools of writer and search actors (a Python
         # process each, importing pymilvus) costs seconds that only pay off on many vectors.
-        local = _read_table(vectors_dir, ["vid", "embedding", "error"]) if ok_count < cfg.local_below else None
+        local = _read_table(vectors_dir, ["vid", column, "error"]) if ok_count < cfg.local_below else None
         if local is not None:
-            local = _drop_errors(local).combine_chunks()
+            local = _drop_errors(local, column).combine_chunks()
         # Enough blocks that every writer and search actor gets a share of the ids.
         blocks = max(4 * max(cfg.writers, cfg.search_actors), ok_count // 5000)
         vectors = (
-            ray.data.read_parquet(str(vectors_dir), columns=["vid", "embedding", "error"])
-            .map_batches(_drop_errors, batch_format="pyarrow")
+            ray.data.read_parquet(str(vectors_dir), columns=["vid", column, "error"])
+            .map_batches(_drop_errors, batch_format="pyarrow", fn_kwargs={"column": column})
             .repartition(blocks)
         )
 
         # 5. store
         limit = cfg.resolved_search_limit()
-        with timer.stage("store", "vectors") as rec:
-            if state.reusable("store", fp_store) and _loaded_count(target, name) == ok_count:
+        with timer.stage(store_key, "vectors") as rec:
+            if state.reusable(store_key, fp_store) and _loaded_count(target, name) == ok_count:
                 rec["reused"] = True
                 rec["vectors"] = ok_count
                 choice = choose_index(ok_count, cfg.index, limit)
             else:
-                state.forget("store")
+                state.forget(store_key)
                 create_collection(target, name, dim, replace=cfg.replace_collection, owner=out)
                 if local is not None:
                     writer = store.MilvusWriter(target, name)
@@ -410,13 +423,13 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                 rec["vectors"] = int(inserted)
                 if inserted != ok_count:
                     raise RuntimeError(f"Milvus took {inserted} vectors, expected {ok_count}")
-                state.finish("store", fp_store)
+                state.finish(store_key, fp_store)
             rec["index"] = {"type": choice.index_type, "build": choice.build_params, "search": choice.search_params, "why": choice.reason}
 
         # 6. search
-        with timer.stage("search", "queries") as rec:
+        with timer.stage(search_key_name, "queries") as rec:
             searcher_args = {
-                "target": target, "collection": name, "threshold": cfg.threshold,
+                "target": target, "collection": name, "threshold": threshold,
                 "limit": limit, "batch": cfg.search_batch, "index": choice.index_type, "index_params": choice.search_params,
                 "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri),
             }
@@ -444,13 +457,13 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             parts = [(a[real], b[real], s[real])]
             del a, b, s
             if len(saturated):
-                pair = (saturated, _vectors_of(vectors_dir, saturated))
+                pair = (saturated, _vectors_of(vectors_dir, saturated, column))
                 if local is not None:
-                    t = search.brute_force_edges(local, pair, cfg.threshold)
+                    t = search.brute_force_edges(local, pair, threshold)
                     parts.append((t["a"], t["b"], t["sim"]))
                 else:
                     extra = vectors.map_batches(
-                        search.brute_force_edges, batch_format="pyarrow", fn_kwargs={"queries_ref": ray.put(pair), "threshold": cfg.threshold},
+                        search.brute_force_edges, batch_format="pyarrow", fn_kwargs={"queries_ref": ray.put(pair), "threshold": threshold},
                     )
                     for t in ray.get(extra.to_arrow_refs()):
                         if t.num_rows:
@@ -471,11 +484,11 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             rec["unique_edges"] = int(edges.num_rows)
             rec["requeried_at_max_limit"] = retried
             rec["saturated_brute_forced"] = int(len(saturated))
-            state.finish("search", fp_search, threshold=cfg.threshold)
+            state.finish(search_key_name, fp_search, threshold=threshold)
             stats = dict(rec)
         if cfg.drop_collection:
             drop_collection(target, name, owner=out)
-            state.forget("store")
+            state.forget(store_key)
     return edges, stats
 
 
@@ -522,17 +535,39 @@ def _every_kth(t: pa.Table, k: int) -> pa.Table:
     return t.filter(pa.array(t["vid"].to_numpy() % k == 0))
 
 
-def _drop_errors(t: pa.Table) -> pa.Table:
-    return t.filter(pc.is_null(t["error"])).select(["vid", "embedding"])
+def _drop_errors(t: pa.Table, column: str = "embedding") -> pa.Table:
+    """Rows without an error, as (vid, embedding): ``column`` is the vector column to use."""
+    t = t.filter(pc.is_null(t["error"]))
+    return pa.table({"vid": t["vid"], "embedding": t[column]})
 
 
-def _vectors_of(vectors_dir: Path, vids: np.ndarray) -> np.ndarray:
+def _vectors_of(vectors_dir: Path, vids: np.ndarray, column: str = "embedding") -> np.ndarray:
     t = pads.dataset(str(vectors_dir), format="parquet").to_table(
-        columns=["vid", "embedding"], filter=pads.field("vid").isin(pa.array(vids, pa.int64()))
+        columns=["vid", column], filter=pads.field("vid").isin(pa.array(vids, pa.int64()))
     )
     order = np.argsort(t["vid"].to_numpy())
     pos = order[np.searchsorted(t["vid"].to_numpy()[order], vids)]
-    return embed.embeddings_to_numpy(t["embedding"])[pos]
+    return embed.embeddings_to_numpy(t[column])[pos]
+
+
+def combine_edges(model_edges: pa.Table, hash_edges: pa.Table, vectors_dir: Path) -> tuple[pa.Table, dict]:
+    """resnet50+HASH: the union of the two edge sets, one graph. ``sim`` stays the ResNet-50 cosine (also
+    for pairs only the hash found, computed here), so the manifest's similarities mean one thing."""
+    ma, mb = model_edges["a"].to_numpy(), model_edges["b"].to_numpy()
+    ha, hb = hash_edges["a"].to_numpy(), hash_edges["b"].to_numpy()
+    n = int(max(ma.max(initial=0), mb.max(initial=0), ha.max(initial=0), hb.max(initial=0))) + 1
+    only = ~np.isin(ha * n + hb, ma * n + mb)
+    oa, ob = ha[only], hb[only]
+    sims = np.zeros(len(oa), np.float32)
+    if len(oa):
+        vids = np.unique(np.concatenate([oa, ob]))
+        vecs = _vectors_of(vectors_dir, vids)
+        ia, ib = np.searchsorted(vids, oa), np.searchsorted(vids, ob)
+        sims = np.minimum(np.einsum("ij,ij->i", vecs[ia], vecs[ib]), 1.0).astype(np.float32)
+    edges = pa.table({"a": np.concatenate([ma, oa]), "b": np.concatenate([mb, ob]),
+                      "sim": np.concatenate([model_edges["sim"].to_numpy(), sims])}, schema=search.EDGE_SCHEMA)
+    both = int(len(ha) - len(oa))
+    return edges, {"model_edges": int(len(ma)), "hash_edges": int(len(ha)), "found_by_both": both, "hash_only": int(len(oa))}
 
 
 def _per_vid(files_df: pd.DataFrame, meta: pd.DataFrame, n: int) -> dict[str, np.ndarray]:

@@ -202,3 +202,25 @@ def test_hash_models_take_the_threshold_in_bits():
     with pytest.raises(ConfigError, match="hash models only"):
         DedupConfig(inputs=["x"], max_bits=3).validate()
     assert DedupConfig(inputs=["x"]).validate().threshold == 0.90
+
+
+@pytest.mark.slow
+def test_resnet50_plus_hash_takes_edges_from_either_signal(ray_local, tmp_path, tiny_resnet_weights):
+    root = tmp_path / "corpus"
+    truth = make_corpus(root, groups=3)
+    out = tmp_path / "out"
+    # ResNet-50 with test weights at a threshold no pair of different files reaches: the hash finds the groups
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="resnet50+multihash",
+                              weights=str(tiny_resnet_weights), threshold=0.999999, embed_batch=8))
+    man, err = check_accounting(out, len(truth))
+    man["group"] = man["path"].map(lambda p: truth[os.path.relpath(p, root)])
+    assert (man.groupby("cluster_id")["group"].nunique() == 1).all() and man["cluster_id"].nunique() == 5
+    union = summary["search"]["union"]
+    assert union["hash_only"] >= 6 and union["model_edges"] == union["found_by_both"] == 0
+    assert set(summary["stages"]) >= {"store", "search", "store_hash", "search_hash"}
+    vectors = pq.read_table(out / "vectors")
+    assert vectors.schema.field("embedding").type.list_size == 2048
+    assert vectors.schema.field("hash_embedding").type.list_size == 256
+    # similarities stay ResNet-50 cosines, also for the pairs only the hash found
+    near = man[man["match"] == "near"]
+    assert len(near) and (near["similarity_to_canonical"] < 0.999999).all()

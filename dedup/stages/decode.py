@@ -73,6 +73,16 @@ def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None 
     the whole image (a +1/-1 float32 vector) instead of the model's pixels: hashes are computed here, on
     the CPU decode workers, from a JPEG draft of at least 128 px (the hashes' normalised view is 128 px).
     """
+    pixels, signs, w, h, mode, fmt = decode_both(data, size, max_pixels, hash_name, pixels=hash_name is None)
+    return (pixels if hash_name is None else signs), w, h, mode, fmt
+
+
+def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, pixels: bool = True):
+    """Decode once; return (model pixels or None, the image's hash or None, width, height, mode, format).
+
+    The hash is taken from the whole image (before the model's centre crop); with both, the JPEG draft is
+    the model's size (at least 224 px), which the hashes' 128 px view is made from.
+    """
     if not data:
         raise DecodeError("empty file (0 bytes)")
     try:
@@ -101,7 +111,7 @@ def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None 
         w, h = h, w
     try:
         if fmt == "JPEG":
-            target = HASH_VIEW if hash_name else size
+            target = size if pixels else HASH_VIEW
             img.draft("RGB" if img.mode == "RGB" else None, (target, target))
         img.load()
         try:
@@ -109,34 +119,44 @@ def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None 
         except Exception:  # noqa: BLE001 - a malformed orientation tag: keep the stored orientation
             pass
         img = _to_rgb(img)
-        if hash_name:
-            return HASHES[hash_name].fn(img), w, h, mode, fmt
+        signs = HASHES[hash_name].fn(img) if hash_name else None
+        if not pixels:
+            return None, signs, w, h, mode, fmt
         img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
     except (OSError, SyntaxError, ValueError) as e:
         msg = str(e)
         if "truncated" in msg.lower() or "premature end" in msg.lower():
             raise DecodeError(f"truncated or corrupt image data ({fmt}): {msg}") from None
         raise DecodeError(f"corrupt image data ({fmt}): {msg}") from None
-    pixels = np.asarray(img, dtype=np.uint8)
-    if pixels.shape != (size, size, 3):  # pragma: no cover - ImageOps.fit guarantees it
-        raise DecodeError(f"unexpected decoded shape {pixels.shape}")
-    return pixels, w, h, mode, fmt
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.shape != (size, size, 3):  # pragma: no cover - ImageOps.fit guarantees it
+        raise DecodeError(f"unexpected decoded shape {arr.shape}")
+    return arr, signs, w, h, mode, fmt
 
 
 def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image_column: str | None = None,
-                 hash_name: str | None = None) -> dict:
+                 hash_name: str | None = None, with_pixels: bool = True) -> dict:
     """Ray Data batch function: decode work units in, one row per representative out.
 
-    With ``hash_name``, ``pixels`` holds each image's perceptual hash (+1/-1 float32) instead of pixels.
+    With ``hash_name`` and not ``with_pixels`` (a hash model), ``pixels`` holds each image's perceptual hash
+    (+1/-1 float32) instead of pixels; with both (resnet50+hash), the hash comes in an extra ``hash`` column.
     """
-    out = {k: [] for k in ("vid", "pixels", "width", "height", "mode", "format", "error", "decode_s")}
-    blank = np.zeros(HASHES[hash_name].bits, np.float32) if hash_name else np.zeros((size, size, 3), np.uint8)
+    keys = ("vid", "pixels", "width", "height", "mode", "format", "error", "decode_s") + (("hash",) if hash_name and with_pixels else ())
+    out = {k: [] for k in keys}
+    blank_hash = np.zeros(HASHES[hash_name].bits, np.float32) if hash_name else None
+    blank = np.zeros((size, size, 3), np.uint8) if with_pixels else blank_hash
     for kind, unit, items, vids, shas in zip(batch["kind"], batch["unit"], batch["items"], batch["vids"], batch["shas"]):
         kind, unit = str(kind), str(unit)
         vid_of = {str(p): int(v) for p, v in zip(items, vids)}
         sha_of = {str(p): str(h) for p, h in zip(items, shas)}
         members = None if kind == "file" else {split_item(p)[1] for p in vid_of}
         seen = set()
+
+        def add(vid, arr, signs, meta, error, seconds):
+            _append(out, vid, arr, meta, error, seconds)
+            if "hash" in out:
+                out["hash"].append(blank_hash if signs is None else signs)
+
         for path, data, error in read_unit(kind, unit, image_column, members):
             t0 = time.process_time()
             vid = vid_of.get(path)
@@ -144,26 +164,26 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
                 for p, v in vid_of.items():
                     if p not in seen:
                         seen.add(p)
-                        _append(out, v, blank, None, error or "could not read", 0.0)
+                        add(v, blank, None, None, error or "could not read", 0.0)
                 continue
             seen.add(path)
             if error is not None:
-                _append(out, vid, blank, None, error, 0.0)
+                add(vid, blank, None, None, error, 0.0)
                 continue
             if hash_bytes(data) != sha_of[path]:  # the vector must belong to the bytes the manifest names
-                _append(out, vid, blank, None, "input changed during the run (bytes differ from the hashed ones)", 0.0)
+                add(vid, blank, None, None, "input changed during the run (bytes differ from the hashed ones)", 0.0)
                 continue
             try:
-                pixels, w, h, mode, fmt = decode_image(data, size, max_pixels, hash_name)
-                _append(out, vid, pixels, (w, h, mode, fmt), None, time.process_time() - t0)
+                arr, signs, w, h, mode, fmt = decode_both(data, size, max_pixels, hash_name, pixels=with_pixels)
+                add(vid, arr if with_pixels else signs, signs, (w, h, mode, fmt), None, time.process_time() - t0)
             except DecodeError as e:
-                _append(out, vid, blank, None, str(e), time.process_time() - t0)
+                add(vid, blank, None, None, str(e), time.process_time() - t0)
             except Exception as e:  # noqa: BLE001 - one bad image never stops the job
-                _append(out, vid, blank, None, f"could not decode: {type(e).__name__}: {e}", time.process_time() - t0)
+                add(vid, blank, None, None, f"could not decode: {type(e).__name__}: {e}", time.process_time() - t0)
         for p, v in vid_of.items():  # items that vanished between hashing and decoding
             if p not in seen:
-                _append(out, v, blank, None, "input changed or disappeared during the run", 0.0)
-    return {
+                add(v, blank, None, None, "input changed or disappeared during the run", 0.0)
+    result = {
         "vid": np.asarray(out["vid"], np.int64),
         "pixels": np.stack(out["pixels"]) if out["pixels"] else np.zeros((0, *blank.shape), blank.dtype),
         "width": np.asarray(out["width"], np.int64),
@@ -173,6 +193,9 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
         "error": np.asarray(out["error"], object),
         "decode_s": np.asarray(out["decode_s"], np.float64),
     }
+    if "hash" in out:
+        result["hash"] = np.stack(out["hash"]) if out["hash"] else np.zeros((0, blank_hash.size), np.float32)
+    return result
 
 
 def _append(out, vid, pixels, meta, error, seconds):

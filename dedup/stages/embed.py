@@ -2,7 +2,8 @@
 
 In:  rows from `decode` (``vid``, ``pixels``, ``width``, ``height``, ``mode``, ``format``, ``error``,
      ``decode_s``).
-Out: the same rows without ``pixels``, plus ``embedding`` (fixed-size list of float32, L2-normalised; zeros
+Out: the same rows without ``pixels`` (and ``hash``), plus ``hash_embedding`` for ``resnet50+HASH`` models
+     (the decode workers' hash, scaled to unit length), plus ``embedding`` (fixed-size list of float32, L2-normalised; zeros
      where ``error`` is set) and ``embed_s`` (seconds of model time for the row's batch share).
 
 Models:
@@ -30,7 +31,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def embedding_dim(model: str) -> int:
-    return MODEL_DIMS[model]
+    """Dimension of the ``embedding`` column (for resnet50+HASH: ResNet-50's; the hash has its own column)."""
+    return MODEL_DIMS[model.split("+", 1)[0]]
 
 
 def thumb_embed(pixels: np.ndarray, grid: int = 8) -> np.ndarray:
@@ -94,6 +96,10 @@ class Embedder:
 
     def __init__(self, model: str, state_dict_ref=None, threads: int | None = None):
         self.model_name = model
+        # resnet50+HASH: ResNet-50 on the pixels, and the decode workers' hash passed on as a second vector
+        self.hash_dim = HASHES[model.split("+", 1)[1]].bits if "+" in model else None
+        if self.hash_dim:
+            model = "resnet50"
         self.dim = MODEL_DIMS[model]
         if model == "resnet50":
             import ray
@@ -122,6 +128,11 @@ class Embedder:
             emb[ok] = self.features(batch["pixels"][ok])
         seconds = time.perf_counter() - t0
         flat = pa.array(emb.reshape(-1), pa.float32())
+        extra = {}
+        if self.hash_dim:
+            signs = np.zeros((n, self.hash_dim), np.float32)
+            signs[ok] = np.asarray(batch["hash"], np.float32)[ok] / np.sqrt(self.hash_dim)
+            extra["hash_embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(signs.reshape(-1), pa.float32()), self.hash_dim)
         return pa.table(
             {
                 "vid": pa.array(batch["vid"], pa.int64()),
@@ -133,6 +144,7 @@ class Embedder:
                 "decode_s": pa.array(batch["decode_s"], pa.float64()),
                 "embed_s": pa.array(np.full(n, seconds / max(n, 1)), pa.float64()),
                 "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim),
+                **extra,
             }
         )
 

@@ -115,6 +115,8 @@ class DedupConfig:
             raise ConfigError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
         if self.store_method not in ("auto", "bulk", "insert"):
             raise ConfigError(f"--store-method must be auto, bulk or insert, got {self.store_method!r}")
+        if self.store_method == "bulk" and not self.milvus_uri:
+            raise ConfigError("--store-method bulk needs a Milvus server (--milvus-uri): Milvus Lite has no bulk import")
         return self
 
     @property

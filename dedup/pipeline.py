@@ -412,7 +412,8 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                     inserted = sum(int(writer(local.slice(i, cfg.insert_batch))["inserted"][0]) for i in range(0, local.num_rows, cfg.insert_batch))
                     rec["method"] = "insert (driver)"
                 else:
-                    res = store.store_vectors(vectors, target, name, dim, method=cfg.store_method, staging=_bulk_staging(cfg, out),
+                    method = cfg.store_method if cfg.milvus_uri else "insert"  # Milvus Lite has no bulk import
+                    res = store.store_vectors(vectors, target, name, dim, method=method, staging=_bulk_staging(cfg, out),
                                               insert_batch=cfg.insert_batch, writers=cfg.writers, shard_rows=cfg.bulk_shard_rows,
                                               owner=out, timeout=cfg.bulk_timeout)
                     inserted = res.rows

@@ -36,6 +36,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", choices=list(MODELS), help="resnet50 (default): ResNet-50 features; multihash, multihash-mirror, phash-robust, phash, dhash, whash, colorhash: weight-free perceptual hashes computed on the decode workers (threshold in bits, --max-bits; multihash is the best measured); resnet50+HASH (e.g. resnet50+multihash): both signals, an edge where either finds one (--threshold for ResNet-50, --max-bits for the hash), one graph; thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
     g.add_argument("--weights", help="imagenet (default: torchvision's ImageNet weights via the torch hub cache), random (throughput tests only; clusters mean nothing), or a path/fsspec URI to a ResNet-50 state dict")
     g.add_argument("--weights-sha256", help="expected SHA-256 of the --weights file")
+    g.add_argument("--cpu-backend", choices=["auto", "onnx", "torch"], help="ResNet-50 on CPU actors: auto (default): ONNX Runtime (the model exported once per weights and cached; ~3x torch eager measured here), torch where onnxruntime is missing; torch: torch eager, channels_last. GPU actors always use torch (bf16 autocast)")
     g.add_argument("--image-size", type=int, help=f"model input size (default {d.image_size})")
     g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
 

@@ -38,6 +38,7 @@ class DedupConfig:
     model: str = "resnet50"  # resnet50 | thumb (weight-free 8x8 colour thumbnail, for tests and smoke runs)
     weights: str = "imagenet"  # imagenet | random | local path | fsspec URI
     weights_sha256: str | None = None
+    cpu_backend: str = "auto"  # ResNet-50 on CPU: auto (ONNX Runtime where installed) | onnx | torch
     image_size: int = 224
     max_pixels: int = 100_000_000  # decompression-bomb guard
 
@@ -113,6 +114,8 @@ class DedupConfig:
 
         if self.index not in INDEX_TYPES:
             raise ConfigError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
+        if self.cpu_backend not in ("auto", "onnx", "torch"):
+            raise ConfigError(f"--cpu-backend must be auto, onnx or torch, got {self.cpu_backend!r}")
         if self.store_method not in ("auto", "bulk", "insert"):
             raise ConfigError(f"--store-method must be auto, bulk or insert, got {self.store_method!r}")
         if self.store_method == "bulk" and not self.milvus_uri:

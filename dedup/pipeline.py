@@ -123,7 +123,7 @@ def _resources(cfg: DedupConfig) -> dict:
     if use_gpu:
         per_gpu = cfg.gpus_per_embed_actor or 1.0
         actors = cfg.embed_actors or max(1, int(gpus / per_gpu))
-        return {"actors": actors, "num_gpus": per_gpu, "num_cpus": cfg.cpus_per_embed_actor or 1, "device": "gpu"}
+        return {"actors": actors, "num_gpus": per_gpu, "num_cpus": cfg.cpus_per_embed_actor or 1, "device": "gpu", "backend": "torch"}
     # A CPU actor must fit on one node: size it by the largest node, not the cluster's total. Reserve all
     # but one of that node's CPUs, so decode tasks can still be scheduled beside it; torch in the actor
     # runs as many threads as the node has CPUs.
@@ -131,7 +131,8 @@ def _resources(cfg: DedupConfig) -> dict:
     actors = cfg.embed_actors or max(1, len(node_cpus))
     reserve = cfg.cpus_per_embed_actor or max(1, cpus - 1)
     threads = int(cfg.cpus_per_embed_actor or cpus)
-    return {"actors": actors, "num_gpus": 0, "num_cpus": reserve, "device": "cpu", "threads": threads}
+    return {"actors": actors, "num_gpus": 0, "num_cpus": reserve, "device": "cpu", "threads": threads,
+            "backend": embed.resolve_cpu_backend(cfg.cpu_backend)}
 
 
 def collection_name(cfg: DedupConfig) -> str:
@@ -184,7 +185,8 @@ def run(cfg: DedupConfig) -> dict:
         params["weights_info"] = {"weights": None, "meaningful": True, "model": cfg.model}
 
     fp_hash = fingerprint("hash", sorted(cfg.inputs), cfg.input_format, cfg.image_column)
-    fp_embed = fingerprint("embed", fp_hash, cfg.model, params["weights_info"], cfg.image_size, cfg.max_pixels, EMBED_VERSION)
+    fp_embed = fingerprint("embed", fp_hash, cfg.model, params["weights_info"], cfg.image_size, cfg.max_pixels, EMBED_VERSION,
+                           cfg.cpu_backend if cfg.uses_resnet else None)
     started_ray = _init_ray(cfg)
     try:
         # 1. discover + hash bytes (exact copies), 2. plan: one representative per content
@@ -220,9 +222,17 @@ def run(cfg: DedupConfig) -> dict:
                 state.forget("decode_embed", "store", "search")
                 shutil.rmtree(vectors_dir, ignore_errors=True)
                 if n:
+                    onnx_ref = None
                     if state_dict is not None:
                         state_ref = ray.put(state_dict)
-                    _decode_embed(cfg, reps, vectors_dir, state_ref, res)
+                        if res["device"] == "cpu" and res["backend"] == "onnx":  # exported once, shared by the actors
+                            t0 = time.perf_counter()
+                            onnx_bytes, info = embed.onnx_model_bytes(state_dict)
+                            onnx_ref = ray.put(onnx_bytes)
+                            del onnx_bytes
+                            rec["onnx_export_seconds"] = round(time.perf_counter() - t0, 2)
+                            rec["onnx_cache"] = info["onnx_cache"]
+                    _decode_embed(cfg, reps, vectors_dir, state_ref, res, onnx_ref)
                 state.finish("decode_embed", fp_embed)
             del state_dict
             meta = _read_table(vectors_dir, META_COLUMNS).to_pandas() if n else _empty_meta()
@@ -311,7 +321,7 @@ def _hash_inputs(cfg: DedupConfig, out: Path) -> pa.Table:
     return pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in ray.get(ds.to_arrow_refs())])
 
 
-def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state_ref, res: dict) -> None:
+def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state_ref, res: dict, onnx_ref=None) -> None:
     import ray
 
     ds = ray.data.from_items(plan.decode_units(reps)).map_batches(
@@ -321,7 +331,8 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
     )
     ds = ds.map_batches(
         embed.Embedder,
-        fn_constructor_kwargs={"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads")},
+        fn_constructor_kwargs={"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads"),
+                               "backend": res.get("backend", "torch"), "onnx_ref": [onnx_ref]},
         batch_size=cfg.embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
         num_gpus=res["num_gpus"], num_cpus=res["num_cpus"],
     )

@@ -4,6 +4,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# The ONNX exports of test weights go to a cache of the test session's own, not the user's ~/.cache.
+os.environ.setdefault("DEDUP_CACHE", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"dedup-test-cache-{os.getuid()}"))
 
 
 @pytest.fixture(scope="session")

@@ -59,16 +59,116 @@ def build_resnet50(state_dict: dict):
     return model.eval()
 
 
-class ResNet50Features:
-    """The bare model on already-preprocessed uint8 batches: used by the actor and by the benchmark."""
+CPU_BACKENDS = ("auto", "onnx", "torch")
+ONNX_FORMAT_VERSION = 1  # bump when the exported graph changes, so cached exports are redone
 
-    def __init__(self, state_dict: dict, device: str = "cpu", threads: int | None = None):
+
+def onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_cpu_backend(requested: str) -> str:
+    """auto: ONNX Runtime where it is installed (about 3x torch eager on the CPUs measured), else torch."""
+    if requested == "onnx" and not onnx_available():
+        raise RuntimeError("--cpu-backend onnx needs the onnxruntime package (pip install onnxruntime)")
+    if requested == "auto":
+        return "onnx" if onnx_available() else "torch"
+    return requested
+
+
+def _u8_features_module(state_dict: dict):
+    """uint8 NHWC batch -> ImageNet normalisation -> ResNet-50 pooled features -> L2: one module to export."""
+    import torch
+
+    class U8Features(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0)
+
+        def forward(self, x):
+            x = x.permute(0, 3, 1, 2).float().sub(self.mean).div(self.std)
+            return torch.nn.functional.normalize(self.model(x), dim=1)
+
+    return U8Features(build_resnet50(state_dict)).eval()
+
+
+def onnx_model_bytes(state_dict: dict, cache_dir: str | None = None) -> tuple[bytes, dict]:
+    """The ONNX export of the feature extractor for these weights, cached by a hash of the weights.
+
+    Returns (model bytes, info). Exported once per weights (15-30 s on 2 cores) into
+    ``$DEDUP_CACHE`` (default ``~/.cache/ray-image-dedup``)/onnx/, then read back in well under a second.
+    """
+    import hashlib
+    import os
+    import tempfile
+
+    import torch
+
+    h = hashlib.sha256(f"{torch.__version__}:{ONNX_FORMAT_VERSION}".encode())
+    for key in sorted(state_dict):
+        t = state_dict[key]
+        h.update(key.encode())
+        if hasattr(t, "numpy"):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    digest = h.hexdigest()[:24]
+    root = cache_dir or os.environ.get("DEDUP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ray-image-dedup")
+    path = os.path.join(root, "onnx", f"resnet50-u8-{digest}.onnx")
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            return f.read(), {"onnx_cache": path, "exported": False}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    module = _u8_features_module(state_dict)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "model.onnx")
+        torch.onnx.export(
+            module, (torch.zeros(2, 224, 224, 3, dtype=torch.uint8),), out, opset_version=18,
+            input_names=["pixels"], output_names=["features"],
+            dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}}, dynamo=True, external_data=False,
+        )
+        with open(out, "rb") as f:
+            data = f.read()
+    tmp_path = path + f".{os.getpid()}.tmp"
+    with open(tmp_path, "wb") as f:
+        f.write(data)
+    os.replace(tmp_path, path)
+    return data, {"onnx_cache": path, "exported": True}
+
+
+class ResNet50Features:
+    """The bare model on already-preprocessed uint8 batches: used by the actor and by the benchmark.
+
+    On GPU: torch, bf16 (or fp16) autocast, channels_last. On CPU: ONNX Runtime on the exported graph
+    (``backend`` onnx, the default where onnxruntime is installed: about 3x torch eager here, features equal
+    to fp32 torch within 1e-7 cosine) or torch eager channels_last (``backend`` torch).
+    """
+
+    def __init__(self, state_dict: dict, device: str = "cpu", threads: int | None = None, backend: str = "auto",
+                 onnx_bytes: bytes | None = None):
         import torch
 
         if threads:
             torch.set_num_threads(int(threads))
         self.torch = torch
         self.device = torch.device(device)
+        self.backend = "torch" if self.device.type != "cpu" else resolve_cpu_backend(backend)
+        self.session = None
+        if self.backend == "onnx":
+            import onnxruntime as ort
+
+            if onnx_bytes is None:
+                onnx_bytes, _ = onnx_model_bytes(state_dict)
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = int(threads or torch.get_num_threads())
+            so.inter_op_num_threads = 1
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self.session = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
+            return
         self.model = build_resnet50(state_dict).to(self.device).to(memory_format=torch.channels_last)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255.0
@@ -77,6 +177,9 @@ class ResNet50Features:
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        if self.session is not None:
+            out = self.session.run(None, {"pixels": np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
+            return np.asarray(out, np.float32)
         torch = self.torch
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device, non_blocking=True)
@@ -94,7 +197,8 @@ class ResNet50Features:
 class Embedder:
     """Ray Data callable class: one model per actor, loaded once."""
 
-    def __init__(self, model: str, state_dict_ref=None, threads: int | None = None):
+    def __init__(self, model: str, state_dict_ref=None, threads: int | None = None, backend: str = "auto",
+                 onnx_ref=None):
         self.model_name = model
         # resnet50+HASH: ResNet-50 on the pixels, and the decode workers' hash passed on as a second vector
         self.hash_dim = HASHES[model.split("+", 1)[1]].bits if "+" in model else None
@@ -112,7 +216,8 @@ class Embedder:
                 threads = None
             elif not threads:
                 threads = max(1, int(resources.get("CPU", 1)))
-            self.features = ResNet50Features(state_dict, "cuda" if use_gpu else "cpu", threads)
+            onnx_bytes = ray.get(onnx_ref[0]) if onnx_ref and onnx_ref[0] is not None and not use_gpu else None
+            self.features = ResNet50Features(state_dict, "cuda" if use_gpu else "cpu", threads, backend, onnx_bytes)
         elif model in HASHES:  # computed by the decode workers: +1/-1 -> unit length, cosine = 1 - 2h/bits
             self.features = lambda signs: (np.asarray(signs, np.float32) / np.sqrt(self.dim)).astype(np.float32)
         else:

@@ -224,7 +224,7 @@ def scale_bench(sizes, work: Path, results: Path | None = None, graph_edges=(10_
                     try:
                         from dedup.milvus_embedded import EmbeddedMilvus
 
-                        base = work / "milvus-server"
+                        base = (work / "milvus-server").resolve()  # the server resolves its config paths itself
                         shutil.rmtree(base, ignore_errors=True)
                         base.mkdir(parents=True)
                         uri = stack.enter_context(EmbeddedMilvus(base)).uri
@@ -238,6 +238,9 @@ def scale_bench(sizes, work: Path, results: Path | None = None, graph_edges=(10_
     finally:
         if started:
             ray.shutdown()
+    if results is not None and (results / "scale.json").exists():  # keep the other Milvus kind's rows of an earlier run
+        earlier = json.loads((results / "scale.json").read_text()).get("rows", [])
+        rows = [r for r in earlier if r.get("milvus") not in milvus] + rows
     graphs = [graph_only(1_000_000, e) for e in graph_edges]
     pca = pca_recall()
     report = {"rows": rows, "graph_only": graphs, "pca": pca, "machine_cpus": os.cpu_count()}

@@ -125,7 +125,7 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     from dedup.pipeline import RunState, Timer, vector_stages
     from dedup.stages import graph
 
-    out = work / f"scale-{n}-{index.lower()}{'-server' if milvus_uri else ''}"
+    out = (work / f"scale-{n}-{index.lower()}{'-server' if milvus_uri else ''}").resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     t0 = time.perf_counter()

@@ -333,7 +333,34 @@ def build_index_and_load(target: MilvusTarget, name: str, index: "str | IndexCho
         params.add_index(field_name=VECTOR_FIELD, index_type=choice.index_type, metric_type=METRIC,
                          params=choice.build_params)
         client.create_index(name, params)
+        _wait_for_index(client, name)
         client.load_collection(name)
         return choice
     finally:
         client.close()
+
+
+def _wait_for_index(client, name: str, timeout: float = 3600.0, poll_s: float = 1.0) -> None:
+    """Wait until the index covers every row. Bulk-imported segments are searchable only once indexed, so
+    searching earlier silently misses vectors (measured: 25 % of the planted pairs lost at 1M vectors)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            names = client.list_indexes(name)
+            info = client.describe_index(name, names[0]) if names else {}
+        except Exception:  # noqa: BLE001 - Milvus Lite and old servers: nothing to wait for
+            return
+        total, done = int(info.get("total_rows", 0) or 0), int(info.get("indexed_rows", 0) or 0)
+        pending = int(info.get("pending_index_rows", 0) or 0)
+        state = str(info.get("state", ""))
+        if (pending == 0 and done >= total) or "total_rows" not in info:
+            return
+        if "Failed" in state:
+            raise RuntimeError(f"Milvus failed to build the index of {name}: {info.get('index_state_fail_reason') or info}")
+        if (done, total) != last:
+            print(f"[dedup] index build: {done}/{total} rows indexed", file=sys.stderr, flush=True)
+            last = (done, total)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the index of {name} was not built within {timeout:.0f}s ({done}/{total} rows)")
+        time.sleep(poll_s)

@@ -435,6 +435,9 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                 rec["vectors"] = int(inserted)
                 if inserted != ok_count:
                     raise RuntimeError(f"Milvus took {inserted} vectors, expected {ok_count}")
+                searchable = _loaded_count(target, name)
+                if searchable != ok_count:  # a vector that cannot be found would be a missed duplicate
+                    raise RuntimeError(f"Milvus can search {searchable} of the {ok_count} vectors stored in {name}")
                 state.finish(store_key, fp_store)
             rec["index"] = {"type": choice.index_type, "build": choice.build_params, "search": choice.search_params, "why": choice.reason}
 
@@ -512,7 +515,7 @@ def _loaded_count(target: MilvusTarget, name: str) -> int:
             if not client.has_collection(name):
                 return -1
             client.load_collection(name)
-            res = client.query(name, filter="", output_fields=["count(*)"])
+            res = client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")
             return int(res[0]["count(*)"])
         finally:
             client.close()

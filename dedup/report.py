@@ -347,7 +347,9 @@ def _section_counts(summary: dict, man: pd.DataFrame, errors: pd.DataFrame) -> s
     rows = "".join(f'<tr><th>{_e(k.replace("_", " "))}</th><td class="num">{_fmt_num(v)}</td></tr>' for k, v in counts.items())
     params = summary.get("parameters") or {}
     extra = []
-    for label, value in (("threshold", params.get("threshold")), ("model", params.get("model")), ("weights", _weights_label(params)),
+    bits = params.get("max_bits")
+    for label, value in (("threshold", params.get("threshold")),
+                         ("max Hamming distance", f"{bits} bits" if bits is not None else None), ("model", params.get("model")), ("weights", _weights_label(params)),
                          ("canonical policy", params.get("canonical")), ("inputs", ", ".join(map(str, params.get("inputs") or [])) or None),
                          ("total time", f'{summary["total_seconds"]:.1f} s' if isinstance(summary.get("total_seconds"), (int, float)) else None),
                          ("images per second", summary.get("images_per_second"))):

@@ -263,7 +263,7 @@ def run(cfg: DedupConfig) -> dict:
             clusters = cluster_vids(files_df, meta, n, ua, ub, us, cfg.canonical_keys())
             rec["vectors"] = n
             rec["edges"] = int(len(ua))
-            rec["guard_rounds"] = clusters.rounds
+            rec["most_clusters_in_one_component"] = clusters.rounds
             rec["split_off_by_chaining_guard"] = clusters.split_off
         with timer.stage("manifest", "rows") as rec:
             man, errs = manifest.build(files_df, meta, clusters, representative_paths(files_df))

@@ -45,11 +45,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from PIL import Image, ImageOps
+from PIL import Image
 
 from dedup import __version__
 from dedup.sources import read_unit, split_item
-from dedup.stages.decode import _to_rgb
+from dedup.stages.decode import load_rgb
 
 REPORT_NAME = "report.html"
 MAX_ERROR_REASONS = 50
@@ -132,14 +132,7 @@ def make_thumbnail(data: bytes, px: int, max_pixels: int = DEFAULT_MAX_PIXELS) -
             img = Image.open(io.BytesIO(data))
             if img.width * img.height > max_pixels:
                 return Thumb(None, reason=f"image too large to preview ({img.width}x{img.height})")
-            if img.format == "JPEG":
-                img.draft("RGB" if img.mode == "RGB" else None, (px, px))
-            img.load()
-            try:
-                img = ImageOps.exif_transpose(img)
-            except Exception:  # noqa: BLE001 - a malformed orientation tag: keep the stored orientation
-                pass
-            img = _to_rgb(img).convert("RGB")
+            img = load_rgb(img, px).convert("RGB")
             img.thumbnail((px, px), Image.Resampling.BILINEAR)
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=THUMB_QUALITY)

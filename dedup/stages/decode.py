@@ -66,6 +66,19 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 _ORIENT_SWAPS = {5, 6, 7, 8}
 
 
+def load_rgb(img: Image.Image, draft: int) -> Image.Image:
+    """Load an opened image as RGB, upright: JPEG draft mode to at least ``draft`` px, EXIF orientation
+    applied (a malformed tag keeps the stored orientation), every mode converted (:func:`_to_rgb`)."""
+    if img.format == "JPEG":
+        img.draft("RGB" if img.mode == "RGB" else None, (draft, draft))
+    img.load()
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # noqa: BLE001 - a malformed orientation tag: keep the stored orientation
+        pass
+    return _to_rgb(img)
+
+
 def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None = None) -> tuple[np.ndarray, int, int, str, str]:
     """Decode and preprocess one image. Returns (pixels, width, height, mode, format); raises DecodeError.
 
@@ -110,15 +123,7 @@ def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, 
     if orientation in _ORIENT_SWAPS:
         w, h = h, w
     try:
-        if fmt == "JPEG":
-            target = size if pixels else HASH_VIEW
-            img.draft("RGB" if img.mode == "RGB" else None, (target, target))
-        img.load()
-        try:
-            img = ImageOps.exif_transpose(img)
-        except Exception:  # noqa: BLE001 - a malformed orientation tag: keep the stored orientation
-            pass
-        img = _to_rgb(img)
+        img = load_rgb(img, size if pixels else HASH_VIEW)
         signs = HASHES[hash_name].fn(img) if hash_name else None
         if not pixels:
             return None, signs, w, h, mode, fmt

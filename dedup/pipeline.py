@@ -472,7 +472,9 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             parts = [(a[real], b[real], s[real])]
             del a, b, s
             if len(saturated):
-                pair = (saturated, _vectors_of(vectors_dir, saturated, column))
+                # the saturated queries' own vectors: from memory on small runs, else from the Parquet vectors
+                qvec = _lookup(local, saturated, "embedding") if local is not None else _vectors_of(vectors_dir, saturated, column)
+                pair = (saturated, qvec)
                 if local is not None:
                     t = search.brute_force_edges(local, pair, threshold)
                     parts.append((t["a"], t["b"], t["sim"]))
@@ -560,8 +562,14 @@ def _vectors_of(vectors_dir: Path, vids: np.ndarray, column: str = "embedding") 
     t = pads.dataset(str(vectors_dir), format="parquet").to_table(
         columns=["vid", column], filter=pads.field("vid").isin(pa.array(vids, pa.int64()))
     )
-    order = np.argsort(t["vid"].to_numpy())
-    pos = order[np.searchsorted(t["vid"].to_numpy()[order], vids)]
+    return _lookup(t, vids, column)
+
+
+def _lookup(t: pa.Table, vids: np.ndarray, column: str) -> np.ndarray:
+    """The ``column`` vectors of ``vids`` (in that order) from a table holding at least those vids."""
+    have = t["vid"].to_numpy()
+    order = np.argsort(have)
+    pos = order[np.searchsorted(have[order], vids)]
     return embed.embeddings_to_numpy(t[column])[pos]
 
 

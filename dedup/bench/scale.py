@@ -119,8 +119,6 @@ class PeakMemory:
 def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index: str = "FLAT",
               query_every: int = 1, milvus_uri: str | None = None) -> dict:
     """Store + search + graph on ``n`` planted vectors; returns times, memory, recall."""
-    import shutil
-
     from dedup.config import DedupConfig
     from dedup.pipeline import RunState, Timer, vector_stages
     from dedup.stages import graph

@@ -70,14 +70,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("Ray")
     g.add_argument("--ray-address", help="Ray cluster address (default: join RAY_ADDRESS if set, else start Ray locally)")
-    g.add_argument("--embed-actors", type=int, help="embedding actors (default: one per GPU, or one per node on CPU-only clusters)")
+    g.add_argument("--embed-actors", type=int, help="embedding actors (default: one per GPU, or on CPU-only clusters as many as fit: CPUs / --cpus-per-embed-actor on each node)")
     g.add_argument("--embed-batch", type=int, help=f"images per model batch (default {d.embed_batch})")
     g.add_argument("--gpus-per-embed-actor", type=float, help="GPUs per embedding actor (default 1 where the cluster has GPUs, else 0)")
-    g.add_argument("--cpus-per-embed-actor", type=float, help="CPUs per embedding actor (default: 1 with GPUs; on CPU the largest node's CPUs less one)")
+    g.add_argument("--cpus-per-embed-actor", type=float, help="CPUs per embedding actor (default 1). On CPU-only clusters each actor decodes, embeds and writes its batches and runs the model with that many threads")
     g.add_argument("--cpus-per-decode", type=float, help=f"CPUs per decode task (default {d.cpus_per_decode})")
-    g.add_argument("--decode-batch", type=int, help=f"work units (image files, or shards) per decode task batch (default {d.decode_batch})")
+    g.add_argument("--decode-batch", type=int, help="images per decode block, a task's or actor's batch (a shard is never split; default 256 for the weight-free models, 32 for ResNet-50)")
     g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
     g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")
+    g.add_argument("--search-engine", choices=["auto", "exact", "milvus"], help=f"how similar pairs are found: exact (every pair's cosine from the vectors in memory, in the driver; what Milvus's FLAT index computes, much faster on small runs) or milvus (the stored collection's index, for large runs). auto: exact below --exact-below vectors (default {d.exact_below}); vectors are stored in Milvus either way")
+    g.add_argument("--exact-below", type=int, help=f"with --search-engine auto: exact search below this many vectors (default {d.exact_below})")
     g.add_argument("--local-below", type=int, help=f"store and search from the driver with one Milvus client below this many vectors, where actor pools cost more to start than they save (default {d.local_below}; 0: always actors)")
 
 

@@ -82,6 +82,8 @@ class MilvusLiteServer:
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
+        self._started = 0.0
+        self._ready = False
 
     @property
     def uri(self) -> str:
@@ -93,14 +95,28 @@ class MilvusLiteServer:
             return [sys.executable, "-m", "milvus_lite", "server"]
         return [exe, "server"]
 
-    def __enter__(self) -> "MilvusLiteServer":
+    def start(self) -> "MilvusLiteServer":
+        """Start the server process without waiting for it (the job starts it early, so it is up by the
+        time the vectors are ready); :meth:`wait_ready` waits."""
+        if self.proc is not None:
+            return self
         os.makedirs(self.data_dir, exist_ok=True)
         self.port = _free_port()
         log = open(self.log_path, "ab")
         cmd = self._command() + ["--data-dir", self.data_dir, "--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
-        deadline = time.monotonic() + self.start_timeout
+        self._started = time.monotonic()
+        self._ready = False
+        return self
+
+    def wait_ready(self) -> "MilvusLiteServer":
+        if self.proc is None:
+            self.start()
+        if self._ready:
+            return self
+        # Started early, the server has had time already; a server that is not up yet gets the full timeout.
+        deadline = max(self._started, time.monotonic() - 1.0) + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
@@ -108,11 +124,15 @@ class MilvusLiteServer:
                 )
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                self._ready = True
                 return self
             except OSError:
-                time.sleep(0.1)
+                time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"milvus-lite server did not start within {self.start_timeout:.0f}s; see {self.log_path}")
+
+    def __enter__(self) -> "MilvusLiteServer":
+        return self.start().wait_ready()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -123,6 +143,7 @@ class MilvusLiteServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        self._ready = False
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -19,7 +19,9 @@ import hashlib
 import json
 import shutil
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -66,6 +68,7 @@ class RunState:
     def __init__(self, out: Path, fresh: bool = False):
         self.path = out / STATE_FILE
         self.data: dict = {}
+        self._lock = threading.Lock()
         if self.path.exists() and not fresh:
             try:
                 self.data = json.loads(self.path.read_text())
@@ -89,9 +92,10 @@ class RunState:
         self._write()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2))
-        tmp.replace(self.path)
+        with self._lock:  # the store may finish in a background thread
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=2))
+            tmp.replace(self.path)
 
 
 def fingerprint(*parts) -> str:
@@ -124,15 +128,13 @@ def _resources(cfg: DedupConfig) -> dict:
         per_gpu = cfg.gpus_per_embed_actor or 1.0
         actors = cfg.embed_actors or max(1, int(gpus / per_gpu))
         return {"actors": actors, "num_gpus": per_gpu, "num_cpus": cfg.cpus_per_embed_actor or 1, "device": "gpu", "backend": "torch"}
-    # A CPU actor must fit on one node: size it by the largest node, not the cluster's total. Reserve all
-    # but one of that node's CPUs, so decode tasks can still be scheduled beside it; torch in the actor
-    # runs as many threads as the node has CPUs.
-    cpus = max(node_cpus or [1])
-    actors = cfg.embed_actors or max(1, len(node_cpus))
-    reserve = cfg.cpus_per_embed_actor or max(1, cpus - 1)
-    threads = int(cfg.cpus_per_embed_actor or cpus)
-    return {"actors": actors, "num_gpus": 0, "num_cpus": reserve, "device": "cpu", "threads": threads,
-            "backend": embed.resolve_cpu_backend(cfg.cpu_backend)}
+    # CPU-only: actors that decode and embed (embed.DecodeEmbedder), each with as many model threads as the
+    # CPUs it holds (default 1), as many as fit on each node (a CPU actor must fit on one node).
+    per_actor = max(1, int(cfg.cpus_per_embed_actor or 1))
+    fits = sum(max(1, c // per_actor) for c in (node_cpus or [1]))
+    actors = cfg.embed_actors or fits
+    return {"actors": actors, "num_gpus": 0, "num_cpus": per_actor, "device": "cpu", "threads": per_actor,
+            "backend": embed.resolve_cpu_backend(cfg.cpu_backend), "decode_in_actor": True}
 
 
 def collection_name(cfg: DedupConfig) -> str:
@@ -174,20 +176,30 @@ def run(cfg: DedupConfig) -> dict:
     state_ref = None
 
     # Weights first: a missing weights file must fail before any image is read.
+    weights = None
     if cfg.uses_resnet:
-        from dedup.weights import load_state_dict
+        from dedup.weights import resolve
 
-        with timer.stage("weights"):
-            state_dict, weights_info = load_state_dict(cfg.weights, cfg.weights_sha256)
-        params["weights_info"] = weights_info
+        with timer.stage("weights") as rec:
+            weights = resolve(cfg.weights, cfg.weights_sha256, load=False)
+            # The state dict is loaded and checked now, before any image is read, unless an ONNX export of
+            # these exact weights is cached (they were checked when it was made) for the CPU backend to use:
+            # then neither the driver nor the CPU actors import torch.
+            if cfg.cpu_backend != "torch" and embed.onnx_available() and Path(embed.onnx_cache_path(weights)).exists():
+                rec["onnx_cached"] = True
+            else:
+                weights.state_dict()
+        params["weights_info"] = weights.info
     else:
-        state_dict = None
         params["weights_info"] = {"weights": None, "meaningful": True, "model": cfg.model}
 
     fp_hash = fingerprint("hash", sorted(cfg.inputs), cfg.input_format, cfg.image_column)
     fp_embed = fingerprint("embed", fp_hash, cfg.model, params["weights_info"], cfg.image_size, cfg.max_pixels, EMBED_VERSION,
                            cfg.cpu_backend if cfg.uses_resnet else None)
     started_ray = _init_ray(cfg)
+    lite = None  # the Milvus Lite server, started early when vectors will be stored (it is up by then)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="dedup-store")
+    pending: list = []
     try:
         # 1. discover + hash bytes (exact copies), 2. plan: one representative per content
         files_path = out / "files.parquet"
@@ -221,20 +233,23 @@ def run(cfg: DedupConfig) -> dict:
             else:
                 state.forget("decode_embed", "store", "search")
                 shutil.rmtree(vectors_dir, ignore_errors=True)
+                if n and not cfg.milvus_uri:
+                    lite = lite_server(out).start()
                 if n:
                     onnx_ref = None
-                    if state_dict is not None:
-                        state_ref = ray.put(state_dict)
+                    if weights is not None:
                         if res["device"] == "cpu" and res["backend"] == "onnx":  # exported once, shared by the actors
                             t0 = time.perf_counter()
-                            onnx_bytes, info = embed.onnx_model_bytes(state_dict)
+                            onnx_bytes, info = embed.onnx_model_bytes(weights)
                             onnx_ref = ray.put(onnx_bytes)
                             del onnx_bytes
                             rec["onnx_export_seconds"] = round(time.perf_counter() - t0, 2)
                             rec["onnx_cache"] = info["onnx_cache"]
+                        else:
+                            state_ref = ray.put(weights.state_dict())
                     _decode_embed(cfg, reps, vectors_dir, state_ref, res, onnx_ref)
                 state.finish("decode_embed", fp_embed)
-            del state_dict
+            weights = state_ref = None
             meta = _read_table(vectors_dir, META_COLUMNS).to_pandas() if n else _empty_meta()
             rec["images"] = int(len(meta))
             rec["decode_errors"] = int(meta["error"].notna().sum())
@@ -247,13 +262,16 @@ def run(cfg: DedupConfig) -> dict:
 
         # 5+6. store + search -> edges.parquet
         ok_count = int(meta["error"].isna().sum())
-        edges_tbl, search_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params)
+        if lite is None and not cfg.milvus_uri:
+            lite = lite_server(out)  # started if a stage needs it
+        bg = {"background": pending, "background_pool": pool}
+        edges_tbl, search_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params, lite=lite, **bg)
         if cfg.is_combo:  # the hash signal: its own collection and threshold; edges from either, one graph
             from dedup.stages.hashes import HASHES
 
             hash_edges, hash_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params,
                                                    dim=HASHES[cfg.hash_name].bits, column="hash_embedding",
-                                                   threshold=cfg.hash_threshold(), suffix="_hash")
+                                                   threshold=cfg.hash_threshold(), suffix="_hash", lite=lite, **bg)
             edges_tbl, union = combine_edges(edges_tbl, hash_edges, vectors_dir)
             search_stats = {**search_stats, "hash": hash_stats, "union": union}
 
@@ -270,6 +288,8 @@ def run(cfg: DedupConfig) -> dict:
             outputs = manifest.write(out, man, errs)
             rec["rows"] = int(len(man))
 
+        for f in pending:  # a store still running in the background
+            f.result()
         total = time.perf_counter() - t_start
         exact = int((man["match"] == "exact").sum())
         near = int((man["match"] == "near").sum())
@@ -304,6 +324,9 @@ def run(cfg: DedupConfig) -> dict:
         summary["outputs"]["summary"] = str(out / "summary.json")
         return summary
     finally:
+        pool.shutdown(wait=True)  # never stop the server under a store
+        if lite is not None:
+            lite.stop()
         if started_ray:
             ray.shutdown()
 
@@ -315,33 +338,74 @@ def _hash_inputs(cfg: DedupConfig, out: Path) -> pa.Table:
     items = [{"kind": u.kind, "unit": u.path, "source": u.source} for u in units]
     if not items:
         return hashing.FILES_SCHEMA.empty_table()
-    ds = ray.data.from_items(items).map_batches(
-        hashing.hash_units, batch_size=16, batch_format="numpy", fn_kwargs={"image_column": cfg.image_column},
+    ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), 256)).map_batches(
+        hashing.hash_units, batch_size=None, batch_format="numpy", fn_kwargs={"image_column": cfg.image_column},
     )
     return pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in ray.get(ds.to_arrow_refs())])
 
 
 def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state_ref, res: dict, onnx_ref=None) -> None:
+    """decode -> embed -> vectors/: for the weight-free models, the decode tasks alone (no actor); on CPU,
+    actors that decode, embed and write; with GPUs, decode tasks feeding GPU actors.
+
+    Written to a temporary folder and renamed when complete, so a killed run never leaves a partial
+    vectors/ that looks finished."""
     import ray
 
-    ds = ray.data.from_items(plan.decode_units(reps)).map_batches(
-        decode.decode_units, batch_size=cfg.decode_batch, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
-        fn_kwargs={"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
-                   "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash},
-    )
-    ds = ds.map_batches(
-        embed.Embedder,
-        fn_constructor_kwargs={"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads"),
-                               "backend": res.get("backend", "torch"), "onnx_ref": [onnx_ref]},
-        batch_size=cfg.embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
-        num_gpus=res["num_gpus"], num_cpus=res["num_cpus"],
-    )
-    # Written to a temporary folder and renamed when complete, so a killed run never leaves a partial
-    # vectors/ that looks finished.
+    units = plan.decode_units(reps)
+    decode_kwargs = {"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
+                     "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash}
+    # Blocks of about decode_batch images (a shard is never split), each one batch of a task or an actor.
+    ds = ray.data.from_items(units, override_num_blocks=_blocks(len(units), cfg.resolved_decode_batch(), items=len(reps)))
+    embed_kwargs = {"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads"),
+                    "backend": res.get("backend", "torch"), "onnx_ref": [onnx_ref]}
     tmp = vectors_dir.with_name(vectors_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
+    if not cfg.uses_resnet:  # hashes, thumb: microseconds an image, done in the decode tasks
+        ds = ds.map_batches(decode.decode_units, batch_size=None, batch_format="numpy",
+                            num_cpus=cfg.cpus_per_decode, fn_kwargs=decode_kwargs)
+        ds = ds.map_batches(embed.embed_light, batch_size=None, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
+                            fn_kwargs={"model": cfg.model})
+    elif res.get("decode_in_actor"):  # CPU: the actors decode, embed and write (see embed.DecodeEmbedder)
+        tmp.mkdir(parents=True)
+        written = ds.map_batches(
+            embed.DecodeEmbedder,
+            fn_constructor_kwargs={**embed_kwargs, "decode_kwargs": decode_kwargs, "out_dir": str(tmp), "embed_batch": cfg.embed_batch},
+            batch_size=None, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
+            num_cpus=res["num_cpus"],
+        ).take_all()
+        # Only the files of batches that reported back: a retried batch may have left the file of an
+        # attempt that did not, which would duplicate rows.
+        keep = {Path(r["file"]).name for r in written}
+        for f in tmp.iterdir():
+            if f.name not in keep:
+                f.unlink()
+        rows = sum(int(r["rows"]) for r in written)
+        if rows != len(reps):
+            raise RuntimeError(f"decode+embed wrote {rows} rows for {len(reps)} images")
+        tmp.rename(vectors_dir)
+        return
+    else:
+        ds = ds.map_batches(decode.decode_units, batch_size=None, batch_format="numpy",
+                            num_cpus=cfg.cpus_per_decode, fn_kwargs=decode_kwargs)
+        ds = ds.map_batches(
+            embed.Embedder, fn_constructor_kwargs=embed_kwargs,
+            batch_size=cfg.embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
+            num_gpus=res["num_gpus"], num_cpus=res["num_cpus"],
+        )
     ds.write_parquet(str(tmp))
     tmp.rename(vectors_dir)
+
+
+def _blocks(units: int, per_block: int, items: int | None = None) -> int:
+    """Input blocks for a list of work units holding ``items`` items (default: one each): about
+    ``per_block`` items a block, at least two blocks per CPU (parallelism), never more blocks than units.
+    Ray Data's default (200 blocks) made a 2,000-file run spend 3 of its 4 s of hashing on task overhead."""
+    import ray
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    items = units if items is None else items
+    return max(1, min(units, max(2 * cpus, -(-items // max(1, per_block)))))
 
 
 def _empty_meta() -> pd.DataFrame:
@@ -353,13 +417,18 @@ def _empty_meta() -> pd.DataFrame:
 def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int, fp_vectors: str,
                   state: RunState, timer: Timer, params: dict, dim: int | None = None,
                   query_every: int = 1, column: str = "embedding", threshold: float | None = None,
-                  suffix: str = "") -> tuple[pa.Table, dict]:
+                  suffix: str = "", lite: MilvusLiteServer | None = None, background: list | None = None,
+                  background_pool=None) -> tuple[pa.Table, dict]:
     """Stages `store` and `search` over ``vectors_dir``: returns the unique edges (also in edges.parquet).
 
     Used by the job and, on synthetic embeddings, by the benchmark's scale mode (which may pass its own
     ``dim``, and ``query_every`` > 1 to search from every k-th vid only, to time search on a sample).
     ``column``/``threshold``/``suffix``: a second signal (resnet50+HASH: the hash vectors at their own
     threshold, in their own collection, stages and edges file named with ``suffix``).
+    ``lite``: a Milvus Lite server the job owns (else one is started here when needed). ``background``
+    (a list) and ``background_pool`` (an executor): with exact search, the store is submitted there and its
+    future appended to the list, for the caller to join.
+    Search is exact, in memory, below ``--exact-below`` vectors (``cfg.exact_search``), else Milvus's.
     """
     threshold = cfg.threshold if threshold is None else float(threshold)
     import ray
@@ -369,7 +438,8 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
     params["collection" + suffix] = name
     store_key, search_key_name = "store" + suffix, "search" + suffix
     fp_store = fingerprint("store", fp_vectors, cfg.milvus_uri, cfg.milvus_db, name, cfg.index, cfg.model)
-    search_key = {"limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit()}
+    exact = cfg.exact_search(ok_count)
+    search_key = {"engine": "exact"} if exact else {"limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit()}
     fp_search = fingerprint("search", fp_store, search_key)
     stored = state.get(search_key_name)
 
@@ -388,16 +458,19 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
         return t, {}
 
     state.forget(search_key_name)
+    owned_lite = False
     with ExitStack() as stack:
         if cfg.milvus_uri:
             target = MilvusTarget(cfg.milvus_uri, cfg.milvus_token, cfg.milvus_db)
         else:
-            server = stack.enter_context(MilvusLiteServer(str(out / "milvus"), str(out / "milvus-lite.log")))
-            target = MilvusTarget(server.uri)
+            owned_lite = lite is not None
+            if lite is None:
+                lite = stack.enter_context(lite_server(out))
+            target = MilvusTarget(lite.wait_ready().uri)
         dim = dim or embed.embedding_dim(cfg.model)
         # Small runs: one Milvus client in this process. Starting pools of writer and search actors (a Python
         # process each, importing pymilvus) costs seconds that only pay off on many vectors.
-        local = _read_table(vectors_dir, ["vid", column, "error"]) if ok_count < cfg.local_below else None
+        local = _read_table(vectors_dir, ["vid", column, "error"]) if ok_count < cfg.local_below or exact else None
         if local is not None:
             local = _drop_errors(local, column).combine_chunks()
         # Enough blocks that every writer and search actor gets a share of the ids.
@@ -408,40 +481,74 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             .repartition(blocks)
         )
 
-        # 5. store
+        # 5. store. With exact search nothing waits for it, so when the job owns the server (or uses a
+        # remote one) it runs in the background, beside search, graph and manifest (run() joins it).
         limit = cfg.resolved_search_limit()
-        with timer.stage(store_key, "vectors") as rec:
-            if state.reusable(store_key, fp_store) and _loaded_count(target, name) == ok_count:
-                rec["reused"] = True
-                rec["vectors"] = ok_count
-                choice = choose_index(ok_count, cfg.index, limit)
-            else:
-                state.forget(store_key)
-                create_collection(target, name, dim, replace=cfg.replace_collection, owner=out)
-                if local is not None:
-                    writer = store.MilvusWriter(target, name)
-                    inserted = sum(int(writer(local.slice(i, cfg.insert_batch))["inserted"][0]) for i in range(0, local.num_rows, cfg.insert_batch))
-                    rec["method"] = "insert (driver)"
+
+        def do_store(in_background: bool = False):
+            with timer.stage(store_key, "vectors") as rec:
+                if in_background:
+                    rec["background"] = "beside search, graph and manifest"
+                if state.reusable(store_key, fp_store) and _loaded_count(target, name) == ok_count:
+                    rec["reused"] = True
+                    rec["vectors"] = ok_count
+                    choice = choose_index(ok_count, cfg.index, limit)
                 else:
-                    method = cfg.store_method if cfg.milvus_uri else "insert"  # Milvus Lite has no bulk import
-                    res = store.store_vectors(vectors, target, name, dim, method=method, staging=_bulk_staging(cfg, out),
-                                              insert_batch=cfg.insert_batch, writers=cfg.writers, shard_rows=cfg.bulk_shard_rows,
-                                              owner=out, timeout=cfg.bulk_timeout)
-                    inserted = res.rows
-                    rec["method"] = res.method
-                    if res.fallback_reason:
-                        rec["bulk_fallback_reason"] = res.fallback_reason
-                choice = build_index_and_load(target, name, cfg.index, limit=limit)
-                rec["vectors"] = int(inserted)
-                if inserted != ok_count:
-                    raise RuntimeError(f"Milvus took {inserted} vectors, expected {ok_count}")
-                searchable = _loaded_count(target, name)
-                if searchable != ok_count:  # a vector that cannot be found would be a missed duplicate
-                    raise RuntimeError(f"Milvus can search {searchable} of the {ok_count} vectors stored in {name}")
-                state.finish(store_key, fp_store)
-            rec["index"] = {"type": choice.index_type, "build": choice.build_params, "search": choice.search_params, "why": choice.reason}
+                    state.forget(store_key)
+                    create_collection(target, name, dim, replace=cfg.replace_collection, owner=out)
+                    if local is not None:
+                        writer = store.MilvusWriter(target, name)
+                        inserted = sum(int(writer(local.slice(i, cfg.insert_batch))["inserted"][0]) for i in range(0, local.num_rows, cfg.insert_batch))
+                        rec["method"] = "insert (driver)"
+                    else:
+                        method = cfg.store_method if cfg.milvus_uri else "insert"  # Milvus Lite has no bulk import
+                        res = store.store_vectors(vectors, target, name, dim, method=method, staging=_bulk_staging(cfg, out),
+                                                  insert_batch=cfg.insert_batch, writers=cfg.writers, shard_rows=cfg.bulk_shard_rows,
+                                                  owner=out, timeout=cfg.bulk_timeout)
+                        inserted = res.rows
+                        rec["method"] = res.method
+                        if res.fallback_reason:
+                            rec["bulk_fallback_reason"] = res.fallback_reason
+                    choice = build_index_and_load(target, name, cfg.index, limit=limit)
+                    rec["vectors"] = int(inserted)
+                    if inserted != ok_count:
+                        raise RuntimeError(f"Milvus took {inserted} vectors, expected {ok_count}")
+                    searchable = _loaded_count(target, name)
+                    if searchable != ok_count:  # a vector that cannot be found would be a missed duplicate
+                        raise RuntimeError(f"Milvus can search {searchable} of the {ok_count} vectors stored in {name}")
+                    state.finish(store_key, fp_store)
+                rec["index"] = {"type": choice.index_type, "build": choice.build_params, "search": choice.search_params, "why": choice.reason}
+            if exact and cfg.drop_collection:
+                drop_collection(target, name, owner=out)
+                state.forget(store_key)
+            return choice
+
+        if exact and background is not None and (owned_lite or cfg.milvus_uri):
+            background.append(background_pool.submit(do_store, True))
+        else:
+            choice = do_store()
 
         # 6. search
+        if exact:
+            with timer.stage(search_key_name, "queries") as rec:
+                vids = local["vid"].to_numpy()
+                vecs = embed.embeddings_to_numpy(local["embedding"])
+                if query_every == 1:
+                    e = search.exact_edges(vids, vecs, threshold)
+                    ua, ub, us = e["a"], e["b"], e["sim"]
+                else:  # a sample of queries (the scale benchmark) against every vector
+                    q = vids % int(query_every) == 0
+                    e = search.brute_force_edges(local, (vids[q], vecs[q]), threshold)
+                    ua, ub, us = graph.dedupe_edges(e["a"], e["b"], e["sim"], int(vids.max()) + 1)
+                del e, vecs
+                edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=search.EDGE_SCHEMA)
+                pq.write_table(edges, edges_path)
+                rec["mode"] = "exact (driver, every pair)"
+                rec["queries"] = int(ok_count if query_every == 1 else (ok_count + query_every - 1) // query_every)
+                rec["unique_edges"] = int(edges.num_rows)
+                state.finish(search_key_name, fp_search, threshold=threshold)
+                stats = dict(rec)
+            return edges, stats
         with timer.stage(search_key_name, "queries") as rec:
             searcher_args = {
                 "target": target, "collection": name, "threshold": threshold,
@@ -507,6 +614,11 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             drop_collection(target, name, owner=out)
             state.forget(store_key)
     return edges, stats
+
+
+def lite_server(out: Path) -> MilvusLiteServer:
+    """The Milvus Lite server of an output folder (not started)."""
+    return MilvusLiteServer(str(out / "milvus"), str(out / "milvus-lite.log"))
 
 
 def _loaded_count(target: MilvusTarget, name: str) -> int:

@@ -33,17 +33,31 @@ class WeightsError(RuntimeError):
     pass
 
 
+# torchvision's ResNet50_Weights.DEFAULT (IMAGENET1K_V2); tests check it against torchvision's own.
+IMAGENET_URL = "https://download.pytorch.org/models/resnet50-11ad3fa6.pth"
+
+
 def imagenet_url() -> str:
     """torchvision's URL for the default ImageNet ResNet-50 weights (IMAGENET1K_V2)."""
-    from torchvision.models import ResNet50_Weights
+    if "torchvision" in sys.modules:
+        from torchvision.models import ResNet50_Weights
 
-    return ResNet50_Weights.DEFAULT.url
+        return ResNet50_Weights.DEFAULT.url
+    return IMAGENET_URL
+
+
+def _hub_dir() -> str:
+    """torch.hub.get_dir() without importing torch (3-4 s) when torch is not loaded yet: same rules."""
+    if "torch" in sys.modules:
+        import torch.hub
+
+        return torch.hub.get_dir()
+    home = os.getenv("TORCH_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch"))
+    return os.path.join(os.path.expanduser(home), "hub")
 
 
 def hub_checkpoint_path() -> str:
-    import torch.hub
-
-    return os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(imagenet_url()))
+    return os.path.join(_hub_dir(), "checkpoints", os.path.basename(imagenet_url()))
 
 
 def _how_to_provide() -> str:
@@ -122,21 +136,88 @@ def _unwrap(obj) -> dict:
     raise WeightsError(f"weights file holds a {type(obj).__name__}, not a state dict")
 
 
-def load_state_dict(spec: str, sha256: str | None = None, seed: int = 0) -> tuple[dict, dict]:
-    """Resolve ``--weights`` to a ResNet-50 state dict. Returns (state_dict, info for summary.json)."""
-    import torch
-    from torchvision.models import resnet50
+class Weights:
+    """Resolved ``--weights``: checked (checksum) at once, turned into a state dict only when needed.
 
+    ``key`` names the weights' values (the file's SHA-256, or the random seed), so the ONNX export made
+    from them can be cached and found again without importing torch (3-4 s) or loading the state dict.
+    """
+
+    def __init__(self, spec: str, key: str, info: dict, data: bytes | None = None, state_dict: dict | None = None,
+                 seed: int = 0):
+        self.spec, self.key, self.info = spec, key, info
+        self._data, self._sd, self._seed = data, state_dict, seed
+
+    def state_dict(self) -> dict:
+        if self._sd is None:
+            self._sd = _load(self.spec, self._data, self._seed)
+            self._data = None
+        return self._sd
+
+
+def _torch_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch")
+    except PackageNotFoundError:  # pragma: no cover - torch is a dependency
+        return "unknown"
+
+
+def resolve(spec: str, sha256: str | None = None, seed: int = 0, load: bool = True) -> Weights:
+    """Check ``--weights`` (found, readable, checksum) before any image is read.
+
+    With ``load`` (the default) the state dict is loaded and checked to be a ResNet-50 at once; the job
+    passes ``load=False`` when an ONNX export of the same weights is already cached (it was checked when
+    that export was made), and loads the state dict later only if a stage needs it (GPU, torch backend).
+    """
     if spec == "random":
         print(RANDOM_WARNING, file=sys.stderr, flush=True)
-        torch.manual_seed(seed)
-        return resnet50(weights=None).state_dict(), {"weights": "random", "seed": seed, "meaningful": False}
-    if spec == "imagenet":
-        sd = _imagenet_state_dict()
-        info = {"weights": "imagenet", "source": hub_checkpoint_path()}
+        w = Weights(spec, f"random-seed{seed}-torch{_torch_version()}", {"weights": "random", "seed": seed, "meaningful": False},
+                    seed=seed)
+    elif spec == "imagenet" and not os.path.exists(hub_checkpoint_path()):
+        sd = _imagenet_state_dict()  # not cached: torch hub downloads it (checking the hash in its name)
+        path = hub_checkpoint_path()
+        w = Weights(spec, _digest_of(path) or os.path.basename(path), {"weights": "imagenet", "source": path}, state_dict=sd)
+    elif spec == "imagenet":
+        cached = hub_checkpoint_path()
+        with open(cached, "rb") as f:
+            data = f.read()
+        try:
+            digest = _verify_checksum(cached, data, None)
+        except WeightsError as e:
+            raise WeightsError(f"{e}. Delete it. " + _how_to_provide()) from None
+        w = Weights(spec, digest, {"weights": "imagenet", "source": cached}, data=data)
     else:
         data = _read_weights_file(spec)
         digest = _verify_checksum(spec, data, sha256)
+        w = Weights(spec, digest, {"weights": spec, "sha256": digest}, data=data)
+    if spec != "random":
+        w.info["meaningful"] = True
+    if load:
+        w.state_dict()
+    return w
+
+
+def _digest_of(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _load(spec: str, data: bytes | None, seed: int) -> dict:
+    import torch
+
+    if spec == "random":
+        from torchvision.models import resnet50
+
+        torch.manual_seed(seed)
+        return resnet50(weights=None).state_dict()
+    if spec == "imagenet" and data is None:
+        sd = _imagenet_state_dict()
+    else:
         try:
             obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001
@@ -145,10 +226,14 @@ def load_state_dict(spec: str, sha256: str | None = None, seed: int = 0) -> tupl
                 f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. " + _how_to_provide()
             ) from None
         sd = _unwrap(obj)
-        info = {"weights": spec, "sha256": digest}
     check_resnet50(sd, spec)
-    info["meaningful"] = True
-    return sd, info
+    return sd
+
+
+def load_state_dict(spec: str, sha256: str | None = None, seed: int = 0) -> tuple[dict, dict]:
+    """Resolve ``--weights`` to a ResNet-50 state dict. Returns (state_dict, info for summary.json)."""
+    w = resolve(spec, sha256, seed)
+    return w.state_dict(), w.info
 
 
 def check_resnet50(sd: dict, spec: str) -> None:

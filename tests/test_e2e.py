@@ -6,6 +6,7 @@ import os
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -140,19 +141,46 @@ def test_parquet_and_webdataset_shards(ray_local, tmp_path):
 
 @pytest.mark.parametrize("local_below", [20_000, 0], ids=["driver", "actor-pools"])
 def test_clusters_bigger_than_the_search_limit_are_not_cut(ray_local, tmp_path, local_below):
+    """Milvus search (forced: small runs search exactly by default) re-asks and brute-forces full queries."""
     root = tmp_path / "many"
     img = base_image(7)
     for q in range(70, 82):  # 12 different files of the same picture
         write(root / f"q{q}.jpg", encode(img, "JPEG", quality=q))
     write(root / "other.jpg", encode(base_image(8)))
     out = tmp_path / "out"
-    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", search_limit=3, search_max_limit=5, local_below=local_below))
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", search_limit=3, search_max_limit=5,
+                              local_below=local_below, search_engine="milvus"))
     man, _ = check_accounting(out, 13)
     assert man.groupby("cluster_id").size().sort_values().tolist() == [1, 12]
     s = summary["search"]
     assert s["requeried_at_max_limit"] == 12 and s["saturated_brute_forced"] == 12
     assert s["edges_found"] >= 66  # all 12*11/2 pairs
     assert s["mode"] == ("driver" if local_below else "2 search actors")
+    assert s["unique_edges"] == 66
+
+
+def test_exact_search_finds_the_same_edges_as_milvus(ray_local, tmp_path):
+    """Small runs search exactly in memory (the default below --exact-below): same pairs and similarities
+    as Milvus's search, while the vectors are still stored in Milvus."""
+    root = tmp_path / "in"
+    for i in range(6):
+        img = base_image(40 + i)
+        write(root / f"{i}.png", encode(img, "PNG"))
+        for q in (55, 75, 90):
+            write(root / f"{i}-q{q}.jpg", encode(img, "JPEG", quality=q))
+    runs = {}
+    for engine in ("exact", "milvus"):
+        out = tmp_path / engine
+        summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", threshold=0.9, search_engine=engine))
+        e = pq.read_table(out / "edges.parquet").to_pandas().sort_values(["a", "b"]).reset_index(drop=True)
+        runs[engine] = (summary, e, pd.read_csv(out / "manifest.csv"))
+    (se, ee, me), (sm, em, mm) = runs["exact"], runs["milvus"]
+    assert se["search"]["mode"].startswith("exact") and sm["search"]["mode"] == "driver"
+    assert len(ee) == len(em) > 0
+    assert (ee[["a", "b"]].to_numpy() == em[["a", "b"]].to_numpy()).all()
+    assert np.allclose(ee["sim"], em["sim"], atol=1e-5)
+    assert me[["path", "cluster_id", "is_canonical"]].equals(mm[["path", "cluster_id", "is_canonical"]])
+    assert se["stages"]["store"]["vectors"] == 24  # stored in Milvus either way
 
 
 @pytest.mark.slow

@@ -366,11 +366,11 @@ def test_dedup_job_on_two_node_cluster(two_node_cluster, tmp_path):
         [
             "python", "-m", "jobs.dedup", "run", "--input", str(corpus), "--output", str(out),
             "--model", "thumb", "--threshold", "0.9",
-            "--embed-actors", "1", "--cpus-per-embed-actor", "1", "--writers", "2", "--search-actors", "2",
-            "--decode-batch", "4",
+            "--writers", "2", "--search-actors", "2", "--decode-batch", "4",
             # Milvus writes and searches from actor pools even for 22 images (by default a corpus this
-            # small is stored and searched from the driver), so that they run across the nodes too.
-            "--local-below", "0",
+            # small is stored from the driver and searched exactly in memory), so that they run across
+            # the nodes too.
+            "--local-below", "0", "--search-engine", "milvus",
         ],
         job_id, timeout=240,
     )
@@ -393,15 +393,15 @@ def test_dedup_job_on_two_node_cluster(two_node_cluster, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts"]["clusters"] == 7 and summary["counts"]["duplicates"] == 15
 
-    # The job's own work (not Ray Data's bookkeeping actors) ran on both nodes: hashing and decode tasks,
-    # embedding, Milvus writer and search actors, by the node each ran on.
-    ours = ("hash_units", "decode_units", "Embedder", "MilvusWriter", "Searcher")
+    # The job's own work (not Ray Data's bookkeeping actors) ran on both nodes: hashing and decode tasks
+    # (the weight-free thumb model is computed in them), Milvus writer and search actors, by node.
+    ours = ("hash_units", "decode_units", "embed_light", "MilvusWriter", "Searcher")
     tasks = [t for t in info["tasks"] if any(k in (t["name"] or "") for k in ours) and t["node_id"]]
     actors = [a for a in info["actors"] if any(k in (a["class_name"] or "") for k in ours) and a["node_id"]]
     task_nodes = {t["node_id"] for t in tasks}
     actor_nodes = {a["node_id"] for a in actors}
     all_nodes = {n["node_id"] for n in nodes}
-    for stage in ("hash_units", "Embedder", "MilvusWriter", "Searcher"):
+    for stage in ("hash_units", "embed_light", "MilvusWriter", "Searcher"):
         assert any(stage in t["name"] for t in tasks) or any(stage in a["class_name"] for a in actors), stage
     assert task_nodes | actor_nodes == all_nodes, (task_nodes, actor_nodes, all_nodes)
     print(f"cluster up {cluster.start_seconds:.1f}s, nodes {t_nodes:.1f}s, probe job {t_probe:.1f}s, "

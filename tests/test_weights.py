@@ -118,3 +118,47 @@ def test_features_are_normalised_2048d(tiny_resnet_weights):
     feats = model(pixels)
     assert feats.shape == (2, 2048) and feats.dtype == np.float32
     assert np.allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-4)
+
+
+def test_imagenet_file_name_and_hub_dir_match_torchvision(tmp_path, monkeypatch):
+    """The driver finds the cached ImageNet weights without importing torch: same file, same folder."""
+    import torch.hub
+    from torchvision.models import ResNet50_Weights
+
+    import dedup.weights as w
+
+    assert w.IMAGENET_URL == ResNet50_Weights.DEFAULT.url
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+    expected = torch.hub.get_dir()
+    monkeypatch.delitem(__import__("sys").modules, "torch")  # as in a driver that has not imported torch
+    assert w._hub_dir() == expected
+
+
+def test_cached_onnx_export_means_no_torch_in_the_driver(tmp_path, tiny_resnet_weights, monkeypatch):
+    """With an ONNX export of the same weights in the cache, resolving them (checksum included) neither
+    imports torch nor loads the state dict: the export is keyed by the file's SHA-256."""
+    import os
+    import subprocess
+    import sys
+
+    from dedup.stages.embed import onnx_cache_path
+    from dedup.weights import resolve
+
+    monkeypatch.setenv("DEDUP_CACHE", str(tmp_path / "cache"))
+    code = (
+        "import os, sys; from dedup.weights import resolve; from dedup.stages.embed import onnx_cache_path; "
+        f"w = resolve({str(tiny_resnet_weights)!r}, load=False); "
+        "print(os.path.exists(onnx_cache_path(w)), 'torch' in sys.modules, w.info['sha256'][:8])"
+    )
+
+    def probe():
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ.copy()).stdout.split()
+
+    digest = hashlib.sha256(tiny_resnet_weights.read_bytes()).hexdigest()
+    assert probe() == ["False", "False", digest[:8]]
+    path = onnx_cache_path(resolve(str(tiny_resnet_weights), load=False))
+    os.makedirs(os.path.dirname(path))
+    open(path, "wb").close()  # only its presence matters to the driver's choice
+    assert probe() == ["True", "False", digest[:8]]
+    assert onnx_cache_path(resolve("random", load=False)) != path

@@ -731,6 +731,8 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
     ]
     for name, st in summary["stages"].items():
         rate = next((f"{v} {k.replace('_per_second', '')}/s" for k, v in st.items() if k.endswith("_per_second")), "")
+        if st.get("background"):
+            rate += f" (in the background, {st['background']})"
         if st.get("reused"):
             rate = "reused from an earlier run" + (f" (edges filtered from threshold {st['filtered_from_threshold']})" if "filtered_from_threshold" in st else "")
         lines.append(f"    {name:<13} {st['seconds']:>8.1f}s  {rate}")

@@ -225,7 +225,7 @@ def run(cfg: DedupConfig) -> dict:
         if cfg.uses_resnet:
             res = _resources(cfg)
         else:
-            res = {"actors": cfg.embed_actors or 1, "num_gpus": 0, "num_cpus": 1, "device": "cpu"}
+            res = {"actors": 0, "num_gpus": 0, "device": "cpu", "computed_in": "decode tasks"}  # weight-free: no actor
         params["embed_resources"] = res
         with timer.stage("decode_embed", "images") as rec:
             if state.reusable("decode_embed", fp_embed, vectors_dir) or (n == 0 and state.reusable("decode_embed", fp_embed)):
@@ -361,12 +361,7 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
                     "backend": res.get("backend", "torch"), "onnx_ref": [onnx_ref]}
     tmp = vectors_dir.with_name(vectors_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    if not cfg.uses_resnet:  # hashes, thumb: microseconds an image, done in the decode tasks
-        ds = ds.map_batches(decode.decode_units, batch_size=None, batch_format="numpy",
-                            num_cpus=cfg.cpus_per_decode, fn_kwargs=decode_kwargs)
-        ds = ds.map_batches(embed.embed_light, batch_size=None, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
-                            fn_kwargs={"model": cfg.model})
-    elif res.get("decode_in_actor"):  # CPU: the actors decode, embed and write (see embed.DecodeEmbedder)
+    if res.get("decode_in_actor"):  # CPU: the actors decode, embed and write (see embed.DecodeEmbedder)
         tmp.mkdir(parents=True)
         written = ds.map_batches(
             embed.DecodeEmbedder,
@@ -385,9 +380,12 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
             raise RuntimeError(f"decode+embed wrote {rows} rows for {len(reps)} images")
         tmp.rename(vectors_dir)
         return
-    else:
-        ds = ds.map_batches(decode.decode_units, batch_size=None, batch_format="numpy",
-                            num_cpus=cfg.cpus_per_decode, fn_kwargs=decode_kwargs)
+    ds = ds.map_batches(decode.decode_units, batch_size=None, batch_format="numpy",
+                        num_cpus=cfg.cpus_per_decode, fn_kwargs=decode_kwargs)
+    if not cfg.uses_resnet:  # hashes, thumb: microseconds an image, done in the decode tasks
+        ds = ds.map_batches(embed.embed_light, batch_size=None, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
+                            fn_kwargs={"model": cfg.model})
+    else:  # GPUs: decode tasks feed the GPU actors
         ds = ds.map_batches(
             embed.Embedder, fn_constructor_kwargs=embed_kwargs,
             batch_size=cfg.embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),

@@ -134,3 +134,20 @@ def test_file_changed_after_hashing_is_not_embedded_under_the_old_hash(tmp_path)
     batch["shas"] = [[hash_bytes(path.read_bytes())]]
     out = decode_units(batch, SIZE, BIG)
     assert out["error"][0] is None and out["width"][0] == 320
+
+
+@pytest.mark.parametrize("name", ["multihash", "phash", "colorhash"])
+def test_hash_models_get_grey_or_colour_images_as_their_hash_needs(name, monkeypatch):
+    """The grey hashes are handed a grey image (a colour JPEG decoded to its luma alone), the colour-aware
+    ones an RGB image; the grey route's hash stays within a few bits of hashing the RGB decode."""
+    from dedup.stages import hashes as H
+
+    data = encode(base_image(3, (640, 480)), "JPEG")
+    spec = H.HASHES[name]
+    seen = []
+    monkeypatch.setitem(H.HASHES, name, H.HashSpec(name, spec.bits, lambda img: seen.append(img.mode) or spec.fn(img), spec.doc, spec.colour))
+    signs, w, h, _, _ = decode_image(data, SIZE, BIG, hash_name=name)
+    assert seen == (["RGB"] if spec.colour else ["L"]) and (w, h) == (640, 480)
+    rgb = Image.open(io.BytesIO(data))
+    rgb.draft("RGB", (128, 128))
+    assert H.hamming(signs, spec.fn(rgb.convert("RGB"))) <= spec.bits // 32

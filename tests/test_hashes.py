@@ -56,6 +56,18 @@ def test_dct_low_matches_scipy():
     np.testing.assert_allclose(H.dct_low(a), dct(dct(a, axis=0), axis=1)[:8, :8], rtol=1e-10, atol=1e-8)
 
 
+@pytest.mark.parametrize("shape", [(94, 125), (128, 96), (20, 9), (8, 9), (32, 32), (300, 31), (7, 200)])
+@pytest.mark.parametrize("size", [(32, 32), (9, 8), (8, 9)])
+def test_resize_array_is_pils_lanczos(shape, size):
+    """The robust hashes resize with numpy matrices: they must give what PIL's float-mode LANCZOS gives
+    (down- and upscaling, unchanged axes)."""
+    a = np.random.default_rng(sum(shape)).integers(0, 256, shape).astype(np.float64)
+    pil = np.asarray(Image.fromarray(a.astype(np.float32), "F").resize(size, Image.Resampling.LANCZOS), np.float64)
+    got = H.resize_array(a, size)
+    assert got.shape == (size[1], size[0])
+    np.testing.assert_allclose(got, pil, atol=1e-3)
+
+
 @pytest.mark.parametrize("name", sorted(H.HASHES))
 def test_every_hash_is_a_fixed_length_plus_minus_one_vector(name):
     spec = H.HASHES[name]

@@ -1,9 +1,11 @@
 """Perceptual hashes: a decoded image -> a fixed-length vector of +1/-1, no weights.
 
 Contract. Every hash in :data:`HASHES` is a :class:`HashSpec` whose ``fn`` takes one decoded PIL image (mode
-RGB, EXIF orientation applied, any size from ~64 px on the short side up: the decode stage may hand over
-a JPEG-draft-reduced image) and returns a float32 vector of length ``bits`` whose entries are exactly +1.0
-(bit set) or -1.0 (bit clear). Pure functions: no state, no randomness, same image -> same vector.
+RGB, or L for the hashes that work in grey, ``colour=False``; EXIF orientation applied, any size from
+~64 px on the short side up: the decode stage may hand over a JPEG-draft-reduced image) and returns a
+float32 vector of length ``bits`` whose entries are exactly +1.0 (bit set) or -1.0 (bit clear). Pure
+functions: no state, no randomness, same image -> same vector. The decode stage hands the grey hashes a
+grey image (a colour JPEG decoded to its luma alone), which gave the same bench scores as decoding to RGB.
 
 Why +1/-1: Milvus Lite has no binary vectors. For two such vectors of dimension ``d`` at Hamming distance
 ``h``, the inner product is ``d - 2h`` and the cosine is ``1 - 2h/d`` exactly, so a threshold in bits maps
@@ -44,6 +46,7 @@ with 3 wrongly removed. Crops of 80-95 % remain the main miss of every hash here
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Iterable
 
 import numpy as np
@@ -60,6 +63,7 @@ class HashSpec:
     bits: int
     fn: Callable[[Image.Image], np.ndarray]
     doc: str
+    colour: bool = False  # True: fn needs the colours (else it is handed a grey, mode L, image)
 
 
 # ---------------------------------------------------------------------------------------------- encoding
@@ -163,9 +167,36 @@ def trim_borders(a: np.ndarray, tol: float = 12.0, max_frac: float = 0.2) -> np.
     return a[top : h - bottom, left : w - right]
 
 
+@lru_cache(maxsize=4096)
+def _lanczos_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """The (n_out, n_in) matrix of PIL's LANCZOS resampling along one axis (Pillow's Resample.c: support 3
+    scaled by the reduction factor, weights normalised to sum 1, the same pixel-centre convention)."""
+    scale = n_in / n_out
+    fscale = max(scale, 1.0)
+    support = 3.0 * fscale
+    center = (np.arange(n_out) + 0.5)[:, None] * scale
+    x = np.arange(n_in)[None, :]
+    lo = np.maximum((center - support + 0.5).astype(np.int64), 0)  # C's (int) truncation, then clamped
+    hi = np.minimum((center + support + 0.5).astype(np.int64), n_in)
+    t = (x - center + 0.5) / fscale
+    m = np.where((x >= lo) & (x < hi) & (np.abs(t) < 3.0), np.sinc(t) * np.sinc(t / 3.0), 0.0)
+    m /= m.sum(axis=1, keepdims=True)
+    m.setflags(write=False)
+    return m
+
+
 def resize_array(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """LANCZOS-resize a float grey array to ``size`` (width, height) through PIL's 32-bit float mode."""
-    return np.asarray(Image.fromarray(np.asarray(a, np.float32), "F").resize(size, LANCZOS), np.float64)
+    """LANCZOS-resize a float grey array to ``size`` (width, height): what PIL's 32-bit float mode gives
+    (horizontal pass, then vertical, the intermediate kept in float32; equal to it within 1e-4 of 255), as
+    two small matrix products: a third of the time of the round trip through PIL (0.03 vs 0.11 ms for
+    125x94 -> 32x32), which mattered with four resizes an image in ``multihash``."""
+    out = np.asarray(a, np.float64)
+    h, w = out.shape
+    if w != size[0]:
+        out = (out @ _lanczos_matrix(w, size[0]).T).astype(np.float32).astype(np.float64)
+    if h != size[1]:
+        out = (_lanczos_matrix(h, size[1]) @ out).astype(np.float32).astype(np.float64)
+    return out
 
 
 def centre(a: np.ndarray, frac: float) -> np.ndarray:
@@ -277,7 +308,7 @@ HASHES: dict[str, HashSpec] = {
         HashSpec("phash", 64, phash, "imagehash's pHash: DCT of 32x32 grey, 8x8 low frequencies vs their median"),
         HashSpec("dhash", 64, dhash, "imagehash's dHash: horizontal gradient signs on 9x8 grey"),
         HashSpec("whash", 64, whash, "imagehash's wHash (Haar, image_scale 64), numpy by hand"),
-        HashSpec("colorhash", 128, colorhash, "phash of the luma + chroma signs of 4x8 blocks of Cb and Cr"),
+        HashSpec("colorhash", 128, colorhash, "phash of the luma + chroma signs of 4x8 blocks of Cb and Cr", colour=True),
         HashSpec("phash-robust", 128, phash_robust, "phash of the border-trimmed view and of its central 80 %"),
         HashSpec("multihash", 256, multihash, "phash-robust + horizontal and vertical dhash of the border-trimmed view"),
         HashSpec("multihash-mirror", 256, multihash_mirror, "multihash of the canonical mirror: mirror images match"),

@@ -336,6 +336,8 @@ def build_index_and_load(target: MilvusTarget, name: str, index: "str | IndexCho
     """Flush, (re)build the vector index and load the collection for search. Returns the index built.
 
     ``index`` is an :class:`IndexChoice` or a name for :func:`choose_index` (AUTO: chosen by row count).
+    The flush also pays on Milvus Lite, which keeps rows without one: unflushed, loading the collection and
+    counting its rows took 1.0-1.1 s instead of 0.4-0.5 s with the flush (2,014 2048-d vectors).
     """
     client = target.client()
     try:
@@ -353,7 +355,9 @@ def build_index_and_load(target: MilvusTarget, name: str, index: "str | IndexCho
         params = client.prepare_index_params()
         params.add_index(field_name=VECTOR_FIELD, index_type=choice.index_type, metric_type=METRIC,
                          params=choice.build_params)
-        client.create_index(name, params)
+        # sync=False: pymilvus's own wait sleeps 0.5 s before its first look (measured: 0.51 s for a FLAT
+        # index over 2,014 vectors on Milvus Lite); _wait_for_index looks at once, then backs off.
+        client.create_index(name, params, sync=False)
         _wait_for_index(client, name)
         client.load_collection(name)
         return choice
@@ -363,9 +367,11 @@ def build_index_and_load(target: MilvusTarget, name: str, index: "str | IndexCho
 
 def _wait_for_index(client, name: str, timeout: float = 3600.0, poll_s: float = 1.0) -> None:
     """Wait until the index covers every row. Bulk-imported segments are searchable only once indexed, so
-    searching earlier silently misses vectors (measured: 25 % of the planted pairs lost at 1M vectors)."""
+    searching earlier silently misses vectors (measured: 25 % of the planted pairs lost at 1M vectors).
+    Polls at once, then after 0.02 s, doubling up to ``poll_s``."""
     deadline = time.monotonic() + timeout
     last = None
+    wait = 0.02
     while True:
         try:
             names = client.list_indexes(name)
@@ -384,4 +390,5 @@ def _wait_for_index(client, name: str, timeout: float = 3600.0, poll_s: float = 
             last = (done, total)
         if time.monotonic() > deadline:
             raise RuntimeError(f"the index of {name} was not built within {timeout:.0f}s ({done}/{total} rows)")
-        time.sleep(poll_s)
+        time.sleep(wait)
+        wait = min(poll_s, wait * 2)

@@ -39,7 +39,7 @@ from dedup.sources import discover
 from dedup.stages import canonical, decode, embed, graph, hashing, manifest, plan, search, store
 
 STATE_FILE = "state.json"
-EMBED_VERSION = 2  # bump when decode/embed output changes for the same parameters, so stored vectors are redone
+EMBED_VERSION = 3  # bump when decode/embed output changes for the same parameters, so stored vectors are redone
 
 
 class Timer:
@@ -331,6 +331,21 @@ def run(cfg: DedupConfig) -> dict:
             ray.shutdown()
 
 
+def one_operator(ds):
+    """Ray Data setting for a dataset that runs as one fused map (hashing; decode + a weight-free model +
+    write); returns ``ds``.
+
+    Ray Data reserves resources per operator by default, and with a single operator that reservation held
+    it to one task until the first task had finished: on 2 CPUs the second CPU sat idle for the first
+    0.7-1.1 s of a 3 s stage (measured, 2,014 images: decode + multihash 4.1-4.2 s with it, 3.0-3.1 s
+    without). With one operator there is nothing to reserve for, so these datasets run without it (set on
+    the dataset's own context, not Ray's global one); the pipelines with several operators (decode tasks
+    feeding GPU actors, store, search) keep the default.
+    """
+    ds.context.op_resource_reservation_enabled = False
+    return ds
+
+
 def _hash_inputs(cfg: DedupConfig, out: Path) -> pa.Table:
     import ray
 
@@ -338,9 +353,9 @@ def _hash_inputs(cfg: DedupConfig, out: Path) -> pa.Table:
     items = [{"kind": u.kind, "unit": u.path, "source": u.source} for u in units]
     if not items:
         return hashing.FILES_SCHEMA.empty_table()
-    ds = ray.data.from_items(items, override_num_blocks=_blocks(len(items), 256)).map_batches(
+    ds = one_operator(ray.data.from_items(items, override_num_blocks=_blocks(len(items), 256)).map_batches(
         hashing.hash_units, batch_size=None, batch_format="numpy", fn_kwargs={"image_column": cfg.image_column},
-    )
+    ))
     return pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in ray.get(ds.to_arrow_refs())])
 
 
@@ -356,7 +371,8 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
     decode_kwargs = {"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
                      "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash}
     # Blocks of about decode_batch images (a shard is never split), each one batch of a task or an actor.
-    ds = ray.data.from_items(units, override_num_blocks=_blocks(len(units), cfg.resolved_decode_batch(), items=len(reps)))
+    ds = ray.data.from_items(units, override_num_blocks=_blocks(len(units), cfg.resolved_decode_batch(), items=len(reps),
+                                                                workers=res["actors"] if res.get("decode_in_actor") else None))
     embed_kwargs = {"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads"),
                     "backend": res.get("backend", "torch"), "onnx_ref": [onnx_ref]}
     tmp = vectors_dir.with_name(vectors_dir.name + ".partial")
@@ -382,9 +398,9 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
         return
     ds = ds.map_batches(decode.decode_units, batch_size=None, batch_format="numpy",
                         num_cpus=cfg.cpus_per_decode, fn_kwargs=decode_kwargs)
-    if not cfg.uses_resnet:  # hashes, thumb: microseconds an image, done in the decode tasks
-        ds = ds.map_batches(embed.embed_light, batch_size=None, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
-                            fn_kwargs={"model": cfg.model})
+    if not cfg.uses_resnet:  # hashes, thumb: microseconds an image, done in the decode tasks (one fused map)
+        ds = one_operator(ds.map_batches(embed.embed_light, batch_size=None, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
+                                         fn_kwargs={"model": cfg.model}))
     else:  # GPUs: decode tasks feed the GPU actors
         ds = ds.map_batches(
             embed.Embedder, fn_constructor_kwargs=embed_kwargs,
@@ -395,15 +411,19 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
     tmp.rename(vectors_dir)
 
 
-def _blocks(units: int, per_block: int, items: int | None = None) -> int:
+def _blocks(units: int, per_block: int, items: int | None = None, workers: int | None = None) -> int:
     """Input blocks for a list of work units holding ``items`` items (default: one each): about
-    ``per_block`` items a block, at least two blocks per CPU (parallelism), never more blocks than units.
-    Ray Data's default (200 blocks) made a 2,000-file run spend 3 of its 4 s of hashing on task overhead."""
+    ``per_block`` items a block, at least two blocks per CPU (parallelism), a multiple of ``workers`` (the
+    actors or CPUs that take them; default the CPUs) so that the last round keeps every worker busy, never
+    more blocks than units. Ray Data's default (200 blocks) made a 2,000-file run spend 3 of its 4 s of
+    hashing on task overhead; 63 blocks on 2 CPU actors left one idle for a block's time (~2 s) at the end."""
     import ray
 
     cpus = int(ray.cluster_resources().get("CPU", 1))
+    workers = max(1, int(workers or cpus))
     items = units if items is None else items
-    return max(1, min(units, max(2 * cpus, -(-items // max(1, per_block)))))
+    blocks = max(2 * cpus, -(-items // max(1, per_block)))
+    return max(1, min(units, -(-blocks // workers) * workers))
 
 
 def _empty_meta() -> pd.DataFrame:
@@ -493,7 +513,11 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                     choice = choose_index(ok_count, cfg.index, limit)
                 else:
                     state.forget(store_key)
+                    steps = rec["step_seconds"] = {}  # where the store's time goes
+                    t0 = time.perf_counter()
                     create_collection(target, name, dim, replace=cfg.replace_collection, owner=out)
+                    steps["create"] = round(time.perf_counter() - t0, 3)
+                    t0 = time.perf_counter()
                     if local is not None:
                         writer = store.MilvusWriter(target, name)
                         inserted = sum(int(writer(local.slice(i, cfg.insert_batch))["inserted"][0]) for i in range(0, local.num_rows, cfg.insert_batch))
@@ -507,7 +531,10 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                         rec["method"] = res.method
                         if res.fallback_reason:
                             rec["bulk_fallback_reason"] = res.fallback_reason
+                    steps["insert"] = round(time.perf_counter() - t0, 3)
+                    t0 = time.perf_counter()
                     choice = build_index_and_load(target, name, cfg.index, limit=limit)
+                    steps["flush_index_load"] = round(time.perf_counter() - t0, 3)
                     rec["vectors"] = int(inserted)
                     if inserted != ok_count:
                         raise RuntimeError(f"Milvus took {inserted} vectors, expected {ok_count}")

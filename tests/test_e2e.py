@@ -252,3 +252,29 @@ def test_resnet50_plus_hash_takes_edges_from_either_signal(ray_local, tmp_path, 
     # similarities stay ResNet-50 cosines, also for the pairs only the hash found
     near = man[man["match"] == "near"]
     assert len(near) and (near["similarity_to_canonical"] < 0.999999).all()
+
+
+def test_block_counts_keep_every_worker_busy_to_the_end(ray_local):
+    """Blocks: about per_block items each, at least two per CPU, a multiple of the workers taking them
+    (63 blocks on 2 actors left one actor idle for a whole block at the end), never more than the units."""
+    from dedup.pipeline import _blocks
+
+    assert _blocks(2014, 32, workers=2) == 64  # 63 rounded up to the 2 actors
+    assert _blocks(2014, 32, workers=3) == 63
+    assert _blocks(2014, 256) == 8
+    assert _blocks(3, 256) == 3  # never more blocks than units
+    assert _blocks(10, 1000) == 4  # two per CPU (the fixture's Ray has 2)
+    assert _blocks(5, 1, items=5000, workers=2) == 5  # a shard is never split
+
+
+def test_one_operator_datasets_skip_the_reservation_only_for_themselves(ray_local):
+    """The one-map stages run without Ray Data's per-operator reservation (it held them to one task at first);
+    the setting goes on that dataset's context, never on Ray's global one that other pipelines use."""
+    from dedup.pipeline import one_operator
+
+    glob = ray_local.data.DataContext.get_current()
+    before = glob.op_resource_reservation_enabled
+    ds = one_operator(ray_local.data.from_items([{"i": i} for i in range(8)], override_num_blocks=4).map_batches(lambda b: b))
+    assert ds.context.op_resource_reservation_enabled is False
+    assert glob.op_resource_reservation_enabled == before
+    assert sorted(r["i"] for r in ds.take_all()) == list(range(8))

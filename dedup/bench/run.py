@@ -96,8 +96,9 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_r
             report["rows"].append(row)
             de = summary["stages"]["decode_embed"]
             after = speed.bare_model_throughput(batch=cfg.embed_batch, threads=os.cpu_count())
-            bare = {**after, "images_per_second": round((before["images_per_second"] + after["images_per_second"]) / 2, 2),
-                    "before_job": before["images_per_second"], "after_job": after["images_per_second"]}
+            bare = {k: after[k] for k in ("batch", "batches", "threads", "backend")}
+            bare.update(images_per_second=round((before["images_per_second"] + after["images_per_second"]) / 2, 2),
+                        before_job=before["images_per_second"], after_job=after["images_per_second"])
             report["speed"] = {
                 "end_to_end_images_per_second": summary["images_per_second"],
                 "decode_embed_images_per_second": de["images_per_second"],

@@ -67,6 +67,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--search-batch", type=int, help=f"queries per search request (default {d.search_batch})")
     g.add_argument("--drop-collection", action="store_true", default=None, help="drop the run's Milvus collection when the job ends (default: keep it, so a re-run with another --threshold needs no store)")
     g.add_argument("--insert-batch", type=int, help=f"rows per insert request (default {d.insert_batch})")
+    g.add_argument("--hash-vectors", choices=["auto", "float", "binary"], help="how the hash models' bits are stored in Milvus: float (+1/-1 per bit, searched by cosine; Milvus Lite has no binary vectors) or binary (BINARY_VECTOR searched by Hamming distance, 32x smaller; a server only). auto: binary with --milvus-uri, else float")
 
     g = p.add_argument_group("Ray")
     g.add_argument("--ray-address", help="Ray cluster address (default: join RAY_ADDRESS if set, else start Ray locally)")

@@ -100,6 +100,9 @@ class DedupConfig:
     # the vectors are stored in Milvus either way.
     search_engine: str = "auto"
     exact_below: int = 20_000
+    # How hash bits are stored in Milvus: float (+1/-1 per bit, COSINE; Milvus Lite has no binary vectors)
+    # or binary (BINARY_VECTOR, HAMMING: 32x smaller, a server only). auto: binary with --milvus-uri.
+    hash_vectors: str = "auto"
 
     def validate(self) -> "DedupConfig":
         if not self.inputs:
@@ -131,6 +134,10 @@ class DedupConfig:
             raise ConfigError(f"--search-engine must be auto, exact or milvus, got {self.search_engine!r}")
         if self.store_method not in ("auto", "bulk", "insert"):
             raise ConfigError(f"--store-method must be auto, bulk or insert, got {self.store_method!r}")
+        if self.hash_vectors not in ("auto", "float", "binary"):
+            raise ConfigError(f"--hash-vectors must be auto, float or binary, got {self.hash_vectors!r}")
+        if self.hash_vectors == "binary" and not self.milvus_uri:
+            raise ConfigError("--hash-vectors binary needs a Milvus server (--milvus-uri): Milvus Lite has no binary vectors")
         if self.store_method == "bulk" and not self.milvus_uri:
             raise ConfigError("--store-method bulk needs a Milvus server (--milvus-uri): Milvus Lite has no bulk import")
         return self
@@ -159,6 +166,11 @@ class DedupConfig:
     def hash_name(self) -> str | None:
         """The perceptual hash the decode workers compute (hash models and combos), else None."""
         return self.model if self.is_hash else self.model.split("+", 1)[1] if self.is_combo else None
+
+    @property
+    def binary_hashes(self) -> bool:
+        """Whether the hash vectors go to Milvus as BINARY_VECTOR (searched by Hamming distance)."""
+        return self.hash_name is not None and (self.hash_vectors == "binary" or (self.hash_vectors == "auto" and bool(self.milvus_uri)))
 
     def hash_threshold(self) -> float:
         """The cosine at which the hash vectors are searched: ``max_bits`` as a cosine."""

@@ -37,6 +37,7 @@ from pathlib import Path
 VECTOR_FIELD = "embedding"
 ID_FIELD = "vid"
 METRIC = "COSINE"  # vectors are L2-normalised, so cosine = inner product
+BINARY_METRIC = "HAMMING"  # hash bits stored as BINARY_VECTOR (on a server: Milvus Lite has none)
 
 INDEX_TYPES = ("AUTO", "FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
 # AUTO rule thresholds (rows); see choose_index.
@@ -206,18 +207,19 @@ def collection_owner(target: MilvusTarget, name: str) -> str | None:
     return desc[len(OWNER_PREFIX):] if desc.startswith(OWNER_PREFIX) else ""
 
 
-def collection_schema(dim: int, owner: str | os.PathLike | None = None):
-    """The run's schema: int64 primary key ``vid`` (no auto id) and a FLOAT_VECTOR ``embedding``."""
+def collection_schema(dim: int, owner: str | os.PathLike | None = None, binary: bool = False):
+    """The run's schema: int64 primary key ``vid`` (no auto id) and a FLOAT_VECTOR ``embedding`` (with
+    ``binary``: a BINARY_VECTOR of ``dim`` bits, for the hash models on a server)."""
     from pymilvus import DataType, MilvusClient
 
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=owner_description(owner))
     schema.add_field(ID_FIELD, DataType.INT64, is_primary=True)
-    schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field(VECTOR_FIELD, DataType.BINARY_VECTOR if binary else DataType.FLOAT_VECTOR, dim=dim)
     return schema
 
 
 def create_collection(target: MilvusTarget, name: str, dim: int, replace: bool = False,
-                      owner: str | os.PathLike | None = None) -> None:
+                      owner: str | os.PathLike | None = None, binary: bool = False) -> None:
     """Create the run's (empty) collection, replacing an existing one only when that is safe.
 
     An existing collection ``name`` is dropped and made again when ``replace`` is true, when its
@@ -238,7 +240,7 @@ def create_collection(target: MilvusTarget, name: str, dim: int, replace: bool =
                     "--replace-collection to drop this one and store this run's vectors there."
                 )
             client.drop_collection(name)
-        client.create_collection(name, schema=collection_schema(dim, owner))
+        client.create_collection(name, schema=collection_schema(dim, owner, binary=binary))
     finally:
         client.close()
 
@@ -271,7 +273,7 @@ def drop_collection(target: MilvusTarget, name: str, owner: str | os.PathLike | 
 class IndexChoice:
     """An index to build and how to search it."""
 
-    index_type: str  # FLAT | IVF_FLAT | HNSW | AUTOINDEX
+    index_type: str  # FLAT | IVF_FLAT | HNSW | AUTOINDEX, or BIN_FLAT | BIN_IVF_FLAT for binary vectors
     build_params: dict = field(default_factory=dict)
     search_params: dict = field(default_factory=dict)  # merged into the search request's "params"
     reason: str = ""
@@ -290,7 +292,8 @@ def ivf_nlist(n_rows: int) -> int:
 
 
 def choose_index(n_rows: int, requested: str = "AUTO", limit: int = 512,
-                 flat_max_rows: int = AUTO_FLAT_MAX_ROWS, hnsw_max_rows: int = AUTO_HNSW_MAX_ROWS) -> IndexChoice:
+                 flat_max_rows: int = AUTO_FLAT_MAX_ROWS, hnsw_max_rows: int = AUTO_HNSW_MAX_ROWS,
+                 binary: bool = False) -> IndexChoice:
     """The index for a collection of ``n_rows`` vectors searched with ``limit`` hits per query.
 
     ``requested`` other than AUTO is kept (its parameters sized by ``n_rows``). The AUTO rule:
@@ -309,6 +312,13 @@ def choose_index(n_rows: int, requested: str = "AUTO", limit: int = 512,
     if requested not in INDEX_TYPES:
         raise ValueError(f"index must be one of {', '.join(INDEX_TYPES)}, got {requested!r}")
     n = int(n_rows)
+    if binary:  # binary vectors (hash bits, HAMMING): BIN_FLAT, or BIN_IVF_FLAT from flat_max_rows rows on
+        if requested == "FLAT" or (requested == "AUTO" and n < flat_max_rows):
+            why = "requested" if requested == "FLAT" else f"AUTO: {n} rows < {flat_max_rows}: exact search"
+            return IndexChoice("BIN_FLAT", {}, {}, f"binary vectors; {why}")
+        why = "requested" if requested == "IVF_FLAT" else f"{requested}: binary vectors have no HNSW here; BIN_IVF_FLAT from {flat_max_rows} rows"
+        nlist = ivf_nlist(n)
+        return IndexChoice("BIN_IVF_FLAT", {"nlist": nlist}, {"nprobe": min(nlist, max(16, nlist // 16))}, f"binary vectors; {why}")
     if requested == "AUTO":
         if n < flat_max_rows:
             kind, why = "FLAT", f"AUTO: {n} rows < {flat_max_rows}: exact search"
@@ -332,7 +342,7 @@ def index_params_for(index: str) -> dict:
 
 
 def build_index_and_load(target: MilvusTarget, name: str, index: "str | IndexChoice" = "AUTO",
-                         limit: int = 512) -> IndexChoice:
+                         limit: int = 512, binary: bool = False) -> IndexChoice:
     """Flush, (re)build the vector index and load the collection for search. Returns the index built.
 
     ``index`` is an :class:`IndexChoice` or a name for :func:`choose_index` (AUTO: chosen by row count).
@@ -346,14 +356,14 @@ def build_index_and_load(target: MilvusTarget, name: str, index: "str | IndexCho
             choice = index
         else:
             rows = int(client.get_collection_stats(name).get("row_count", 0))
-            choice = choose_index(rows, index, limit)
+            choice = choose_index(rows, index, limit, binary=binary)
         existing = client.list_indexes(name)
         if existing:  # a re-run or another index type: the old index goes
             client.release_collection(name)
             for idx in existing:
                 client.drop_index(name, idx)
         params = client.prepare_index_params()
-        params.add_index(field_name=VECTOR_FIELD, index_type=choice.index_type, metric_type=METRIC,
+        params.add_index(field_name=VECTOR_FIELD, index_type=choice.index_type, metric_type=BINARY_METRIC if binary else METRIC,
                          params=choice.build_params)
         # sync=False: pymilvus's own wait sleeps 0.5 s before its first look (measured: 0.51 s for a FLAT
         # index over 2,014 vectors on Milvus Lite); _wait_for_index looks at once, then backs off.

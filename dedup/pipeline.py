@@ -265,13 +265,15 @@ def run(cfg: DedupConfig) -> dict:
         if lite is None and not cfg.milvus_uri:
             lite = lite_server(out)  # started if a stage needs it
         bg = {"background": pending, "background_pool": pool}
-        edges_tbl, search_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params, lite=lite, **bg)
+        edges_tbl, search_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params, lite=lite,
+                                                binary=cfg.is_hash and cfg.binary_hashes, **bg)
         if cfg.is_combo:  # the hash signal: its own collection and threshold; edges from either, one graph
             from dedup.stages.hashes import HASHES
 
             hash_edges, hash_stats = vector_stages(cfg, out, vectors_dir, ok_count, fp_embed, state, timer, params,
                                                    dim=HASHES[cfg.hash_name].bits, column="hash_embedding",
-                                                   threshold=cfg.hash_threshold(), suffix="_hash", lite=lite, **bg)
+                                                   threshold=cfg.hash_threshold(), suffix="_hash", lite=lite,
+                                                   binary=cfg.binary_hashes, **bg)
             edges_tbl, union = combine_edges(edges_tbl, hash_edges, vectors_dir)
             search_stats = {**search_stats, "hash": hash_stats, "union": union}
 
@@ -436,7 +438,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                   state: RunState, timer: Timer, params: dict, dim: int | None = None,
                   query_every: int = 1, column: str = "embedding", threshold: float | None = None,
                   suffix: str = "", lite: MilvusLiteServer | None = None, background: list | None = None,
-                  background_pool=None) -> tuple[pa.Table, dict]:
+                  background_pool=None, binary: bool = False) -> tuple[pa.Table, dict]:
     """Stages `store` and `search` over ``vectors_dir``: returns the unique edges (also in edges.parquet).
 
     Used by the job and, on synthetic embeddings, by the benchmark's scale mode (which may pass its own
@@ -445,7 +447,8 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
     threshold, in their own collection, stages and edges file named with ``suffix``).
     ``lite``: a Milvus Lite server the job owns (else one is started here when needed). ``background``
     (a list) and ``background_pool`` (an executor): with exact search, the store is submitted there and its
-    future appended to the list, for the caller to join.
+    future appended to the list, for the caller to join. ``binary``: the vectors are hash bits, stored as
+    BINARY_VECTOR and searched by Hamming distance (``--hash-vectors``; a server only).
     Search is exact, in memory, below ``--exact-below`` vectors (``cfg.exact_search``), else Milvus's.
     """
     threshold = cfg.threshold if threshold is None else float(threshold)
@@ -455,7 +458,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
     name = collection_name(cfg) + suffix
     params["collection" + suffix] = name
     store_key, search_key_name = "store" + suffix, "search" + suffix
-    fp_store = fingerprint("store", fp_vectors, cfg.milvus_uri, cfg.milvus_db, name, cfg.index, cfg.model)
+    fp_store = fingerprint("store", fp_vectors, cfg.milvus_uri, cfg.milvus_db, name, cfg.index, cfg.model, binary)
     exact = cfg.exact_search(ok_count)
     search_key = {"engine": "exact"} if exact else {"limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit()}
     fp_search = fingerprint("search", fp_store, search_key)
@@ -510,30 +513,30 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                 if state.reusable(store_key, fp_store) and _loaded_count(target, name) == ok_count:
                     rec["reused"] = True
                     rec["vectors"] = ok_count
-                    choice = choose_index(ok_count, cfg.index, limit)
+                    choice = choose_index(ok_count, cfg.index, limit, binary=binary)
                 else:
                     state.forget(store_key)
                     steps = rec["step_seconds"] = {}  # where the store's time goes
                     t0 = time.perf_counter()
-                    create_collection(target, name, dim, replace=cfg.replace_collection, owner=out)
+                    create_collection(target, name, dim, replace=cfg.replace_collection, owner=out, binary=binary)
                     steps["create"] = round(time.perf_counter() - t0, 3)
                     t0 = time.perf_counter()
                     if local is not None:
-                        writer = store.MilvusWriter(target, name)
+                        writer = store.MilvusWriter(target, name, binary=binary)
                         inserted = sum(int(writer(local.slice(i, cfg.insert_batch))["inserted"][0]) for i in range(0, local.num_rows, cfg.insert_batch))
                         rec["method"] = "insert (driver)"
                     else:
                         method = cfg.store_method if cfg.milvus_uri else "insert"  # Milvus Lite has no bulk import
                         res = store.store_vectors(vectors, target, name, dim, method=method, staging=_bulk_staging(cfg, out),
                                                   insert_batch=cfg.insert_batch, writers=cfg.writers, shard_rows=cfg.bulk_shard_rows,
-                                                  owner=out, timeout=cfg.bulk_timeout)
+                                                  owner=out, timeout=cfg.bulk_timeout, binary=binary)
                         inserted = res.rows
                         rec["method"] = res.method
                         if res.fallback_reason:
                             rec["bulk_fallback_reason"] = res.fallback_reason
                     steps["insert"] = round(time.perf_counter() - t0, 3)
                     t0 = time.perf_counter()
-                    choice = build_index_and_load(target, name, cfg.index, limit=limit)
+                    choice = build_index_and_load(target, name, cfg.index, limit=limit, binary=binary)
                     steps["flush_index_load"] = round(time.perf_counter() - t0, 3)
                     rec["vectors"] = int(inserted)
                     if inserted != ok_count:
@@ -543,6 +546,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                         raise RuntimeError(f"Milvus can search {searchable} of the {ok_count} vectors stored in {name}")
                     state.finish(store_key, fp_store)
                 rec["index"] = {"type": choice.index_type, "build": choice.build_params, "search": choice.search_params, "why": choice.reason}
+                rec["vector_type"] = "BINARY_VECTOR (HAMMING)" if binary else "FLOAT_VECTOR (COSINE)"
             if exact and cfg.drop_collection:
                 drop_collection(target, name, owner=out)
                 state.forget(store_key)
@@ -578,7 +582,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             searcher_args = {
                 "target": target, "collection": name, "threshold": threshold,
                 "limit": limit, "batch": cfg.search_batch, "index": choice.index_type, "index_params": choice.search_params,
-                "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri),
+                "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri), "binary": binary,
             }
             if local is not None:
                 q = local if query_every == 1 else _every_kth(local, int(query_every))

@@ -273,3 +273,85 @@ def test_job_against_the_server(ray_local, milvus_server, tmp_path):
     name = run_collection_name(out)
     assert collection_owner(MilvusTarget(milvus_server.uri), name) is not None
     drop_collection(MilvusTarget(milvus_server.uri), name)
+
+
+def hash_vectors(n: int = 300, bits: int = 256, seed: int = 3):
+    """Random hash bits plus copies with 0 to 60 bits flipped, as the job stores them: +1/-1 scaled to unit
+    length, in a (vid, embedding) table."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((n, bits)) > 0.5
+    copies = base[::5].copy()
+    for i, row in enumerate(copies):
+        row[rng.choice(bits, size=(i * 7) % 61, replace=False)] ^= True
+    allbits = np.concatenate([base, copies])
+    vecs = np.where(allbits, 1.0, -1.0).astype(np.float32) / np.sqrt(bits)
+    table = pa.table({
+        "vid": pa.array(np.arange(len(vecs)), pa.int64()),
+        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel(), pa.float32()), bits),
+    })
+    return table, vecs
+
+
+def test_choose_index_for_binary_vectors():
+    assert choose_index(99_999, binary=True).index_type == "BIN_FLAT"
+    ivf = choose_index(1_000_000, binary=True)
+    assert ivf.index_type == "BIN_IVF_FLAT" and ivf.build_params["nlist"] == 4000
+    assert choose_index(10, "HNSW", binary=True).index_type == "BIN_IVF_FLAT"  # no binary HNSW here
+    assert choose_index(10, "FLAT", binary=True).index_type == "BIN_FLAT"
+
+
+@pytest.mark.parametrize("index", ["FLAT", "IVF_FLAT"])
+def test_hash_bits_as_binary_vectors(ray_local, target, tmp_path, index):
+    """On a server the hash bits go in as BINARY_VECTOR and are searched by Hamming distance: exactly the
+    pairs within --max-bits come back, each with the cosine its +1/-1 vectors have (what Milvus Lite's float
+    hash vectors give), through the store's inserts and the search stage's range search."""
+    from dedup.stages.hashes import bits_to_cosine, search_cosine
+
+    table, vecs = hash_vectors()
+    bits, max_bits = vecs.shape[1], 40
+    name = f"hash_binary_{index.lower()}"
+    create_collection(target, name, bits, replace=True, owner=tmp_path, binary=True)
+    res = store_vectors(ray_local.data.from_arrow(table).repartition(2), target, name, bits, method="auto", owner=tmp_path, binary=True)
+    assert res.rows == table.num_rows and res.method == "insert"
+    choice = build_index_and_load(target, name, index, binary=True)
+    assert choice.index_type == "BIN_" + index
+    assert count_rows(target, name) == table.num_rows
+    threshold = search_cosine(max_bits, bits)
+    out = Searcher(target, name, threshold=threshold, limit=16, batch=64, index=choice.index_type,
+                   index_params=choice.search_params, range_search=True, binary=True)(table)
+    assert (out["b"] != -1).all()
+    real = out["b"] >= 0
+    got = {(int(a), int(b)): float(s) for a, b, s in zip(out["a"][real], out["b"][real], out["sim"][real])}
+    sims = vecs @ vecs.T
+    ea, eb = np.nonzero(np.triu(sims >= threshold, k=1))
+    assert set(got) == set(zip(ea.tolist(), eb.tolist())) and len(got) > 30
+    for (a, b), s in got.items():
+        h = int(np.count_nonzero((vecs[a] > 0) != (vecs[b] > 0)))
+        assert h <= max_bits and s == pytest.approx(bits_to_cosine(h, bits), abs=1e-6)
+    drop_collection(target, name)
+
+
+def test_hash_job_on_a_server_stores_binary_vectors(ray_local, milvus_server, tmp_path):
+    """--model multihash with --milvus-uri: BINARY_VECTOR by default (--hash-vectors auto), searched in
+    Milvus, and the same clusters as the float vectors searched exactly."""
+    import pandas as pd
+
+    from dedup.config import DedupConfig
+    from dedup.pipeline import run
+    from dedup.synth import make_corpus
+
+    root = tmp_path / "corpus"
+    make_corpus(root)
+    runs = {}
+    for mode, extra in (("binary", {"milvus_uri": milvus_server.uri, "search_engine": "milvus"}),
+                        ("float", {"search_engine": "exact"})):
+        out = tmp_path / mode
+        summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="multihash", report=False, **extra))
+        runs[mode] = pd.read_parquet(out / "manifest.parquet").set_index("path")
+        if mode == "binary":
+            assert summary["stages"]["store"]["vector_type"] == "BINARY_VECTOR (HAMMING)"
+            assert summary["stages"]["store"]["index"]["type"] == "BIN_FLAT"
+            drop_collection(MilvusTarget(milvus_server.uri), run_collection_name(out))
+    a, b = runs["binary"], runs["float"].loc[runs["binary"].index]
+    assert (a["canonical_path"] == b["canonical_path"]).all()
+    assert np.allclose(a["similarity_to_canonical"], b["similarity_to_canonical"], atol=1e-5)

@@ -84,6 +84,12 @@ def to_hex(vec: np.ndarray) -> str:
     return np.packbits(to_bits(vec)).tobytes().hex()
 
 
+def to_packed(vectors: np.ndarray) -> list[bytes]:
+    """Rows of +1/-1 (or any sign-coded) vectors -> one bytes object each, bit 0 the most significant: what
+    Milvus takes for a BINARY_VECTOR of that many bits (the hash models' vectors on a server)."""
+    return [row.tobytes() for row in np.packbits(np.asarray(vectors) > 0, axis=1)]
+
+
 def hamming(a: np.ndarray, b: np.ndarray) -> int:
     """Hamming distance between two +1/-1 vectors of the same length."""
     return int(np.count_nonzero(to_bits(a) != to_bits(b)))
@@ -324,6 +330,6 @@ def hash_images(name: str, images: Iterable[Image.Image]) -> np.ndarray:
 
 
 __all__ = [
-    "HASHES", "HashSpec", "DEFAULT_HASH", "DEFAULT_MAX_BITS", "hash_images", "to_signs", "to_bits", "to_hex", "hamming",
+    "HASHES", "HashSpec", "DEFAULT_HASH", "DEFAULT_MAX_BITS", "hash_images", "to_signs", "to_bits", "to_hex", "to_packed", "hamming",
     "bits_to_cosine", "cosine_to_bits", "search_cosine",
 ]

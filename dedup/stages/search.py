@@ -20,8 +20,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from dedup.milvus import METRIC, VECTOR_FIELD, MilvusTarget
+from dedup.milvus import BINARY_METRIC, METRIC, VECTOR_FIELD, MilvusTarget
 from dedup.stages.embed import embeddings_to_numpy
+from dedup.stages.hashes import to_packed
 
 MAX_TOPK = 16384
 EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("sim", pa.float32())])
@@ -40,7 +41,7 @@ class Searcher:
 
     def __init__(self, target: MilvusTarget, collection: str, threshold: float, limit: int, batch: int,
                  index: str = "FLAT", max_limit: int = MAX_TOPK, range_search: bool = True,
-                 index_params: dict | None = None):
+                 index_params: dict | None = None, binary: bool = False):
         self.client = target.client()
         self.collection = collection
         self.threshold = float(threshold)
@@ -48,28 +49,41 @@ class Searcher:
         self.batch = max(1, int(batch))
         self.max_limit = max(self.limit, int(max_limit))
         self.index = index
+        # binary: the collection holds hash bits (BINARY_VECTOR, HAMMING). Queries go in packed, Milvus answers
+        # Hamming distances h, and each is turned into the cosine of the +1/-1 vectors, 1 - 2h/bits, so the
+        # threshold, the edges and everything after are the same as with float hash vectors.
+        self.binary = binary
         # Range search on a server returns only hits >= threshold. Milvus Lite implements it as a top-k of
         # 5x the limit filtered afterwards, so there a plain top-k filtered here is the same and cheaper.
         self.range_params = {"radius": self.threshold - 1e-6, "range_filter": 1.0 + 1e-3} if range_search else {}
         if index_params is None:  # the index's search parameters (see dedup.milvus.choose_index)
-            index_params = {"ef": 64} if index == "HNSW" else {"nprobe": 64} if index == "IVF_FLAT" else {}
+            index_params = {"ef": 64} if index == "HNSW" else {"nprobe": 64} if "IVF" in index else {}
         self.index_params = dict(index_params)
 
-    def _params(self, limit: int) -> dict:
+    def _params(self, limit: int, bits: int = 0) -> dict:
         params = {**self.index_params, **self.range_params}
         if self.index == "HNSW":  # HNSW needs ef >= top-k, also for a query re-asked at the largest limit
             params["ef"] = max(int(params.get("ef", 64)), int(limit))
+        if self.binary:
+            if self.range_params:  # HAMMING: range_filter <= h < radius; cosine >= threshold is h <= (1 - t) * bits / 2.
+                # A whole-number radius: Milvus 2.3 lost the pairs at exactly --max-bits with radius max_bits + 0.5.
+                params.update(radius=int(np.floor((1.0 - self.threshold) * bits / 2 + 1e-9)) + 1, range_filter=0)
+            return {"metric_type": BINARY_METRIC, "params": params}
         return {"metric_type": METRIC, "params": params}
 
     def _search(self, vectors: np.ndarray, limit: int):
-        return self.client.search(
+        bits = vectors.shape[1]
+        results = self.client.search(
             self.collection,
-            data=[v for v in vectors],
+            data=to_packed(vectors) if self.binary else [v for v in vectors],
             anns_field=VECTOR_FIELD,
             limit=limit,
-            search_params=self._params(limit),
+            search_params=self._params(limit, bits),
             output_fields=[],
         )
+        if not self.binary:
+            return results
+        return [[{"id": i, "distance": 1.0 - 2.0 * float(h) / bits} for i, h in zip(*_hits(hits))] for hits in results]
 
     def __call__(self, batch: pa.Table) -> dict:
         vids = batch.column("vid").to_numpy()

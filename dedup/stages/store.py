@@ -32,20 +32,25 @@ from dedup.bulk import (
 )
 from dedup.milvus import ID_FIELD, VECTOR_FIELD, MilvusTarget, create_collection
 from dedup.stages.embed import embeddings_to_numpy
+from dedup.stages.hashes import to_packed
 
 METHODS = ("auto", "bulk", "insert")
 
 
 class MilvusWriter:
-    """Ray Data callable: batched inserts from one client per actor."""
+    """Ray Data callable: batched inserts from one client per actor. ``binary``: the collection holds
+    BINARY_VECTORs (hash bits), so each +1/-1 vector goes in packed, one bit per element."""
 
-    def __init__(self, target: MilvusTarget, collection: str):
+    def __init__(self, target: MilvusTarget, collection: str, binary: bool = False):
         self.client = target.client()
         self.collection = collection
+        self.binary = binary
 
     def __call__(self, batch: pa.Table) -> dict:
         vids = batch.column("vid").to_numpy()
         vectors = embeddings_to_numpy(batch.column("embedding"))
+        if self.binary:
+            vectors = to_packed(vectors)
         rows = [{ID_FIELD: int(v), VECTOR_FIELD: vec} for v, vec in zip(vids, vectors)]
         result = self.client.insert(self.collection, rows)
         count = result.get("insert_count", len(rows)) if isinstance(result, dict) else len(rows)
@@ -59,12 +64,13 @@ class StoreResult:
     fallback_reason: str | None = None  # why bulk import was not used (auto mode)
 
 
-def insert_batched(vectors, target: MilvusTarget, collection: str, insert_batch: int = 2000, writers: int = 2) -> int:
+def insert_batched(vectors, target: MilvusTarget, collection: str, insert_batch: int = 2000, writers: int = 2,
+                   binary: bool = False) -> int:
     """Batched inserts from ``writers`` actors over a Ray dataset; returns the rows Milvus took."""
     import ray
 
     return int(vectors.map_batches(
-        MilvusWriter, fn_constructor_kwargs={"target": target, "collection": collection},
+        MilvusWriter, fn_constructor_kwargs={"target": target, "collection": collection, "binary": binary},
         batch_size=insert_batch, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=writers), num_cpus=0.5,
     ).sum("inserted") or 0)
 
@@ -94,12 +100,17 @@ def bulk_import(vectors, target: MilvusTarget, collection: str, dim: int, stagin
 def store_vectors(vectors, target: MilvusTarget, collection: str, dim: int, method: str = "auto",
                   staging: BulkStaging | None = None, insert_batch: int = 2000, writers: int = 2,
                   shard_rows: int = 200_000, owner: str | os.PathLike | None = None,
-                  timeout: float = 3600.0) -> StoreResult:
-    """Store a Ray dataset of vectors into the (empty) collection by bulk import or batched inserts."""
+                  timeout: float = 3600.0, binary: bool = False) -> StoreResult:
+    """Store a Ray dataset of vectors into the (empty) collection by bulk import or batched inserts.
+    ``binary`` (hash bits as BINARY_VECTOR) always goes by inserts: its shards are not written for bulk
+    import (a 256-bit hash is 32 bytes a row, so inserts carry 32x less than float vectors)."""
     if method not in METHODS:
         raise ValueError(f"store method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method == "insert":
-        return StoreResult("insert", insert_batched(vectors, target, collection, insert_batch, writers))
+    if binary and method == "bulk":
+        raise BulkImportUnavailable("binary (hash) vectors are stored by batched inserts, not bulk import")
+    if method == "insert" or binary:
+        reason = "binary (hash) vectors are stored by batched inserts" if method != "insert" else None
+        return StoreResult("insert", insert_batched(vectors, target, collection, insert_batch, writers, binary), reason)
     if staging is None:
         if method == "bulk":
             raise BulkImportUnavailable("bulk import needs a staging folder or bucket (--bulk-dir or --bulk-bucket)")

@@ -315,18 +315,6 @@ def choose_index(n_rows: int, requested: str = "AUTO", limit: int = 512,
     if requested not in INDEX_TYPES:
         raise ValueError(f"index must be one of {', '.join(INDEX_TYPES)}, got {requested!r}")
     n = int(n_rows)
-    if binary:  # binary vectors (hash bits, HAMMING): BIN_FLAT, or BIN_IVF_FLAT from flat_max_rows rows on
-        if requested == "FLAT" or (requested == "AUTO" and n < flat_max_rows):
-            why = "requested" if requested == "FLAT" else f"AUTO: {n} rows < {flat_max_rows}: exact search"
-            return IndexChoice("BIN_FLAT", {}, {}, f"binary vectors; {why}")
-        if requested == "AUTO":
-            why = f"AUTO: {n} rows >= {flat_max_rows}"
-        elif requested == "IVF_FLAT":
-            why = "requested"
-        else:
-            why = f"{requested} requested: not offered for binary vectors, BIN_IVF_FLAT instead"
-        nlist = ivf_nlist(n)
-        return IndexChoice("BIN_IVF_FLAT", {"nlist": nlist}, {"nprobe": min(nlist, max(16, nlist // 16))}, f"binary vectors; {why}")
     if requested == "AUTO":
         if n < flat_max_rows:
             kind, why = "FLAT", f"AUTO: {n} rows < {flat_max_rows}: exact search"
@@ -336,12 +324,17 @@ def choose_index(n_rows: int, requested: str = "AUTO", limit: int = 512,
             kind, why = "IVF_FLAT", f"AUTO: {n} rows > {hnsw_max_rows}"
     else:
         kind, why = requested, "requested"
+    if binary and kind != "FLAT":  # binary vectors: FLAT or IVF_FLAT only (as BIN_FLAT / BIN_IVF_FLAT)
+        if kind != "IVF_FLAT":
+            why = f"{why}; {kind} is not offered for binary vectors: IVF_FLAT instead"
+        kind = "IVF_FLAT"
+    prefix, why = ("BIN_", f"binary vectors; {why}") if binary else ("", why)
     if kind == "IVF_FLAT":
         nlist = ivf_nlist(n)
-        return IndexChoice(kind, {"nlist": nlist}, {"nprobe": min(nlist, max(16, nlist // 16))}, why)
+        return IndexChoice(prefix + kind, {"nlist": nlist}, {"nprobe": min(nlist, max(16, nlist // 16))}, why)
     if kind == "HNSW":
         return IndexChoice(kind, {"M": 16, "efConstruction": 200}, {"ef": max(64, int(limit))}, why)
-    return IndexChoice(kind, {}, {}, why)
+    return IndexChoice(prefix + kind, {}, {}, why)
 
 
 def index_params_for(index: str) -> dict:

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from dedup.milvus import BINARY_METRIC, METRIC, VECTOR_FIELD, MilvusTarget
 from dedup.stages.embed import embeddings_to_numpy
-from dedup.stages.hashes import to_packed
+from dedup.stages.hashes import bits_to_cosine, cosine_to_bits, to_packed
 
 MAX_TOPK = 16384
 EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("sim", pa.float32())])
@@ -67,7 +67,7 @@ class Searcher:
         if self.binary:
             if self.range_params:  # HAMMING: range_filter <= h < radius; cosine >= threshold is h <= (1 - t) * bits / 2.
                 # A whole-number radius: Milvus 2.3 lost the pairs at exactly --max-bits with radius max_bits + 0.5.
-                params.update(radius=int(np.floor((1.0 - self.threshold) * bits / 2 + 1e-9)) + 1, range_filter=0)
+                params.update(radius=int(np.floor(cosine_to_bits(self.threshold, bits) + 1e-9)) + 1, range_filter=0)
             return {"metric_type": BINARY_METRIC, "params": params}
         return {"metric_type": METRIC, "params": params}
 
@@ -83,7 +83,7 @@ class Searcher:
         )
         if not self.binary:
             return results
-        return [[{"id": i, "distance": 1.0 - 2.0 * float(h) / bits} for i, h in zip(*_hits(hits))] for hits in results]
+        return [[{"id": i, "distance": bits_to_cosine(h, bits)} for i, h in zip(*_hits(hits))] for hits in results]
 
     def __call__(self, batch: pa.Table) -> dict:
         vids = batch.column("vid").to_numpy()

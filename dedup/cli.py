@@ -36,7 +36,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", choices=list(MODELS), help="resnet50 (default): ResNet-50 features; multihash, multihash-mirror, phash-robust, phash, dhash, whash, colorhash: weight-free perceptual hashes computed on the decode workers (threshold in bits, --max-bits; multihash is the best measured); resnet50+HASH (e.g. resnet50+multihash): both signals, an edge where either finds one (--threshold for ResNet-50, --max-bits for the hash), one graph; thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
     g.add_argument("--weights", help="imagenet (default: torchvision's ImageNet weights via the torch hub cache), random (throughput tests only; clusters mean nothing), or a path/fsspec URI to a ResNet-50 state dict")
     g.add_argument("--weights-sha256", help="expected SHA-256 of the --weights file")
-    g.add_argument("--cpu-backend", choices=["auto", "onnx", "torch"], help="ResNet-50 on CPU actors: auto (default): ONNX Runtime (the model exported once per weights and cached; ~3x torch eager measured here), torch where onnxruntime is missing; torch: torch eager, channels_last. GPU actors always use torch (bf16 autocast)")
+    g.add_argument("--cpu-backend", choices=["auto", "onnx", "torch"], help="ResNet-50 on CPU actors: auto (default): ONNX Runtime (the model exported once per weights and cached; ~3x torch eager measured here), torch where onnxruntime is missing; torch: torch eager, channels_last. GPU actors always use torch (bf16 weights, CUDA graphs)")
     g.add_argument("--image-size", type=int, help=f"model input size (default {d.image_size})")
     g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
 
@@ -72,7 +72,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Ray")
     g.add_argument("--ray-address", help="Ray cluster address (default: join RAY_ADDRESS if set, else start Ray locally)")
     g.add_argument("--embed-actors", type=int, help="embedding actors (default: one per GPU, or on CPU-only clusters as many as fit: CPUs / --cpus-per-embed-actor on each node)")
-    g.add_argument("--embed-batch", type=int, help=f"images per model batch (default {d.embed_batch})")
+    g.add_argument("--embed-batch", type=int, help="images per model batch (default 256 on GPU actors, 64 on CPU)")
     g.add_argument("--gpus-per-embed-actor", type=float, help="GPUs per embedding actor (default 1 where the cluster has GPUs, else 0)")
     g.add_argument("--cpus-per-embed-actor", type=float, help="CPUs per embedding actor (default 1). On CPU-only clusters each actor decodes, embeds and writes its batches and runs the model with that many threads")
     g.add_argument("--cpus-per-decode", type=float, help=f"CPUs per decode task (default {d.cpus_per_decode})")
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-peers", action="store_true", help="skip imagededup and fastdup")
     b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
     b.add_argument("--scale-milvus", nargs="+", choices=["lite", "server"], default=["lite", "server"], help="scale mode: Milvus Lite and/or the embedded Milvus server of the PyPI package `milvus` (default both)")
+    b.add_argument("--throughput", type=int, metavar="N", help="only the speed mode: ResNet-50 (random weights) end to end against the bare model on this machine's hardware (GPU actors with bf16 where there is a GPU), on N distinct JPEGs made from --src; results in RESULTS/throughput-<device>.md")
+    b.add_argument("--embed-batch", type=int, help="speed mode: the job's and the bare model's batch size (default: the job's default)")
     b.set_defaults(func=_cmd_bench)
     from dedup import apply, report
 
@@ -148,6 +150,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not src.is_dir():
         print(f"dedup bench: error: no photo folder at {src}; pass --src DIR", file=sys.stderr)
         return 2
+    if args.throughput is not None:
+        from dedup.bench.throughput import throughput_bench
+
+        throughput_bench(src, Path(args.work), Path(args.results), args.throughput, embed_batch=args.embed_batch)
+        return 0
     bench(src, Path(args.work), Path(args.results), args.limit, not args.no_resnet, not args.no_peers)
     return 0
 

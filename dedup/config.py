@@ -81,7 +81,7 @@ class DedupConfig:
     # Ray resources.
     ray_address: str | None = None
     embed_actors: int | None = None  # default: number of GPUs, or on CPU as many as fit (node CPUs / cpus_per_embed_actor)
-    embed_batch: int = 64
+    embed_batch: int | None = None  # default: 256 on GPU actors, 64 on CPU (see resolved_embed_batch)
     gpus_per_embed_actor: float | None = None  # default: 1 when the cluster has GPUs, else 0
     cpus_per_embed_actor: float | None = None  # default 1; on CPU also the model's threads per actor
     cpus_per_decode: float = 1.0  # CPUs per decode task
@@ -128,6 +128,8 @@ class DedupConfig:
             raise ConfigError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
         if self.cpu_backend not in ("auto", "onnx", "torch"):
             raise ConfigError(f"--cpu-backend must be auto, onnx or torch, got {self.cpu_backend!r}")
+        if self.embed_batch is not None and self.embed_batch < 1:
+            raise ConfigError(f"--embed-batch must be at least 1, got {self.embed_batch}")
         if self.decode_batch is not None and self.decode_batch < 1:
             raise ConfigError(f"--decode-batch must be at least 1, got {self.decode_batch}")
         if self.search_engine not in ("auto", "exact", "milvus"):
@@ -142,8 +144,20 @@ class DedupConfig:
             raise ConfigError("--store-method bulk needs a Milvus server (--milvus-uri): Milvus Lite has no bulk import")
         return self
 
-    def resolved_decode_batch(self) -> int:
-        return int(self.decode_batch or (32 if self.uses_resnet else 256))
+    def resolved_embed_batch(self, gpu: bool = False) -> int:
+        """Images per model batch: 256 on a GPU (bare ResNet-50 on an H100, bf16: 9.5k images/s at 256 against
+        6.9k at 64), 64 on CPU (ONNX Runtime: no gain from larger batches)."""
+        return int(self.embed_batch or (256 if gpu else 64))
+
+    def resolved_decode_batch(self, gpu: bool = False) -> int:
+        """Images per decode block: on CPU actors 32 for ResNet-50 (small units keep both actors busy to the
+        end), 256 for the weight-free models; feeding GPU actors, one model batch, so that the actor takes each
+        block whole instead of gluing pieces of blocks together."""
+        if self.decode_batch:
+            return int(self.decode_batch)
+        if gpu and self.uses_resnet:
+            return self.resolved_embed_batch(gpu=True)
+        return 32 if self.uses_resnet else 256
 
     def exact_search(self, vectors: int) -> bool:
         """Whether the search of ``vectors`` stored vectors runs exactly in memory instead of in Milvus."""

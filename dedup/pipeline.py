@@ -373,8 +373,12 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
     decode_kwargs = {"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
                      "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash}
     # Blocks of about decode_batch images (a shard is never split), each one batch of a task or an actor.
-    ds = ray.data.from_items(units, override_num_blocks=_blocks(len(units), cfg.resolved_decode_batch(), items=len(reps),
-                                                                workers=res["actors"] if res.get("decode_in_actor") else None))
+    gpu = res.get("device") == "gpu"
+    embed_batch = cfg.resolved_embed_batch(gpu)
+    # Blocks for GPU actors: about one model batch each, not rounded to the CPU count.
+    workers = res["actors"] if res.get("decode_in_actor") else 1 if gpu and cfg.uses_resnet else None
+    ds = ray.data.from_items(units, override_num_blocks=_blocks(len(units), cfg.resolved_decode_batch(gpu), items=len(reps),
+                                                                workers=workers))
     embed_kwargs = {"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads"),
                     "backend": res.get("backend", "torch"), "onnx_ref": [onnx_ref]}
     tmp = vectors_dir.with_name(vectors_dir.name + ".partial")
@@ -383,7 +387,7 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
         tmp.mkdir(parents=True)
         written = ds.map_batches(
             embed.DecodeEmbedder,
-            fn_constructor_kwargs={**embed_kwargs, "decode_kwargs": decode_kwargs, "out_dir": str(tmp), "embed_batch": cfg.embed_batch},
+            fn_constructor_kwargs={**embed_kwargs, "decode_kwargs": decode_kwargs, "out_dir": str(tmp), "embed_batch": embed_batch},
             batch_size=None, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
             num_cpus=res["num_cpus"],
         ).take_all()
@@ -405,8 +409,10 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
                                          fn_kwargs={"model": cfg.model}))
     else:  # GPUs: decode tasks feed the GPU actors
         ds = ds.map_batches(
-            embed.Embedder, fn_constructor_kwargs=embed_kwargs,
-            batch_size=cfg.embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
+            # Ray Data needs a batch size with GPUs; decoded blocks are about one batch each (see above). The
+            # model runs a batch as CUDA graphs of embed_batch images (a shorter one padded).
+            embed.Embedder, fn_constructor_kwargs={**embed_kwargs, "batch": embed_batch},
+            batch_size=embed_batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=res["actors"]),
             num_gpus=res["num_gpus"], num_cpus=res["num_cpus"],
         )
     ds.write_parquet(str(tmp))

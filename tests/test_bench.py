@@ -1,5 +1,6 @@
 """Benchmark pieces: corpus builder, scorer, threshold sweep from stored edges."""
 import pandas as pd
+import pytest
 
 from dedup.bench import corpus
 from dedup.bench.score import score, sweep
@@ -81,3 +82,39 @@ def test_scale_mode_finds_the_planted_pairs(ray_local, tmp_path):
     assert sampled["queries"] == 300 and sampled["recall"] == 1.0
     g = graph_only(10_000, 50_000)
     assert g["edges"] == 50_000 and g["rounds"] >= 1
+
+
+def test_throughput_corpus_is_distinct_and_reused(tmp_path):
+    import hashlib
+
+    from dedup.bench.throughput import build_corpus
+
+    photos = tmp_path / "photos"
+    for i in range(3):
+        write(photos / f"p{i}.jpg", encode(base_image(400 + i, (640, 480))))
+    images, info = build_corpus(photos, tmp_path / "tc", 24, workers=2)
+    files = sorted(images.rglob("*.jpg"))
+    assert len(files) == 24 and info["images"] == 24 and not info["reused"]
+    assert len({hashlib.sha1(f.read_bytes()).hexdigest() for f in files}) == 24  # no byte-identical copies
+    from PIL import Image
+    assert all(320 <= max(Image.open(f).size) <= 640 for f in files)
+    again, info2 = build_corpus(photos, tmp_path / "tc", 24)
+    assert info2["reused"] and sorted(again.rglob("*.jpg")) == files
+    assert not build_corpus(photos, tmp_path / "tc", 12)[1]["reused"]  # another N: made again
+    assert len(list(again.rglob("*.jpg"))) == 12
+
+
+@pytest.mark.slow
+def test_throughput_mode_compares_the_job_with_the_bare_model(ray_local, tmp_path):
+    from dedup.bench.throughput import throughput_bench
+
+    photos = tmp_path / "photos"
+    for i in range(4):
+        write(photos / f"p{i}.jpg", encode(base_image(500 + i, (400, 300))))
+    report = throughput_bench(photos, tmp_path / "work", tmp_path / "results", 16, embed_batch=8, bare_seconds=0)
+    assert report["device"]["cpus"] and report["job"]["embed_batch"] == 8
+    assert report["bare_model"]["before_job"]["batch"] == 8 and report["bare_model"]["after_job"]["images_per_second"] > 0
+    assert report["stages"]["decode_embed"]["images"] == 16
+    assert report["end_to_end_over_bare_model"] == round(report["end_to_end_images_per_second"] / report["bare_model_images_per_second"], 3)
+    md = (tmp_path / "results" / "throughput-cpu.md").read_text()
+    assert "| end to end (" in md and "no GPU" in md

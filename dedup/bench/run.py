@@ -91,11 +91,11 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_r
             # timed just before and just after the job and averaged: on this shared VM the speed of the
             # same code drifts by several % within minutes, and bracketing the job keeps a drift from
             # landing on one side of the ratio only.
-            before = speed.bare_model_throughput(batch=cfg.embed_batch, threads=os.cpu_count())
+            before = speed.bare_model_throughput(batch=cfg.resolved_embed_batch(), threads=os.cpu_count())
             row, curve, summary = _ours("ours: resnet50, RANDOM weights (quality meaningless)", cfg, truth, [0.99, 0.995, 0.998, 0.999])
             report["rows"].append(row)
             de = summary["stages"]["decode_embed"]
-            after = speed.bare_model_throughput(batch=cfg.embed_batch, threads=os.cpu_count())
+            after = speed.bare_model_throughput(batch=cfg.resolved_embed_batch(), threads=os.cpu_count())
             bare = {k: after[k] for k in ("batch", "batches", "threads", "backend")}
             bare.update(images_per_second=round((before["images_per_second"] + after["images_per_second"]) / 2, 2),
                         before_job=before["images_per_second"], after_job=after["images_per_second"])

@@ -35,11 +35,10 @@ def _photos(src: Path) -> list[Path]:
 
 
 def _make(args: tuple[list[str], int, int, int, str]) -> int:
+    import numpy as np
     from PIL import Image, ImageOps
 
     photos, start, stop, seed, out = args
-    import numpy as np
-
     for i in range(start, stop):
         rng = np.random.default_rng([seed, i])
         with Image.open(photos[i % len(photos)]) as im:

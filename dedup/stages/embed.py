@@ -208,7 +208,7 @@ class ResNet50Features:
             # bf16 weights (fp16 where bf16 is not supported), BatchNorm folded into the convolutions in fp32
             # first: no per-batch weight casts as under autocast, and 53 fewer layers to launch.
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            torch.backends.cudnn.benchmark = True  # batches have one shape (padded, see __call__): let cuDNN pick
+            torch.backends.cudnn.benchmark = True  # batches have one shape (padded, see _gpu): let cuDNN pick
         self.model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255.0
@@ -312,7 +312,7 @@ class Embedder:
             t1 = time.perf_counter()
             self.features = ResNet50Features(state_dict, "cuda" if use_gpu else "cpu", threads, backend, onnx_bytes, batch=batch)
             if use_gpu:  # where a GPU actor's start-up goes (it is on the run's critical path)
-                print(f"[dedup] embedding actor on {torch.cuda.get_device_name()}: weights fetched in {t1 - t0:.1f} s, "
+                print(f"[dedup] embedding actor on {torch.cuda.get_device_name()}: torch imported and weights fetched in {t1 - t0:.1f} s, "
                       f"model on the GPU in {time.perf_counter() - t1:.1f} s", file=sys.stderr, flush=True)
         elif model in HASHES:  # computed by the decode workers: +1/-1 -> unit length, cosine = 1 - 2h/bits
             self.features = lambda signs: (np.asarray(signs, np.float32) / np.sqrt(self.dim)).astype(np.float32)

@@ -21,14 +21,18 @@ from dedup.config import DedupConfig
 DEFAULT_SRC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imagenet-samples"
 
 
-def _ours(name: str, cfg: DedupConfig, truth: pd.DataFrame, thresholds) -> tuple[dict, pd.DataFrame, dict]:
+def first_run(cfg: DedupConfig) -> dict:
+    """Run the job as a user's first run: never a resumed one, nor one that first drops the collection a
+    previous bench run left in the output folder's Milvus Lite (0.4-0.6 s for 2,014 2048-d vectors)."""
     from dedup.pipeline import run
 
-    # Timings of a user's first run: never of a resumed one, nor of one that first drops the collection a
-    # previous bench run left in the output folder's Milvus Lite (0.4-0.6 s for 2,014 2048-d vectors).
     cfg.fresh = True
     shutil.rmtree(cfg.output, ignore_errors=True)
-    summary = run(cfg)
+    return run(cfg)
+
+
+def _ours(name: str, cfg: DedupConfig, truth: pd.DataFrame, thresholds) -> tuple[dict, pd.DataFrame, dict]:
+    summary = first_run(cfg)
     curve = sweep(cfg.output, truth, thresholds, cfg.canonical_keys())
     best = curve.sort_values(["pair_f1", "threshold"], ascending=[False, False]).iloc[0].to_dict()
     row = {"tool": name, **best, "seconds": summary["total_seconds"], "images_per_second": summary["images_per_second"]}
@@ -88,17 +92,14 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_r
             cfg = DedupConfig(inputs=[str(images)], output=str(work / "out-resnet-random"), weights="random", threshold=0.99)
             # The baseline is one session using every CPU of the machine (what a user would time by hand;
             # here it was as fast as or faster than one single-threaded session per CPU, as the job runs),
-            # timed just before and just after the job and averaged: on this shared VM the speed of the
-            # same code drifts by several % within minutes, and bracketing the job keeps a drift from
-            # landing on one side of the ratio only.
-            before = speed.bare_model_throughput(batch=cfg.resolved_embed_batch(), threads=os.cpu_count())
-            row, curve, summary = _ours("ours: resnet50, RANDOM weights (quality meaningless)", cfg, truth, [0.99, 0.995, 0.998, 0.999])
+            # timed just before and just after the job and averaged (speed.bracketed).
+            (row, curve, summary), before, after, mean = speed.bracketed(
+                lambda: _ours("ours: resnet50, RANDOM weights (quality meaningless)", cfg, truth, [0.99, 0.995, 0.998, 0.999]),
+                batch=cfg.resolved_embed_batch(), threads=os.cpu_count())
             report["rows"].append(row)
             de = summary["stages"]["decode_embed"]
-            after = speed.bare_model_throughput(batch=cfg.resolved_embed_batch(), threads=os.cpu_count())
             bare = {k: after[k] for k in ("batch", "batches", "threads", "backend")}
-            bare.update(images_per_second=round((before["images_per_second"] + after["images_per_second"]) / 2, 2),
-                        before_job=before["images_per_second"], after_job=after["images_per_second"])
+            bare.update(images_per_second=mean, before_job=before["images_per_second"], after_job=after["images_per_second"])
             report["speed"] = {
                 "end_to_end_images_per_second": summary["images_per_second"],
                 "decode_embed_images_per_second": de["images_per_second"],

@@ -35,3 +35,14 @@ def bare_model_throughput(batch: int = 64, batches: int = 6, threads: int | None
     return {"batch": batch, "batches": done, "threads": threads if device == "cpu" else None, "device": device,
             "backend": model.backend, "dtype": str(getattr(model, "dtype", "float32")).replace("torch.", ""),
             "seconds": round(seconds, 3), "images_per_second": round(batch * done / seconds, 2)}
+
+
+def bracketed(job, **bare_kw) -> tuple[object, dict, dict, float]:
+    """``job()`` between two timings of the bare model (``bare_kw`` as for :func:`bare_model_throughput`):
+    on a shared VM the speed of the same code drifts by several % within minutes, and timing the baseline
+    just before and just after the job keeps a drift from landing on one side of the ratio only.
+    Returns (the job's result, the timing before, the timing after, their mean images per second)."""
+    before = bare_model_throughput(**bare_kw)
+    result = job()
+    after = bare_model_throughput(**bare_kw)
+    return result, before, after, round((before["images_per_second"] + after["images_per_second"]) / 2, 2)

@@ -23,12 +23,13 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 CORPUS_VERSION = 1
 
 
 def _photos(src: Path) -> list[Path]:
-    photos = sorted(p for p in Path(src).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    from dedup.sources import WDS_IMAGE_EXT
+
+    photos = sorted(p for p in Path(src).rglob("*") if p.is_file() and p.suffix.lower() in WDS_IMAGE_EXT)
     if not photos:
         raise ValueError(f"no photos under {src}")
     return photos
@@ -109,8 +110,8 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
     import ray
 
     from dedup.bench import speed
+    from dedup.bench.run import first_run
     from dedup.config import DedupConfig
-    from dedup.pipeline import run
 
     work.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
@@ -118,7 +119,7 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
     dev = device_info()
     device = "cuda" if "gpu" in dev else "cpu"
     cfg = DedupConfig(inputs=[str(images)], output=str(work / "out-throughput"), weights="random", threshold=threshold,
-                      search_engine="exact", fresh=True)
+                      search_engine="exact")
     if embed_batch:
         cfg.embed_batch = int(embed_batch)
     started = not ray.is_initialized()
@@ -126,14 +127,10 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
         ray.init(include_dashboard=False, logging_level="ERROR")
     try:
         bare_kw = {"batch": cfg.resolved_embed_batch(device == "cuda"), "device": device, "min_seconds": bare_seconds, "warmup": 3 if device == "cuda" else 1}
-        before = speed.bare_model_throughput(**bare_kw)
-        shutil.rmtree(cfg.output, ignore_errors=True)
-        summary = run(cfg)
-        after = speed.bare_model_throughput(**bare_kw)
+        summary, before, after, bare = speed.bracketed(lambda: first_run(cfg), **bare_kw)
     finally:
         if started:
             ray.shutdown()
-    bare = (before["images_per_second"] + after["images_per_second"]) / 2
     de = summary["stages"]["decode_embed"]
     report = {
         "device": dev, "corpus": corpus_info,
@@ -141,7 +138,7 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
                 "embed_resources": summary["parameters"]["embed_resources"]},
         "end_to_end_images_per_second": summary["images_per_second"], "total_seconds": summary["total_seconds"],
         "decode_embed_images_per_second": de["images_per_second"],
-        "bare_model_images_per_second": round(bare, 2), "bare_model": {"before_job": before, "after_job": after},
+        "bare_model_images_per_second": bare, "bare_model": {"before_job": before, "after_job": after},
         "decode_embed_over_bare_model": round(de["images_per_second"] / bare, 3),
         "end_to_end_over_bare_model": round(summary["images_per_second"] / bare, 3),
         "stages": summary["stages"],

@@ -376,7 +376,7 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
     gpu = res.get("device") == "gpu"
     embed_batch = cfg.resolved_embed_batch(gpu)
     # Blocks for GPU actors: about one model batch each, not rounded to the CPU count.
-    workers = res["actors"] if res.get("decode_in_actor") else 1 if gpu and cfg.uses_resnet else None
+    workers = res["actors"] if res.get("decode_in_actor") else 1 if gpu else None
     ds = ray.data.from_items(units, override_num_blocks=_blocks(len(units), cfg.resolved_decode_batch(gpu), items=len(reps),
                                                                 workers=workers))
     embed_kwargs = {"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads"),

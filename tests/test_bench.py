@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from dedup.bench import corpus
-from dedup.bench.score import score, sweep
+from dedup.bench.score import score, score_parts, sweep
 from dedup.config import DedupConfig
 from dedup.pipeline import run
 from dedup.synth import base_image, encode, write
@@ -37,21 +37,58 @@ def test_corpus_builder_and_sweep(ray_local, tmp_path):
     photos = tmp_path / "photos"
     for i in range(10):
         write(photos / f"p{i}.jpg", encode(base_image(200 + i, (320, 240))))
-    truth_path = corpus.build(photos, tmp_path / "bench", fraction=0.5, seed=3)
+    truth_path = corpus.build(photos, tmp_path / "bench", fraction=0.5, seed=3, hard=0, near_miss=0)
     truth = pd.read_csv(truth_path)
-    assert truth["group"].nunique() == 10
+    assert truth["group"].nunique() == 10 and set(truth["part"]) == {"standard"}
     assert (truth["path"].str.contains("/originals/")).sum() == 10
     copies = truth[truth["path"].str.contains("/copies/")]
     assert 5 <= len(copies) <= 20 and copies["group"].nunique() == 5
-    assert corpus.build(photos, tmp_path / "bench2", fraction=0.5, seed=3).read_text() == truth_path.read_text().replace("/bench/", "/bench2/")
+    assert corpus.build(photos, tmp_path / "bench2", fraction=0.5, seed=3, hard=0, near_miss=0).read_text() == \
+        truth_path.read_text().replace("/bench/", "/bench2/")
 
     out = tmp_path / "out"
     run(DedupConfig(inputs=[str(tmp_path / "bench" / "images")], output=str(out), model="thumb", threshold=0.5))
-    at_run = score(pd.read_csv(out / "manifest.csv"), truth)
+    at_run = score_parts(pd.read_csv(out / "manifest.csv"), truth)
     curve = sweep(out, truth, [0.5, 0.8, 0.95, 0.999])
     assert curve.iloc[0].drop("threshold").to_dict() == at_run
     # a higher threshold never predicts more pairs
     assert curve["predicted_pairs"].is_monotonic_decreasing
+
+
+def test_corpus_parts_hard_copies_and_near_misses(tmp_path):
+    """Three parts: near-miss sources are never included themselves, each of their pieces is its own group
+    and shares no pixels with another piece (halves, quadrants) or only a thin strip; hard copies are
+    copies of an original that is in the corpus."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    for i in range(20):
+        write(photos / f"p{i:02d}.jpg", encode(base_image(400 + i, (320, 240))))
+    truth = pd.read_csv(corpus.build(photos, tmp_path / "bench", seed=1, hard=0.3, near_miss=0.25))
+    near = truth[truth["part"] == "near_miss"]
+    assert len(near) >= 10 and near["group"].is_unique  # 5 sources x 2-3 pieces, each its own group
+    sources = near["group"].str.split("__").str[0]
+    assert not truth["path"].str.contains("/originals/(?:" + "|".join(sources.unique()) + r")\.").any()
+    for src, pieces in near.groupby(sources):
+        sizes = [Image.open(p).size for p in pieces["path"]]
+        if pieces["edit"].iloc[0] in ("halves", "quadrants"):  # disjoint: together no larger than the photo
+            assert sum(w * h for w, h in sizes) <= 320 * 240
+    hard = truth[truth["part"] == "hard"]
+    originals = hard[hard["edit"] == "original"]
+    assert len(originals) == 4 and set(hard["group"]) == set(originals["group"])
+    assert set(hard["edit"]) - {"original"} <= set(corpus.HARD_EDITS)
+
+
+def test_score_parts_scores_each_part_from_the_same_clusters():
+    from dedup.bench.score import score_parts
+
+    truth = pd.DataFrame({"path": list("abcdef"), "group": ["A", "A", "H", "H", "n1", "n2"],
+                          "part": ["standard", "standard", "hard", "hard", "near_miss", "near_miss"]})
+    # the two near-miss pieces wrongly merged (one removed), the hard pair missed
+    man = pd.DataFrame({"path": list("abcdef"), "cluster_id": [0, 0, 1, 2, 3, 3], "is_canonical": [True, False, True, True, True, False]})
+    s = score_parts(man, truth)
+    assert s["wrongly_removed"] == 1 and s["bench_wrongly_removed"] == 1 and s["near_miss_wrongly_removed"] == 1
+    assert s["hard_f1"] == 0.0 and s["hard_missed"] == 1 and s["bench_f1"] == pytest.approx(2 / 3, abs=1e-4)
 
 
 def test_bench_command_writes_the_table(ray_local, tmp_path):
@@ -60,7 +97,7 @@ def test_bench_command_writes_the_table(ray_local, tmp_path):
     photos = tmp_path / "photos"
     for i in range(6):
         write(photos / f"p{i}.jpg", encode(base_image(300 + i, (320, 240))))
-    report = bench(photos, tmp_path / "work", tmp_path / "results", with_resnet=False, with_peers=False)
+    report = bench(photos, tmp_path / "work", tmp_path / "results", with_models=False, with_peers=False)
     md = (tmp_path / "results" / "bench.md").read_text()
     assert "| ours: --model thumb |" in md and "not measurable here" in md
     assert report["rows"][0]["pair_f1"] >= 0.0 and (tmp_path / "results" / "bench.json").exists()

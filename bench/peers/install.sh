@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Install the two peer duplicate finders, each into its own virtual environment:
+# Install the three peer duplicate finders, each into its own virtual environment:
 #
 #   bench/work/venvs/imagededup   imagededup (PHash) + torch/torchvision (imported by imagededup even for hashing)
 #   bench/work/venvs/fastdup      fastdup (ships its own compiled engine, ONNX runtime and model in the wheel)
+#   bench/work/venvs/immaculate   immaculate 0.3.0 with its sscd extra (Rust core, PDQ; SSCD on ONNX Runtime);
+#                                 it needs CPython >= 3.12: made from the first python3.12+ found (PYTHON312,
+#                                 python3.13, python3.12, pyenv's versions), skipped with the reason where none is
 #
 # bench/work/ is git-ignored. Idempotent: a stamp file per venv records what was installed; a second run
 # only checks the stamps (seconds). FORCE=1 reinstalls; PYTHON=... picks the interpreter (default python3.11).
@@ -30,6 +33,7 @@ STAMP_VERSION="1"   # bump to force reinstall everywhere when this script's pins
 
 IMAGEDEDUP_PKGS=(torch==2.14.1 torchvision==0.29.1 imagededup==0.3.3.post2)
 FASTDUP_PKGS=(fastdup==2.54)
+IMMACULATE_PKGS=("immaculate[sscd]==0.3.0")
 
 mkdir -p "$VENVS"
 
@@ -45,10 +49,23 @@ write_stamp() {  # venv name, package list
     { echo "v$STAMP_VERSION $*"; "$VENVS/$venv/bin/python" -m pip freeze --quiet 2>/dev/null; } > "$VENVS/.$venv.stamp"
 }
 
-make_venv() {
-    local venv="$1"
+make_venv() {  # venv name [interpreter]
+    local venv="$1" py="${2:-$PYTHON}"
     if [[ "${FORCE:-0}" == 1 ]]; then rm -rf "${VENVS:?}/$venv"; fi
-    if [[ ! -x "$VENVS/$venv/bin/python" ]]; then "$PYTHON" -m venv "$VENVS/$venv"; fi
+    if [[ ! -x "$VENVS/$venv/bin/python" ]]; then "$py" -m venv "$VENVS/$venv"; fi
+}
+
+find_python312() {  # prints the first CPython >= 3.12 found, or nothing
+    local c candidates=("${PYTHON312:-}" python3.13 python3.12)
+    if command -v pyenv >/dev/null; then
+        for c in "$(pyenv root)"/versions/3.1[2-9]*/bin/python; do candidates+=("$c"); done
+    fi
+    for c in "${candidates[@]}"; do
+        [[ -n "$c" ]] && command -v "$c" >/dev/null || continue
+        if "$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then
+            command -v "$c"; return 0
+        fi
+    done
 }
 
 pip_in() {  # venv name, pip args...
@@ -98,6 +115,21 @@ else
     write_stamp fastdup "${FASTDUP_PKGS[*]}"
 fi
 
+# ---- immaculate ----------------------------------------------------------------------------------------
+if stamp_ok immaculate "${IMMACULATE_PKGS[*]}"; then
+    echo "immaculate venv up to date ($VENVS/immaculate)"
+elif PY312="$(find_python312)" && [[ -n "$PY312" ]]; then
+    echo "installing immaculate into $VENVS/immaculate (with $PY312)"
+    make_venv immaculate "$PY312"
+    pip_in immaculate "${IMMACULATE_PKGS[@]}"
+    "$VENVS/immaculate/bin/immaculate" --help >/dev/null
+    write_stamp immaculate "${IMMACULATE_PKGS[*]}"
+else
+    echo "immaculate skipped: it needs CPython >= 3.12 and none was found (set PYTHON312=/path/to/python3.12)" >&2
+    echo "no CPython >= 3.12 found" > "$VENVS/.immaculate.skipped"
+fi
+
 echo "peers installed:"
 echo "  $VENVS/imagededup/bin/python $HERE/run_imagededup.py --images DIR --threshold 10 --out OUT.csv"
 echo "  $VENVS/fastdup/bin/python    $HERE/run_fastdup.py    --images DIR --threshold 0.9 --out OUT.csv"
+echo "  $VENVS/immaculate/bin/python $HERE/run_immaculate.py --images DIR --method pdq --out OUT.csv"

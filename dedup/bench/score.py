@@ -6,6 +6,10 @@
 * ``missed``: copies left in the keep set (for each group, kept images beyond the first).
 
 Images in the error table are scored as kept singletons (the job does not remove them).
+
+:func:`score_parts` scores the whole corpus and each part of it (``truth.csv``'s ``part`` column, see
+:mod:`dedup.bench.corpus`) from the same clusters: ``bench`` (standard copies and near-miss negatives),
+``hard`` (hard copies) and ``near_miss`` alone. Pairs across parts count only in the whole.
 """
 from __future__ import annotations
 
@@ -50,6 +54,24 @@ def score(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
     }
 
 
+PART_SETS = {"bench": ("standard", "near_miss"), "hard": ("hard",), "near_miss": ("near_miss",)}
+
+
+def score_parts(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """:func:`score` of the whole corpus, plus ``<part>_f1``, ``<part>_wrongly_removed`` and
+    ``<part>_missed`` for each part set present in ``truth`` (:data:`PART_SETS`)."""
+    out = score(manifest, truth)
+    if "part" not in truth:
+        return out
+    for name, parts in PART_SETS.items():
+        sub = truth[truth["part"].isin(parts)]
+        if sub.empty:
+            continue
+        s = score(manifest[manifest["path"].isin(sub["path"])], sub)
+        out.update({f"{name}_f1": s["pair_f1"], f"{name}_wrongly_removed": s["wrongly_removed"], f"{name}_missed": s["missed"]})
+    return out
+
+
 def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "bytes", "path")) -> pd.DataFrame:
     """Re-cluster a finished run at each threshold from its stored edges (no embedding) and score it.
 
@@ -69,5 +91,5 @@ def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "b
         keep = s >= th
         clusters = cluster_vids(files_df, meta, n, a[keep], b[keep], s[keep], list(canonical_keys))
         man, _ = manifest_stage.build(files_df, meta, clusters, reps)
-        rows.append({"threshold": float(th), **score(man, truth)})
+        rows.append({"threshold": float(th), **score_parts(man, truth)})
     return pd.DataFrame(rows)

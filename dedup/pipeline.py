@@ -116,14 +116,74 @@ def _init_ray(cfg: DedupConfig) -> bool:
     return True
 
 
-def _resources(cfg: DedupConfig) -> dict:
-    """Embedding actor resources: one GPU each where the cluster has GPUs, else CPU actors (one per node)."""
+def _wants_gpu(cfg: DedupConfig) -> bool:
+    """Whether the embedding actors take GPUs: asked for, or by default where the cluster has some."""
+    import ray
+
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    return (cfg.gpus_per_embed_actor or 0) > 0 or (cfg.gpus_per_embed_actor is None and gpus > 0)
+
+
+def _resolve_weights(cfg: DedupConfig, timer: "Timer", params: dict):
+    """The learned model's weights, found and checked before any image is read (``params["weights_info"]``
+    records them): a :class:`dedup.weights.Weights` (ResNet-50), a :class:`dedup.weights.ModelFile`
+    (SSCD), or None for the weight-free models."""
+    if not cfg.uses_model:
+        params["weights_info"] = {"weights": None, "meaningful": True, "model": cfg.model}
+        return None
+    from dedup import weights as wts
+
+    with timer.stage("weights") as rec:
+        if cfg.learned_model != "resnet50":
+            gpu = _wants_gpu(cfg)
+            spec = "torchscript" if cfg.weights == "auto" and cfg.cpu_backend == "torch" and not gpu else cfg.weights
+            found = wts.resolve_sscd(cfg.learned_model, spec, cfg.weights_sha256, gpu=gpu)
+            if found.format == "torchscript" and cfg.cpu_backend == "onnx" and not gpu:
+                raise wts.WeightsError("--cpu-backend onnx needs the ONNX file: " + wts.install_hint(cfg.learned_model))
+            rec["format"] = found.format
+        else:
+            found = wts.resolve(cfg.weights, cfg.weights_sha256, load=False)
+            # The state dict is loaded and checked now, before any image is read, unless an ONNX export of
+            # these exact weights is cached (they were checked when it was made) for the CPU backend to use:
+            # then neither the driver nor the CPU actors import torch.
+            if cfg.cpu_backend != "torch" and embed.onnx_available() and Path(embed.onnx_cache_path(found)).exists():
+                rec["onnx_cached"] = True
+            else:
+                found.state_dict()
+    params["weights_info"] = found.info
+    return found
+
+
+def _model_refs(weights, res: dict, rec: dict) -> dict:
+    """The embedding actors' model in the object store, as Embedder's keyword arguments (put once, shared)."""
+    import ray
+
+    if weights is None:
+        return {}
+    if hasattr(weights, "format"):  # an SSCD model file: its format and bytes
+        return {"sscd_ref": [ray.put((weights.format, weights.data))]}
+    if res["device"] == "cpu" and res["backend"] == "onnx":  # ResNet-50: exported once, shared by the actors
+        t0 = time.perf_counter()
+        onnx_bytes, info = embed.onnx_model_bytes(weights)
+        rec["onnx_export_seconds"] = round(time.perf_counter() - t0, 2)
+        rec["onnx_cache"] = info["onnx_cache"]
+        return {"onnx_ref": [ray.put(onnx_bytes)]}
+    return {"state_dict_ref": [ray.put(weights.state_dict())]}
+
+
+def _resources(cfg: DedupConfig, model_format: str | None = None) -> dict:
+    """Embedding actor resources: one GPU each where the cluster has GPUs, else CPU actors (one per node).
+    ``model_format``: the SSCD file's (onnx runs on ONNX Runtime, torchscript and random on torch)."""
     import ray
 
     total = ray.cluster_resources()
     gpus = int(total.get("GPU", 0))
     node_cpus = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) > 0]
-    use_gpu = (cfg.gpus_per_embed_actor or 0) > 0 or (cfg.gpus_per_embed_actor is None and gpus > 0)
+    use_gpu = _wants_gpu(cfg)
+    if use_gpu and model_format == "onnx" and not _onnx_cuda():
+        print("[dedup] the cluster has GPUs but the model is the ONNX file and onnxruntime has no CUDA provider "
+              "(pip install onnxruntime-gpu, or provide the TorchScript file): embedding on CPU actors", file=sys.stderr, flush=True)
+        use_gpu = False
     if use_gpu:
         per_gpu = cfg.gpus_per_embed_actor or 1.0
         actors = cfg.embed_actors or max(1, int(gpus / per_gpu))
@@ -133,8 +193,17 @@ def _resources(cfg: DedupConfig) -> dict:
     per_actor = max(1, int(cfg.cpus_per_embed_actor or 1))
     fits = sum(max(1, c // per_actor) for c in (node_cpus or [1]))
     actors = cfg.embed_actors or fits
+    backend = embed.resolve_cpu_backend(cfg.cpu_backend) if model_format is None else "onnx" if model_format == "onnx" else "torch"
     return {"actors": actors, "num_gpus": 0, "num_cpus": per_actor, "device": "cpu", "threads": per_actor,
-            "backend": embed.resolve_cpu_backend(cfg.cpu_backend), "decode_in_actor": True}
+            "backend": backend, "decode_in_actor": True}
+
+
+def _onnx_cuda() -> bool:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False
+    return "CUDAExecutionProvider" in ort.get_available_providers()
 
 
 def collection_name(cfg: DedupConfig) -> str:
@@ -173,30 +242,17 @@ def run(cfg: DedupConfig) -> dict:
     t_start = time.perf_counter()
     params = cfg.to_dict()
     state = RunState(out, fresh=cfg.fresh)
-    state_ref = None
 
-    # Weights first: a missing weights file must fail before any image is read.
-    weights = None
-    if cfg.uses_resnet:
-        from dedup.weights import resolve
-
-        with timer.stage("weights") as rec:
-            weights = resolve(cfg.weights, cfg.weights_sha256, load=False)
-            # The state dict is loaded and checked now, before any image is read, unless an ONNX export of
-            # these exact weights is cached (they were checked when it was made) for the CPU backend to use:
-            # then neither the driver nor the CPU actors import torch.
-            if cfg.cpu_backend != "torch" and embed.onnx_available() and Path(embed.onnx_cache_path(weights)).exists():
-                rec["onnx_cached"] = True
-            else:
-                weights.state_dict()
-        params["weights_info"] = weights.info
-    else:
-        params["weights_info"] = {"weights": None, "meaningful": True, "model": cfg.model}
-
-    fp_hash = fingerprint("hash", sorted(cfg.inputs), cfg.input_format, cfg.image_column)
-    fp_embed = fingerprint("embed", fp_hash, cfg.model, params["weights_info"], cfg.image_size, cfg.max_pixels, EMBED_VERSION,
-                           cfg.cpu_backend if cfg.uses_resnet else None)
     started_ray = _init_ray(cfg)
+    try:  # the model first: a missing or wrong model file must fail before any image is read
+        weights = _resolve_weights(cfg, timer, params)
+    except BaseException:
+        if started_ray:
+            ray.shutdown()
+        raise
+    fp_hash = fingerprint("hash", sorted(cfg.inputs), cfg.input_format, cfg.image_column)
+    fp_embed = fingerprint("embed", fp_hash, cfg.model, params["weights_info"], cfg.image_size, cfg.preprocess, cfg.max_pixels,
+                           EMBED_VERSION, cfg.cpu_backend if cfg.uses_model else None)
     lite = None  # the Milvus Lite server, started early when vectors will be stored (it is up by then)
     pool = ThreadPoolExecutor(1, thread_name_prefix="dedup-store")
     pending: list = []
@@ -222,8 +278,8 @@ def run(cfg: DedupConfig) -> dict:
 
         # 3+4. decode (CPU tasks) -> embed (actor pool) -> vectors/ parquet
         vectors_dir = out / "vectors"
-        if cfg.uses_resnet:
-            res = _resources(cfg)
+        if cfg.uses_model:
+            res = _resources(cfg, getattr(weights, "format", None))
         else:
             res = {"actors": 0, "num_gpus": 0, "device": "cpu", "computed_in": "decode tasks"}  # weight-free: no actor
         params["embed_resources"] = res
@@ -236,20 +292,9 @@ def run(cfg: DedupConfig) -> dict:
                 if n and not cfg.milvus_uri:
                     lite = lite_server(out).start()
                 if n:
-                    onnx_ref = None
-                    if weights is not None:
-                        if res["device"] == "cpu" and res["backend"] == "onnx":  # exported once, shared by the actors
-                            t0 = time.perf_counter()
-                            onnx_bytes, info = embed.onnx_model_bytes(weights)
-                            onnx_ref = ray.put(onnx_bytes)
-                            del onnx_bytes
-                            rec["onnx_export_seconds"] = round(time.perf_counter() - t0, 2)
-                            rec["onnx_cache"] = info["onnx_cache"]
-                        else:
-                            state_ref = ray.put(weights.state_dict())
-                    _decode_embed(cfg, reps, vectors_dir, state_ref, res, onnx_ref)
+                    _decode_embed(cfg, reps, vectors_dir, res, _model_refs(weights, res, rec))
                 state.finish("decode_embed", fp_embed)
-            weights = state_ref = None
+            weights = None
             meta = _read_table(vectors_dir, META_COLUMNS).to_pandas() if n else _empty_meta()
             rec["images"] = int(len(meta))
             rec["decode_errors"] = int(meta["error"].notna().sum())
@@ -361,7 +406,7 @@ def _hash_inputs(cfg: DedupConfig, out: Path) -> pa.Table:
     return pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in ray.get(ds.to_arrow_refs())])
 
 
-def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state_ref, res: dict, onnx_ref=None) -> None:
+def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, res: dict, model_refs: dict) -> None:
     """decode -> embed -> vectors/: for the weight-free models, the decode tasks alone (no actor); on CPU,
     actors that decode, embed and write; with GPUs, decode tasks feeding GPU actors.
 
@@ -371,7 +416,7 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
 
     units = plan.decode_units(reps)
     decode_kwargs = {"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
-                     "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash}
+                     "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash, "resize": cfg.preprocess}
     # Blocks of about decode_batch images (a shard is never split), each one batch of a task or an actor.
     gpu = res.get("device") == "gpu"
     embed_batch = cfg.resolved_embed_batch(gpu)
@@ -379,8 +424,7 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
     workers = res["actors"] if res.get("decode_in_actor") else 1 if gpu else None
     ds = ray.data.from_items(units, override_num_blocks=_blocks(len(units), cfg.resolved_decode_batch(gpu), items=len(reps),
                                                                 workers=workers))
-    embed_kwargs = {"model": cfg.model, "state_dict_ref": [state_ref], "threads": res.get("threads"),
-                    "backend": res.get("backend", "torch"), "onnx_ref": [onnx_ref]}
+    embed_kwargs = {"model": cfg.model, "threads": res.get("threads"), "backend": res.get("backend", "torch"), **model_refs}
     tmp = vectors_dir.with_name(vectors_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     if res.get("decode_in_actor"):  # CPU: the actors decode, embed and write (see embed.DecodeEmbedder)
@@ -404,7 +448,7 @@ def _decode_embed(cfg: DedupConfig, reps: pd.DataFrame, vectors_dir: Path, state
         return
     ds = ds.map_batches(decode.decode_units, batch_size=None, batch_format="numpy",
                         num_cpus=cfg.cpus_per_decode, fn_kwargs=decode_kwargs)
-    if not cfg.uses_resnet:  # hashes, thumb: microseconds an image, done in the decode tasks (one fused map)
+    if not cfg.uses_model:  # hashes, thumb: microseconds an image, done in the decode tasks (one fused map)
         ds = one_operator(ds.map_batches(embed.embed_light, batch_size=None, batch_format="numpy", num_cpus=cfg.cpus_per_decode,
                                          fn_kwargs={"model": cfg.model}))
     else:  # GPUs: decode tasks feed the GPU actors
@@ -461,6 +505,8 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
     import ray
 
     edges_path = out / f"edges{suffix}.parquet"
+    nearest_path = out / f"nearest{suffix}.parquet"
+    floor = max(-1.0, min(threshold, cfg.resolved_nn_floor() + (threshold - cfg.threshold)))  # as far below this signal's threshold
     name = collection_name(cfg) + suffix
     params["collection" + suffix] = name
     store_key, search_key_name = "store" + suffix, "search" + suffix
@@ -471,8 +517,8 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
     stored = state.get(search_key_name)
 
     # Re-thresholding upwards needs no search: every pair at or above the new threshold is already stored.
-    if (ok_count and stored.get("fingerprint") == fp_search and edges_path.exists()
-            and stored.get("threshold", 2.0) <= threshold):
+    if (ok_count and stored.get("fingerprint") == fp_search and edges_path.exists() and nearest_path.exists()
+            and stored.get("threshold", 2.0) <= threshold and stored.get("floor", 2.0) <= floor):
         with timer.stage(search_key_name, "queries") as rec:
             t = pq.read_table(edges_path)
             t = t.filter(pc.greater_equal(t["sim"], pa.scalar(threshold, pa.float32())))
@@ -482,6 +528,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
     if ok_count == 0:
         t = search.EDGE_SCHEMA.empty_table()
         pq.write_table(t, edges_path)
+        pq.write_table(search.NEAREST_SCHEMA.empty_table(), nearest_path)
         return t, {}
 
     state.forget(search_key_name)
@@ -568,9 +615,12 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             with timer.stage(search_key_name, "queries") as rec:
                 vids = local["vid"].to_numpy()
                 vecs = embed.embeddings_to_numpy(local["embedding"])
+                nearest = search.NEAREST_SCHEMA.empty_table()
                 if query_every == 1:
                     e = search.exact_edges(vids, vecs, threshold)
                     ua, ub, us = e["a"], e["b"], e["sim"]
+                    near = e["nearest"] >= floor
+                    nearest = pa.table({"vid": vids[near], "sim": np.minimum(e["nearest"][near], 1.0)}, schema=search.NEAREST_SCHEMA)
                 else:  # a sample of queries (the scale benchmark) against every vector
                     q = vids % int(query_every) == 0
                     e = search.brute_force_edges(local, (vids[q], vecs[q]), threshold)
@@ -578,10 +628,11 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                 del e, vecs
                 edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=search.EDGE_SCHEMA)
                 pq.write_table(edges, edges_path)
+                pq.write_table(nearest, nearest_path)
                 rec["mode"] = "exact (driver, every pair)"
                 rec["queries"] = int(ok_count if query_every == 1 else (ok_count + query_every - 1) // query_every)
                 rec["unique_edges"] = int(edges.num_rows)
-                state.finish(search_key_name, fp_search, threshold=threshold)
+                state.finish(search_key_name, fp_search, threshold=threshold, floor=floor)
                 stats = dict(rec)
             return edges, stats
         with timer.stage(search_key_name, "queries") as rec:
@@ -589,6 +640,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                 "target": target, "collection": name, "threshold": threshold,
                 "limit": limit, "batch": cfg.search_batch, "index": choice.index_type, "index_params": choice.search_params,
                 "max_limit": cfg.resolved_search_max_limit(), "range_search": bool(cfg.milvus_uri), "binary": binary,
+                "floor": floor,
             }
             if local is not None:
                 q = local if query_every == 1 else _every_kth(local, int(query_every))
@@ -608,8 +660,10 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
                 shutil.rmtree(edges_dir, ignore_errors=True)
             a, b, s = (e.column(c).to_numpy() for c in ("a", "b", "sim"))
             del e
-            saturated = np.unique(a[b == -1])
-            retried = int(np.sum(b == -2))
+            saturated = np.unique(a[b == search.SATURATED])
+            retried = int(np.sum(b == search.REASKED))
+            near = b == search.NEAREST
+            pq.write_table(pa.table({"vid": a[near], "sim": s[near]}, schema=search.NEAREST_SCHEMA), nearest_path)
             real = b >= 0
             parts = [(a[real], b[real], s[real])]
             del a, b, s
@@ -643,7 +697,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             rec["unique_edges"] = int(edges.num_rows)
             rec["requeried_at_max_limit"] = retried
             rec["saturated_brute_forced"] = int(len(saturated))
-            state.finish(search_key_name, fp_search, threshold=threshold)
+            state.finish(search_key_name, fp_search, threshold=threshold, floor=floor)
             stats = dict(rec)
         if cfg.drop_collection:
             drop_collection(target, name, owner=out)
@@ -762,6 +816,8 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
         f"  clusters {c['clusters']} ({c['duplicate_clusters']} with duplicates)  kept {c['kept']}  "
         f"duplicates {c['duplicates']} (exact {c['exact_duplicates']}, near {c['near_duplicates']})",
         f"  split off by the chaining guard: {c['split_off_by_chaining_guard']}",
+        f"  model {summary['parameters'].get('model')}" + (f" ({w.get('format') or w.get('weights')}: {w.get('source') or w.get('weights')})" if w.get("weights") else " (weight-free)")
+        + f", threshold {summary['parameters'].get('threshold')}",
         f"  {summary['total_seconds']:.1f}s total, {summary['images_per_second']} images/s end to end",
     ]
     for name, st in summary["stages"].items():

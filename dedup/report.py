@@ -7,7 +7,9 @@ the inputs. The page needs no server, no internet and no JavaScript: thumbnails 
 ``data:`` URIs, the histogram is inline SVG, the style is an inline ``<style>`` block. It shows:
 
 * the counts from ``summary.json`` (and a warning when the run used random weights);
-* a histogram of the similarities of the stored edges, with the run's threshold drawn on it;
+* a histogram of each image's nearest-neighbour similarity (``nearest.parquet``: below the threshold too,
+  down to the floor the search recorded), with the run's threshold drawn on it, so the valley between
+  copies and distinct images can be seen (runs without it: the stored edges' similarities);
 * the largest clusters with duplicates first, each with its canonical image (the one kept) marked
   and every member's similarity to it, match kind, size and path;
 * the errors grouped by reason (stage, count, a few example paths);
@@ -235,8 +237,9 @@ def _fmt_num(v: object) -> str:
     return _e(v)
 
 
-def histogram_svg(sims: np.ndarray, threshold: float | None, bins: int = HIST_BINS, width: int = 760, height: int = 280) -> str:
-    """Inline SVG histogram of edge similarities with a vertical line at ``threshold``."""
+def histogram_svg(sims: np.ndarray, threshold: float | None, bins: int = HIST_BINS, width: int = 760, height: int = 280,
+                  xlabel: str = "similarity of an edge (cosine)", unit: str = "edges") -> str:
+    """Inline SVG histogram of similarities (``unit`` counted) with a vertical line at ``threshold``."""
     ml, mr, mt, mb = 64, 20, 24, 48
     pw, ph = width - ml - mr, height - mt - mb
     finite = sims[np.isfinite(sims)]
@@ -265,7 +268,7 @@ def histogram_svg(sims: np.ndarray, threshold: float | None, bins: int = HIST_BI
         x0, x1 = x(e0), x(e1)
         parts.append(
             f'<rect class="bar" x="{x0:.2f}" y="{y(c):.2f}" width="{max(x1 - x0 - 0.5, 0.5):.2f}" height="{mt + ph - y(c):.2f}">'
-            f"<title>{e0:.4f} to {e1:.4f}: {int(c):,} edges</title></rect>"
+            f"<title>{e0:.4f} to {e1:.4f}: {int(c):,} {unit}</title></rect>"
         )
     for v in np.linspace(lo, hi, 6):
         parts.append(f'<line class="tick" x1="{x(v):.2f}" x2="{x(v):.2f}" y1="{mt + ph}" y2="{mt + ph + 5}"/>')
@@ -273,8 +276,8 @@ def histogram_svg(sims: np.ndarray, threshold: float | None, bins: int = HIST_BI
     for c in sorted({0, ymax // 2, ymax}):
         parts.append(f'<line class="tick" x1="{ml - 5}" x2="{ml}" y1="{y(c):.2f}" y2="{y(c):.2f}"/>')
         parts.append(f'<text x="{ml - 8}" y="{y(c) + 4:.2f}" text-anchor="end">{c:,}</text>')
-    parts.append(f'<text x="{ml + pw / 2}" y="{height - 8}" text-anchor="middle">similarity of an edge (cosine)</text>')
-    parts.append(f'<text x="14" y="{mt + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {mt + ph / 2})">edges</text>')
+    parts.append(f'<text x="{ml + pw / 2}" y="{height - 8}" text-anchor="middle">{_e(xlabel)}</text>')
+    parts.append(f'<text x="14" y="{mt + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {mt + ph / 2})">{_e(unit)}</text>')
     if threshold is not None:
         tx = x(float(threshold))
         parts.append(f'<line id="threshold-line" class="threshold" x1="{tx:.2f}" x2="{tx:.2f}" y1="{mt - 6}" y2="{mt + ph}"/>')
@@ -355,18 +358,47 @@ def _section_counts(summary: dict, man: pd.DataFrame, errors: pd.DataFrame) -> s
             f'<table id="counts-table">{rows}</table><table id="run-table">{"".join(extra)}</table></div>{details}</section>')
 
 
+def _nearest(out: Path) -> np.ndarray | None:
+    """Each image's nearest-neighbour similarity as the search recorded it (None for runs without it)."""
+    path = out / "nearest.parquet"
+    if not path.exists():
+        return None
+    return pq.read_table(path, columns=["sim"]).column("sim").to_numpy().astype(np.float64)
+
+
+def _section_nearest(nearest: np.ndarray, threshold: float | None, searched: dict, images: int) -> str:
+    floor = searched.get("floor")
+    below = max(0, images - len(nearest))
+    stats = (f"{len(nearest):,} of {images:,} images have a nearest neighbour at or above {floor if floor is not None else 'the floor'}"
+             f" (the lowest similarity the search recorded); {below:,} have none that close. "
+             f"{int((nearest >= threshold).sum()) if threshold is not None else 0:,} are at or above the threshold.")
+    note = ("Each image counts once, at the similarity of its most similar other image, below the threshold too. "
+            "Copies pile up near 1 and distinct images lower down: a threshold in the valley between the two "
+            "removes copies and nothing else. Images right of the line are duplicates (those in the verify band "
+            "only when their shared content was confirmed); a hill just left of it holds copies that stay.")
+    svg = histogram_svg(nearest, threshold, xlabel="similarity of each image to its nearest neighbour (cosine)", unit="images")
+    return (f'<section id="histogram"><h2>Nearest-neighbour similarities</h2><p>{_e(stats)}</p>'
+            f'{svg}<p class="muted">{_e(note)}</p></section>')
+
+
 def _section_histogram(sims: np.ndarray, threshold: float | None) -> str:
     if len(sims):
         stats = (f"{len(sims):,} unique edges; similarity min {np.nanmin(sims):.4f}, median {np.nanmedian(sims):.4f}, "
                  f"max {np.nanmax(sims):.4f}.")
     else:
         stats = "No edges: no two distinct images were at or above the threshold."
-    note = ("The job stores only edges at or above the threshold it ran with, so the histogram starts there. "
+    note = ("This run recorded no nearest-neighbour similarities, and the job stores only edges at or above the "
+            "threshold it ran with, so the histogram starts there. "
             "A gap or a valley just right of the line suggests a safe threshold; many edges piled against the "
             "line suggest the threshold cuts through a group of similar images (raise it to be stricter, or re-run "
             "lower to see what lies below).")
     return (f'<section id="histogram"><h2>Edge similarities</h2><p>{_e(stats)}</p>'
             f'{histogram_svg(sims, threshold)}<p class="muted">{_e(note)}</p></section>')
+
+
+def _search_state(out: Path) -> dict:
+    """What ``state.json`` recorded of the search (threshold, floor), or {}."""
+    return (_read_json(out / "state.json").get("search") or {}) if (out / "state.json").exists() else {}
 
 
 def _missing(v: object) -> bool:
@@ -488,6 +520,7 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
     params = summary.get("parameters") or {}
     threshold = params.get("threshold")
     sims = _edge_similarities(out / "edges.parquet")
+    nearest = _nearest(out)
 
     members, dup_sizes = _select_clusters(man, max_clusters, max_members)
     known = _known_units(out, members["path"])
@@ -501,7 +534,8 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
     generated = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     body = "".join([
         _section_counts(summary, man, errors),
-        _section_histogram(sims, float(threshold) if threshold is not None else None),
+        (_section_nearest(nearest, float(threshold) if threshold is not None else None, _search_state(out), int(summary.get("counts", {}).get("distinct_contents", len(man))))
+         if nearest is not None else _section_histogram(sims, float(threshold) if threshold is not None else None)),
         _section_clusters(members, dup_sizes, thumbs, thumb_px, max_clusters, max_members),
         _section_errors(errors),
         _section_timings(summary),

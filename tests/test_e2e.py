@@ -190,7 +190,7 @@ def test_resnet50_from_a_weights_file(ray_local, tmp_path, tiny_resnet_weights):
         write(root / f"{i}.jpg", encode(base_image(30 + i)))
     write(root / "copy" / "0.jpg", (root / "0.jpg").read_bytes())
     out = tmp_path / "out"
-    summary = run(DedupConfig(inputs=[str(root)], output=str(out), weights=str(tiny_resnet_weights), threshold=0.99, embed_batch=8))
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="resnet50", weights=str(tiny_resnet_weights), threshold=0.99, embed_batch=8))
     man, err = check_accounting(out, 5)
     assert summary["parameters"]["weights_info"]["meaningful"] is True
     first = man[man["path"].str.endswith("/r/0.jpg")].iloc[0]
@@ -229,7 +229,7 @@ def test_hash_models_take_the_threshold_in_bits():
         DedupConfig(inputs=["x"], model="phash", max_bits=64).validate()
     with pytest.raises(ConfigError, match="hash models only"):
         DedupConfig(inputs=["x"], max_bits=3).validate()
-    assert DedupConfig(inputs=["x"]).validate().threshold == 0.90
+    assert DedupConfig(inputs=["x"], model="resnet50").validate().threshold == 0.90
 
 
 @pytest.mark.slow

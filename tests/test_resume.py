@@ -68,7 +68,7 @@ def test_resume_after_the_job_is_killed_in_the_middle_of_embedding(tmp_path, tin
         write(root / f"p{i:02d}.jpg", encode(img))
         if i % 4 == 0:
             write(root / "copies" / f"p{i:02d}_small.jpg", encode(img.resize((160, 120))))
-    common = ["--input", str(root), "--weights", str(tiny_resnet_weights), "--threshold", "0.999",
+    common = ["--input", str(root), "--model", "resnet50", "--weights", str(tiny_resnet_weights), "--threshold", "0.999",
               "--embed-batch", "4", "--decode-batch", "2"]
 
     # Killed: once the first vectors are on disk, kill the whole process group (driver, Ray, Milvus Lite).

@@ -1,9 +1,10 @@
-"""Stage `decode`: bytes -> a square RGB uint8 image for the model, on CPU tasks.
+"""Stage `decode`: bytes -> an RGB uint8 image at the model's input size, on CPU tasks.
 
 In:  decode work list from `plan` (``kind``, ``unit``, ``items``, ``vids``, ``shas``); bytes whose hash no
      longer matches (the file changed since `hashing`) are an error, never embedded under the old hash.
-Out: one row per representative: ``vid``, ``pixels`` (size x size x 3 uint8, zeros on error; for the hash
-     models the image's perceptual hash instead, see :func:`decode_image`), ``width``,
+Out: one row per representative: ``vid``, ``pixels`` (H x W x 3 uint8 as ``resize`` makes it, zeros of
+     size x size x 3 on error; an object array when shapes differ; for the hash models the image's
+     perceptual hash instead, see :func:`decode_image`), ``width``,
      ``height`` (as displayed, after EXIF orientation), ``mode``, ``format`` (as found by content, not by
      extension), ``error``, ``decode_s`` (CPU seconds spent).
 
@@ -15,7 +16,10 @@ What it does to each image, in order:
 * apply the EXIF orientation;
 * bring every PIL mode to RGB: 16-bit and 32-bit grey are rescaled (not clipped), alpha and palette
   transparency are composited on white, CMYK/YCbCr/LAB are converted;
-* resize the shorter side to ``size`` and centre-crop to ``size`` x ``size`` (ImageOps.fit).
+* resize for the model (``resize``, :func:`model_input`): ``center-crop`` (shorter side to ``size``, then the
+  central square: ResNet-50's), ``square`` (the whole image squeezed to ``size`` x ``size``, aspect not kept:
+  SSCD's), or ``short-side`` (shorter side to ``size``, the longer to a multiple of 32 px, at most twice
+  ``size``, so that batches fall into few shapes).
 """
 from __future__ import annotations
 
@@ -86,7 +90,23 @@ def load_rgb(img: Image.Image, draft: int, grey: bool = False) -> Image.Image:
     return _to_rgb(img)
 
 
-def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None = None) -> tuple[np.ndarray, int, int, str, str]:
+SHORT_SIDE_STEP = 32  # short-side mode: the longer side is rounded to this, so that batches share few shapes
+
+
+def model_input(img: Image.Image, size: int, resize: str = "center-crop") -> Image.Image:
+    """The model's view of an (upright, RGB) image: see the module docstring for the three ``resize`` modes."""
+    if resize == "center-crop":
+        return ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
+    if resize == "square":
+        return img.resize((size, size), Image.Resampling.BILINEAR)
+    w, h = img.size
+    long = max(w, h) * size / max(1, min(w, h))
+    long = int(min(2 * size, max(size, round(long / SHORT_SIDE_STEP) * SHORT_SIDE_STEP)))
+    return img.resize((long, size) if w >= h else (size, long), Image.Resampling.BILINEAR)
+
+
+def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None = None,
+                 resize: str = "center-crop") -> tuple[np.ndarray, int, int, str, str]:
     """Decode and preprocess one image. Returns (pixels, width, height, mode, format); raises DecodeError.
 
     With ``hash_name`` (a perceptual hash of :mod:`dedup.stages.hashes`), the first value is that hash of
@@ -94,11 +114,12 @@ def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None 
     the CPU decode workers, from a JPEG draft of at least 128 px (the hashes' normalised view is 128 px),
     decoded to grey for the hashes that need no colour (a colour JPEG: its luma plane alone).
     """
-    pixels, signs, w, h, mode, fmt = decode_both(data, size, max_pixels, hash_name, pixels=hash_name is None)
+    pixels, signs, w, h, mode, fmt = decode_both(data, size, max_pixels, hash_name, pixels=hash_name is None, resize=resize)
     return (pixels if hash_name is None else signs), w, h, mode, fmt
 
 
-def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, pixels: bool = True):
+def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, pixels: bool = True,
+                resize: str = "center-crop"):
     """Decode once; return (model pixels or None, the image's hash or None, width, height, mode, format).
 
     The hash is taken from the whole image (before the model's centre crop); with both, the JPEG draft is
@@ -136,20 +157,20 @@ def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, 
         signs = HASHES[hash_name].fn(img) if hash_name else None
         if not pixels:
             return None, signs, w, h, mode, fmt
-        img = ImageOps.fit(img, (size, size), method=Image.Resampling.BILINEAR)
+        img = model_input(img, size, resize)
     except (OSError, SyntaxError, ValueError) as e:
         msg = str(e)
         if "truncated" in msg.lower() or "premature end" in msg.lower():
             raise DecodeError(f"truncated or corrupt image data ({fmt}): {msg}") from None
         raise DecodeError(f"corrupt image data ({fmt}): {msg}") from None
     arr = np.asarray(img, dtype=np.uint8)
-    if arr.shape != (size, size, 3):  # pragma: no cover - ImageOps.fit guarantees it
+    if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) != size:  # pragma: no cover - model_input guarantees it
         raise DecodeError(f"unexpected decoded shape {arr.shape}")
     return arr, signs, w, h, mode, fmt
 
 
 def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image_column: str | None = None,
-                 hash_name: str | None = None, with_pixels: bool = True) -> dict:
+                 hash_name: str | None = None, with_pixels: bool = True, resize: str = "center-crop") -> dict:
     """Ray Data batch function: decode work units in, one row per representative out.
 
     With ``hash_name`` and not ``with_pixels`` (a hash model), ``pixels`` holds each image's perceptual hash
@@ -188,7 +209,7 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
                 add(vid, blank, None, None, "input changed during the run (bytes differ from the hashed ones)", 0.0)
                 continue
             try:
-                arr, signs, w, h, mode, fmt = decode_both(data, size, max_pixels, hash_name, pixels=with_pixels)
+                arr, signs, w, h, mode, fmt = decode_both(data, size, max_pixels, hash_name, pixels=with_pixels, resize=resize)
                 add(vid, arr if with_pixels else signs, signs, (w, h, mode, fmt), None, time.process_time() - t0)
             except DecodeError as e:
                 add(vid, blank, None, None, str(e), time.process_time() - t0)
@@ -199,7 +220,7 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
                 add(v, blank, None, None, "input changed or disappeared during the run", 0.0)
     result = {
         "vid": np.asarray(out["vid"], np.int64),
-        "pixels": np.stack(out["pixels"]) if out["pixels"] else np.zeros((0, *blank.shape), blank.dtype),
+        "pixels": _stack(out["pixels"], blank),
         "width": np.asarray(out["width"], np.int64),
         "height": np.asarray(out["height"], np.int64),
         "mode": np.asarray(out["mode"], object),
@@ -210,6 +231,18 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
     if "hash" in out:
         result["hash"] = np.stack(out["hash"]) if out["hash"] else np.zeros((0, blank_hash.size), np.float32)
     return result
+
+
+def _stack(arrays: list[np.ndarray], blank: np.ndarray) -> np.ndarray:
+    """One array of equal-shaped images, or an object array of arrays when their shapes differ."""
+    if not arrays:
+        return np.zeros((0, *blank.shape), blank.dtype)
+    if all(a.shape == arrays[0].shape for a in arrays):
+        return np.stack(arrays)
+    out = np.empty(len(arrays), object)
+    for i, a in enumerate(arrays):  # one by one: numpy would try to broadcast a list of arrays
+        out[i] = a
+    return out
 
 
 def _append(out, vid, pixels, meta, error, seconds):

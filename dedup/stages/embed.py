@@ -6,12 +6,16 @@ Out: the same rows without ``pixels`` (and ``hash``), plus ``hash_embedding`` fo
      (the decode workers' hash, scaled to unit length), plus ``embedding`` (fixed-size list of float32, L2-normalised; zeros
      where ``error`` is set) and ``embed_s`` (seconds of model time for the row's batch share).
 
-Models:
+Models (each takes uint8 NHWC batches and gives L2-normalised float32 vectors):
+* ``sscd`` (the default) and ``sscd-mobile``: SSCD copy-detection descriptors (512-d), from the model file
+  :func:`dedup.weights.resolve_sscd` found: the int8 ONNX file on ONNX Runtime (:class:`OnnxFeatures`), or
+  Meta's TorchScript on torch (:class:`TorchFeatures`: bf16 weights and CUDA graphs on GPU).
 * ``resnet50``: torchvision ResNet-50 up to global average pooling (2048-d). One GPU per actor where the
   cluster has GPUs (bf16 weights, or fp16 where bf16 is not supported; BatchNorm folded; channels_last; CUDA
   graphs); CPU actors
   otherwise, using every CPU the actor was given. The weights are resolved once by the driver
   (:mod:`dedup.weights`) and shared through the object store, so all actors run the same model.
+* Batches whose images have different shapes (``--preprocess short-side``) run one model call per shape.
 * perceptual hashes (``multihash``, ``phash``, ... see :mod:`dedup.stages.hashes`): computed by the decode
   workers; here the +1/-1 bits are scaled to unit length, so cosine = 1 - 2 * Hamming / bits.
 * ``thumb``: a weight-free 8x8 colour thumbnail (192-d, mean-removed). Not a semantic model: it is the
@@ -27,7 +31,7 @@ import pyarrow as pa
 
 from dedup.stages.hashes import HASHES
 
-MODEL_DIMS = {"resnet50": 2048, "thumb": 192, **{name: spec.bits for name, spec in HASHES.items()}}
+MODEL_DIMS = {"sscd": 512, "sscd-mobile": 512, "resnet50": 2048, "thumb": 192, **{name: spec.bits for name, spec in HASHES.items()}}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -169,53 +173,62 @@ def onnx_model_bytes(weights, cache_dir: str | None = None) -> tuple[bytes, dict
     return data, {"onnx_cache": path, "exported": True}
 
 
-class ResNet50Features:
-    """The bare model on already-preprocessed uint8 batches: used by the actor and by the benchmark.
+class OnnxFeatures:
+    """ONNX Runtime on a model with the job's contract: one uint8 NHWC image batch in, float features out
+    (L2-normalised here). The CUDA execution provider is used on ``device`` cuda where it is installed."""
 
-    On GPU: torch, bf16 (or fp16) weights with BatchNorm folded in, channels_last, one CUDA graph replayed per
-    batch (``cuda_graphs``), the batch staged through page-locked memory. On CPU: ONNX Runtime on the exported graph
-    (``backend`` onnx, the default where onnxruntime is installed: about 3x torch eager here, features equal
-    to fp32 torch within 1e-7 cosine) or torch eager channels_last (``backend`` torch). With ``onnx_bytes``
-    on CPU the state dict is not needed (pass None) and torch is never imported.
-    """
-
-    def __init__(self, state_dict: dict | None, device: str = "cpu", threads: int | None = None, backend: str = "auto",
-                 onnx_bytes: bytes | None = None, cuda_graphs: bool = True, batch: int | None = None):
+    def __init__(self, onnx_bytes: bytes, threads: int | None = None, device: str = "cpu"):
         import os
 
-        self.backend = "torch" if device != "cpu" else resolve_cpu_backend(backend)
-        self.session = None
-        if self.backend == "onnx":
-            import onnxruntime as ort
+        import onnxruntime as ort
 
-            if onnx_bytes is None:
-                onnx_bytes, _ = onnx_model_bytes(state_dict)
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = int(threads or os.cpu_count() or 1)
-            so.inter_op_num_threads = 1
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self.session = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
-            return
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = int(threads or os.cpu_count() or 1)
+        so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        providers = ["CPUExecutionProvider"]
+        if device != "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(onnx_bytes, so, providers=providers)
+        self.providers = self.session.get_providers()
+        self.input = self.session.get_inputs()[0].name
+        self.backend = "onnx"
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input: np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
+        return _l2(np.asarray(out, np.float32))
+
+
+class TorchFeatures:
+    """A torch module (ImageNet-normalised float NCHW in, features out) on uint8 NHWC batches, L2-normalised.
+
+    On GPU: bf16 (or fp16) weights, channels_last, one CUDA graph replayed per batch and input shape
+    (``cuda_graphs``), the batch staged through page-locked memory. On CPU: eager, channels_last, fp32.
+    """
+
+    def __init__(self, module, device: str = "cpu", threads: int | None = None, cuda_graphs: bool = True,
+                 batch: int | None = None):
         import torch
 
         if threads:
             torch.set_num_threads(int(threads))
         self.torch = torch
+        self.backend = "torch"
+        self.session = None
         self.device = torch.device(device)
         self.dtype = torch.float32
-        model = fuse_conv_bn(build_resnet50(state_dict))
         if self.device.type == "cuda":
-            # bf16 weights (fp16 where bf16 is not supported), BatchNorm folded into the convolutions in fp32
-            # first: no per-batch weight casts as under autocast, and 53 fewer layers to launch.
+            # bf16 weights (fp16 where bf16 is not supported): no per-batch weight casts as under autocast.
             self.dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
             torch.backends.cudnn.benchmark = True  # batches have one shape (padded, see _gpu): let cuDNN pick
-        self.model = model.to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
+        self.model = module.eval().to(self.device, dtype=self.dtype, memory_format=torch.channels_last)
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255.0
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255.0
         self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
-        self.graph = None  # (batch size, graph, static input, static output), captured at the first batch
-        self.graph_batch = batch  # the batch size the graph is captured for (default: the first batch's)
+        self.graphs = {}  # input shape -> (batch size, graph, static input, static output), captured on first use
+        self.graph_batch = batch  # the batch size graphs are captured for (default: the first batch's)
         self.pinned = None
+
 
     def _forward(self, x):
         """uint8 NHWC on the device -> L2-normalised float32 features."""
@@ -238,7 +251,7 @@ class ResNet50Features:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             static_out = self._forward(static_in)
-        self.graph = (batch, graph, static_in, static_out)
+        self.graphs[shape] = (batch, graph, static_in, static_out)
 
     def _gpu(self, pixels: np.ndarray) -> np.ndarray:
         torch = self.torch
@@ -252,14 +265,15 @@ class ResNet50Features:
         host.copy_(src)
         if not self.cuda_graphs:
             return self._forward(host.to(self.device, non_blocking=True)).cpu().numpy()
-        if self.graph is None or tuple(self.graph[2].shape[1:]) != pixels.shape[1:]:
+        shape = tuple(pixels.shape[1:])
+        if shape not in self.graphs:
             import sys
 
             t0 = time.perf_counter()
-            self._capture(max(n, int(self.graph_batch or 0)), tuple(pixels.shape[1:]))
-            print(f"[dedup] CUDA graph for batches of {self.graph[0]} captured in {time.perf_counter() - t0:.1f} s "
+            self._capture(max(n, int(self.graph_batch or 0)), shape)
+            print(f"[dedup] CUDA graph for batches of {self.graphs[shape][0]} x {shape} captured in {time.perf_counter() - t0:.1f} s "
                   "(cuDNN's kernel choice included)", file=sys.stderr, flush=True)
-        batch, graph, static_in, static_out = self.graph
+        batch, graph, static_in, static_out = self.graphs[shape]
         out = np.empty((n, static_out.shape[1]), np.float32)
         for i in range(0, n, batch):  # a smaller (last) batch runs padded: rows are independent in eval mode
             m = min(batch, n - i)
@@ -269,9 +283,6 @@ class ResNet50Features:
         return out
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        if self.session is not None:
-            out = self.session.run(None, {"pixels": np.ascontiguousarray(pixels, dtype=np.uint8)})[0]
-            return np.asarray(out, np.float32)
         torch = self.torch
         with torch.inference_mode():
             if self.device.type == "cuda":
@@ -279,45 +290,127 @@ class ResNet50Features:
             return self._forward(torch.from_numpy(np.ascontiguousarray(pixels))).numpy().astype(np.float32)
 
 
+
+class ResNet50Features(TorchFeatures):
+    """The bare ResNet-50 on already-preprocessed uint8 batches: used by the actor and by the benchmark.
+
+    On GPU: torch (:class:`TorchFeatures`) with BatchNorm folded into the convolutions in fp32 first (53
+    fewer layers to launch). On CPU: ONNX Runtime on the exported graph (``backend`` onnx, the default
+    where onnxruntime is installed: about 3x torch eager here, features equal to fp32 torch within 1e-7
+    cosine) or torch eager channels_last (``backend`` torch). With ``onnx_bytes`` on CPU the state dict is
+    not needed (pass None) and torch is never imported.
+    """
+
+    def __init__(self, state_dict: dict | None, device: str = "cpu", threads: int | None = None, backend: str = "auto",
+                 onnx_bytes: bytes | None = None, cuda_graphs: bool = True, batch: int | None = None):
+        self.backend = "torch" if device != "cpu" else resolve_cpu_backend(backend)
+        self.session = None
+        if self.backend == "onnx":
+            if onnx_bytes is None:
+                onnx_bytes, _ = onnx_model_bytes(state_dict)
+            self.onnx = OnnxFeatures(onnx_bytes, threads)
+            self.session = self.onnx.session
+            return
+        super().__init__(fuse_conv_bn(build_resnet50(state_dict)), device, threads, cuda_graphs, batch)
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return self.onnx(pixels) if self.session is not None else super().__call__(pixels)
+
+def sscd_features(fmt: str, data: bytes | None, device: str = "cpu", threads: int | None = None,
+                  batch: int | None = None):
+    """The SSCD model of a resolved file (:class:`dedup.weights.ModelFile`'s ``format`` and ``data``):
+    ``onnx`` on ONNX Runtime (the CUDA provider on GPU where installed), ``torchscript`` on torch, ``random``
+    an SSCD-shaped random network on torch (throughput runs)."""
+    if fmt == "onnx":
+        return OnnxFeatures(data, threads, device)
+    import io
+
+    import torch
+
+    if fmt == "torchscript":
+        with warnings.catch_warnings():  # torch marks TorchScript deprecated; Meta's model ships as one
+            warnings.simplefilter("ignore", FutureWarning)
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    else:
+        from dedup.stages.sscd_net import random_sscd
+
+        module = random_sscd()
+    return TorchFeatures(module, device, threads, batch=batch)
+
+
+def _actor_device(threads: int | None) -> tuple[str, int | None]:
+    """(device, model threads) of this actor: cuda where Ray gave it a GPU torch can see, else cpu with as
+    many threads as the CPUs it holds (unless given)."""
+    import ray
+
+    resources = ray.get_runtime_context().get_assigned_resources()
+    if resources.get("GPU", 0) > 0:
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda", None
+    return "cpu", threads or max(1, int(resources.get("CPU", 1)))
+
+
+def run_by_shape(features, pixels) -> np.ndarray:
+    """``features`` over a batch whose images may differ in shape (an object array of arrays): one call per
+    shape, rows back in order."""
+    if isinstance(pixels, np.ndarray) and pixels.dtype != object:
+        return features(pixels)
+    shapes: dict[tuple, list[int]] = {}
+    for i, p in enumerate(pixels):
+        shapes.setdefault(tuple(np.shape(p)), []).append(i)
+    out = None
+    for idx in shapes.values():
+        part = features(np.stack([pixels[i] for i in idx]))
+        if out is None:
+            out = np.zeros((len(pixels), part.shape[1]), np.float32)
+        out[idx] = part
+    return out if out is not None else np.zeros((0, 0), np.float32)
+
+
 class Embedder:
     """Ray Data callable class: one model per actor, loaded once."""
 
     def __init__(self, model: str, state_dict_ref=None, threads: int | None = None, backend: str = "auto",
-                 onnx_ref=None, batch: int | None = None):
+                 onnx_ref=None, batch: int | None = None, sscd_ref=None):
         self.model_name = model
-        # resnet50+HASH: ResNet-50 on the pixels, and the decode workers' hash passed on as a second vector
+        # MODEL+HASH: the learned model on the pixels, and the decode workers' hash passed on as a second vector
         self.hash_dim = HASHES[model.split("+", 1)[1]].bits if "+" in model else None
-        if self.hash_dim:
-            model = "resnet50"
+        model = model.split("+", 1)[0]
         self.dim = MODEL_DIMS[model]
-        if model == "resnet50":
-            import sys
-
-            import ray
-
-            t0 = time.perf_counter()
-            resources = ray.get_runtime_context().get_assigned_resources()
-            use_gpu = False
-            if resources.get("GPU", 0) > 0:
-                import torch
-
-                use_gpu = torch.cuda.is_available()
-            if use_gpu:
-                threads = None
-            elif not threads:
-                threads = max(1, int(resources.get("CPU", 1)))
-            onnx_bytes = ray.get(onnx_ref[0]) if onnx_ref and onnx_ref[0] is not None and not use_gpu else None
-            # The ONNX session needs no state dict (nor torch): 100 MB less to fetch, seconds less to start.
-            state_dict = ray.get(state_dict_ref[0]) if onnx_bytes is None else None
-            t1 = time.perf_counter()
-            self.features = ResNet50Features(state_dict, "cuda" if use_gpu else "cpu", threads, backend, onnx_bytes, batch=batch)
-            if use_gpu:  # where a GPU actor's start-up goes (it is on the run's critical path)
-                print(f"[dedup] embedding actor on {torch.cuda.get_device_name()}: torch imported and weights fetched in {t1 - t0:.1f} s, "
-                      f"model on the GPU in {time.perf_counter() - t1:.1f} s", file=sys.stderr, flush=True)
+        if model in ("resnet50", "sscd", "sscd-mobile"):
+            self.features = self._load(model, state_dict_ref, threads, backend, onnx_ref, batch, sscd_ref)
         elif model in HASHES:  # computed by the decode workers: +1/-1 -> unit length, cosine = 1 - 2h/bits
             self.features = lambda signs: (np.asarray(signs, np.float32) / np.sqrt(self.dim)).astype(np.float32)
         else:
             self.features = thumb_embed
+
+    @staticmethod
+    def _load(model, state_dict_ref, threads, backend, onnx_ref, batch, sscd_ref):
+        """The learned model, from what the driver resolved and put in the object store."""
+        import sys
+
+        import ray
+
+        t0 = time.perf_counter()
+        device, threads = _actor_device(threads)
+        if model != "resnet50":  # sscd, sscd-mobile: (format, bytes) of the resolved file
+            fmt, data = ray.get(sscd_ref[0])
+            t1 = time.perf_counter()
+            features = sscd_features(fmt, data, device, threads, batch)
+        else:
+            onnx_bytes = ray.get(onnx_ref[0]) if onnx_ref and onnx_ref[0] is not None and device == "cpu" else None
+            # The ONNX session needs no state dict (nor torch): 100 MB less to fetch, seconds less to start.
+            state_dict = ray.get(state_dict_ref[0]) if onnx_bytes is None else None
+            t1 = time.perf_counter()
+            features = ResNet50Features(state_dict, device, threads, backend, onnx_bytes, batch=batch)
+        if device == "cuda":  # where a GPU actor's start-up goes (it is on the run's critical path)
+            import torch
+
+            print(f"[dedup] {model} actor on {torch.cuda.get_device_name()}: imports and weights fetched in {t1 - t0:.1f} s, "
+                  f"model on the GPU in {time.perf_counter() - t1:.1f} s", file=sys.stderr, flush=True)
+        return features
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         n = len(batch["vid"])
@@ -326,9 +419,9 @@ class Embedder:
         emb = np.zeros((n, self.dim), np.float32)
         t0 = time.perf_counter()
         if ok.all():  # no copy of the pixels for the usual batch without errors
-            emb[:] = self.features(batch["pixels"])
+            emb[:] = run_by_shape(self.features, batch["pixels"])
         elif ok.any():
-            emb[ok] = self.features(batch["pixels"][ok])
+            emb[ok] = run_by_shape(self.features, batch["pixels"][ok])
         seconds = time.perf_counter() - t0
         flat = pa.array(emb.reshape(-1), pa.float32())
         extra = {}

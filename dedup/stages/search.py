@@ -2,7 +2,9 @@
 
 In:  vectors (``vid``, ``embedding``); each actor takes a slice of the ids as queries.
 Out: edges (``a``, ``b``, ``sim``) with ``a < b`` and ``sim >= threshold`` (cosine), for every pair found;
-     a pair may appear twice (once from each side); the graph stage keeps one.
+     a pair may appear twice (once from each side); the graph stage keeps one. And each query's nearest
+     neighbour similarity where it is at least ``floor`` (below the threshold too: the report's histogram
+     of it shows where copies end and distinct images begin), as marker rows ``(vid, NEAREST, sim)``.
 
 Range search asks Milvus for every hit with similarity at least the threshold (on Milvus Lite: a top-k
 filtered by the actor, see :class:`Searcher`), but Milvus returns at most
@@ -26,6 +28,10 @@ from dedup.stages.hashes import bits_to_cosine, cosine_to_bits, to_packed
 
 MAX_TOPK = 16384
 EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("sim", pa.float32())])
+NEAREST_SCHEMA = pa.schema([("vid", pa.int64()), ("sim", pa.float32())])
+# Marker rows among a searcher's edges (b < 0): a saturated query, one re-asked at the largest limit, and a
+# query's nearest-neighbour similarity.
+SATURATED, REASKED, NEAREST = -1, -2, -3
 
 
 def _hits(hits) -> tuple[list[int], list[float]]:
@@ -41,10 +47,13 @@ class Searcher:
 
     def __init__(self, target: MilvusTarget, collection: str, threshold: float, limit: int, batch: int,
                  index: str = "FLAT", max_limit: int = MAX_TOPK, range_search: bool = True,
-                 index_params: dict | None = None, binary: bool = False):
+                 index_params: dict | None = None, binary: bool = False, floor: float | None = None):
         self.client = target.client()
         self.collection = collection
         self.threshold = float(threshold)
+        # Hits down to the floor are asked for (a range search's radius) so that each query's nearest
+        # neighbour is known below the threshold too; only hits at or above the threshold become edges.
+        self.floor = self.threshold if floor is None else min(float(floor), self.threshold)
         self.limit = int(limit)
         self.batch = max(1, int(batch))
         self.max_limit = max(self.limit, int(max_limit))
@@ -55,7 +64,7 @@ class Searcher:
         self.binary = binary
         # Range search on a server returns only hits >= threshold. Milvus Lite implements it as a top-k of
         # 5x the limit filtered afterwards, so there a plain top-k filtered here is the same and cheaper.
-        self.range_params = {"radius": self.threshold - 1e-6, "range_filter": 1.0 + 1e-3} if range_search else {}
+        self.range_params = {"radius": self.floor - 1e-6, "range_filter": 1.0 + 1e-3} if range_search else {}
         if index_params is None:  # the index's search parameters (see dedup.milvus.choose_index)
             index_params = {"ef": 64} if index == "HNSW" else {"nprobe": 64} if "IVF" in index else {}
         self.index_params = dict(index_params)
@@ -65,9 +74,9 @@ class Searcher:
         if self.index == "HNSW":  # HNSW needs ef >= top-k, also for a query re-asked at the largest limit
             params["ef"] = max(int(params.get("ef", 64)), int(limit))
         if self.binary:
-            if self.range_params:  # HAMMING: range_filter <= h < radius; cosine >= threshold is h <= (1 - t) * bits / 2.
+            if self.range_params:  # HAMMING: range_filter <= h < radius; cosine >= floor is h <= (1 - floor) * bits / 2.
                 # A whole-number radius: Milvus 2.3 lost the pairs at exactly --max-bits with radius max_bits + 0.5.
-                params.update(radius=int(np.floor(cosine_to_bits(self.threshold, bits) + 1e-9)) + 1, range_filter=0)
+                params.update(radius=int(np.floor(cosine_to_bits(self.floor, bits) + 1e-9)) + 1, range_filter=0)
             return {"metric_type": BINARY_METRIC, "params": params}
         return {"metric_type": METRIC, "params": params}
 
@@ -89,7 +98,7 @@ class Searcher:
         vids = batch.column("vid").to_numpy()
         vectors = embeddings_to_numpy(batch.column("embedding"))
         a, b, s = [], [], []
-        retried, saturated = [], []
+        retried, saturated, nearest = [], [], []
         for start in range(0, len(vids), self.batch):
             q_vids = vids[start : start + self.batch]
             results = self._search(vectors[start : start + self.batch], self.limit)
@@ -101,33 +110,39 @@ class Searcher:
                     continue
                 if in_range >= self.max_limit:
                     saturated.append(int(q_vids[i]))
-                self._add(int(q_vids[i]), ids, dists, a, b, s)
+                self._add(int(q_vids[i]), ids, dists, a, b, s, nearest)
         for i in retried:  # one at a time: a big limit times many queries would break request limits
             hits = self._search(vectors[i : i + 1], self.max_limit)[0]
             ids, dists = _hits(hits)
             if self._in_range(dists) >= self.max_limit:
                 saturated.append(int(vids[i]))
-            self._add(int(vids[i]), ids, dists, a, b, s)
-        # Marker rows, not edges: b = -1 for a saturated query (the job brute-forces it), b = -2 for a query
-        # that was re-asked with the largest limit (counted in the summary).
+            self._add(int(vids[i]), ids, dists, a, b, s, nearest)
+        # Marker rows, not edges: SATURATED for a query the job brute-forces, REASKED for one that was asked
+        # again with the largest limit (counted in the summary), NEAREST with a query's nearest similarity.
         markers = saturated + [int(vids[i]) for i in retried]
-        a += markers
-        b += [-1] * len(saturated) + [-2] * len(retried)
-        s += [np.nan] * len(markers)
+        a += markers + [q for q, _ in nearest]
+        b += [SATURATED] * len(saturated) + [REASKED] * len(retried) + [NEAREST] * len(nearest)
+        s += [np.nan] * len(markers) + [d for _, d in nearest]
         return {"a": np.asarray(a, np.int64), "b": np.asarray(b, np.int64), "sim": np.asarray(s, np.float32)}
 
     def _in_range(self, dists) -> int:
         """Hits at or above the threshold: when they fill the limit, more may have been cut off."""
         return sum(1 for d in dists if d >= self.threshold)
 
-    def _add(self, q: int, ids, dists, a, b, s) -> None:
+    def _add(self, q: int, ids, dists, a, b, s, nearest: list) -> None:
+        best = -np.inf
         for hid, d in zip(ids, dists):
             hid = int(hid)
-            if hid == q or d < self.threshold:
+            if hid == q:
+                continue
+            best = max(best, float(d))
+            if d < self.threshold:
                 continue
             a.append(min(q, hid))
             b.append(max(q, hid))
             s.append(min(float(d), 1.0))
+        if best >= self.floor:
+            nearest.append((q, min(best, 1.0)))
 
 
 def brute_force_edges(batch: pa.Table, queries_ref, threshold: float) -> dict:
@@ -158,7 +173,8 @@ def brute_force_edges(batch: pa.Table, queries_ref, threshold: float) -> dict:
 
 
 def exact_edges(vids: np.ndarray, vectors: np.ndarray, threshold: float, block: int = 1024) -> dict:
-    """Every pair with cosine >= ``threshold``, each once (``a < b``), computed exactly from the vectors.
+    """Every pair with cosine >= ``threshold``, each once (``a < b``), computed exactly from the vectors,
+    and ``nearest``: each row's highest similarity to another row (-inf for a lone vector).
 
     What a FLAT index returns, without a top-k: block ``i`` of rows against rows ``i..n`` (the upper
     triangle), so memory is bounded by ``block x n`` similarities. Used below ``--exact-below`` vectors.
@@ -166,9 +182,13 @@ def exact_edges(vids: np.ndarray, vectors: np.ndarray, threshold: float, block: 
     vids = np.asarray(vids, np.int64)
     vectors = np.ascontiguousarray(vectors, np.float32)
     a, b, s = [], [], []
+    nearest = np.full(len(vids), -np.inf, np.float32)
     for start in range(0, len(vids), block):
         stop = min(start + block, len(vids))
         sims = vectors[start:stop] @ vectors[start:].T
+        np.fill_diagonal(sims[:, : stop - start], -np.inf)  # a row is not its own neighbour
+        np.maximum(nearest[start:stop], sims.max(axis=1), out=nearest[start:stop])  # this block's rows
+        np.maximum(nearest[start:], sims.max(axis=0), out=nearest[start:])  # and the rows after them
         rows, cols = np.nonzero(sims >= threshold)
         keep = cols > rows  # the upper triangle: j > i, so each pair once and never a row with itself
         rows, cols = rows[keep], cols[keep]
@@ -177,5 +197,5 @@ def exact_edges(vids: np.ndarray, vectors: np.ndarray, threshold: float, block: 
         b.append(np.maximum(qa, vb))
         s.append(np.minimum(sims[rows, cols], 1.0))
     if not a:
-        return {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64), "sim": np.zeros(0, np.float32)}
-    return {"a": np.concatenate(a), "b": np.concatenate(b), "sim": np.concatenate(s).astype(np.float32)}
+        return {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64), "sim": np.zeros(0, np.float32), "nearest": nearest}
+    return {"a": np.concatenate(a), "b": np.concatenate(b), "sim": np.concatenate(s).astype(np.float32), "nearest": nearest}

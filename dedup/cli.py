@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--limit", type=int, help="use only the first N photos")
     b.add_argument("--no-models", action="store_true", help="skip the learned models (sscd, sscd-mobile, sscd+multihash)")
     b.add_argument("--no-peers", action="store_true", help="skip the peers (imagededup, fastdup, immaculate)")
+    b.add_argument("--verify-cost", type=int, metavar="N", help="only the verify cost mode: the content check on N edges (every pair within groups of 10 distinct JPEGs made from --src, and N/10 random pairs); results in RESULTS/verify-cost.md")
+    b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
     b.add_argument("--preprocess", action="store_true", help="only the preprocessing mode: SSCD at each input size and resize (square 288/320/224, short-side 288, center-crop 224), quality and speed; results in RESULTS/preprocess.md")
     b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
     b.add_argument("--scale-milvus", nargs="+", choices=["lite", "server"], default=["lite", "server"], help="scale mode: Milvus Lite and/or the embedded Milvus server of the PyPI package `milvus` (default both)")
@@ -169,12 +171,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         throughput_bench(src, Path(args.work), Path(args.results), args.throughput, embed_batch=args.embed_batch)
         return 0
+    if args.verify_cost is not None:
+        from dedup.bench.verify_cost import verify_cost_bench
+
+        verify_cost_bench(src, Path(args.work), Path(args.results), args.verify_cost)
+        return 0
     if args.preprocess:
         from dedup.bench.run import preprocess_bench
 
         preprocess_bench(src, Path(args.work), Path(args.results), args.limit)
         return 0
-    bench(src, Path(args.work), Path(args.results), args.limit, not args.no_models, not args.no_peers)
+    bench(src, Path(args.work), Path(args.results), args.limit, not args.no_models, not args.no_peers, seed=args.seed)
     return 0
 
 

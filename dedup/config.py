@@ -23,9 +23,15 @@ LEARNED_MODELS = ("sscd", "sscd-mobile", "resnet50")
 COMBO_MODELS = tuple(f"{m}+{h}" for m in LEARNED_MODELS for h in HASH_MODELS)
 MODELS = (*LEARNED_MODELS, "thumb", *HASH_MODELS, *COMBO_MODELS)
 DEFAULT_MODEL = "sscd"
-# Cosine thresholds (see README, "Choosing a threshold"; bench/results/bench.md has the sweeps).
-DEFAULT_THRESHOLDS = {"sscd": 0.75, "sscd-mobile": 0.75, "resnet50": 0.90, "thumb": 0.90}
+# Cosine thresholds without the content check (--verify off; see README, "Choosing a threshold";
+# bench/results/bench.md has the sweeps).
+DEFAULT_THRESHOLDS = {"sscd": 0.80, "sscd-mobile": 0.80, "resnet50": 0.90, "thumb": 0.90}
 DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[DEFAULT_MODEL]
+# The content check (stage verify): pairs with similarity in [lo, hi) are kept only where the two images
+# share content; lo is then the search threshold. Calibrated for SSCD on the bench corpus (README,
+# "Verifying ambiguous pairs"); the other models have no calibrated band, so they default to --verify off.
+VERIFY_MODES = ("band", "all", "off")
+DEFAULT_VERIFY_BANDS = {"sscd": (0.30, 0.80), "sscd-mobile": (0.30, 0.80)}
 # How each model's input is made (--preprocess, --image-size): ResNet-50 as torchvision evaluates it
 # (shorter side to 224, centre crop); SSCD resized to a 288 x 288 square without keeping the aspect ratio
 # (the skewed square SSCD's authors recommend for batching; chosen by the preprocessing sweep, see README).
@@ -63,6 +69,9 @@ class DedupConfig:
     max_bits: int | None = None  # hash models: Hamming distance at or below which two images are duplicates
     canonical: str = "pixels,bytes,path"
     nn_floor: float | None = None  # nearest-neighbour similarities are recorded down to this (default threshold - 0.3)
+    # The content check: band (pairs in verify_band checked, default for SSCD), all (every pair) or off.
+    verify: str | None = None
+    verify_band: list[float] | None = None  # [lo, hi]; lo is the search threshold (default per model)
 
     # Milvus.
     milvus_uri: str | None = None  # None: Milvus Lite server under OUTPUT/milvus
@@ -242,9 +251,43 @@ class DedupConfig:
 
         return search_cosine(int(self.max_bits), HASHES[self.hash_name].bits)
 
+    def _resolve_verify(self) -> None:
+        """--verify and --verify-band, and the threshold they imply: with the check on, the threshold is the
+        band's lower end (the lowest similarity that can become a duplicate), else the plain threshold."""
+        band = DEFAULT_VERIFY_BANDS.get(self.learned_model or "")
+        if self.verify is None:
+            calibrated = band is not None and (self.threshold is None or self.threshold < band[1])
+            self.verify = "band" if self.verify_band is not None or calibrated else "off"
+        if self.verify not in VERIFY_MODES:
+            raise ConfigError(f"--verify must be one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
+        if self.verify_band is not None:
+            if self.verify != "band":
+                raise ConfigError("--verify-band needs --verify band")
+            lo, hi = (float(x) for x in self.verify_band) if len(self.verify_band) == 2 else (1.0, 0.0)
+            if not -1.0 <= lo < hi <= 1.0:
+                raise ConfigError(f"--verify-band needs LO < HI within [-1, 1], got {self.verify_band}")
+            if self.threshold is not None and abs(float(self.threshold) - lo) > 1e-9:
+                raise ConfigError("--verify-band LO HI sets the threshold to LO: do not pass --threshold as well")
+            self.threshold = lo
+        elif self.verify == "band" and band is None:
+            raise ConfigError(f"--model {self.model} has no calibrated verify band: pass --verify-band LO HI, or --verify all")
+        if self.threshold is None:
+            self.threshold = band[0] if self.verify != "off" and band is not None else DEFAULT_THRESHOLDS[self.learned_model or self.model]
+
+    def verify_range(self) -> tuple[float, float | None] | None:
+        """(lo, hi) of the similarities checked (hi None: every edge), or None with --verify off."""
+        if self.verify == "off":
+            return None
+        if self.verify == "all":
+            return float(self.threshold), None
+        hi = self.verify_band[1] if self.verify_band is not None else DEFAULT_VERIFY_BANDS[self.learned_model][1]
+        return float(self.threshold), float(hi)
+
     def _resolve_threshold(self) -> None:
         """Hash models take --max-bits (a Hamming distance) and search at the matching cosine; combos take
-        both --threshold (ResNet-50 cosine) and --max-bits (the hash)."""
+        both --threshold (the learned model's cosine) and --max-bits (the hash)."""
+        if self.hash_name is None or self.is_combo:
+            self._resolve_verify()
         if self.hash_name is None:
             if self.max_bits is not None:
                 raise ConfigError("--max-bits applies to the hash models only (--model phash, multihash, resnet50+multihash, ...)")
@@ -263,6 +306,10 @@ class DedupConfig:
             raise ConfigError(f"--max-bits must be in 0..{bits - 1} for {name} ({bits} bits), got {self.max_bits}")
         if self.is_hash:
             self.threshold = self.hash_threshold()
+            if self.verify is None:
+                self.verify = "off"
+            if self.verify != "off":
+                raise ConfigError("--verify applies to the learned models' cosine (sscd, sscd-mobile, resnet50): the hash models have none")
         elif self.threshold is None:
             self.threshold = DEFAULT_THRESHOLDS[self.learned_model]
 

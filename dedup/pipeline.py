@@ -15,6 +15,7 @@ at all (the stored edges are filtered); a lower one reruns search onward. ``--fr
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -36,7 +37,7 @@ from dedup.config import DedupConfig
 from dedup.milvus import (MilvusLiteServer, MilvusTarget, build_index_and_load, choose_index, create_collection,
                           drop_collection, run_collection_name)
 from dedup.sources import discover
-from dedup.stages import canonical, decode, embed, graph, hashing, manifest, plan, search, store
+from dedup.stages import canonical, decode, embed, graph, hashing, manifest, plan, search, store, verify
 
 STATE_FILE = "state.json"
 EMBED_VERSION = 3  # bump when decode/embed output changes for the same parameters, so stored vectors are redone
@@ -322,6 +323,11 @@ def run(cfg: DedupConfig) -> dict:
             edges_tbl, union = combine_edges(edges_tbl, hash_edges, vectors_dir)
             search_stats = {**search_stats, "hash": hash_stats, "union": union}
 
+        # 6b. verify: edges in the band kept only where the two images share content
+        checks = verify_stage(cfg, out, edges_tbl, files_df, timer, params)
+        if checks is not None:
+            edges_tbl = checks.filter(pc.not_equal(checks["verified"], pa.scalar(verify.REJECTED, pa.int8())))
+
         # 7+8. graph, canonical, manifest
         with timer.stage("graph", "vectors") as rec:
             ua, ub, us = (edges_tbl.column(c).to_numpy() for c in ("a", "b", "sim"))
@@ -331,7 +337,7 @@ def run(cfg: DedupConfig) -> dict:
             rec["most_clusters_in_one_component"] = clusters.rounds
             rec["split_off_by_chaining_guard"] = clusters.split_off
         with timer.stage("manifest", "rows") as rec:
-            man, errs = manifest.build(files_df, meta, clusters, representative_paths(files_df))
+            man, errs = manifest.build(files_df, meta, clusters, representative_paths(files_df), checks)
             outputs = manifest.write(out, man, errs)
             rec["rows"] = int(len(man))
 
@@ -703,6 +709,56 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
             drop_collection(target, name, owner=out)
             state.forget(store_key)
     return edges, stats
+
+
+def verify_stage(cfg: DedupConfig, out: Path, edges: pa.Table, files_df: pd.DataFrame, timer: Timer, params: dict) -> pa.Table | None:
+    """Stage `verify` (:mod:`dedup.stages.verify`): the edges with their check (``verify.parquet`` caches
+    every pair checked, per parameter set, so a re-run checks only pairs it has not seen), or None with
+    ``--verify off``."""
+    rng = cfg.verify_range()
+    if rng is None:
+        return None
+    lo, hi = rng
+    vp = verify.VerifyParams()
+    params["verify_params"] = {**dataclasses.asdict(vp), "band": [lo, hi]}
+    with timer.stage("verify", "edges_checked") as rec:
+        sim = edges["sim"].to_numpy()
+        band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
+        a, b = edges["a"].to_numpy()[band], edges["b"].to_numpy()[band]
+        cache_path = out / "verify.parquet"
+        cached = _read_checks(cache_path, vp.key())
+        n = int(max(a.max(initial=0), b.max(initial=0), cached["b"].to_numpy().max(initial=0))) + 1
+        todo = ~np.isin(a * n + b, cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64))
+        need = np.unique(np.concatenate([a[todo], b[todo]]))
+        reps = plan.representatives(files_df).set_index("vid").loc[need]
+        where = dict(zip(need.tolist(), zip(reps["kind"].astype(str), reps["unit"].astype(str), reps["path"].astype(str))))
+        t0 = time.perf_counter()
+        new, counts = verify.run_checks(a[todo], b[todo], where, vp, cfg.image_column)
+        if new.num_rows:
+            cached = pd.concat([cached, new.to_pandas()], ignore_index=True)
+            tmp = cache_path.with_suffix(".tmp")
+            pq.write_table(pa.Table.from_pandas(cached, preserve_index=False).replace_schema_metadata({"params": vp.key()}), tmp)
+            tmp.replace(cache_path)
+        checks = verify.apply(edges, cached, lo, hi)
+        v = checks["verified"].to_numpy()
+        rec.update(mode=cfg.verify, band=[lo, hi], edges=int(len(v)), edges_checked=int(band.sum()),
+                   checked_now=int(todo.sum()), reused_checks=int((~todo).sum()), verified=int((v == verify.VERIFIED).sum()),
+                   rejected=int((v == verify.REJECTED).sum()), not_needed=int((v == verify.NOT_NEEDED).sum()),
+                   images_in_band=int(len(np.unique(np.concatenate([a, b])))), images_decoded=counts["images_decoded"],
+                   tasks=counts["tasks"], check_seconds=round(time.perf_counter() - t0, 3), task_cpu_seconds=counts["task_seconds"])
+    pq.write_table(checks, out / "edges_checked.parquet")
+    return checks
+
+
+def _read_checks(path: Path, key: str) -> pd.DataFrame:
+    """The pairs ``verify.parquet`` holds for these parameters (empty for others, or none)."""
+    empty = verify.CHECKED_SCHEMA.empty_table().to_pandas()
+    if not path.exists():
+        return empty
+    t = pq.read_table(path)
+    if (t.schema.metadata or {}).get(b"params", b"").decode() != key:
+        return empty
+    return t.to_pandas()
 
 
 def lite_server(out: Path) -> MilvusLiteServer:

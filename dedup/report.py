@@ -11,7 +11,9 @@ the inputs. The page needs no server, no internet and no JavaScript: thumbnails 
   down to the floor the search recorded), with the run's threshold drawn on it, so the valley between
   copies and distinct images can be seen (runs without it: the stored edges' similarities);
 * the largest clusters with duplicates first, each with its canonical image (the one kept) marked
-  and every member's similarity to it, match kind, size and path;
+  and every member's similarity to it, match kind, content check (``verified``, inliers), size and path;
+* a few of the pairs the content check (stage `verify`) rejected, most similar first, side by side with
+  their similarity and inliers, so a user can see what the check refused (``edges_checked.parquet``);
 * the errors grouped by reason (stage, count, a few example paths);
 * the stage timings.
 
@@ -238,8 +240,9 @@ def _fmt_num(v: object) -> str:
 
 
 def histogram_svg(sims: np.ndarray, threshold: float | None, bins: int = HIST_BINS, width: int = 760, height: int = 280,
-                  xlabel: str = "similarity of an edge (cosine)", unit: str = "edges") -> str:
-    """Inline SVG histogram of similarities (``unit`` counted) with a vertical line at ``threshold``."""
+                  xlabel: str = "similarity of an edge (cosine)", unit: str = "edges", verify_above: float | None = None) -> str:
+    """Inline SVG histogram of similarities (``unit`` counted) with a vertical line at ``threshold`` and,
+    with ``verify_above``, the verify band between the two shaded (pairs there count only when checked)."""
     ml, mr, mt, mb = 64, 20, 24, 48
     pw, ph = width - ml - mr, height - mt - mb
     finite = sims[np.isfinite(sims)]
@@ -278,6 +281,12 @@ def histogram_svg(sims: np.ndarray, threshold: float | None, bins: int = HIST_BI
         parts.append(f'<text x="{ml - 8}" y="{y(c) + 4:.2f}" text-anchor="end">{c:,}</text>')
     parts.append(f'<text x="{ml + pw / 2}" y="{height - 8}" text-anchor="middle">{_e(xlabel)}</text>')
     parts.append(f'<text x="14" y="{mt + ph / 2}" text-anchor="middle" transform="rotate(-90 14 {mt + ph / 2})">{_e(unit)}</text>')
+    if threshold is not None and verify_above is not None and verify_above > threshold:
+        x0, x1 = x(float(threshold)), x(min(float(verify_above), hi))
+        parts.append(f'<rect id="verify-band" class="band" x="{x0:.2f}" y="{mt}" width="{x1 - x0:.2f}" height="{ph}">'
+                     f"<title>verify band {float(threshold):.3f} to {float(verify_above):.3f}: pairs here are duplicates only when their shared content is confirmed</title></rect>")
+        parts.append(f'<line id="verify-line" class="verify" x1="{x1:.2f}" x2="{x1:.2f}" y1="{mt - 6}" y2="{mt + ph}"/>')
+        parts.append(f'<text class="verify-label" x="{x1 - 4:.2f}" y="{mt + 24}" text-anchor="end">no check above {float(verify_above):.3f}</text>')
     if threshold is not None:
         tx = x(float(threshold))
         parts.append(f'<line id="threshold-line" class="threshold" x1="{tx:.2f}" x2="{tx:.2f}" y1="{mt - 6}" y2="{mt + ph}"/>')
@@ -305,7 +314,9 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .warning{background:#fdecea;border:1px solid #f5b5ae;color:var(--remove);padding:8px 12px;border-radius:4px;font-weight:600}
 svg text{font-size:11px;fill:var(--ink)} svg .plot{fill:#fff;stroke:var(--line)} svg .bar{fill:#6b9bd1}
 svg .tick{stroke:var(--muted)} svg .threshold{stroke:var(--remove);stroke-width:2;stroke-dasharray:6 3}
-svg .threshold-label{fill:var(--remove);font-weight:600} svg .empty{fill:var(--muted);font-size:14px}
+svg .threshold-label{fill:var(--remove);font-weight:600}
+svg .band{fill:#f3d9a4;opacity:.45} svg .verify{stroke:#9a6700;stroke-width:2;stroke-dasharray:2 3} svg .verify-label{fill:#9a6700}
+.verified{color:var(--keep)} svg .empty{fill:var(--muted);font-size:14px}
 .cluster{background:#fff;border:1px solid var(--line);border-radius:6px;padding:10px 12px;margin:12px 0;
  content-visibility:auto;contain-intrinsic-size:auto 320px}
 .members{display:flex;flex-wrap:wrap;gap:10px}
@@ -344,7 +355,13 @@ def _section_counts(summary: dict, man: pd.DataFrame, errors: pd.DataFrame) -> s
     params = summary.get("parameters") or {}
     extra = []
     bits = params.get("max_bits")
-    for label, value in (("threshold", params.get("threshold")),
+    v = (summary.get("stages") or {}).get("verify") or {}
+    band = v.get("band") or [None, None]
+    check = None
+    if v:
+        check = (f"pairs {band[0]:.2f} to {band[1]:.2f}" if band[1] is not None else f"every pair from {band[0]:.2f}") + \
+            f": {v.get('edges_checked', 0):,} checked, {v.get('rejected', 0):,} rejected"
+    for label, value in (("threshold", params.get("threshold")), ("content check", check),
                          ("max Hamming distance", f"{bits} bits" if bits is not None else None), ("model", params.get("model")), ("weights", _weights_label(params)),
                          ("canonical policy", params.get("canonical")), ("inputs", ", ".join(map(str, params.get("inputs") or [])) or None),
                          ("total time", f'{summary["total_seconds"]:.1f} s' if isinstance(summary.get("total_seconds"), (int, float)) else None),
@@ -366,7 +383,7 @@ def _nearest(out: Path) -> np.ndarray | None:
     return pq.read_table(path, columns=["sim"]).column("sim").to_numpy().astype(np.float64)
 
 
-def _section_nearest(nearest: np.ndarray, threshold: float | None, searched: dict, images: int) -> str:
+def _section_nearest(nearest: np.ndarray, threshold: float | None, searched: dict, images: int, verify_above: float | None = None) -> str:
     floor = searched.get("floor")
     below = max(0, images - len(nearest))
     stats = (f"{len(nearest):,} of {images:,} images have a nearest neighbour at or above {floor if floor is not None else 'the floor'}"
@@ -376,7 +393,8 @@ def _section_nearest(nearest: np.ndarray, threshold: float | None, searched: dic
             "Copies pile up near 1 and distinct images lower down: a threshold in the valley between the two "
             "removes copies and nothing else. Images right of the line are duplicates (those in the verify band "
             "only when their shared content was confirmed); a hill just left of it holds copies that stay.")
-    svg = histogram_svg(nearest, threshold, xlabel="similarity of each image to its nearest neighbour (cosine)", unit="images")
+    svg = histogram_svg(nearest, threshold, xlabel="similarity of each image to its nearest neighbour (cosine)", unit="images",
+                        verify_above=verify_above)
     return (f'<section id="histogram"><h2>Nearest-neighbour similarities</h2><p>{_e(stats)}</p>'
             f'{svg}<p class="muted">{_e(note)}</p></section>')
 
@@ -394,6 +412,12 @@ def _section_histogram(sims: np.ndarray, threshold: float | None) -> str:
             "lower to see what lies below).")
     return (f'<section id="histogram"><h2>Edge similarities</h2><p>{_e(stats)}</p>'
             f'{histogram_svg(sims, threshold)}<p class="muted">{_e(note)}</p></section>')
+
+
+def _verify_above(params: dict) -> float | None:
+    """The top of the run's verify band (None: no band)."""
+    band = (params.get("verify_params") or {}).get("band") or [None, None]
+    return float(band[1]) if band[1] is not None else None
 
 
 def _search_state(out: Path) -> dict:
@@ -422,6 +446,8 @@ def _member_html(row: dict, thumb: Thumb | None) -> str:
     dims = "?" if _missing(w) or _missing(h) else f"{int(w)}×{int(h)}"
     fmt = row.get("format")
     meta = f'{dims} · {_human_bytes(row.get("bytes"))}' + (f" · {_e(fmt)}" if isinstance(fmt, str) else "")
+    if str(row.get("verified") or "") == "true":
+        meta += f' · <span class="verified" title="shared content confirmed by matched local features">checked: {int(row.get("inliers") or 0)} inliers</span>'
     cls = "member canonical" if canonical else "member duplicate"
     return (f'<figure class="{cls} match-{_e(match)}" data-similarity="{sim:.6f}" data-match="{_e(match)}">'
             f'<div class="thumb-box">{img}</div><figcaption>{badge} <span class="sim" title="similarity to the canonical">'
@@ -455,6 +481,50 @@ def _section_clusters(members: pd.DataFrame, dup_sizes: pd.Series, thumbs: dict[
         parts.append(f'<section class="cluster" id="cluster-{_e(cid)}" data-cluster-id="{_e(cid)}" data-size="{size}">'
                      f'<h3>{_e(title)}</h3>{keep}<div class="members">{body}</div>{more}</section>')
     return "".join(parts) + "</section>"
+
+
+MAX_REJECTED = 12
+
+
+def rejected_pairs(out: Path, limit: int = MAX_REJECTED) -> pd.DataFrame:
+    """The pairs the content check rejected, most similar first: ``path_a``, ``path_b``, ``sim``,
+    ``inliers`` (at most ``limit`` of them), with the count of all of them in ``attrs["total"]``."""
+    f = out / "edges_checked.parquet"
+    cols = ["path_a", "path_b", "sha_a", "sha_b", "sim", "inliers"]
+    if not f.exists() or not (out / "files.parquet").exists():
+        return pd.DataFrame(columns=cols)
+    t = pq.read_table(f)
+    t = t.filter(pc.equal(t["verified"], pa.scalar(0, pa.int8())))
+    total = t.num_rows
+    df = t.to_pandas().sort_values(["sim", "a", "b"], ascending=[False, True, True]).head(limit)
+    files = pq.read_table(out / "files.parquet", columns=["path", "vid", "sha"]).to_pandas().dropna(subset=["vid"])
+    files = files.sort_values("path").drop_duplicates("vid")  # a content's first path: its representative
+    first = files.set_index(files["vid"].astype(np.int64))
+    out_df = pd.DataFrame({"path_a": first["path"].reindex(df["a"]).to_numpy(), "path_b": first["path"].reindex(df["b"]).to_numpy(),
+                           "sha_a": first["sha"].reindex(df["a"]).to_numpy(), "sha_b": first["sha"].reindex(df["b"]).to_numpy(),
+                           "sim": df["sim"].to_numpy(), "inliers": df["inliers"].to_numpy()})
+    out_df.attrs["total"] = total
+    return out_df
+
+
+def _section_rejected(pairs: pd.DataFrame, thumbs: dict[str, Thumb], checked: bool) -> str:
+    if not checked:
+        return ""
+    total = int(pairs.attrs.get("total", len(pairs)))
+    if pairs.empty:
+        return ('<section id="rejected"><h2>Pairs the content check rejected</h2><p id="no-rejected">None: every pair in '
+                'the verify band shared content.</p></section>')
+    rows = []
+    for r in pairs.itertuples():
+        figs = "".join(_member_html({"is_canonical": False, "match": "rejected", "similarity_to_canonical": r.sim, "path": p,
+                                     "width": None, "height": None, "bytes": None}, thumbs.get(p)).replace(
+            '<span class="badge remove">remove</span>', '<span class="badge keep">kept</span>') for p in (r.path_a, r.path_b))
+        rows.append(f'<section class="rejected-pair" data-similarity="{r.sim:.6f}"><h3>similarity {r.sim:.4f} · '
+                    f'{int(r.inliers)} inliers</h3><div class="members">{figs}</div></section>')
+    note = (f"{total:,} pairs in the verify band were rejected because the two images did not share enough content "
+            f"(matched local features under one transform); the {len(pairs)} most similar are shown. Both images of each "
+            "pair stay unless something else makes them duplicates. All checks are in edges_checked.parquet.")
+    return f'<section id="rejected"><h2>Pairs the content check rejected</h2><p>{_e(note)}</p>{"".join(rows)}</section>'
 
 
 def _error_reason(errors: pd.Series) -> pd.Series:
@@ -523,8 +593,12 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
     nearest = _nearest(out)
 
     members, dup_sizes = _select_clusters(man, max_clusters, max_members)
-    known = _known_units(out, members["path"])
-    thumbs = load_thumbnails(members, known, params.get("image_column"), thumb_px, int(params.get("max_pixels") or DEFAULT_MAX_PIXELS))
+    rejected = rejected_pairs(out)
+    pair_paths = pd.DataFrame({"path": list(rejected["path_a"]) + list(rejected["path_b"]),
+                               "sha": list(rejected["sha_a"]) + list(rejected["sha_b"])})
+    shown = pd.concat([members[["path", "sha"]] if "sha" in members else members[["path"]], pair_paths], ignore_index=True).drop_duplicates("path")
+    known = _known_units(out, shown["path"])
+    thumbs = load_thumbnails(shown, known, params.get("image_column"), thumb_px, int(params.get("max_pixels") or DEFAULT_MAX_PIXELS))
 
     weights = params.get("weights_info") or {}
     warning = ""
@@ -534,9 +608,11 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
     generated = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     body = "".join([
         _section_counts(summary, man, errors),
-        (_section_nearest(nearest, float(threshold) if threshold is not None else None, _search_state(out), int(summary.get("counts", {}).get("distinct_contents", len(man))))
+        (_section_nearest(nearest, float(threshold) if threshold is not None else None, _search_state(out),
+                          int(summary.get("counts", {}).get("distinct_contents", len(man))), _verify_above(params))
          if nearest is not None else _section_histogram(sims, float(threshold) if threshold is not None else None)),
         _section_clusters(members, dup_sizes, thumbs, thumb_px, max_clusters, max_members),
+        _section_rejected(rejected, thumbs, (out / "edges_checked.parquet").exists()),
         _section_errors(errors),
         _section_timings(summary),
     ])
@@ -546,7 +622,7 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f'<header><h1>{_e(title)}</h1><p class="muted">Output folder {_e(out.resolve())}; report generated {_e(generated)} '
         f"by ray-image-dedup {_e(__version__)} in {{elapsed}}.</p>{warning}"
-        '<nav><a href="#counts">counts</a><a href="#histogram">similarities</a><a href="#clusters">clusters</a>'
+        '<nav><a href="#counts">counts</a><a href="#histogram">similarities</a><a href="#clusters">clusters</a><a href="#rejected">rejected pairs</a>'
         '<a href="#errors">errors</a><a href="#timings">timings</a></nav></header>'
         f"<main>{body}</main><footer class=\"muted\">Self-contained page: no scripts, no network. The manifest "
         "(manifest.csv) is the full result; this page shows a capped view of it.</footer></body></html>"

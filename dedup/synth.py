@@ -63,3 +63,28 @@ def make_corpus(root: Path, groups: int = 5) -> dict[str, str]:
         write(root / "solo" / f"s{s}.jpg", encode(base_image(900 + s), "JPEG"))
         truth[f"solo/s{s}.jpg"] = f"s{s}"
     return truth
+
+
+def textured_image(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """A photo-like image with plenty of local detail (corners, edges, text at several sizes), as the
+    content check's local features need; every seed gives different content."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    low = rng.integers(0, 256, size=(4, 5, 3), dtype=np.uint8)
+    img = Image.fromarray(low, "RGB").resize(size, Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(img)
+    for _ in range(60):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = x0 + int(rng.integers(8, 70)), y0 + int(rng.integers(8, 70))
+        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        kind = rng.integers(0, 4)
+        if kind == 0:
+            draw.rectangle([x0, y0, x1, y1], fill=color)
+        elif kind == 1:
+            draw.ellipse([x0, y0, x1, y1], outline=color, width=3)
+        elif kind == 2:
+            draw.line([x0, y0, x1, y1], fill=color, width=int(rng.integers(1, 5)))
+        else:
+            draw.text((x0, y0), "".join(rng.choice(list("ABCDEFGHKMNPRSTWXYZ0123456789"), 6)), fill=color)
+    noise = rng.normal(0, 3, size=(h, w, 3))
+    return Image.fromarray(np.clip(np.asarray(img, np.float32) + noise, 0, 255).astype(np.uint8), "RGB")

@@ -160,7 +160,7 @@ def test_job_runs_sscd_by_default(ray_local, tmp_path, tiny_sscd_file):
     summary = run(DedupConfig(inputs=[str(root)], output=str(out), weights=str(tiny_sscd_file)))
     p = summary["parameters"]
     assert p["model"] == "sscd" and p["weights_info"]["format"] == "onnx" and p["embed_resources"]["backend"] == "onnx"
-    assert p["preprocess"] == "square" and p["image_size"] == 288 and p["threshold"] == 0.75
+    assert p["preprocess"] == "square" and p["image_size"] == 288 and p["threshold"] == 0.30 and p["verify"] == "band"
     man = pd.read_csv(out / "manifest.csv")
     man["group"] = man["path"].map(lambda x: truth[os.path.relpath(x, root)])
     assert man.groupby("group")["cluster_id"].nunique().max() == 1  # every group in one cluster

@@ -27,6 +27,8 @@ from dedup.config import DEFAULT_THRESHOLDS, DedupConfig
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imagenet-samples"
 SSCD_SWEEP = [round(float(t), 2) for t in np.arange(0.30, 0.951, 0.05)]
+BAND_LOS = (0.30, 0.35, 0.40, 0.45, 0.50)  # verify band sweep: every (lo, hi) with lo < hi
+BAND_HIS = (0.70, 0.75, 0.80, 0.85, 0.90, 0.95)
 PREPROCESS_VARIANTS = [("square", 288), ("square", 320), ("square", 224), ("short-side", 288), ("center-crop", 224)]
 
 
@@ -94,35 +96,60 @@ def _speed(summary: dict, before: dict, after: dict, mean: float) -> dict:
 
 
 def _model_rows(model: str, images: Path, work: Path, truth: pd.DataFrame, report: dict, **cfg_kw) -> list[dict]:
-    """One learned model (alone or with a hash): one run at the sweep's lowest threshold, bracketed by two
-    timings of the bare model at the job's input size (on a shared VM the speed drifts within minutes)."""
-    cfg = DedupConfig(inputs=[str(images)], output=str(work / f"out-{model}"), model=model, threshold=min(SSCD_SWEEP), **cfg_kw)
+    """One learned model (alone or with a hash) as a user runs it (its defaults, the content check on where
+    it has a calibrated band), bracketed by two timings of the bare model at the job's input size (on a
+    shared VM the speed drifts within minutes). The run searches down to the sweep's lowest threshold, so
+    the stored edges give the plain-threshold sweep and, with every pair up to the highest band checked,
+    the band sweep."""
+    from dedup.bench.score import check_all, score_parts
+
+    cfg = DedupConfig(inputs=[str(images)], output=str(work / f"out-{model}"), model=model, **cfg_kw)
     cfg.validate()
+    if cfg.verify == "off":
+        cfg.threshold = min(SSCD_SWEEP)
     label = f"ours: --model {model}" + "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg_kw.items())
-    shape = (cfg.image_size, cfg.image_size)
-    (row, curve, summary), before, after, mean = speed.bracketed(
-        lambda: _ours(label, cfg, truth, SSCD_SWEEP), model=cfg.learned_model, shape=shape, batch=32, threads=os.cpu_count())
     key = model + "".join(f"-{v}" for v in cfg_kw.values())
-    report["curves"][key] = curve.to_dict(orient="records")
+    shape = (cfg.image_size, cfg.image_size)
+    summary, before, after, mean = speed.bracketed(lambda: first_run(cfg), model=cfg.learned_model, shape=shape, batch=32,
+                                                   threads=os.cpu_count())
     report["speed"][key] = _speed(summary, before, after, mean)
-    default = DEFAULT_THRESHOLDS[cfg.learned_model]
-    at_default = curve.iloc[int(np.argmin(np.abs(curve["threshold"].to_numpy() - default)))].to_dict()
     timing = {"seconds": summary["total_seconds"], "images_per_second": summary["images_per_second"]}
-    return [{**at_default, "tool": f"{label} (default threshold)", **timing}, {**row, "tool": f"{label}, best of sweep"}]
+    bands = []
+    passed = None
+    if cfg.verify != "off":
+        bands = [(lo, hi) for lo in BAND_LOS for hi in BAND_HIS if lo < hi]
+        passed = check_all(cfg.output, min(BAND_LOS), max(BAND_HIS))
+    curve = sweep(cfg.output, truth, SSCD_SWEEP, cfg.canonical_keys(), bands=bands, passed=passed)
+    report["curves"][key] = curve.to_dict(orient="records")
+    plain = curve[curve["verify_above"].isna()] if "verify_above" in curve else curve
+    default = DEFAULT_THRESHOLDS[cfg.learned_model]
+    at_default = plain.iloc[int(np.argmin(np.abs(plain["threshold"].to_numpy() - default)))].to_dict()
+    rows = []
+    if cfg.verify != "off":
+        lo, hi = cfg.verify_range()
+        own = score_parts(pd.read_csv(Path(cfg.output) / "manifest.csv"), truth)
+        rows.append({"tool": f"{label} (default: verify band {lo:.2f}-{hi:.2f})", "threshold": f"{lo:.2f} + check to {hi:.2f}", **own, **timing})
+        best_band = _best(curve[curve["verify_above"].notna()])
+        rows.append({**best_band, "tool": f"{label}, best band of sweep",
+                     "threshold": f"{best_band['threshold']:.2f} + check to {best_band['verify_above']:.2f}", **timing})
+    rows.append({**at_default, "tool": f"{label} --verify off (default threshold {default})", **timing})
+    rows.append({**_best(plain), "tool": f"{label} --verify off, best of sweep", **timing})
+    return rows
 
 
-def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_models: bool = True, with_peers: bool = True) -> dict:
+def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_models: bool = True, with_peers: bool = True,
+          seed: int = 0) -> dict:
     import ray
 
     work.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    truth_path = corpus.build(src, work / "corpus", limit=limit)
+    truth_path = corpus.build(src, work / "corpus", limit=limit, seed=seed)
     truth = pd.read_csv(truth_path)
     images = work / "corpus" / "images"
     parts = truth.groupby("part").size().to_dict()
     report: dict = {
-        "corpus": {"source": str(src), "images": len(truth), "groups": int(truth["group"].nunique()), "parts": parts,
+        "corpus": {"source": str(src), "seed": seed, "images": len(truth), "groups": int(truth["group"].nunique()), "parts": parts,
                    "copies": int(len(truth) - truth["group"].nunique()), "build_seconds": round(time.perf_counter() - t0, 1)},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "rows": [], "curves": {}, "speed": {},
@@ -177,11 +204,15 @@ def _table(rows: list[dict], first: str = "tool") -> list[str]:
     return lines
 
 
-def _sweep_table(curve: list[dict]) -> list[str]:
-    lines = ["| threshold | precision | recall | F1 | wrongly removed | missed | F1 standard + near-miss | wrongly removed there | "
-             "F1 hard copies | missed hard copies |", "|---|---|---|---|---|---|---|---|---|---|"]
+def _sweep_table(curve: list[dict], banded: bool = False) -> list[str]:
+    first = "search threshold | no check above" if banded else "threshold"
+    lines = [f"| {first} | precision | recall | F1 | wrongly removed | missed | F1 standard + near-miss | wrongly removed there | "
+             "F1 hard copies | missed hard copies |", "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if banded else "")]
     for r in curve:
-        lines.append(f"| {r['threshold']:.2f} | {r['pair_precision']:.3f} | {r['pair_recall']:.3f} | {r['pair_f1']:.3f} | "
+        if banded != (r.get("verify_above") is not None and not (isinstance(r.get("verify_above"), float) and np.isnan(r["verify_above"]))):
+            continue
+        head = f"{r['threshold']:.2f} | {r['verify_above']:.2f}" if banded else f"{r['threshold']:.2f}"
+        lines.append(f"| {head} | {r['pair_precision']:.3f} | {r['pair_recall']:.3f} | {r['pair_f1']:.3f} | "
                      f"{int(r['wrongly_removed'])} | {int(r['missed'])} | {_cell(r, 'bench_f1')} | {_cell(r, 'bench_wrongly_removed', '{:.0f}')} | "
                      f"{_cell(r, 'hard_f1')} | {_cell(r, 'hard_missed', '{:.0f}')} |")
     return lines
@@ -193,7 +224,7 @@ def to_markdown(report: dict) -> str:
     lines = [
         "# Benchmark",
         "",
-        f"Corpus: {c['images']} images in {c['groups']} groups ({c['copies']} copies; parts: {parts}), built from `{c['source']}`.",
+        f"Corpus (seed {c.get('seed', 0)}): {c['images']} images in {c['groups']} groups ({c['copies']} copies; parts: {parts}), built from `{c['source']}`.",
         f"Machine: {report['machine']['cpus']} CPUs, {report['machine']['platform']}. Total {report['total_seconds']} s.",
         "",
         "Wrongly removed: images removed although nothing of their group is kept (data lost). Missed: copies left in "
@@ -210,7 +241,10 @@ def to_markdown(report: dict) -> str:
                   "as their runners report: imagededup and fastdup without the interpreter's start-up, immaculate as a whole process)."]
     for key, curve in report.get("curves", {}).items():
         if key.startswith("sscd"):
-            lines += ["", f"## Threshold sweep: --model {key}", "", *_sweep_table(curve)]
+            lines += ["", f"## Threshold sweep: --model {key} --verify off", "", *_sweep_table(curve)]
+            if any(r.get("verify_above") is not None and r["verify_above"] == r["verify_above"] for r in curve):
+                lines += ["", f"## Verify band sweep: --model {key} (pairs from the search threshold up to 'no check above' "
+                          "kept only where their content check passed)", "", *_sweep_table(curve, banded=True)]
     for key, s in report.get("speed", {}).items():
         b = s["bare_model"]
         lines += [

@@ -72,8 +72,11 @@ def score_parts(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
     return out
 
 
-def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "bytes", "path")) -> pd.DataFrame:
-    """Re-cluster a finished run at each threshold from its stored edges (no embedding) and score it.
+def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "bytes", "path"), bands=None, passed=None) -> pd.DataFrame:
+    """Re-cluster a finished run from its stored edges (no embedding) and score it: at each plain
+    threshold (every edge at or above it kept), or with ``bands`` (pairs (lo, hi)) and ``passed`` (a
+    boolean per stored edge: its content check passed), as the verify stage would: edges at or above hi
+    kept, edges in [lo, hi) kept where they passed.
 
     Only thresholds at or above the run's own threshold are meaningful: lower edges were never stored.
     """
@@ -86,10 +89,43 @@ def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "b
     files_df, meta, n, edges = load_stored(out_dir)
     a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
     reps = representative_paths(files_df)
+    cases = [({"threshold": float(th)}, s >= th) for th in thresholds]
+    for lo, hi in bands or []:
+        cases.append(({"threshold": float(lo), "verify_above": float(hi)}, (s >= hi) | ((s >= lo) & np.asarray(passed, bool))))
     rows = []
-    for th in thresholds:
-        keep = s >= th
+    for label, keep in cases:
         clusters = cluster_vids(files_df, meta, n, a[keep], b[keep], s[keep], list(canonical_keys))
         man, _ = manifest_stage.build(files_df, meta, clusters, reps)
-        rows.append({"threshold": float(th), **score_parts(man, truth)})
+        rows.append({**label, **score_parts(man, truth)})
     return pd.DataFrame(rows)
+
+
+def check_all(out_dir, lo: float, hi: float) -> np.ndarray:
+    """Whether each stored edge of a finished run passes the content check, for every edge with
+    similarity in [lo, hi): the run's own checks (``verify.parquet``) and the missing ones computed now
+    (the verify stage's parameters). Edges outside [lo, hi) get False. For band sweeps (:func:`sweep`)."""
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+
+    from dedup.pipeline import _read_checks, load_stored, plan
+    from dedup.stages import verify
+
+    out_dir = Path(out_dir)
+    files_df, _, _, edges = load_stored(out_dir)
+    a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
+    vp = verify.VerifyParams()
+    cached = _read_checks(out_dir / "verify.parquet", vp.key())
+    n = int(max(a.max(initial=0), b.max(initial=0))) + 1
+    key = a * n + b
+    band = (s >= lo) & (s < hi)
+    known = dict(zip(cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64), cached["ok"].to_numpy(bool)))
+    todo = band & ~np.isin(key, np.fromiter(known, np.int64, len(known)))
+    if todo.any():
+        need = np.unique(np.concatenate([a[todo], b[todo]]))
+        reps = plan.representatives(files_df).set_index("vid").loc[need]
+        where = dict(zip(need.tolist(), zip(reps["kind"].astype(str), reps["unit"].astype(str), reps["path"].astype(str))))
+        new, _ = verify.run_checks(a[todo], b[todo], where, vp)
+        known.update(zip(new["a"].to_numpy() * n + new["b"].to_numpy(), new["ok"].to_numpy()))
+        pq.write_table(new, out_dir / "verify-sweep.parquet")
+    return np.array([band[i] and known.get(int(k), False) for i, k in enumerate(key)], bool)

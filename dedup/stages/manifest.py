@@ -6,7 +6,9 @@ Out (written to the output folder):
 * ``manifest.parquet`` / ``manifest.csv``: one row per input read as an image: ``path``, ``cluster_id``,
   ``canonical_path``, ``is_canonical``, ``similarity_to_canonical``, ``width``, ``height``, ``bytes``,
   ``sha``, and ``match`` (canonical | exact | near), ``cluster_size``, ``component_id``, ``format``,
-  ``mode``, ``source``;
+  ``mode``, ``source``, ``verified`` (the content check of the pair that put a near copy in its cluster:
+  ``true``, or ``not needed`` for a pair at or above the verify band or a run without the check; empty
+  for canonical images and exact copies) and ``inliers`` (that check's matched features; -1 where none);
 * ``errors.parquet`` / ``errors.csv``: one row per input that could not be used: ``path``, ``error``,
   ``stage`` (read | decode), ``source``;
 * ``keep.txt`` (one canonical per cluster) and ``remove.txt`` (every other manifest path).
@@ -24,13 +26,14 @@ from dedup.stages.graph import Clusters
 
 MANIFEST_COLUMNS = [
     "path", "cluster_id", "canonical_path", "is_canonical", "similarity_to_canonical", "width", "height",
-    "bytes", "sha", "match", "cluster_size", "component_id", "format", "mode", "source",
+    "bytes", "sha", "match", "cluster_size", "component_id", "format", "mode", "source", "verified", "inliers",
 ]
 ERROR_COLUMNS = ["path", "error", "stage", "source"]
 
 
-def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (manifest, errors). ``rep_path`` maps vid -> the first path of that content."""
+def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path: pd.Series, checks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (manifest, errors). ``rep_path`` maps vid -> the first path of that content; ``checks``: the
+    edges with their content check (stage `verify`), or None for a run without it."""
     read_err = files[files["error"].notna()]
     errors = [pd.DataFrame({"path": read_err["path"], "error": read_err["error"], "stage": "read", "source": read_err["source"]})]
     ok = files[files["error"].isna()].copy()
@@ -53,6 +56,7 @@ def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path:
     sim = np.where(same_content, 1.0, clusters.similarity[vids]).astype(np.float64)
     good["similarity_to_canonical"] = np.round(sim, 6)
     good["match"] = np.where(good["is_canonical"], "canonical", np.where(same_content, "exact", "near"))
+    good["verified"], good["inliers"] = _pair_checks(vids, canon, checks, good["match"].to_numpy() == "near")
     good["cluster_size"] = good.groupby("cluster_id")["path"].transform("size").astype(np.int64)
     _, comp = np.unique(clusters.component[vids], return_inverse=True)
     good["component_id"] = comp.astype(np.int64)
@@ -74,6 +78,26 @@ def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path:
     if len(per_cluster) and not (per_cluster == 1).all():
         raise AssertionError("a cluster without exactly one canonical")
     return manifest, errors_df
+
+
+def _pair_checks(vids: np.ndarray, canon: np.ndarray, checks, near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(verified, inliers) of each near copy's edge to its canonical, from the verify stage's edges."""
+    verified = np.where(near, "not needed", "").astype(object)
+    inliers = np.full(len(vids), -1, np.int64)
+    if checks is None or not near.any() or checks.num_rows == 0:
+        return verified, inliers
+    a, b = checks["a"].to_numpy(), checks["b"].to_numpy()
+    n = int(max(a.max(), b.max(), vids.max(), canon.max())) + 1
+    key = a * n + b
+    order = np.argsort(key)
+    lo, hi = np.minimum(vids[near], canon[near]), np.maximum(vids[near], canon[near])
+    pos = order[np.clip(np.searchsorted(key[order], lo * n + hi), 0, len(key) - 1)]
+    found = key[pos] == lo * n + hi
+    flag = checks["verified"].to_numpy()[pos]
+    idx = np.flatnonzero(near)
+    verified[idx[found & (flag == 1)]] = "true"
+    inliers[idx[found]] = checks["inliers"].to_numpy()[pos][found]
+    return verified, inliers
 
 
 def write(out: Path, manifest: pd.DataFrame, errors: pd.DataFrame) -> dict[str, str]:

@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-models", action="store_true", help="skip the learned models (sscd, sscd-mobile, sscd+multihash)")
     b.add_argument("--no-peers", action="store_true", help="skip the peers (imagededup, fastdup, immaculate)")
     b.add_argument("--verify-cost", type=int, metavar="N", help="only the verify cost mode: the content check on N edges (every pair within groups of 10 distinct JPEGs made from --src, and N/10 random pairs); results in RESULTS/verify-cost.md")
+    b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `dedup bench` in --work; results in RESULTS/verify-study.md")
     b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
     b.add_argument("--preprocess", action="store_true", help="only the preprocessing mode: SSCD at each input size and resize (square 288/320/224, short-side 288, center-crop 224), quality and speed; results in RESULTS/preprocess.md")
     b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
@@ -170,6 +171,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from dedup.bench.throughput import throughput_bench
 
         throughput_bench(src, Path(args.work), Path(args.results), args.throughput, embed_batch=args.embed_batch)
+        return 0
+    if args.verify_study:
+        from dedup.bench.verify_study import verify_study
+
+        verify_study(Path(args.work), Path(args.results))
         return 0
     if args.verify_cost is not None:
         from dedup.bench.verify_cost import verify_cost_bench

@@ -46,8 +46,9 @@ CHECKED_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("ok", pa.bool
 class VerifyParams:
     """How a pair is checked (all of it goes into the cache key of ``verify.parquet``)."""
 
+    detector: str = "orb"  # orb | akaze | sift (OpenCV); see the README for what each measured
     size: int = 400  # longer side of the grey image the keypoints are found on, px
-    features: int = 1000  # ORB keypoints per image
+    features: int = 1000  # keypoints per image (orb, sift; akaze finds its own number)
     ratio: float = 0.8  # Lowe's ratio test on the two nearest descriptors
     reproj_px: float = 5.0  # RANSAC inlier distance, px at ``size``
     min_inliers: int = 15
@@ -79,16 +80,26 @@ def grey_view(data: bytes, size: int) -> np.ndarray:
     return np.asarray(img, np.uint8)
 
 
+def _detector(params: VerifyParams):
+    import cv2
+
+    if params.detector == "orb":
+        return cv2.ORB_create(nfeatures=params.features)
+    if params.detector == "akaze":
+        return cv2.AKAZE_create()
+    if params.detector == "sift":
+        return cv2.SIFT_create(nfeatures=params.features)
+    raise ValueError(f"unknown detector {params.detector!r}")
+
+
 class Features:
-    """ORB keypoints and descriptors of an image, and of its mirror image."""
+    """Keypoints and descriptors of an image, and of its mirror image."""
 
     def __init__(self, grey: np.ndarray, params: VerifyParams):
-        import cv2
-
-        orb = cv2.ORB_create(nfeatures=params.features)
+        det = _detector(params)
         self.shape = grey.shape
-        self.plain = self._describe(orb, grey)
-        self.mirrored = self._describe(orb, np.ascontiguousarray(grey[:, ::-1])) if params.mirror else None
+        self.plain = self._describe(det, grey)
+        self.mirrored = self._describe(det, np.ascontiguousarray(grey[:, ::-1])) if params.mirror else None
 
     @staticmethod
     def _describe(orb, grey: np.ndarray):
@@ -104,7 +115,7 @@ def _match(a, b, params: VerifyParams) -> tuple[int, float]:
     (pa_, da), (pb, db) = a, b
     if da is None or db is None or len(da) < 2 or len(db) < 2:
         return 0, 0.0
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
+    pairs = cv2.BFMatcher(cv2.NORM_L2 if params.detector == "sift" else cv2.NORM_HAMMING).knnMatch(da, db, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < params.ratio * m[1].distance]
     if len(good) < 4:
         return 0, 0.0

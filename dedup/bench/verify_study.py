@@ -21,7 +21,9 @@ from dedup.stages.verify import VerifyParams
 
 BASE = VerifyParams()
 VARIANTS = {
-    "default (orb, 400 px, 1000 features, 15 inliers, mirror 25, scale 1/4-4)": BASE,
+    "default (orb, 400 px, 1000 features, 15 inliers, mirror 25, scale 1/4-4, containment 0.9)": BASE,
+    "containment 0.8": replace(BASE, min_containment=0.8),
+    "no containment check": replace(BASE, min_containment=0.0),
     "orb 512 px, 1500 features": replace(BASE, size=512, features=1500),
     "akaze": replace(BASE, detector="akaze"),
     "sift (ratio 0.75)": replace(BASE, detector="sift", ratio=0.75),
@@ -34,7 +36,7 @@ VARIANTS = {
 STUDY_RANGE = (0.30, 0.85)
 
 
-def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0.80)) -> dict:
+def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0.80), name: str = "verify-study") -> dict:
     import ray
 
     from dedup.bench.score import sweep
@@ -76,8 +78,8 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
         if started:
             ray.shutdown()
     results.mkdir(parents=True, exist_ok=True)
-    (results / "verify-study.json").write_text(json.dumps(rows, indent=2))
-    lines = ["# Content check: the details, measured", "",
+    (results / f"{name}.json").write_text(json.dumps(rows, indent=2))
+    lines = ["# Content check: the details, measured", "", f"Run: `{work / 'out-sscd'}`.", "",
              f"Candidate pairs: the bench corpus's SSCD edges with similarity in [{STUDY_RANGE[0]}, {STUDY_RANGE[1]}) "
              f"({int(true_pair.sum())} true pairs, {int((~true_pair).sum())} false ones, {len(need)} images); {os.cpu_count()} CPUs. "
              f"End to end: the default band ({band[0]:.2f} to {band[1]:.2f}), the edges in it kept only where they pass.", "",
@@ -87,6 +89,6 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
         lines.append(f"| {r['variant']} | {r['true_passed']}/{r['true_pairs']} | {r['false_passed']}/{r['false_pairs']} | {r['seconds']} ({r['cpu_seconds']}) | "
                      f"{r['pair_f1']:.4f} | {int(r['wrongly_removed'])} | {int(r['missed'])} | {r['bench_f1']:.4f} | {r['hard_f1']:.4f} | {int(r['hard_missed'])} |")
     md = "\n".join(lines) + "\n"
-    (results / "verify-study.md").write_text(md)
+    (results / f"{name}.md").write_text(md)
     print(md)
     return {"rows": rows}

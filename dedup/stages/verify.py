@@ -15,8 +15,10 @@ transform. Here (:func:`check_pair`): OpenCV's ORB, :attr:`VerifyParams.features
 in grey with its longer side scaled to :attr:`VerifyParams.size` px (also on its mirror image), Lowe's
 ratio test, then RANSAC for a similarity transform (rotation, uniform scale, shift). A pair passes with
 at least ``min_inliers`` inliers (``min_inliers_mirrored`` when only the mirrored image matches: symmetric
-objects match their own mirror image, so it needs more evidence) and a transform whose scale lies within
-``max_scale`` either way (a degenerate transform that maps every inlier near one point is not a copy).
+objects match their own mirror image, so it needs more evidence), a transform whose scale lies within
+``max_scale`` either way (a degenerate transform that maps every inlier near one point is not a copy), and
+containment (:func:`containment`): a copy is derived from the other image, so under that transform one of
+the two lies (almost) wholly inside the other; two framings of one scene that share a strip do not.
 The choices and what each measured are in the README ("Verifying ambiguous pairs").
 
 Parallelism: the band's edges are split into connected groups (:func:`plan_tasks`), one Ray task per
@@ -54,6 +56,9 @@ class VerifyParams:
     min_inliers: int = 15
     min_inliers_mirrored: int = 25
     max_scale: float = 4.0  # the transform's scale must lie in [1/max_scale, max_scale]
+    # A copy is derived from the other image, so one of the two lies (almost) wholly inside the other under
+    # the transform that matches them: at least this share of one image's frame must land in the other's.
+    min_containment: float = 0.9
     mirror: bool = True  # also match against the mirror image
     version: int = 1  # bump when the check changes for the same parameters
 
@@ -108,35 +113,54 @@ class Features:
         return pts, des
 
 
-def _match(a, b, params: VerifyParams) -> tuple[int, float]:
-    """(inliers, transform scale) of the best similarity transform from ``a``'s keypoints to ``b``'s."""
+def containment(shape_a: tuple, shape_b: tuple, transform: np.ndarray) -> float:
+    """The larger of: the share of image A's frame that ``transform`` (A -> B) maps inside B's frame, and
+    the share of B's frame covered by it (B inside A). 1.0 when one image lies wholly within the other."""
+    import cv2
+
+    (ha, wa), (hb, wb) = shape_a[:2], shape_b[:2]
+    corners = np.float32([[0, 0], [wa, 0], [wa, ha], [0, ha]])
+    mapped = (corners @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
+    frame_b = np.float32([[0, 0], [wb, 0], [wb, hb], [0, hb]])
+    inter, _ = cv2.intersectConvexConvex(cv2.convexHull(mapped), frame_b)
+    area_a = abs(np.linalg.det(transform[:, :2])) * wa * ha
+    return float(max(inter / area_a if area_a > 0 else 0.0, inter / (wb * hb)))
+
+
+def _match(a, b, params: VerifyParams, shapes: tuple | None = None) -> tuple[int, float, float]:
+    """(inliers, transform scale, containment) of the best similarity transform from ``a``'s keypoints to
+    ``b``'s (``shapes``: the two images' shapes, for :func:`containment`; 1.0 without)."""
     import cv2
 
     (pa_, da), (pb, db) = a, b
     if da is None or db is None or len(da) < 2 or len(db) < 2:
-        return 0, 0.0
+        return 0, 0.0, 0.0
     pairs = cv2.BFMatcher(cv2.NORM_L2 if params.detector == "sift" else cv2.NORM_HAMMING).knnMatch(da, db, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < params.ratio * m[1].distance]
     if len(good) < 4:
-        return 0, 0.0
+        return 0, 0.0, 0.0
     src = pa_[[m.queryIdx for m in good]]
     dst = pb[[m.trainIdx for m in good]]
     transform, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=params.reproj_px,
                                                      maxIters=2000, confidence=0.99)
     if transform is None:
-        return 0, 0.0
-    return int(inliers.sum()), float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+        return 0, 0.0, 0.0
+    scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
+    return int(inliers.sum()), scale, containment(*shapes, transform) if shapes else 1.0
 
 
 def check_pair(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float]:
     """(shares content, inliers, mirrored, scale) for two images' features (see the module docstring)."""
-    scale_ok = lambda s: 1.0 / params.max_scale <= s <= params.max_scale  # noqa: E731
-    n, scale = _match(fa.plain, fb.plain, params)
-    if n >= params.min_inliers and scale_ok(scale):
+    def plausible(scale: float, contained: float) -> bool:
+        return 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
+
+    shapes = (fa.shape, fb.shape)
+    n, scale, contained = _match(fa.plain, fb.plain, params, shapes)
+    if n >= params.min_inliers and plausible(scale, contained):
         return True, n, False, scale
     if fb.mirrored is not None:
-        m, mscale = _match(fa.plain, fb.mirrored, params)
-        if m >= params.min_inliers_mirrored and scale_ok(mscale):
+        m, mscale, mcontained = _match(fa.plain, fb.mirrored, params, shapes)
+        if m >= params.min_inliers_mirrored and plausible(mscale, mcontained):
             return True, m, True, mscale
         if m > n:
             return False, m, True, mscale

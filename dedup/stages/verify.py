@@ -141,6 +141,7 @@ def _match(a, b, params: VerifyParams, shapes: tuple | None = None) -> tuple[int
         return 0, 0.0, 0.0
     src = pa_[[m.queryIdx for m in good]]
     dst = pb[[m.trainIdx for m in good]]
+    cv2.setRNGSeed(0)  # RANSAC's samples: the same answer for a pair whichever worker checks it, after whatever
     transform, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=params.reproj_px,
                                                      maxIters=2000, confidence=0.99)
     if transform is None:

@@ -552,7 +552,7 @@ def vector_stages(cfg: DedupConfig, out: Path, vectors_dir: Path, ok_count: int,
         # process each, importing pymilvus) costs seconds that only pay off on many vectors.
         local = _read_table(vectors_dir, ["vid", column, "error"]) if ok_count < cfg.local_below or exact else None
         if local is not None:
-            local = _drop_errors(local, column).combine_chunks()
+            local = _drop_errors(local, column).combine_chunks().sort_by("vid")  # file order varies from run to run
         # Enough blocks that every writer and search actor gets a share of the ids.
         blocks = max(4 * max(cfg.writers, cfg.search_actors), ok_count // 5000)
         vectors = (

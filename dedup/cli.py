@@ -107,7 +107,10 @@ def config_from_args(args: argparse.Namespace) -> DedupConfig:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from dedup.pipeline import print_summary, run
+    """Exit 0 on success, 2 for a configuration error, 3 for a missing or wrong model file, 4 when a stage
+    failed (the message names it; what finished before is kept, so the same command resumes)."""
+    from dedup import print_summary, run
+    from dedup.runner import StageFailed
     from dedup.weights import WeightsError
 
     try:
@@ -117,9 +120,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run(cfg)
-    except WeightsError as e:
-        print(f"dedup: error: {e}", file=sys.stderr)
-        return 3
+    except StageFailed as e:
+        if isinstance(e.__cause__, WeightsError):
+            print(f"dedup: error: {e.__cause__}", file=sys.stderr)
+            return 3
+        print(f"dedup: error: {e}. The stages that finished before are kept: the same command resumes from there.", file=sys.stderr)
+        return 4
     print_summary(summary)
     return 0
 

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 CANONICAL_KEYS = ("pixels", "bytes", "path")
-# Perceptual hashes (dedup.stages.hashes), and the default --max-bits of each: the largest Hamming distance
+# Perceptual hashes (dedup.ops.hashes), and the default --max-bits of each: the largest Hamming distance
 # with no image wrongly removed on the bench corpus (multihash: 64 of 256 bits, F1 0.947).
 HASH_MODELS = {"multihash": 64, "multihash-mirror": 62, "phash-robust": 28, "phash": 10, "dhash": 7, "whash": 4, "colorhash": 14}
 # Learned models (an embedding actor pool): SSCD (copy detection, the default), its distilled MobileNetV4
@@ -78,7 +78,7 @@ class DedupConfig:
     milvus_token: str | None = None
     milvus_db: str | None = None
     collection: str | None = None  # default: derived from the output folder
-    index: str = "AUTO"  # AUTO (by row count, see dedup.milvus.choose_index) | FLAT | IVF_FLAT | HNSW | AUTOINDEX
+    index: str = "AUTO"  # AUTO (by row count, see dedup.vectordb.milvus.choose_index) | FLAT | IVF_FLAT | HNSW | AUTOINDEX
     replace_collection: bool = False  # drop an existing collection this output folder did not create
     store_method: str = "auto"  # auto (bulk import on a server, else batched inserts) | bulk | insert
     bulk_dir: str | None = None  # Parquet staging the server can read (default OUTPUT/milvus-bulk)
@@ -149,7 +149,7 @@ class DedupConfig:
             )
         if not 1 <= self.resolved_search_limit() <= self.resolved_search_max_limit() <= 16384:
             raise ConfigError("need 1 <= --search-limit <= --search-max-limit <= 16384 (Milvus's top-k cap)")
-        from dedup.milvus import INDEX_TYPES
+        from dedup.vectordb.milvus import INDEX_TYPES
 
         if self.index not in INDEX_TYPES:
             raise ConfigError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
@@ -247,7 +247,7 @@ class DedupConfig:
 
     def hash_threshold(self) -> float:
         """The cosine at which the hash vectors are searched: ``max_bits`` as a cosine."""
-        from dedup.stages.hashes import HASHES, search_cosine
+        from dedup.ops.hashes import HASHES, search_cosine
 
         return search_cosine(int(self.max_bits), HASHES[self.hash_name].bits)
 
@@ -294,7 +294,7 @@ class DedupConfig:
             if self.threshold is None:
                 self.threshold = DEFAULT_THRESHOLDS[self.learned_model or self.model]
             return
-        from dedup.stages.hashes import HASHES, search_cosine
+        from dedup.ops.hashes import HASHES, search_cosine
 
         name = self.hash_name
         bits = HASHES[name].bits

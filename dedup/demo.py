@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from dedup.config import DedupConfig
-from dedup.pipeline import print_summary, run
+from dedup import print_summary, run
 from dedup.synth import base_image, encode, make_corpus, write
 from dedup.weights import WeightsError
 

@@ -53,7 +53,7 @@ from PIL import Image
 
 from dedup import __version__
 from dedup.sources import read_unit, split_item
-from dedup.stages.decode import load_rgb
+from dedup.ops.decode import load_rgb
 
 REPORT_NAME = "report.html"
 MAX_ERROR_REASONS = 50
@@ -358,7 +358,7 @@ def _section_counts(summary: dict, man: pd.DataFrame, errors: pd.DataFrame) -> s
     v = (summary.get("stages") or {}).get("verify") or {}
     band = v.get("band") or [None, None]
     check = None
-    if v:
+    if v.get("band"):
         check = (f"pairs {band[0]:.2f} to {band[1]:.2f}" if band[1] is not None else f"every pair from {band[0]:.2f}") + \
             f": {v.get('edges_checked', 0):,} checked, {v.get('rejected', 0):,} rejected"
     for label, value in (("threshold", params.get("threshold")), ("content check", check),

@@ -15,7 +15,7 @@ import pytest
 
 from dedup.apply import LOG_NAME, ApplyError, add_parser, execute, make_plan, sample_key
 from dedup.config import DedupConfig
-from dedup.pipeline import run
+from dedup import run
 from dedup.synth import base_image, encode, make_corpus, write
 
 

@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from dedup.config import DedupConfig
-from dedup.pipeline import run
+from dedup import run
 from dedup.report import add_parser, histogram_svg, main, write_report
 from dedup.synth import base_image, encode, make_corpus, write
 
@@ -145,7 +145,7 @@ def test_report_of_a_real_run_shows_clusters_canonicals_and_similarities(finishe
     assert "threshold 0.900" in text
     for reason in ("empty file", "not a recognised image format", "could not decode"):
         assert reason in text
-    for stage in ("hash", "decode_embed", "search", "graph", "manifest"):
+    for stage in ("discover", "decode_embed", "search", "graph", "manifest"):
         assert f"<td>{stage}</td>" in text
     # Self-contained and escaped: no scripts, nothing fetched from elsewhere, no raw path markup.
     assert page.scripts == 0 and page.external == []

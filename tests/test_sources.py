@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dedup.sources import discover, read_unit
-from dedup.stages.hashing import hash_units
+from dedup.ops.hashing import hash_units
 from dedup.synth import base_image, encode, write
 
 

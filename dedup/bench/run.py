@@ -35,7 +35,7 @@ PREPROCESS_VARIANTS = [("square", 288), ("square", 320), ("square", 224), ("shor
 def first_run(cfg: DedupConfig) -> dict:
     """Run the job as a user's first run: never a resumed one, nor one that first drops the collection a
     previous bench run left in the output folder's Milvus Lite (0.4-0.6 s for 2,014 2048-d vectors)."""
-    from dedup.pipeline import run
+    from dedup import run
 
     cfg.fresh = True
     shutil.rmtree(cfg.output, ignore_errors=True)
@@ -56,7 +56,7 @@ def _ours(name: str, cfg: DedupConfig, truth: pd.DataFrame, thresholds) -> tuple
 def _hash_rows(images: Path, work: Path, truth: pd.DataFrame, report: dict, model: str = "multihash") -> list[dict]:
     """The weight-free hash mode: searched once at a wide Hamming distance, swept in bits from the edges."""
     from dedup.config import HASH_MODELS
-    from dedup.stages.hashes import HASHES, search_cosine
+    from dedup.ops.hashes import HASHES, search_cosine
 
     bits = HASHES[model].bits
     default = HASH_MODELS[model]

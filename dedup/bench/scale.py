@@ -2,8 +2,8 @@
 
 Planted near-duplicate groups among random unit vectors, at 10k, 100k and 1M vectors: time per stage,
 peak memory (the driver, and the driver plus every process it started: Ray workers, the Milvus Lite
-server), and recall of the planted pairs. Runs the job's own code (:func:`dedup.pipeline.vector_stages`,
-:func:`dedup.stages.graph.assign_clusters`) on a ``vectors/`` folder written here instead of by the model.
+server), and recall of the planted pairs. Runs the job's own code (the store and search stages, run by the runner,
+:func:`dedup.ops.graph.assign_clusters`) on a ``vectors/`` folder written here instead of by the model.
 
 Vectors: ``dim``-d (default 256: the dimension a PCA of ResNet-50's 2048-d features would keep, see
 :func:`pca_recall`), random unit vectors (cosine between two of them ~ N(0, 1/dim): far below any
@@ -12,6 +12,8 @@ threshold), and ``group_fraction`` of them are the first member of a group of 2 
 one whose exact cosine is at least the threshold; recall is the share of those found as edges.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import os
 import shutil
@@ -119,9 +121,16 @@ class PeakMemory:
 def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index: str = "FLAT",
               query_every: int = 1, milvus_uri: str | None = None) -> dict:
     """Store + search + graph on ``n`` planted vectors; returns times, memory, recall."""
+    import pandas as pd
+
     from dedup.config import DedupConfig
-    from dedup.pipeline import RunState, Timer, vector_stages
-    from dedup.stages import graph
+    from dedup.job import signals
+    from dedup.layout import OutputLayout
+    from dedup.ops import graph
+    from dedup.runner import Runner, RunState
+    from dedup.services import Services
+    from dedup.stages import SearchStage, StoreStage, Vectors
+    from dedup.stages.base import StageContext
 
     out = (work / f"scale-{n}-{index.lower()}{'-server' if milvus_uri else ''}").resolve()
     shutil.rmtree(out, ignore_errors=True)
@@ -134,34 +143,48 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     del vecs
     cfg = DedupConfig(inputs=["synthetic"], output=str(out), model="thumb", threshold=threshold, index=index,
                       milvus_uri=milvus_uri, drop_collection=bool(milvus_uri)).validate()
-    timer = Timer()
-    with PeakMemory() as mem:
-        edges, stats = vector_stages(cfg, out, out / "vectors", n, f"synthetic-{n}-{dim}", RunState(out, fresh=True),
-                                     timer, {}, dim=dim, query_every=query_every)
-        with timer.stage("graph", "vectors") as rec:
+    layout = OutputLayout.of(out)
+    sig = dataclasses.replace(signals(cfg)[0], dim=dim)
+    services = Services(cfg, layout)
+    ctx = StageContext(cfg, layout, {}, services)
+    vectors = Vectors(layout.vectors, pd.DataFrame({"vid": np.arange(n), "error": [None] * n}), n)
+    runner = Runner([StoreStage(sig), SearchStage(sig, query_every=query_every)], ctx, RunState(layout.state, fresh=True),
+                    given={"decode_embed": (vectors, f"synthetic-{n}-{dim}")})
+    try:
+        with PeakMemory() as mem:
+            stages = runner.run()
+            edges = ctx.value("search")
+            t0 = time.perf_counter()
             a, b, s = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
             clusters = graph.assign_clusters(n, a, b, s, np.arange(n))
-            rec["vectors"] = n
-            rec["edges"] = int(len(a))
-            rec["clusters_with_copies"] = int(np.sum(np.bincount(clusters.canonical, minlength=n) > 1))
+            stages["graph"] = {"seconds": round(time.perf_counter() - t0, 3), "vectors": n, "edges": int(len(a)),
+                               "clusters_with_copies": int(np.sum(np.bincount(clusters.canonical, minlength=n) > 1))}
+        if cfg.drop_collection:
+            from dedup.stages.store import collection_name
+            from dedup.vectordb.milvus import drop_collection
+
+            drop_collection(services.milvus(), collection_name(cfg, sig), owner=cfg.output_path)
+    finally:
+        services.close()
+    stats = stages["search"]
     found = set(zip(a.tolist(), b.tolist())) if len(a) < 20_000_000 else set()
     recall = len(truth & found) / len(truth) if truth else 1.0
     return {
-        "n": n, "dim": dim, "index": (timer.stages.get("store", {}).get("index") or {}).get("type", index), "milvus": "server" if milvus_uri else "lite", "threshold": threshold,
+        "n": n, "dim": dim, "index": (stages.get("store", {}).get("index") or {}).get("type", index), "milvus": "server" if milvus_uri else "lite", "threshold": threshold,
         "query_every": query_every, "queries": stats.get("queries"),
         "planted_pairs": len(truth), "recall": round(recall, 4), "edges": int(len(a)),
-        "seconds": {k: v["seconds"] for k, v in timer.stages.items()},
-        "per_second": {k: next((x for key, x in v.items() if key.endswith("_per_second")), None) for k, v in timer.stages.items()},
+        "seconds": {k: v["seconds"] for k, v in stages.items()},
+        "per_second": {k: next((x for key, x in v.items() if key.endswith("_per_second")), None) for k, v in stages.items()},
         "generate_seconds": round(gen_s, 1),
         "peak_driver_mb": round(mem.driver / 2**20), "peak_all_processes_mb": round(mem.total / 2**20),
         "search": {k: stats.get(k) for k in ("saturated_brute_forced", "requeried_at_max_limit", "edges_found", "mode")},
-        "store": {k: v for k, v in timer.stages.get("store", {}).items() if k in ("method", "index", "bulk_fallback_reason")},
+        "store": {k: v for k, v in stages.get("store", {}).items() if k in ("method", "index", "bulk_fallback_reason")},
     }
 
 
 def graph_only(n_vectors: int, n_edges: int, seed: int = 0) -> dict:
     """The graph stage alone on random edges (bounded-memory check for very large edge lists)."""
-    from dedup.stages import graph
+    from dedup.ops import graph
 
     rng = np.random.default_rng(seed)
     a = rng.integers(0, n_vectors, n_edges, dtype=np.int64)
@@ -220,7 +243,7 @@ def scale_bench(sizes, work: Path, results: Path | None = None, graph_edges=(10_
                 uri = None
                 if kind == "server":
                     try:
-                        from dedup.milvus_embedded import EmbeddedMilvus
+                        from dedup.vectordb.embedded import EmbeddedMilvus
 
                         base = (work / "milvus-server").resolve()  # the server resolves its config paths itself
                         shutil.rmtree(base, ignore_errors=True)

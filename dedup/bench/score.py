@@ -82,11 +82,11 @@ def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "b
     """
     from pathlib import Path
 
-    from dedup.pipeline import cluster_vids, load_stored, representative_paths
-    from dedup.stages import manifest as manifest_stage
+    from dedup import build_manifest, cluster_vids, load_stored, representative_paths
 
     out_dir = Path(out_dir)
-    files_df, meta, n, edges = load_stored(out_dir)
+    stored = load_stored(out_dir)
+    files_df, meta, n, edges = stored.files, stored.meta, stored.n, stored.edges
     a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
     reps = representative_paths(files_df)
     cases = [({"threshold": float(th)}, s >= th) for th in thresholds]
@@ -95,7 +95,7 @@ def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "b
     rows = []
     for label, keep in cases:
         clusters = cluster_vids(files_df, meta, n, a[keep], b[keep], s[keep], list(canonical_keys))
-        man, _ = manifest_stage.build(files_df, meta, clusters, reps)
+        man, _ = build_manifest(files_df, meta, clusters, reps)
         rows.append({**label, **score_parts(man, truth)})
     return pd.DataFrame(rows)
 
@@ -108,24 +108,25 @@ def check_all(out_dir, lo: float, hi: float) -> np.ndarray:
 
     import pyarrow.parquet as pq
 
-    from dedup.pipeline import _read_checks, load_stored, plan
+    from dedup import OutputLayout, load_stored
     from dedup.stages import verify
 
     out_dir = Path(out_dir)
-    files_df, _, _, edges = load_stored(out_dir)
+    layout = OutputLayout.of(out_dir)
+    stored = load_stored(out_dir)
+    files_df, edges = stored.files, stored.edges
     a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
     vp = verify.VerifyParams()
-    cached = _read_checks(out_dir / "verify.parquet", vp.key())
+    cached = verify.read_checks(layout.verify_cache, vp.key())
     n = int(max(a.max(initial=0), b.max(initial=0))) + 1
     key = a * n + b
     band = (s >= lo) & (s < hi)
     known = dict(zip(cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64), cached["ok"].to_numpy(bool)))
     todo = band & ~np.isin(key, np.fromiter(known, np.int64, len(known)))
     if todo.any():
-        need = np.unique(np.concatenate([a[todo], b[todo]]))
-        reps = plan.representatives(files_df).set_index("vid").loc[need]
-        where = dict(zip(need.tolist(), zip(reps["kind"].astype(str), reps["unit"].astype(str), reps["path"].astype(str))))
-        new, _ = verify.run_checks(a[todo], b[todo], where, vp)
+        from dedup.ops.plan import representatives
+
+        new, _ = verify.run_checks(a[todo], b[todo], verify.where(representatives(files_df), a[todo], b[todo]), vp)
         known.update(zip(new["a"].to_numpy() * n + new["b"].to_numpy(), new["ok"].to_numpy()))
-        pq.write_table(new, out_dir / "verify-sweep.parquet")
+        pq.write_table(new, layout.verify_sweep)
     return np.array([band[i] and known.get(int(k), False) for i, k in enumerate(key)], bool)

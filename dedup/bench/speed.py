@@ -12,12 +12,12 @@ def bare_model(model: str = "resnet50", device: str = "cpu", threads: int | None
     """The model the job's actors run, alone: ResNet-50 with random weights (its speed does not depend on
     them) on ``backend``; SSCD from the file the job would resolve (``weights``, default auto)."""
     if model == "resnet50":
-        from dedup.stages.embed import ResNet50Features
+        from dedup.ops.models import ResNet50Features
         from dedup.weights import load_state_dict
 
         sd, _ = load_state_dict("random")
         return ResNet50Features(sd, device, threads=threads if device == "cpu" else None, backend=backend)
-    from dedup.stages.embed import sscd_features
+    from dedup.ops.models import sscd_features
     from dedup.weights import resolve_sscd
 
     found = resolve_sscd(model, weights or "auto", gpu=device != "cpu")

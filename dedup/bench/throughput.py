@@ -2,7 +2,7 @@
 
 On a machine with a GPU the job runs as it would for a user there (decode tasks on the CPUs feeding one
 embedding actor per GPU, bf16 weights, CUDA graphs); without one, the CPU path (decode + embed actors, ONNX Runtime). The
-bare model is the same :class:`dedup.stages.embed.ResNet50Features` on preprocessed batches of the job's batch
+bare model is the same :class:`dedup.ops.models.ResNet50Features` on preprocessed batches of the job's batch
 size, timed just before and just after the job (the mean is the baseline). Random weights (a speed run:
 the clusters mean nothing), exact search at a high threshold (random weights make most pairs look alike).
 

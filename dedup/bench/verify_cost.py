@@ -4,7 +4,7 @@ The images are distinct JPEGs made from the photo folder (:func:`dedup.bench.thr
 320-640 px on the long side, like the ImageNet photos). The edges are what a verify band holds: small dense
 groups (every pair within groups of ``group`` images, as copies and near misses come), N edges in all; and,
 for comparison, N/10 random edges among the same images (one giant component, the worst case for "decode
-each image once": an image's pairs land in different tasks). Each is checked with :func:`dedup.stages.verify.run_checks` on Ray, as the job does.
+each image once": an image's pairs land in different tasks). Each is checked with :func:`dedup.ops.verify.run_checks` on Ray, as the job does.
 Writes ``RESULTS/verify-cost.md`` and ``.json``.
 """
 from __future__ import annotations

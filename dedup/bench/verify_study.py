@@ -2,7 +2,7 @@
 
 Takes the bench's SSCD run (``WORK/out-sscd``, made by ``dedup bench``) and its labelled corpus, the stored
 edges with similarity in [0.30, 0.85) as candidate pairs, and checks them with each variant of
-:data:`VARIANTS` (the stage's own code, :func:`dedup.stages.verify.run_checks`). For each: the pairs that
+:data:`VARIANTS` (the stage's own code, :func:`dedup.ops.verify.run_checks`). For each: the pairs that
 pass among the true pairs (same group) and among the false ones, the time, and the run end to end with the
 default band (the edges in the band kept only where they pass). Writes ``RESULTS/verify-study.md``.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dedup.stages.verify import VerifyParams
+from dedup.ops.verify import VerifyParams
 
 BASE = VerifyParams()
 VARIANTS = {
@@ -40,12 +40,14 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
     import ray
 
     from dedup.bench.score import sweep
-    from dedup.pipeline import load_stored, plan
+    from dedup import load_stored
+    from dedup.ops import plan
     from dedup.stages import verify
 
     out = work / "out-sscd"
     truth = pd.read_csv(work / "corpus" / "truth.csv")
-    files_df, _, _, edges = load_stored(out)
+    stored = load_stored(out)
+    files_df, edges = stored.files, stored.edges
     a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
     cand = (s >= STUDY_RANGE[0]) & (s < STUDY_RANGE[1])
     reps = plan.representatives(files_df).set_index("vid")
@@ -53,7 +55,7 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
     vid_group = dict(zip(reps.index.to_numpy(), group))
     true_pair = np.array([vid_group[x] == vid_group[y] for x, y in zip(a[cand], b[cand])])
     need = np.unique(np.concatenate([a[cand], b[cand]]))
-    where = dict(zip(need.tolist(), zip(reps.loc[need, "kind"].astype(str), reps.loc[need, "unit"].astype(str), reps.loc[need, "path"].astype(str))))
+    where = verify.where(reps.reset_index(), a[cand], b[cand])
     started = not ray.is_initialized()
     if started:
         ray.init(include_dashboard=False, logging_level="ERROR")

@@ -1,11 +1,28 @@
-"""The job's stages, one module each, in pipeline order.
+"""The job's stages, one module each; a stage's name is its module's name, its key in ``state.json`` and in
+``summary.json``. In order (:mod:`dedup.job` wires them, :mod:`dedup.runner` runs them):
 
-hashing   units -> files table (path, sha, bytes, error): exact copies, before any decoding
-plan      files table -> one representative per distinct sha, with a vector id (vid)
-decode    representative units -> 224x224 RGB pixels (CPU tasks)
-embed     pixels -> L2-normalised feature vectors (actor pool, GPU where there is one)
-store     vectors -> Milvus (parallel batched writers)
-search    vectors -> similarity edges (parallel search actors, range search)
-graph     edges -> connected components -> clusters with one canonical each (chaining guard)
-manifest  clusters + files + errors -> manifest, errors, keep/remove lists
+weights       the model's file or weights, found and checked before any image is read
+discover      inputs -> files.parquet: every file hashed, one vid per distinct content
+decode_embed  representatives -> vectors/: decoded, embedded (actors; GPU where there is one)
+store         vectors -> the Milvus collection (in the background with exact search)
+search        vectors -> edges.parquet, nearest.parquet (exact in memory, or Milvus's range search)
+union         a model with a hash: the two signals' edges, one set
+verify        edges in the band kept only where the images share content -> edges_checked.parquet
+graph         edges -> clusters with one canonical each (chaining guard)
+manifest      clusters + files + errors -> manifest, errors, keep/remove lists
+
+The kernels they run (hashes, decoders, models, graph algorithms, the content check) are in
+:mod:`dedup.ops`; Milvus is :mod:`dedup.vectordb`.
 """
+from dedup.stages.decode_embed import DecodeEmbedStage, Vectors
+from dedup.stages.discover import DiscoverStage, Files
+from dedup.stages.graph import GraphStage
+from dedup.stages.manifest import ManifestStage
+from dedup.stages.search import SearchStage
+from dedup.stages.store import StoreStage
+from dedup.stages.union import UnionStage
+from dedup.stages.verify import VerifyStage
+from dedup.stages.weights import WeightsStage
+
+__all__ = ["WeightsStage", "DiscoverStage", "DecodeEmbedStage", "StoreStage", "SearchStage", "UnionStage", "VerifyStage",
+           "GraphStage", "ManifestStage", "Files", "Vectors"]

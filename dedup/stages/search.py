@@ -1,201 +1,199 @@
-"""Stage `search`: vectors -> similarity edges, from a pool of parallel search actors.
+"""Stage `search` (``search_hash`` for the hash beside a learned model): vectors -> similarity edges.
 
-In:  vectors (``vid``, ``embedding``); each actor takes a slice of the ids as queries.
-Out: edges (``a``, ``b``, ``sim``) with ``a < b`` and ``sim >= threshold`` (cosine), for every pair found;
-     a pair may appear twice (once from each side); the graph stage keeps one. And each query's nearest
-     neighbour similarity where it is at least ``floor`` (below the threshold too: the report's histogram
-     of it shows where copies end and distinct images begin), as marker rows ``(vid, NEAREST, sim)``.
+In:  the vectors from `decode_embed` (the signal's column); with a Milvus engine, the collection and index
+     from `store`.
+Out: ``edges.parquet`` (``a`` < ``b``, ``sim`` >= the signal's threshold, each pair once) and
+     ``nearest.parquet`` (each vid's nearest-neighbour similarity, down to the floor); the value is the
+     edges table.
 
-Range search asks Milvus for every hit with similarity at least the threshold (on Milvus Lite: a top-k
-filtered by the actor, see :class:`Searcher`), but Milvus returns at most
-``limit`` hits per query (16384 at most on a server). A query whose hits fill its limit may have been cut,
-so it is asked again with the largest limit; if that fills up too, the query is marked *saturated* and the
-job computes its neighbours exactly, by brute force over the stored vectors (:func:`brute_force_edges`).
-No cluster is ever cut silently; the summary counts the re-asked and saturated queries.
+The search engine is a strategy, chosen by size (``--search-engine auto``, ``--exact-below``,
+``--local-below``):
 
-Small runs (``--search-engine auto`` below ``--exact-below`` vectors, or ``exact``) skip the index: the
-driver computes every pair's cosine from the vectors in memory (:func:`exact_edges`), which is what a FLAT
-index returns, with no top-k and 100x faster than Milvus Lite's search at 2048-d.
+* :class:`ExactSearch`: every pair's cosine from the vectors in memory (numpy, blocks of the upper
+  triangle): what Milvus's FLAT index computes, without a top-k; 0.08 s for 2014 x 2014 pairs of 2048-d
+  vectors where Milvus Lite's search took 8 s. The store then runs in the background.
+* :class:`MilvusSearch` from the driver (one client) below ``--local-below`` vectors, or from
+  ``--search-actors`` search actors: range searches of the stored collection; queries that saturate are
+  answered by brute force over the stored vectors.
+
+Re-thresholding upwards needs no search: a re-run whose threshold (and floor) are at or above the stored
+ones filters the stored edges (``filtered_from_threshold`` in the summary).
 """
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
-from dedup.milvus import BINARY_METRIC, METRIC, VECTOR_FIELD, MilvusTarget
-from dedup.stages.embed import embeddings_to_numpy
-from dedup.stages.hashes import bits_to_cosine, cosine_to_bits, to_packed
-
-MAX_TOPK = 16384
-EDGE_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("sim", pa.float32())])
-NEAREST_SCHEMA = pa.schema([("vid", pa.int64()), ("sim", pa.float32())])
-# Marker rows among a searcher's edges (b < 0): a saturated query, one re-asked at the largest limit, and a
-# query's nearest-neighbour similarity.
-SATURATED, REASKED, NEAREST = -1, -2, -3
+from dedup.ops import search as kernels
+from dedup.stages.base import Signal, Stage, StageContext, StageResult
+from dedup.stages.store import exact_search
 
 
-def _hits(hits) -> tuple[list[int], list[float]]:
-    ids = getattr(hits, "ids", None)
-    dists = getattr(hits, "distances", None)
-    if ids is not None and dists is not None:
-        return list(ids), list(dists)
-    return [h["id"] for h in hits], [h["distance"] for h in hits]
+class SearchStage(Stage):
+    items = "queries"
+
+    def __init__(self, signal: Signal, query_every: int = 1):
+        """``query_every`` > 1: only every k-th vid queries (the scale bench times search on a sample)."""
+        self.signal, self.query_every = signal, int(query_every)
+        self.name = signal.search
+        self.after = ("decode_embed", signal.store)
+
+    def depends(self, ctx: StageContext) -> tuple[str, ...]:
+        return ("decode_embed",) if exact_search(ctx) else self.after  # exact search needs no collection
+
+    def fingerprint(self, ctx: StageContext):
+        cfg = ctx.cfg
+        engine = {"engine": "exact"} if exact_search(ctx) else {"limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit()}
+        return [engine, self.signal.column, self.signal.binary, self.query_every]
+
+    def artifacts(self, ctx: StageContext):
+        return (ctx.layout.edges(self.signal.key), ctx.layout.nearest(self.signal.key))
+
+    def load(self, ctx: StageContext, stored: dict) -> StageResult | None:
+        sig = self.signal
+        if stored.get("threshold", 2.0) > sig.threshold + 1e-12 or stored.get("floor", 2.0) > sig.floor + 1e-12:
+            return None  # a lower threshold (or floor) than was searched: search again
+        t = pq.read_table(ctx.layout.edges(sig.key))
+        t = t.filter(pc.greater_equal(t["sim"], pa.scalar(sig.threshold, pa.float32())))
+        return StageResult(t, {"filtered_from_threshold": stored["threshold"], "edges": t.num_rows})
+
+    def run(self, ctx: StageContext) -> StageResult:
+        vectors, sig, layout = ctx.value("decode_embed"), self.signal, ctx.layout
+        state = {"threshold": sig.threshold, "floor": sig.floor}
+        if vectors.ok_count == 0:
+            edges, nearest, metrics = kernels.EDGE_SCHEMA.empty_table(), kernels.NEAREST_SCHEMA.empty_table(), {"queries": 0}
+        else:
+            engine = ExactSearch() if exact_search(ctx) else MilvusSearch(local=vectors.ok_count < ctx.cfg.local_below)
+            edges, nearest, metrics = engine.search(ctx, sig, self.query_every)
+        pq.write_table(edges, layout.edges(sig.key))
+        pq.write_table(nearest, layout.nearest(sig.key))
+        metrics["unique_edges"] = int(edges.num_rows)
+        return StageResult(edges, metrics, state)
 
 
-class Searcher:
-    """Ray Data callable class: one Milvus client per actor."""
-
-    def __init__(self, target: MilvusTarget, collection: str, threshold: float, limit: int, batch: int,
-                 index: str = "FLAT", max_limit: int = MAX_TOPK, range_search: bool = True,
-                 index_params: dict | None = None, binary: bool = False, floor: float | None = None):
-        self.client = target.client()
-        self.collection = collection
-        self.threshold = float(threshold)
-        # Hits down to the floor are asked for (a range search's radius) so that each query's nearest
-        # neighbour is known below the threshold too; only hits at or above the threshold become edges.
-        self.floor = self.threshold if floor is None else min(float(floor), self.threshold)
-        self.limit = int(limit)
-        self.batch = max(1, int(batch))
-        self.max_limit = max(self.limit, int(max_limit))
-        self.index = index
-        # binary: the collection holds hash bits (BINARY_VECTOR, HAMMING). Queries go in packed, Milvus answers
-        # Hamming distances h, and each is turned into the cosine of the +1/-1 vectors, 1 - 2h/bits, so the
-        # threshold, the edges and everything after are the same as with float hash vectors.
-        self.binary = binary
-        # Range search on a server returns only hits >= threshold. Milvus Lite implements it as a top-k of
-        # 5x the limit filtered afterwards, so there a plain top-k filtered here is the same and cheaper.
-        self.range_params = {"radius": self.floor - 1e-6, "range_filter": 1.0 + 1e-3} if range_search else {}
-        if index_params is None:  # the index's search parameters (see dedup.milvus.choose_index)
-            index_params = {"ef": 64} if index == "HNSW" else {"nprobe": 64} if "IVF" in index else {}
-        self.index_params = dict(index_params)
-
-    def _params(self, limit: int, bits: int = 0) -> dict:
-        params = {**self.index_params, **self.range_params}
-        if self.index == "HNSW":  # HNSW needs ef >= top-k, also for a query re-asked at the largest limit
-            params["ef"] = max(int(params.get("ef", 64)), int(limit))
-        if self.binary:
-            if self.range_params:  # HAMMING: range_filter <= h < radius; cosine >= floor is h <= (1 - floor) * bits / 2.
-                # A whole-number radius: Milvus 2.3 lost the pairs at exactly --max-bits with radius max_bits + 0.5.
-                params.update(radius=int(np.floor(cosine_to_bits(self.floor, bits) + 1e-9)) + 1, range_filter=0)
-            return {"metric_type": BINARY_METRIC, "params": params}
-        return {"metric_type": METRIC, "params": params}
-
-    def _search(self, vectors: np.ndarray, limit: int):
-        bits = vectors.shape[1]
-        results = self.client.search(
-            self.collection,
-            data=to_packed(vectors) if self.binary else [v for v in vectors],
-            anns_field=VECTOR_FIELD,
-            limit=limit,
-            search_params=self._params(limit, bits),
-            output_fields=[],
-        )
-        if not self.binary:
-            return results
-        return [[{"id": i, "distance": bits_to_cosine(h, bits)} for i, h in zip(*_hits(hits))] for hits in results]
-
-    def __call__(self, batch: pa.Table) -> dict:
-        vids = batch.column("vid").to_numpy()
-        vectors = embeddings_to_numpy(batch.column("embedding"))
-        a, b, s = [], [], []
-        retried, saturated, nearest = [], [], []
-        for start in range(0, len(vids), self.batch):
-            q_vids = vids[start : start + self.batch]
-            results = self._search(vectors[start : start + self.batch], self.limit)
-            for i, hits in enumerate(results):
-                ids, dists = _hits(hits)
-                in_range = self._in_range(dists)
-                if in_range >= self.limit and self.limit < self.max_limit:
-                    retried.append(i + start)
-                    continue
-                if in_range >= self.max_limit:
-                    saturated.append(int(q_vids[i]))
-                self._add(int(q_vids[i]), ids, dists, a, b, s, nearest)
-        for i in retried:  # one at a time: a big limit times many queries would break request limits
-            hits = self._search(vectors[i : i + 1], self.max_limit)[0]
-            ids, dists = _hits(hits)
-            if self._in_range(dists) >= self.max_limit:
-                saturated.append(int(vids[i]))
-            self._add(int(vids[i]), ids, dists, a, b, s, nearest)
-        # Marker rows, not edges: SATURATED for a query the job brute-forces, REASKED for one that was asked
-        # again with the largest limit (counted in the summary), NEAREST with a query's nearest similarity.
-        markers = saturated + [int(vids[i]) for i in retried]
-        a += markers + [q for q, _ in nearest]
-        b += [SATURATED] * len(saturated) + [REASKED] * len(retried) + [NEAREST] * len(nearest)
-        s += [np.nan] * len(markers) + [d for _, d in nearest]
-        return {"a": np.asarray(a, np.int64), "b": np.asarray(b, np.int64), "sim": np.asarray(s, np.float32)}
-
-    def _in_range(self, dists) -> int:
-        """Hits at or above the threshold: when they fill the limit, more may have been cut off."""
-        return sum(1 for d in dists if d >= self.threshold)
-
-    def _add(self, q: int, ids, dists, a, b, s, nearest: list) -> None:
-        best = -np.inf
-        for hid, d in zip(ids, dists):
-            hid = int(hid)
-            if hid == q:
-                continue
-            best = max(best, float(d))
-            if d < self.threshold:
-                continue
-            a.append(min(q, hid))
-            b.append(max(q, hid))
-            s.append(min(float(d), 1.0))
-        if best >= self.floor:
-            nearest.append((q, min(best, 1.0)))
+def _queries(n: int, every: int) -> int:
+    return int(n if every == 1 else (n + every - 1) // every)
 
 
-def brute_force_edges(batch: pa.Table, queries_ref, threshold: float) -> dict:
-    """Exact neighbours of the saturated queries against one batch of stored vectors.
+class ExactSearch:
+    """Every pair, from the vectors in memory (see the module docstring)."""
 
-    ``queries_ref``: object-store reference to (query vids, query vectors), shared by every task.
-    """
-    import ray
+    def search(self, ctx: StageContext, sig: Signal, every: int):
+        from dedup.ops.graph import dedupe_edges
+        from dedup.ops.models import embeddings_to_numpy
 
-    query_vids, queries = ray.get(queries_ref) if isinstance(queries_ref, ray.ObjectRef) else queries_ref
-    vids = batch.column("vid").to_numpy()
-    vectors = embeddings_to_numpy(batch.column("embedding"))
-    a, b, s = [], [], []
-    for start in range(0, len(query_vids), 1024):  # bounded memory: (batch x 1024) similarities at a time
-        qv = query_vids[start : start + 1024]
-        sims = vectors @ queries[start : start + 1024].T
-        rows, cols = np.nonzero(sims >= threshold)
-        qa, vb = qv[cols], vids[rows]
-        keep = qa != vb
-        a.append(np.minimum(qa, vb)[keep])
-        b.append(np.maximum(qa, vb)[keep])
-        s.append(np.minimum(sims[rows, cols][keep], 1.0))
-    return {
-        "a": np.concatenate(a).astype(np.int64),
-        "b": np.concatenate(b).astype(np.int64),
-        "sim": np.concatenate(s).astype(np.float32),
-    }
+        local = ctx.value("decode_embed").table(sig.column)
+        vids, vecs = local["vid"].to_numpy(), embeddings_to_numpy(local["embedding"])
+        nearest = kernels.NEAREST_SCHEMA.empty_table()
+        if every == 1:
+            e = kernels.exact_edges(vids, vecs, sig.threshold)
+            ua, ub, us = e["a"], e["b"], e["sim"]
+            near = e["nearest"] >= sig.floor
+            nearest = pa.table({"vid": vids[near], "sim": np.minimum(e["nearest"][near], 1.0)}, schema=kernels.NEAREST_SCHEMA)
+        else:  # a sample of queries (the scale benchmark) against every vector
+            q = vids % every == 0
+            e = kernels.brute_force_edges(local, (vids[q], vecs[q]), sig.threshold)
+            ua, ub, us = dedupe_edges(e["a"], e["b"], e["sim"], int(vids.max()) + 1)
+        edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=kernels.EDGE_SCHEMA)
+        return edges, nearest, {"mode": "exact (driver, every pair)", "queries": _queries(len(vids), every)}
 
 
-def exact_edges(vids: np.ndarray, vectors: np.ndarray, threshold: float, block: int = 1024) -> dict:
-    """Every pair with cosine >= ``threshold``, each once (``a < b``), computed exactly from the vectors,
-    and ``nearest``: each row's highest similarity to another row (-inf for a lone vector).
+class MilvusSearch:
+    """Range searches of the stored collection, from the driver (``local``) or from search actors; the
+    saturated queries answered by brute force (see :mod:`dedup.vectordb.searcher`)."""
 
-    What a FLAT index returns, without a top-k: block ``i`` of rows against rows ``i..n`` (the upper
-    triangle), so memory is bounded by ``block x n`` similarities. Used below ``--exact-below`` vectors.
-    """
-    vids = np.asarray(vids, np.int64)
-    vectors = np.ascontiguousarray(vectors, np.float32)
-    a, b, s = [], [], []
-    nearest = np.full(len(vids), -np.inf, np.float32)
-    for start in range(0, len(vids), block):
-        stop = min(start + block, len(vids))
-        sims = vectors[start:stop] @ vectors[start:].T
-        np.fill_diagonal(sims[:, : stop - start], -np.inf)  # a row is not its own neighbour
-        np.maximum(nearest[start:stop], sims.max(axis=1), out=nearest[start:stop])  # this block's rows
-        np.maximum(nearest[start:], sims.max(axis=0), out=nearest[start:])  # and the rows after them
-        rows, cols = np.nonzero(sims >= threshold)
-        keep = cols > rows  # the upper triangle: j > i, so each pair once and never a row with itself
-        rows, cols = rows[keep], cols[keep]
-        qa, vb = vids[start + rows], vids[start + cols]
-        a.append(np.minimum(qa, vb))
-        b.append(np.maximum(qa, vb))
-        s.append(np.minimum(sims[rows, cols], 1.0))
-    if not a:
-        return {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64), "sim": np.zeros(0, np.float32), "nearest": nearest}
-    return {"a": np.concatenate(a), "b": np.concatenate(b), "sim": np.concatenate(s).astype(np.float32), "nearest": nearest}
+    def __init__(self, local: bool):
+        self.local = local
+
+    def search(self, ctx: StageContext, sig: Signal, every: int):
+        vectors, cfg = ctx.value("decode_embed"), ctx.cfg
+        args = self._searcher_args(ctx, sig)
+        e = self._local(vectors, sig, args, every) if self.local else self._actors(ctx, sig, args, every)
+        a, b, s = (e.column(c).to_numpy() for c in ("a", "b", "sim"))
+        saturated = np.unique(a[b == kernels.SATURATED])
+        near = b == kernels.NEAREST
+        nearest = pa.table({"vid": a[near], "sim": s[near]}, schema=kernels.NEAREST_SCHEMA)
+        real = b >= 0
+        parts = [(a[real], b[real], s[real])] + self._brute_force(ctx, sig, saturated)
+        edges, found = _unique(parts)
+        metrics = {"mode": "driver" if self.local else f"{cfg.search_actors} search actors", "queries": _queries(vectors.ok_count, every),
+                   "limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit(), "edges_found": found,
+                   "requeried_at_max_limit": int(np.sum(b == kernels.REASKED)), "saturated_brute_forced": int(len(saturated))}
+        return edges, nearest, metrics
+
+    @staticmethod
+    def _searcher_args(ctx: StageContext, sig: Signal) -> dict:
+        from dedup.stages.store import collection_name
+
+        cfg, choice = ctx.cfg, ctx.value(sig.store)
+        return {"target": ctx.services.milvus(), "collection": collection_name(cfg, sig), "threshold": sig.threshold,
+                "limit": cfg.resolved_search_limit(), "batch": cfg.search_batch, "index": choice.index_type,
+                "index_params": choice.search_params, "max_limit": cfg.resolved_search_max_limit(),
+                "range_search": bool(cfg.milvus_uri), "binary": sig.binary, "floor": sig.floor}
+
+    @staticmethod
+    def _local(vectors, sig: Signal, args: dict, every: int) -> pa.Table:
+        from dedup.vectordb.searcher import Searcher
+
+        q = vectors.table(sig.column)
+        if every > 1:
+            q = q.filter(pa.array(q["vid"].to_numpy() % every == 0))
+        searcher = Searcher(**args)
+        parts = [pa.table(searcher(q.slice(i, 256)), schema=kernels.EDGE_SCHEMA) for i in range(0, q.num_rows, 256)]
+        return pa.concat_tables(parts or [kernels.EDGE_SCHEMA.empty_table()])
+
+    @staticmethod
+    def _actors(ctx: StageContext, sig: Signal, args: dict, every: int) -> pa.Table:
+        import ray
+
+        from dedup.stages.store import _blocks
+        from dedup.vectordb.searcher import Searcher
+
+        vectors, cfg = ctx.value("decode_embed"), ctx.cfg
+        scratch = ctx.layout.search_scratch(sig.key)
+        shutil.rmtree(scratch, ignore_errors=True)
+        queries = vectors.dataset(sig.column, _blocks(cfg, vectors.ok_count))
+        if every > 1:
+            queries = queries.map_batches(lambda t: t.filter(pa.array(t["vid"].to_numpy() % every == 0)), batch_format="pyarrow")
+        queries.map_batches(Searcher, fn_constructor_kwargs=args, batch_size=256, batch_format="pyarrow",
+                            compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5).write_parquet(str(scratch))
+        e = pads.dataset(str(scratch), format="parquet").to_table() if scratch.exists() else kernels.EDGE_SCHEMA.empty_table()
+        shutil.rmtree(scratch, ignore_errors=True)
+        return e
+
+    def _brute_force(self, ctx: StageContext, sig: Signal, saturated: np.ndarray) -> list[tuple]:
+        """Exact neighbours of the saturated queries: from memory on small runs, else over the vectors on Ray."""
+        import ray
+
+        if not len(saturated):
+            return []
+        vectors = ctx.value("decode_embed")
+        if self.local:
+            local = vectors.table(sig.column)
+            from dedup.ops.models import embeddings_to_numpy
+
+            have = local["vid"].to_numpy()
+            pos = np.searchsorted(have, saturated)  # the table is in vid order
+            t = kernels.brute_force_edges(local, (saturated, embeddings_to_numpy(local["embedding"])[pos]), sig.threshold)
+            return [(t["a"], t["b"], t["sim"])]
+        from dedup.stages.store import _blocks
+
+        pair = (saturated, vectors.of(saturated, sig.column))
+        extra = vectors.dataset(sig.column, _blocks(ctx.cfg, vectors.ok_count)).map_batches(
+            kernels.brute_force_edges, batch_format="pyarrow", fn_kwargs={"queries_ref": ray.put(pair), "threshold": sig.threshold})
+        return [(t["a"].to_numpy(), t["b"].to_numpy(), t["sim"].to_numpy()) for t in ray.get(extra.to_arrow_refs()) if t.num_rows]
+
+
+def _unique(parts: list[tuple]) -> tuple[pa.Table, int]:
+    """The unique edges of several (a, b, sim) arrays, and how many were found in all."""
+    from dedup.ops.graph import dedupe_edges
+
+    ea, eb, es = (np.concatenate([p[i] for p in parts]) for i in range(3))
+    n = max(int(ea.max()) + 1, int(eb.max()) + 1) if len(ea) else 1
+    ua, ub, us = dedupe_edges(ea, eb, es, n)
+    return pa.table({"a": ua, "b": ub, "sim": us}, schema=kernels.EDGE_SCHEMA), int(len(ea))

@@ -1,127 +1,131 @@
-"""Stage `store`: vectors -> Milvus, by bulk import where the server has it, else large batched inserts.
+"""Stage `store` (``store_hash`` for the hash beside a learned model): a signal's vectors into Milvus.
 
-In:  vectors (``vid``, ``embedding``), errors already filtered out; the run's collection exists, empty.
-Out: :class:`StoreResult` (method used, rows stored, why bulk import was not used). :class:`MilvusWriter`
-     alone yields one row per insert request (``inserted``: rows written), for the job's count check.
+In:  the vectors from `decode_embed` (:class:`~dedup.stages.decode_embed.Vectors`; the signal's column).
+Out: the run's collection (``dedup_<hash of the output folder>`` unless ``--collection``), indexed and
+     loaded; its value is the :class:`~dedup.vectordb.milvus.IndexChoice` the search uses.
 
-Batched inserts: each writer actor holds its own client and sends ``insert_batch`` rows per request (never
-one row at a time); pymilvus's MilvusClient packs the rows into one columnar request.
-
-Bulk import (:mod:`dedup.bulk`): writer actors write Parquet shards with pymilvus's BulkWriter into the
-staging (a folder the server reads, or its bucket), then the server imports them. With ``method="auto"``
-bulk import is tried when a staging is given and the server is not Milvus Lite; when the server refuses it
-or cannot read the shards, the collection is made again (so no half import stays) and the vectors go in
-by batched inserts. ``method="bulk"`` raises instead of falling back.
+Small runs (below ``--local-below`` vectors, or searched exactly) insert from the driver with one client:
+writer actors cost seconds to start that only pay off on many vectors. Larger runs: bulk import on a
+server, else ``--writers`` parallel writers (:func:`dedup.vectordb.writer.store_vectors`). With exact
+search nothing waits for the store, so it runs in the background, beside search, verify, graph and
+manifest. A re-run reuses the collection when it still holds every vector.
 """
 from __future__ import annotations
 
-import os
-import sys
-from dataclasses import dataclass
+import time
 
-import numpy as np
-import pyarrow as pa
-
-from dedup.bulk import (
-    BulkImportUnavailable,
-    BulkShardWriter,
-    BulkStaging,
-    import_files,
-    remove_local_shards,
-    unavailable_reason,
-)
-from dedup.milvus import ID_FIELD, VECTOR_FIELD, MilvusTarget, create_collection
-from dedup.stages.embed import embeddings_to_numpy
-from dedup.stages.hashes import to_packed
-
-METHODS = ("auto", "bulk", "insert")
+from dedup.stages.base import Signal, Stage, StageContext, StageResult
 
 
-class MilvusWriter:
-    """Ray Data callable: batched inserts from one client per actor. ``binary``: the collection holds
-    BINARY_VECTORs (hash bits), so each +1/-1 vector goes in packed, one bit per element."""
-
-    def __init__(self, target: MilvusTarget, collection: str, binary: bool = False):
-        self.client = target.client()
-        self.collection = collection
-        self.binary = binary
-
-    def __call__(self, batch: pa.Table) -> dict:
-        vids = batch.column("vid").to_numpy()
-        vectors = embeddings_to_numpy(batch.column("embedding"))
-        if self.binary:
-            vectors = to_packed(vectors)
-        rows = [{ID_FIELD: int(v), VECTOR_FIELD: vec} for v, vec in zip(vids, vectors)]
-        result = self.client.insert(self.collection, rows)
-        count = result.get("insert_count", len(rows)) if isinstance(result, dict) else len(rows)
-        return {"inserted": np.array([count], np.int64)}
+def exact_search(ctx: StageContext) -> bool:
+    """Whether this run searches exactly in memory (``--search-engine``, ``--exact-below``), by its vectors;
+    before they are known (an upstream stage asking what depends on it), False: the search may need the
+    collection."""
+    if "decode_embed" not in ctx.values:
+        return ctx.cfg.search_engine == "exact"
+    return ctx.cfg.exact_search(ctx.value("decode_embed").ok_count)
 
 
-@dataclass(frozen=True)
-class StoreResult:
-    method: str  # "bulk" or "insert"
-    rows: int
-    fallback_reason: str | None = None  # why bulk import was not used (auto mode)
+def collection_name(cfg, signal: Signal) -> str:
+    from dedup.vectordb.milvus import run_collection_name
+
+    return run_collection_name(cfg.output_path, cfg.collection) + signal.key
 
 
-def insert_batched(vectors, target: MilvusTarget, collection: str, insert_batch: int = 2000, writers: int = 2,
-                   binary: bool = False) -> int:
-    """Batched inserts from ``writers`` actors over a Ray dataset; returns the rows Milvus took."""
-    import ray
+class StoreStage(Stage):
+    items = "vectors"
 
-    return int(vectors.map_batches(
-        MilvusWriter, fn_constructor_kwargs={"target": target, "collection": collection, "binary": binary},
-        batch_size=insert_batch, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=writers), num_cpus=0.5,
-    ).sum("inserted") or 0)
+    def __init__(self, signal: Signal):
+        self.signal = signal
+        self.name = signal.store
+        self.after = ("decode_embed",)
+
+    def in_background(self, ctx: StageContext) -> bool:
+        return exact_search(ctx)  # nothing waits for it
+
+    def fingerprint(self, ctx: StageContext):
+        cfg = ctx.cfg
+        return [cfg.milvus_uri, cfg.milvus_db, collection_name(cfg, self.signal), cfg.index, cfg.model, self.signal.binary]
+
+    def load(self, ctx: StageContext, stored: dict) -> StageResult | None:
+        from dedup.vectordb.milvus import choose_index, loaded_count
+
+        vectors, cfg = ctx.value("decode_embed"), ctx.cfg
+        name = collection_name(cfg, self.signal)
+        ctx.params["collection" + self.signal.key] = name
+        if vectors.ok_count == 0:
+            return StageResult(None, {"vectors": 0})
+        if loaded_count(ctx.services.milvus(), name) != vectors.ok_count:
+            return None  # dropped or incomplete since: store again
+        choice = choose_index(vectors.ok_count, cfg.index, cfg.resolved_search_limit(), binary=self.signal.binary)
+        return StageResult(choice, {"vectors": vectors.ok_count, **self._describe(choice)})
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from dedup.vectordb.milvus import build_index_and_load, create_collection, loaded_count
+
+        vectors, cfg, sig = ctx.value("decode_embed"), ctx.cfg, self.signal
+        name = ctx.params["collection" + sig.key] = collection_name(cfg, sig)
+        if vectors.ok_count == 0:
+            return StageResult(None, {"vectors": 0})
+        target = ctx.services.milvus()
+        steps: dict = {}
+        t0 = time.perf_counter()
+        create_collection(target, name, sig.dim, replace=cfg.replace_collection, owner=cfg.output_path, binary=sig.binary)
+        steps["create"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        inserted, how = self._insert(ctx, target, name)
+        steps["insert"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        choice = build_index_and_load(target, name, cfg.index, limit=cfg.resolved_search_limit(), binary=sig.binary)
+        steps["flush_index_load"] = round(time.perf_counter() - t0, 3)
+        if inserted != vectors.ok_count:
+            raise RuntimeError(f"Milvus took {inserted} vectors, expected {vectors.ok_count}")
+        searchable = loaded_count(target, name)
+        if searchable != vectors.ok_count:  # a vector that cannot be found would be a missed duplicate
+            raise RuntimeError(f"Milvus can search {searchable} of the {vectors.ok_count} vectors stored in {name}")
+        metrics = {"vectors": int(inserted), "step_seconds": steps, **how, **self._describe(choice)}
+        if exact_search(ctx):
+            metrics["background"] = "beside search, verify, graph and manifest"
+        return StageResult(choice, metrics)
+
+    def _insert(self, ctx: StageContext, target, name: str) -> tuple[int, dict]:
+        from dedup.vectordb.writer import MilvusWriter, store_vectors
+
+        vectors, cfg, sig = ctx.value("decode_embed"), ctx.cfg, self.signal
+        if vectors.ok_count < cfg.local_below or exact_search(ctx):
+            local = vectors.table(sig.column)
+            writer = MilvusWriter(target, name, binary=sig.binary)
+            step = cfg.insert_batch
+            return sum(int(writer(local.slice(i, step))["inserted"][0]) for i in range(0, local.num_rows, step)), {"method": "insert (driver)"}
+        method = cfg.store_method if cfg.milvus_uri else "insert"  # Milvus Lite has no bulk import
+        res = store_vectors(vectors.dataset(sig.column, _blocks(cfg, vectors.ok_count)), target, name, sig.dim, method=method,
+                            staging=bulk_staging(cfg, ctx.layout), insert_batch=cfg.insert_batch, writers=cfg.writers,
+                            shard_rows=cfg.bulk_shard_rows, owner=cfg.output_path, timeout=cfg.bulk_timeout, binary=sig.binary)
+        how = {"method": res.method}
+        if res.fallback_reason:
+            how["bulk_fallback_reason"] = res.fallback_reason
+        return res.rows, how
+
+    def _describe(self, choice) -> dict:
+        return {"index": {"type": choice.index_type, "build": choice.build_params, "search": choice.search_params, "why": choice.reason},
+                "vector_type": "BINARY_VECTOR (HAMMING)" if self.signal.binary else "FLOAT_VECTOR (COSINE)"}
 
 
-def bulk_import(vectors, target: MilvusTarget, collection: str, dim: int, staging: BulkStaging,
-                shard_rows: int = 200_000, writers: int = 2, timeout: float = 3600.0, keep_files: bool = False) -> int:
-    """Shards written by ``writers`` actors (``shard_rows`` rows each), then one bulk import; returns rows."""
-    import ray
-
-    reason = unavailable_reason(target)
-    if reason:
-        raise BulkImportUnavailable(reason)
-    shards = vectors.map_batches(
-        BulkShardWriter, fn_constructor_kwargs={"staging": staging, "dim": dim},
-        batch_size=shard_rows, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(size=writers), num_cpus=0.5,
-    ).take_all()
-    groups = [str(r["files"]).split("\n") for r in shards if r["files"]]
-    rows = int(sum(int(r["rows"]) for r in shards))
-    print(f"[dedup] bulk import: wrote {rows} rows as {len(groups)} Parquet shards", file=sys.stderr, flush=True)
-    try:
-        return import_files(target, collection, groups, expected_rows=rows, timeout=timeout)
-    finally:
-        if not keep_files:
-            remove_local_shards(staging, groups)
+def _blocks(cfg, n: int) -> int:
+    """Enough blocks that every writer and search actor gets a share of the ids."""
+    return max(4 * max(cfg.writers, cfg.search_actors), n // 5000)
 
 
-def store_vectors(vectors, target: MilvusTarget, collection: str, dim: int, method: str = "auto",
-                  staging: BulkStaging | None = None, insert_batch: int = 2000, writers: int = 2,
-                  shard_rows: int = 200_000, owner: str | os.PathLike | None = None,
-                  timeout: float = 3600.0, binary: bool = False) -> StoreResult:
-    """Store a Ray dataset of vectors into the (empty) collection by bulk import or batched inserts.
-    ``binary`` (hash bits as BINARY_VECTOR) always goes by inserts: its shards are not written for bulk
-    import (a 256-bit hash is 32 bytes a row, so inserts carry 32x less than float vectors)."""
-    if method not in METHODS:
-        raise ValueError(f"store method must be one of {', '.join(METHODS)}, got {method!r}")
-    if binary and method == "bulk":
-        raise BulkImportUnavailable("binary (hash) vectors are stored by batched inserts, not bulk import")
-    if method == "insert" or binary:
-        reason = "binary (hash) vectors are stored by batched inserts" if method != "insert" else None
-        return StoreResult("insert", insert_batched(vectors, target, collection, insert_batch, writers, binary), reason)
-    if staging is None:
-        if method == "bulk":
-            raise BulkImportUnavailable("bulk import needs a staging folder or bucket (--bulk-dir or --bulk-bucket)")
-        reason = "no bulk staging given"
-    else:
-        try:
-            return StoreResult("bulk", bulk_import(vectors, target, collection, dim, staging, shard_rows, writers, timeout))
-        except BulkImportUnavailable as e:
-            if method == "bulk":
-                raise
-            reason = str(e)
-            print(f"[dedup] bulk import not available: {reason}; storing by batched inserts", file=sys.stderr, flush=True)
-            create_collection(target, collection, dim, replace=True, owner=owner)  # no half import stays
-    return StoreResult("insert", insert_batched(vectors, target, collection, insert_batch, writers), reason)
+def bulk_staging(cfg, layout):
+    """Where bulk-import shards are written (None: batched inserts only, e.g. Milvus Lite)."""
+    import os
+
+    from dedup.vectordb.bulk import BulkStaging
+
+    if not cfg.milvus_uri or cfg.store_method == "insert":
+        return None  # Milvus Lite has no bulk import
+    if cfg.bulk_bucket:
+        return BulkStaging(bucket=cfg.bulk_bucket, endpoint=cfg.bulk_endpoint, secure=cfg.bulk_secure,
+                           access_key=cfg.bulk_access_key or os.environ.get("AWS_ACCESS_KEY_ID"),
+                           secret_key=cfg.bulk_secret_key or os.environ.get("AWS_SECRET_ACCESS_KEY"))
+    return BulkStaging(local_dir=cfg.bulk_dir or str(layout.bulk_dir), server_dir=cfg.bulk_server_dir)

@@ -1,251 +1,101 @@
 """Stage `verify`: ambiguous edges are kept only where the two images share content.
 
-In:  edges (``a``, ``b``, ``sim``) from `search`; the representatives (``vid``, ``kind``, ``unit``, ``path``)
-     that say where each vid's bytes are; the band ``[lo, hi)`` of similarities to check (``--verify band``;
-     ``all``: every edge).
-Out: the same edges with ``verified`` (int8: :data:`VERIFIED`, :data:`REJECTED`, or :data:`NOT_NEEDED`
-     for edges at or above ``hi``), ``inliers`` (matched local features under one transform; -1 where not
-     checked) and ``mirrored`` (the match needed one image flipped). Rejected edges are dropped before
-     `graph`; ``verify.parquet`` in the output folder caches every pair checked, per parameter set.
+In:  the edges of `search` (or `union`); the representatives from `discover` (where each vid's bytes are);
+     the band ``[lo, hi)`` of similarities to check (``--verify band``; ``all``: every edge; ``off``: none).
+Out: ``edges_checked.parquet``: the edges with ``verified`` (1 passed, 0 rejected, -1 not needed for edges
+     at or above ``hi``), ``inliers`` and ``mirrored``; the value is a :class:`Checked` (the edges kept,
+     rejected ones dropped, and the checked table). ``verify.parquet`` caches every pair checked, with the
+     parameters' key, so a re-run (the same band or another) checks only pairs it has not seen.
 
-Why. A global cosine threshold cannot separate hard copies from hard non-copies: a heavy crop or a tilted
-copy can score lower than two different halves of one photo of a symmetric object. Copy detection settles
-such pairs by checking that the two images share content: local features matched under one geometric
-transform. Here (:func:`check_pair`): OpenCV's ORB, :attr:`VerifyParams.features` keypoints on the image
-in grey with its longer side scaled to :attr:`VerifyParams.size` px (also on its mirror image), Lowe's
-ratio test, then RANSAC for a similarity transform (rotation, uniform scale, shift). A pair passes with
-at least ``min_inliers`` inliers (``min_inliers_mirrored`` when only the mirrored image matches: symmetric
-objects match their own mirror image, so it needs more evidence), a transform whose scale lies within
-``max_scale`` either way (a degenerate transform that maps every inlier near one point is not a copy), and
-containment (:func:`containment`): a copy is derived from the other image, so under that transform one of
-the two lies (almost) wholly inside the other; two framings of one scene that share a strip do not.
-The choices and what each measured are in the README ("Verifying ambiguous pairs").
-
-Parallelism: the band's edges are split into connected groups (:func:`plan_tasks`), one Ray task per
-group of about ``edges_per_task`` edges, so an image is decoded and described once (features cached per
-image within a task) and only images the band touches are decoded at all. A component larger than a
-task is cut into pieces; its images may then be decoded by more than one task (``images_decoded`` in
-the summary counts every decode).
+The check itself is :mod:`dedup.ops.verify`. Here it runs on Ray tasks over the band's edges, grouped by
+connected component (:func:`~dedup.ops.verify.plan_tasks`) so that an image is read and described once
+and images the band does not touch are never decoded. A component larger than a task is cut into pieces;
+its images may then be decoded by more than one task (``images_decoded`` counts every decode).
 """
 from __future__ import annotations
 
-import io
+import dataclasses
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-VERIFIED, REJECTED, NOT_NEEDED = 1, 0, -1
-VERIFY_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("sim", pa.float32()), ("verified", pa.int8()),
-                           ("inliers", pa.int32()), ("mirrored", pa.bool_())])
-CHECKED_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("ok", pa.bool_()), ("inliers", pa.int32()),
-                            ("mirrored", pa.bool_()), ("scale", pa.float32()), ("error", pa.string())])
-
-
-@dataclass(frozen=True)
-class VerifyParams:
-    """How a pair is checked (all of it goes into the cache key of ``verify.parquet``)."""
-
-    detector: str = "orb"  # orb | akaze | sift (OpenCV); see the README for what each measured
-    size: int = 400  # longer side of the grey image the keypoints are found on, px
-    features: int = 1000  # keypoints per image (orb, sift; akaze finds its own number)
-    ratio: float = 0.8  # Lowe's ratio test on the two nearest descriptors
-    reproj_px: float = 5.0  # RANSAC inlier distance, px at ``size``
-    min_inliers: int = 15
-    min_inliers_mirrored: int = 25
-    max_scale: float = 4.0  # the transform's scale must lie in [1/max_scale, max_scale]
-    # A copy is derived from the other image, so one of the two lies (almost) wholly inside the other under
-    # the transform that matches them: at least this share of one image's frame must land in the other's.
-    min_containment: float = 0.9
-    mirror: bool = True  # also match against the mirror image
-    version: int = 1  # bump when the check changes for the same parameters
-
-    def key(self) -> str:
-        import hashlib
-        import json
-
-        return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+from dedup.ops.verify import CHECKED_SCHEMA, NOT_NEEDED, REJECTED, VERIFIED, VerifyParams, apply, plan_tasks, check_edges
+from dedup.stages.base import Stage, StageContext, StageResult
 
 
-# ---- the check itself (no Ray): features of one image, one pair ----------------------------------------
+@dataclass
+class Checked:
+    edges: pa.Table  # (a, b, sim): what the graph gets
+    checks: pa.Table | None  # the edges with verified/inliers/mirrored (None with --verify off)
 
 
-def grey_view(data: bytes, size: int) -> np.ndarray:
-    """The image upright, in grey, its longer side at most ``size`` px (uint8 H x W)."""
-    from PIL import Image
+class VerifyStage(Stage):
+    name = "verify"
+    items = "edges_checked"
 
-    from dedup.stages.decode import load_rgb
+    def __init__(self, edges_from: str):
+        self.edges_from = edges_from  # search, or union for a model with a hash
+        self.after = ("discover", edges_from)
 
-    img = load_rgb(Image.open(io.BytesIO(data)), size, grey=True)
-    scale = size / max(img.size)
-    if scale < 1:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
-    return np.asarray(img, np.uint8)
+    def run(self, ctx: StageContext) -> StageResult:
+        edges, rng = ctx.value(self.edges_from), ctx.cfg.verify_range()
+        if rng is None:
+            return StageResult(Checked(edges, None), {"mode": "off"})
+        lo, hi = rng
+        vp = VerifyParams()
+        ctx.params["verify_params"] = {**dataclasses.asdict(vp), "band": [lo, hi]}
+        sim = edges["sim"].to_numpy()
+        band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
+        a, b = edges["a"].to_numpy()[band], edges["b"].to_numpy()[band]
+        cached, todo, counts, seconds = self._check(ctx, a, b, vp)
+        checks = apply(edges, cached, lo, hi)
+        pq.write_table(checks, ctx.layout.edges_checked)
+        v = checks["verified"].to_numpy()
+        metrics = {"mode": ctx.cfg.verify, "band": [lo, hi], "edges": int(len(v)), "edges_checked": int(band.sum()),
+                   "checked_now": int(todo.sum()), "reused_checks": int((~todo).sum()), "verified": int((v == VERIFIED).sum()),
+                   "rejected": int((v == REJECTED).sum()), "not_needed": int((v == NOT_NEEDED).sum()),
+                   "images_in_band": int(len(np.unique(np.concatenate([a, b])))), "images_decoded": counts["images_decoded"],
+                   "tasks": counts["tasks"], "check_seconds": round(seconds, 3), "task_cpu_seconds": counts["task_seconds"]}
+        kept = checks.filter(pc.not_equal(checks["verified"], pa.scalar(REJECTED, pa.int8())))
+        return StageResult(Checked(kept.select(["a", "b", "sim"]), checks), metrics)
 
-
-def _detector(params: VerifyParams):
-    import cv2
-
-    if params.detector == "orb":
-        return cv2.ORB_create(nfeatures=params.features)
-    if params.detector == "akaze":
-        return cv2.AKAZE_create()
-    if params.detector == "sift":
-        return cv2.SIFT_create(nfeatures=params.features)
-    raise ValueError(f"unknown detector {params.detector!r}")
-
-
-class Features:
-    """Keypoints and descriptors of an image, and of its mirror image."""
-
-    def __init__(self, grey: np.ndarray, params: VerifyParams):
-        det = _detector(params)
-        self.shape = grey.shape
-        self.plain = self._describe(det, grey)
-        self.mirrored = self._describe(det, np.ascontiguousarray(grey[:, ::-1])) if params.mirror else None
-
-    @staticmethod
-    def _describe(orb, grey: np.ndarray):
-        kp, des = orb.detectAndCompute(grey, None)
-        pts = np.float32([k.pt for k in kp]).reshape(-1, 2)
-        return pts, des
-
-
-def containment(shape_a: tuple, shape_b: tuple, transform: np.ndarray) -> float:
-    """The larger of: the share of image A's frame that ``transform`` (A -> B) maps inside B's frame, and
-    the share of B's frame covered by it (B inside A). 1.0 when one image lies wholly within the other."""
-    import cv2
-
-    (ha, wa), (hb, wb) = shape_a[:2], shape_b[:2]
-    corners = np.float32([[0, 0], [wa, 0], [wa, ha], [0, ha]])
-    mapped = (corners @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
-    frame_b = np.float32([[0, 0], [wb, 0], [wb, hb], [0, hb]])
-    inter, _ = cv2.intersectConvexConvex(cv2.convexHull(mapped), frame_b)
-    area_a = abs(np.linalg.det(transform[:, :2])) * wa * ha
-    return float(max(inter / area_a if area_a > 0 else 0.0, inter / (wb * hb)))
+    def _check(self, ctx: StageContext, a: np.ndarray, b: np.ndarray, vp: VerifyParams):
+        """The pairs' checks: the cached ones, and the others run now (then added to the cache)."""
+        cache = ctx.layout.verify_cache
+        cached = read_checks(cache, vp.key())
+        n = int(max(a.max(initial=0), b.max(initial=0), cached["b"].to_numpy().max(initial=0))) + 1
+        todo = ~np.isin(a * n + b, cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64))
+        t0 = time.perf_counter()
+        new, counts = run_checks(a[todo], b[todo], where(ctx.value("discover").reps, a[todo], b[todo]), vp, ctx.cfg.image_column)
+        if new.num_rows:
+            cached = pd.concat([cached, new.to_pandas()], ignore_index=True)
+            tmp = cache.with_suffix(".tmp")
+            pq.write_table(pa.Table.from_pandas(cached, preserve_index=False).replace_schema_metadata({"params": vp.key()}), tmp)
+            tmp.replace(cache)
+        return cached, todo, counts, time.perf_counter() - t0
 
 
-def _match(a, b, params: VerifyParams, shapes: tuple | None = None) -> tuple[int, float, float]:
-    """(inliers, transform scale, containment) of the best similarity transform from ``a``'s keypoints to
-    ``b``'s (``shapes``: the two images' shapes, for :func:`containment`; 1.0 without)."""
-    import cv2
-
-    (pa_, da), (pb, db) = a, b
-    if da is None or db is None or len(da) < 2 or len(db) < 2:
-        return 0, 0.0, 0.0
-    pairs = cv2.BFMatcher(cv2.NORM_L2 if params.detector == "sift" else cv2.NORM_HAMMING).knnMatch(da, db, k=2)
-    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < params.ratio * m[1].distance]
-    if len(good) < 4:
-        return 0, 0.0, 0.0
-    src = pa_[[m.queryIdx for m in good]]
-    dst = pb[[m.trainIdx for m in good]]
-    cv2.setRNGSeed(0)  # RANSAC's samples: the same answer for a pair whichever worker checks it, after whatever
-    transform, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=params.reproj_px,
-                                                     maxIters=2000, confidence=0.99)
-    if transform is None:
-        return 0, 0.0, 0.0
-    scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
-    return int(inliers.sum()), scale, containment(*shapes, transform) if shapes else 1.0
+def where(reps: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> dict[int, tuple[str, str, str]]:
+    """vid -> (kind, unit, path) of its representative, for the vids of the pairs (a[i], b[i])."""
+    need = np.unique(np.concatenate([a, b]))
+    r = reps.set_index("vid").loc[need]
+    return dict(zip(need.tolist(), zip(r["kind"].astype(str), r["unit"].astype(str), r["path"].astype(str))))
 
 
-def check_pair(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float]:
-    """(shares content, inliers, mirrored, scale) for two images' features (see the module docstring)."""
-    def plausible(scale: float, contained: float) -> bool:
-        return 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
-
-    shapes = (fa.shape, fb.shape)
-    n, scale, contained = _match(fa.plain, fb.plain, params, shapes)
-    if n >= params.min_inliers and plausible(scale, contained):
-        return True, n, False, scale
-    if fb.mirrored is not None:
-        m, mscale, mcontained = _match(fa.plain, fb.mirrored, params, shapes)
-        if m >= params.min_inliers_mirrored and plausible(mscale, mcontained):
-            return True, m, True, mscale
-        if m > n:
-            return False, m, True, mscale
-    return False, n, False, scale
-
-
-# ---- planning and running the checks on Ray -----------------------------------------------------------
-
-
-def plan_tasks(a: np.ndarray, b: np.ndarray, edges_per_task: int) -> list[np.ndarray]:
-    """Edge indices per task: whole connected components packed together up to ``edges_per_task`` edges,
-    so that an image's features are computed in one task; a larger component is cut into pieces."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    if len(a) == 0:
-        return []
-    ids, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
-    ia, ib = inv[: len(a)], inv[len(a):]
-    graph = coo_matrix((np.ones(len(a), np.int8), (ia, ib)), shape=(len(ids), len(ids)))
-    _, label = connected_components(graph, directed=False)
-    comp = label[ia]
-    order = np.argsort(comp, kind="stable")
-    sizes = np.bincount(comp)
-    tasks, current, filled = [], [], 0
-    start = 0
-    for c in np.unique(comp[order]):
-        idx = order[start : start + sizes[c]]
-        start += sizes[c]
-        if sizes[c] > edges_per_task:  # a big component: its own tasks, edges grouped by their first image
-            idx = idx[np.argsort(a[idx], kind="stable")]
-            tasks += [idx[i : i + edges_per_task] for i in range(0, len(idx), edges_per_task)]
-            continue
-        if filled + sizes[c] > edges_per_task and current:
-            tasks.append(np.concatenate(current))
-            current, filled = [], 0
-        current.append(idx)
-        filled += sizes[c]
-    if current:
-        tasks.append(np.concatenate(current))
-    return tasks
-
-
-def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, str]], params: VerifyParams,
-                image_column: str | None = None, max_pixels: int = 100_000_000) -> dict:
-    """Check the pairs (a[i], b[i]) in one process: each image read, decoded and described once.
-
-    ``where``: vid -> (kind, unit, item path) of its representative. An image that cannot be read or
-    decoded fails every pair it is in (``error`` says why): the edge is rejected, never kept unchecked.
-    """
-    from dedup.sources import read_unit
-
-    t0 = time.perf_counter()
-    vids = np.unique(np.concatenate([a, b]))
-    by_unit: dict[tuple[str, str], dict[str, int]] = {}
-    for v in vids:
-        kind, unit, path = where[int(v)]
-        by_unit.setdefault((kind, unit), {})[path] = int(v)
-    feats: dict[int, Features | str] = {}
-    for (kind, unit), items in by_unit.items():
-        members = None if kind == "file" else {p.split("#", 1)[1] for p in items}
-        for path, data, error in read_unit(kind, unit, image_column, members):
-            v = items.get(path)
-            if v is None:
-                continue
-            try:
-                if error is not None:
-                    raise ValueError(error)
-                feats[v] = Features(grey_view(data, params.size), params)
-            except Exception as e:  # noqa: BLE001 - one bad image fails its pairs, never the job
-                feats[v] = f"{type(e).__name__}: {e}"
-    out = {k: [] for k in ("ok", "inliers", "mirrored", "scale", "error")}
-    for x, y in zip(a.tolist(), b.tolist()):
-        fx, fy = feats.get(x, "not read"), feats.get(y, "not read")
-        if isinstance(fx, str) or isinstance(fy, str):
-            res, err = (False, -1, False, 0.0), fx if isinstance(fx, str) else fy
-        else:
-            res, err = check_pair(fx, fy, params), None
-        for k, v in zip(("ok", "inliers", "mirrored", "scale", "error"), (*res, err)):
-            out[k].append(v)
-    return {"a": np.asarray(a, np.int64), "b": np.asarray(b, np.int64), "ok": np.asarray(out["ok"], bool),
-            "inliers": np.asarray(out["inliers"], np.int32), "mirrored": np.asarray(out["mirrored"], bool),
-            "scale": np.asarray(out["scale"], np.float32), "error": np.asarray(out["error"], object),
-            "images_decoded": len(feats), "seconds": time.perf_counter() - t0}
+def read_checks(path, key: str) -> pd.DataFrame:
+    """The pairs ``verify.parquet`` holds for these parameters (empty for others, or none)."""
+    empty = CHECKED_SCHEMA.empty_table().to_pandas()
+    if not path.exists():
+        return empty
+    t = pq.read_table(path)
+    if (t.schema.metadata or {}).get(b"params", b"").decode() != key:
+        return empty
+    return t.to_pandas()
 
 
 def run_checks(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, str]], params: VerifyParams,
@@ -279,27 +129,3 @@ def _task(a, b, where, params, image_column):
     return check_edges(np.asarray(a), np.asarray(b), where, params, image_column)
 
 
-def apply(edges: pa.Table, checked: pd.DataFrame, lo: float, hi: float | None) -> pa.Table:
-    """The edges with ``verified``/``inliers``/``mirrored`` from ``checked`` (pairs at or above ``hi`` are
-    NOT_NEEDED; ``hi`` None: every edge was to be checked)."""
-    a, b, sim = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
-    n = int(max(a.max(initial=0), b.max(initial=0))) + 1
-    in_band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(a), bool)
-    verified = np.full(len(a), NOT_NEEDED, np.int8)
-    inliers = np.full(len(a), -1, np.int32)
-    mirrored = np.zeros(len(a), bool)
-    if in_band.any():
-        key = checked["a"].to_numpy(np.int64) * n + checked["b"].to_numpy(np.int64)
-        order = np.argsort(key)
-        want = a[in_band] * n + b[in_band]
-        pos = order[np.searchsorted(key[order], want)]
-        if not np.array_equal(key[pos], want):
-            raise AssertionError("an edge in the verify band was not checked")
-        verified[in_band] = np.where(checked["ok"].to_numpy()[pos], VERIFIED, REJECTED)
-        inliers[in_band] = checked["inliers"].to_numpy()[pos]
-        mirrored[in_band] = checked["mirrored"].to_numpy()[pos]
-    return pa.table({"a": a, "b": b, "sim": sim, "verified": verified, "inliers": inliers, "mirrored": mirrored}, schema=VERIFY_SCHEMA)
-
-
-__all__ = ["VerifyParams", "check_pair", "check_edges", "run_checks", "plan_tasks", "apply", "Features", "grey_view",
-           "VERIFIED", "REJECTED", "NOT_NEEDED"]

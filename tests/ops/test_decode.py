@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dedup.stages.decode import DecodeError, decode_image
+from dedup.ops.decode import DecodeError, decode_image
 from dedup.synth import base_image, encode
 
 SIZE = 224
@@ -122,8 +122,8 @@ def test_png_named_jpg_is_decoded_by_content():
 
 
 def test_file_changed_after_hashing_is_not_embedded_under_the_old_hash(tmp_path):
-    from dedup.stages.decode import decode_units
-    from dedup.stages.hashing import hash_bytes
+    from dedup.ops.decode import decode_units
+    from dedup.ops.hashing import hash_bytes
 
     path = tmp_path / "a.jpg"
     old = encode(base_image(6))
@@ -140,7 +140,7 @@ def test_file_changed_after_hashing_is_not_embedded_under_the_old_hash(tmp_path)
 def test_hash_models_get_grey_or_colour_images_as_their_hash_needs(name, monkeypatch):
     """The grey hashes are handed a grey image (a colour JPEG decoded to its luma alone), the colour-aware
     ones an RGB image; the grey route's hash stays within a few bits of hashing the RGB decode."""
-    from dedup.stages import hashes as H
+    from dedup.ops import hashes as H
 
     data = encode(base_image(3, (640, 480)), "JPEG")
     spec = H.HASHES[name]

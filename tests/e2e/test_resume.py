@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from dedup.config import DedupConfig
-from dedup.pipeline import run
+from dedup import run
 from dedup.synth import base_image, encode, make_corpus, write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPARE = ["path", "cluster_id", "canonical_path", "is_canonical", "similarity_to_canonical", "sha"]
 
 
@@ -33,12 +33,12 @@ def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_p
     before = manifest(out)
 
     again = run(DedupConfig(**cfg, threshold=0.9))
-    assert set(again["reused_stages"]) == {"hash", "decode_embed", "search"}
+    assert set(again["reused_stages"]) == {"discover", "decode_embed", "store", "search"}
     pd.testing.assert_frame_equal(manifest(out), before)
 
     # a higher threshold filters the stored edges: no search, same result as a fresh run at that threshold
     higher = run(DedupConfig(**cfg, threshold=0.97))
-    assert set(higher["reused_stages"]) == {"hash", "decode_embed", "search"}
+    assert set(higher["reused_stages"]) == {"discover", "decode_embed", "store", "search"}
     assert higher["stages"]["search"]["filtered_from_threshold"] == 0.9
     fresh_out = tmp_path / "fresh"
     run(DedupConfig(inputs=[str(root)], output=str(fresh_out), model="thumb", threshold=0.97))
@@ -46,11 +46,11 @@ def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_p
 
     # a lower one searches again, with the stored vectors and the stored Milvus collection
     lower = run(DedupConfig(**cfg, threshold=0.8))
-    assert set(lower["reused_stages"]) == {"hash", "decode_embed", "store"}
+    assert set(lower["reused_stages"]) == {"discover", "decode_embed", "store"}
     assert lower["search"]["queries"] == 17
 
     # a changed model reruns decode+embed and everything after it; --fresh recomputes all
-    assert set(run(DedupConfig(**cfg, threshold=0.8, image_size=192))["reused_stages"]) == {"hash"}
+    assert set(run(DedupConfig(**cfg, threshold=0.8, image_size=192))["reused_stages"]) == {"discover"}
     assert run(DedupConfig(**cfg, threshold=0.8, fresh=True))["reused_stages"] == []
 
 
@@ -87,14 +87,14 @@ def test_resume_after_the_job_is_killed_in_the_middle_of_embedding(tmp_path, tin
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     state = json.loads((out / "state.json").read_text())
-    assert "hash" in state and "decode_embed" not in state  # killed in the middle of embedding
+    assert "discover" in state and "decode_embed" not in state  # killed in the middle of embedding
     assert not (out / "vectors").exists() and not (out / "manifest.csv").exists()
 
     resumed = _job(common + ["--output", str(out)])
     log = resumed.communicate(timeout=400)[0]
     assert resumed.returncode == 0, log
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["reused_stages"] == ["hash"]
+    assert summary["reused_stages"] == ["discover"]
 
     clean = tmp_path / "clean"
     once = _job(common + ["--output", str(clean)])

@@ -1,10 +1,5 @@
-"""Stage `embed`: pixels -> L2-normalised feature vectors, as a callable class on a Ray Data actor pool.
-
-In:  rows from `decode` (``vid``, ``pixels``, ``width``, ``height``, ``mode``, ``format``, ``error``,
-     ``decode_s``).
-Out: the same rows without ``pixels`` (and ``hash``), plus ``hash_embedding`` for ``resnet50+HASH`` models
-     (the decode workers' hash, scaled to unit length), plus ``embedding`` (fixed-size list of float32, L2-normalised; zeros
-     where ``error`` is set) and ``embed_s`` (seconds of model time for the row's batch share).
+"""The models: uint8 image batches -> L2-normalised float32 vectors (no Ray; the actors that run them
+are in :mod:`dedup.stages.decode_embed`).
 
 Models (each takes uint8 NHWC batches and gives L2-normalised float32 vectors):
 * ``sscd`` (the default) and ``sscd-mobile``: SSCD copy-detection descriptors (512-d), from the model file
@@ -16,7 +11,7 @@ Models (each takes uint8 NHWC batches and gives L2-normalised float32 vectors):
   otherwise, using every CPU the actor was given. The weights are resolved once by the driver
   (:mod:`dedup.weights`) and shared through the object store, so all actors run the same model.
 * Batches whose images have different shapes (``--preprocess short-side``) run one model call per shape.
-* perceptual hashes (``multihash``, ``phash``, ... see :mod:`dedup.stages.hashes`): computed by the decode
+* perceptual hashes (``multihash``, ``phash``, ... see :mod:`dedup.ops.hashes`): computed by the decode
   workers; here the +1/-1 bits are scaled to unit length, so cosine = 1 - 2 * Hamming / bits.
 * ``thumb``: a weight-free 8x8 colour thumbnail (192-d, mean-removed). Not a semantic model: it is the
   controlled, deterministic embedding the tests use, and a smoke-test model for machines without weights.
@@ -29,7 +24,7 @@ import warnings
 import numpy as np
 import pyarrow as pa
 
-from dedup.stages.hashes import HASHES
+from dedup.ops.hashes import HASHES
 
 MODEL_DIMS = {"sscd": 512, "sscd-mobile": 512, "resnet50": 2048, "thumb": 192, **{name: spec.bits for name, spec in HASHES.items()}}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -332,24 +327,10 @@ def sscd_features(fmt: str, data: bytes | None, device: str = "cpu", threads: in
             warnings.simplefilter("ignore", FutureWarning)
             module = torch.jit.load(io.BytesIO(data), map_location="cpu")
     else:
-        from dedup.stages.sscd_net import random_sscd
+        from dedup.ops.sscd_net import random_sscd
 
         module = random_sscd()
     return TorchFeatures(module, device, threads, batch=batch)
-
-
-def _actor_device(threads: int | None) -> tuple[str, int | None]:
-    """(device, model threads) of this actor: cuda where Ray gave it a GPU torch can see, else cpu with as
-    many threads as the CPUs it holds (unless given)."""
-    import ray
-
-    resources = ray.get_runtime_context().get_assigned_resources()
-    if resources.get("GPU", 0) > 0:
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda", None
-    return "cpu", threads or max(1, int(resources.get("CPU", 1)))
 
 
 def run_by_shape(features, pixels) -> np.ndarray:
@@ -367,142 +348,6 @@ def run_by_shape(features, pixels) -> np.ndarray:
             out = np.zeros((len(pixels), part.shape[1]), np.float32)
         out[idx] = part
     return out if out is not None else np.zeros((0, 0), np.float32)
-
-
-class Embedder:
-    """Ray Data callable class: one model per actor, loaded once."""
-
-    def __init__(self, model: str, state_dict_ref=None, threads: int | None = None, backend: str = "auto",
-                 onnx_ref=None, batch: int | None = None, sscd_ref=None):
-        self.model_name = model
-        # MODEL+HASH: the learned model on the pixels, and the decode workers' hash passed on as a second vector
-        self.hash_dim = HASHES[model.split("+", 1)[1]].bits if "+" in model else None
-        model = model.split("+", 1)[0]
-        self.dim = MODEL_DIMS[model]
-        if model in ("resnet50", "sscd", "sscd-mobile"):
-            self.features = self._load(model, state_dict_ref, threads, backend, onnx_ref, batch, sscd_ref)
-        elif model in HASHES:  # computed by the decode workers: +1/-1 -> unit length, cosine = 1 - 2h/bits
-            self.features = lambda signs: (np.asarray(signs, np.float32) / np.sqrt(self.dim)).astype(np.float32)
-        else:
-            self.features = thumb_embed
-
-    @staticmethod
-    def _load(model, state_dict_ref, threads, backend, onnx_ref, batch, sscd_ref):
-        """The learned model, from what the driver resolved and put in the object store."""
-        import sys
-
-        import ray
-
-        t0 = time.perf_counter()
-        device, threads = _actor_device(threads)
-        if model != "resnet50":  # sscd, sscd-mobile: (format, bytes) of the resolved file
-            fmt, data = ray.get(sscd_ref[0])
-            t1 = time.perf_counter()
-            features = sscd_features(fmt, data, device, threads, batch)
-        else:
-            onnx_bytes = ray.get(onnx_ref[0]) if onnx_ref and onnx_ref[0] is not None and device == "cpu" else None
-            # The ONNX session needs no state dict (nor torch): 100 MB less to fetch, seconds less to start.
-            state_dict = ray.get(state_dict_ref[0]) if onnx_bytes is None else None
-            t1 = time.perf_counter()
-            features = ResNet50Features(state_dict, device, threads, backend, onnx_bytes, batch=batch)
-        if device == "cuda":  # where a GPU actor's start-up goes (it is on the run's critical path)
-            import torch
-
-            print(f"[dedup] {model} actor on {torch.cuda.get_device_name()}: imports and weights fetched in {t1 - t0:.1f} s, "
-                  f"model on the GPU in {time.perf_counter() - t1:.1f} s", file=sys.stderr, flush=True)
-        return features
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        n = len(batch["vid"])
-        errors = [_text(e) for e in batch["error"]]
-        ok = np.array([e is None for e in errors], dtype=bool)
-        emb = np.zeros((n, self.dim), np.float32)
-        t0 = time.perf_counter()
-        if ok.all():  # no copy of the pixels for the usual batch without errors
-            emb[:] = run_by_shape(self.features, batch["pixels"])
-        elif ok.any():
-            emb[ok] = run_by_shape(self.features, batch["pixels"][ok])
-        seconds = time.perf_counter() - t0
-        flat = pa.array(emb.reshape(-1), pa.float32())
-        extra = {}
-        if self.hash_dim:
-            signs = np.zeros((n, self.hash_dim), np.float32)
-            signs[ok] = np.asarray(batch["hash"], np.float32)[ok] / np.sqrt(self.hash_dim)
-            extra["hash_embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(signs.reshape(-1), pa.float32()), self.hash_dim)
-        return pa.table(
-            {
-                "vid": pa.array(batch["vid"], pa.int64()),
-                "width": pa.array(batch["width"], pa.int64()),
-                "height": pa.array(batch["height"], pa.int64()),
-                "mode": pa.array([_text(v) for v in batch["mode"]], pa.string()),
-                "format": pa.array([_text(v) for v in batch["format"]], pa.string()),
-                "error": pa.array(errors, pa.string()),
-                "decode_s": pa.array(batch["decode_s"], pa.float64()),
-                "embed_s": pa.array(np.full(n, seconds / max(n, 1)), pa.float64()),
-                "embedding": pa.FixedSizeListArray.from_arrays(flat, self.dim),
-                **extra,
-            }
-        )
-
-
-class DecodeEmbedder(Embedder):
-    """Ray Data callable class for CPU-only runs: decode work units, embed them and write them, in one actor.
-
-    One single-threaded actor per CPU (the default on CPU): each decodes its batch, then runs the model
-    on it, so one actor's decoding fills the time another's model would leave idle, and no decode task
-    competes with a multi-threaded model for the same cores (a stalled thread holds up every operator of
-    a multi-threaded one). Bare model, 2 cores: 2 x 1 thread 37.9 images/s, 1 x 2 threads 38.5.
-    Each batch's rows are written by the actor itself to ``out_dir`` (Parquet, written under a temporary
-    name and renamed): separate write tasks would need a CPU that the actors hold, so they either waited
-    for the end (every vector held in the object store meanwhile) or, with no CPU reserved, started
-    extra worker processes that slowed the model by 15 %.
-    In: decode work units (see :func:`dedup.stages.decode.decode_units`).
-    Out: one row per batch: ``file`` (the Parquet file written, rows as :class:`Embedder`), ``rows``.
-    """
-
-    def __init__(self, model: str, decode_kwargs: dict, out_dir: str, embed_batch: int = 64, **kwargs):
-        super().__init__(model, **kwargs)
-        self.decode_kwargs = decode_kwargs
-        self.out_dir = out_dir
-        self.embed_batch = max(1, int(embed_batch))
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
-        import os
-        import uuid
-
-        import pyarrow.parquet as pq
-
-        from dedup.stages.decode import decode_units
-
-        decoded = decode_units(batch, **self.decode_kwargs)
-        n = len(decoded["vid"])
-        parts = [super(DecodeEmbedder, self).__call__({k: v[i : i + self.embed_batch] for k, v in decoded.items()})
-                 for i in range(0, n, self.embed_batch)]
-        table = pa.concat_tables(parts) if parts else super().__call__(decoded)
-        path = os.path.join(self.out_dir, f"part-{uuid.uuid4().hex}.parquet")
-        pq.write_table(table, path + ".tmp")
-        os.replace(path + ".tmp", path)  # a retried batch never leaves half a file behind
-        return pa.table({"file": [path], "rows": [table.num_rows]})
-
-
-def embed_light(batch: dict[str, np.ndarray], model: str) -> pa.Table:
-    """Ray Data batch function for the models that need no actor (hashes, thumb): they cost microseconds
-    an image, so they run in the decode tasks, in parallel, with no actor process to start."""
-    return _light(model)(batch)
-
-
-_LIGHT: dict[str, Embedder] = {}
-
-
-def _light(model: str) -> Embedder:
-    if model not in _LIGHT:
-        _LIGHT[model] = Embedder(model)
-    return _LIGHT[model]
-
-
-def _text(value) -> str | None:
-    """A string cell as it comes out of a Ray batch: an all-null column arrives as NaN, not None."""
-    return value if isinstance(value, str) and value else None
 
 
 def embeddings_to_numpy(col) -> np.ndarray:

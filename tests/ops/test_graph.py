@@ -1,8 +1,8 @@
 """Graph and canonical stages: components, the chaining guard, the policy, determinism."""
 import numpy as np
 
-from dedup.stages.canonical import policy_rank
-from dedup.stages.graph import assign_clusters, dedupe_edges
+from dedup.ops.canonical import policy_rank
+from dedup.ops.graph import assign_clusters, dedupe_edges
 
 
 def edges(*triples):

@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from dedup.stages.plan import decode_units
+from dedup.ops.plan import decode_units
 
 
 def _reference(reps: pd.DataFrame) -> list[dict]:

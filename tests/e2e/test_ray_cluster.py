@@ -32,7 +32,7 @@ import yaml
 from dedup.cli import build_parser, config_from_args
 from dedup.synth import make_corpus
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLUSTER_DIR = REPO / "cluster"
 BIN = Path(sys.executable).parent  # the project's virtual environment
 RAY = BIN / "ray"
@@ -321,7 +321,7 @@ PROBE = (
     "'python': sys.executable, 'dedup': dedup.__file__, 'jobs': jobs.dedup.__file__, 'cwd': os.getcwd(), "
     "'ray_address': os.environ.get('RAY_ADDRESS'), 'gcs': ray.get_runtime_context().gcs_address, "
     "'alive_nodes': sum(n['Alive'] for n in ray.nodes()), "
-    "'venv_uploaded': os.path.exists('.venv'), 'pipeline_uploaded': os.path.exists('dedup/pipeline.py')}))"
+    "'venv_uploaded': os.path.exists('.venv'), 'pipeline_uploaded': os.path.exists('dedup/job.py')}))"
 )
 
 

@@ -1,4 +1,4 @@
-"""Perceptual hashes (dedup.stages.hashes): known values, +1/-1 encoding, bits <-> cosine, invariances."""
+"""Perceptual hashes (dedup.ops.hashes): known values, +1/-1 encoding, bits <-> cosine, invariances."""
 from __future__ import annotations
 
 import io
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from dedup.stages import hashes as H
+from dedup.ops import hashes as H
 
 
 def photo(seed: int, size: tuple[int, int] = (160, 120)) -> Image.Image:

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from dedup.bulk import BulkImportUnavailable, BulkStaging, bulk_load
-from dedup.milvus import (
+from dedup.vectordb.bulk import BulkImportUnavailable, BulkStaging, bulk_load
+from dedup.vectordb.milvus import (
     CollectionInUseError,
     IndexChoice,
     MilvusLiteServer,
@@ -27,9 +27,9 @@ from dedup.milvus import (
     drop_collection,
     run_collection_name,
 )
-from dedup.milvus_embedded import EmbeddedMilvus
-from dedup.stages.search import Searcher
-from dedup.stages.store import MilvusWriter, store_vectors
+from dedup.vectordb.embedded import EmbeddedMilvus
+from dedup.vectordb.searcher import Searcher
+from dedup.vectordb.writer import MilvusWriter, store_vectors
 
 pytestmark = pytest.mark.milvus_server
 
@@ -253,7 +253,7 @@ def found_pairs_topk(target: MilvusTarget, name: str, table: pa.Table) -> set[tu
 
 def test_job_against_the_server(ray_local, milvus_server, tmp_path):
     from dedup.config import DedupConfig
-    from dedup.pipeline import run
+    from dedup import run
     from dedup.synth import make_corpus
 
     root = tmp_path / "corpus"
@@ -305,7 +305,7 @@ def test_hash_bits_as_binary_vectors(ray_local, target, tmp_path, index):
     """On a server the hash bits go in as BINARY_VECTOR and are searched by Hamming distance: exactly the
     pairs within --max-bits come back, each with the cosine its +1/-1 vectors have (what Milvus Lite's float
     hash vectors give), through the store's inserts and the search stage's range search."""
-    from dedup.stages.hashes import bits_to_cosine, search_cosine
+    from dedup.ops.hashes import bits_to_cosine, search_cosine
 
     table, vecs = hash_vectors()
     bits, max_bits = vecs.shape[1], 40
@@ -337,7 +337,7 @@ def test_hash_job_on_a_server_stores_binary_vectors(ray_local, milvus_server, tm
     import pandas as pd
 
     from dedup.config import DedupConfig
-    from dedup.pipeline import run
+    from dedup import run
     from dedup.synth import make_corpus
 
     root = tmp_path / "corpus"

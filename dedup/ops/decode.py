@@ -31,8 +31,8 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from dedup.sources import read_unit, split_item
-from dedup.stages.hashes import HASHES
-from dedup.stages.hashing import hash_bytes
+from dedup.ops.hashes import HASHES
+from dedup.ops.hashing import hash_bytes
 
 # JPEG draft size for the hash models. 64 (1/4 scale for most photos) was measured too: same speed in the
 # job (Huffman decoding, not the IDCT, is most of a draft decode) and F1 0.945 instead of 0.947.
@@ -109,7 +109,7 @@ def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None 
                  resize: str = "center-crop") -> tuple[np.ndarray, int, int, str, str]:
     """Decode and preprocess one image. Returns (pixels, width, height, mode, format); raises DecodeError.
 
-    With ``hash_name`` (a perceptual hash of :mod:`dedup.stages.hashes`), the first value is that hash of
+    With ``hash_name`` (a perceptual hash of :mod:`dedup.ops.hashes`), the first value is that hash of
     the whole image (a +1/-1 float32 vector) instead of the model's pixels: hashes are computed here, on
     the CPU decode workers, from a JPEG draft of at least 128 px (the hashes' normalised view is 128 px),
     decoded to grey for the hashes that need no colour (a colour JPEG: its luma plane alone).

@@ -13,7 +13,7 @@ Contract:
   Completed. A failed task raises :class:`BulkImportError` with the server's reason; so does a timeout.
 * Bulk import is unavailable on Milvus Lite, on servers that refuse the call, and when the server cannot
   read the staged files: those raise :class:`BulkImportUnavailable`, whose message says why. The caller
-  then falls back to batched inserts (:mod:`dedup.stages.store`); rows an import may have committed before
+  then falls back to batched inserts (:mod:`dedup.vectordb.writer`); rows an import may have committed before
   failing are the caller's to discard (recreate the collection).
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 import numpy as np
 import pyarrow as pa
 
-from dedup.milvus import ID_FIELD, VECTOR_FIELD, MilvusTarget, collection_schema, is_milvus_lite, server_version
+from dedup.vectordb.milvus import ID_FIELD, VECTOR_FIELD, MilvusTarget, collection_schema, is_milvus_lite, server_version
 
 # pymilvus's BulkInsertState codes (common.proto ImportState).
 _PENDING, _FAILED, _STARTED, _PERSISTED, _COMPLETED, _FAILED_CLEANED = 0, 1, 2, 5, 6, 7
@@ -106,7 +106,7 @@ def _quiet_pymilvus() -> None:
 
 
 def _rows(batch: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    from dedup.stages.embed import embeddings_to_numpy
+    from dedup.ops.models import embeddings_to_numpy
 
     vids = np.asarray(batch.column("vid").to_numpy(), np.int64)
     return vids, embeddings_to_numpy(batch.column("embedding"))

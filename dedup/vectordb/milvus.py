@@ -18,7 +18,7 @@ Contract:
   build parameters with the matching search parameters; :func:`build_index_and_load` flushes, builds it
   and loads the collection for search.
 
-Bulk import (Parquet shards + server-side import) lives in :mod:`dedup.bulk`.
+Bulk import (Parquet shards + server-side import) lives in :mod:`dedup.vectordb.bulk`.
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -74,6 +75,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the server's process before exec: on Linux, ask for SIGTERM when the job's process dies, so that a
+    job killed with SIGKILL (OOM, a lost session) leaves no server holding the data dir for its re-run."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: the server outlives a killed job until it is stopped by hand
+        pass
+
+
 class MilvusLiteServer:
     """Context manager running ``milvus-lite server`` on loopback for the duration of the job."""
 
@@ -105,7 +117,7 @@ class MilvusLiteServer:
         self.port = _free_port()
         log = open(self.log_path, "ab")
         cmd = self._command() + ["--data-dir", self.data_dir, "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         log.close()
         self._started = time.monotonic()
         self._ready = False
@@ -404,3 +416,22 @@ def _wait_for_index(client, name: str, timeout: float = 3600.0, poll_s: float = 
             raise RuntimeError(f"the index of {name} was not built within {timeout:.0f}s ({done}/{total} rows)")
         time.sleep(wait)
         wait = min(poll_s, wait * 2)
+
+
+def loaded_count(target: MilvusTarget, name: str) -> int:
+    """Rows in an existing collection (loading it for search), or -1 when it is not there or unusable."""
+    import sys
+
+    try:
+        client = target.client()
+        try:
+            if not client.has_collection(name):
+                return -1
+            client.load_collection(name)
+            res = client.query(name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+            return int(res[0]["count(*)"])
+        finally:
+            client.close()
+    except Exception as e:  # noqa: BLE001 - any failure means: store again
+        print(f"[dedup] stored collection {name} not reusable ({e}); storing again", file=sys.stderr)
+        return -1

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from dedup.config import DedupConfig
-from dedup.pipeline import run
+from dedup import run
 from dedup.synth import base_image, encode, make_corpus, write
 
 
@@ -72,7 +72,7 @@ def test_known_corpus_gives_known_clusters(ray_local, tmp_path):
     saved = json.loads((out / "summary.json").read_text())
     assert saved["parameters"]["threshold"] == 0.9
     assert saved["stages"]["decode_embed"]["images"] == 17
-    for stage in ("hash", "decode_embed", "store", "search", "graph", "manifest"):
+    for stage in ("discover", "decode_embed", "store", "search", "verify", "graph", "manifest"):
         assert saved["stages"][stage]["seconds"] >= 0
 
 
@@ -203,7 +203,7 @@ def test_resnet50_from_a_weights_file(ray_local, tmp_path, tiny_resnet_weights):
 
 
 def test_hash_model_finds_the_known_clusters_without_weights(ray_local, tmp_path):
-    from dedup.stages.hashes import HASHES, search_cosine
+    from dedup.ops.hashes import HASHES, search_cosine
 
     root = tmp_path / "corpus"
     truth = make_corpus(root)
@@ -257,7 +257,7 @@ def test_resnet50_plus_hash_takes_edges_from_either_signal(ray_local, tmp_path, 
 def test_block_counts_keep_every_worker_busy_to_the_end(ray_local):
     """Blocks: about per_block items each, at least two per CPU, a multiple of the workers taking them
     (63 blocks on 2 actors left one actor idle for a whole block at the end), never more than the units."""
-    from dedup.pipeline import _blocks
+    from dedup.ray_env import blocks as _blocks
 
     assert _blocks(2014, 32, workers=2) == 64  # 63 rounded up to the 2 actors
     assert _blocks(2014, 32, workers=3) == 63
@@ -270,7 +270,7 @@ def test_block_counts_keep_every_worker_busy_to_the_end(ray_local):
 def test_one_operator_datasets_skip_the_reservation_only_for_themselves(ray_local):
     """The one-map stages run without Ray Data's per-operator reservation (it held them to one task at first);
     the setting goes on that dataset's context, never on Ray's global one that other pipelines use."""
-    from dedup.pipeline import one_operator
+    from dedup.ray_env import one_operator
 
     glob = ray_local.data.DataContext.get_current()
     before = glob.op_resource_reservation_enabled

@@ -5,7 +5,7 @@ import pytest
 from dedup.bench import corpus
 from dedup.bench.score import score, score_parts, sweep
 from dedup.config import DedupConfig
-from dedup.pipeline import run
+from dedup import run
 from dedup.synth import base_image, encode, write
 
 

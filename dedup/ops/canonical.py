@@ -16,6 +16,7 @@ from run to run whatever the policy.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def policy_rank(keys: list[str], pixels: np.ndarray, nbytes: np.ndarray, path_order: np.ndarray) -> np.ndarray:
@@ -29,3 +30,22 @@ def policy_rank(keys: list[str], pixels: np.ndarray, nbytes: np.ndarray, path_or
     rank = np.empty(len(order), np.int64)
     rank[order] = np.arange(len(order))
     return rank
+
+
+def per_vid(files: pd.DataFrame, meta: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
+    """The policy's inputs per vid: ``pixels`` (from the decoded metadata) and ``bytes`` (the file size)."""
+    pixels = np.zeros(n, np.int64)
+    nbytes = np.zeros(n, np.int64)
+    if n:
+        m = meta.set_index("vid")
+        idx = m.index.to_numpy(np.int64)
+        pixels[idx] = m["width"].to_numpy(np.int64) * m["height"].to_numpy(np.int64)
+        ok = files[files["vid"].notna()]
+        nbytes[ok["vid"].to_numpy(np.int64)] = ok["bytes"].to_numpy(np.int64)
+    return {"pixels": pixels, "bytes": nbytes}
+
+
+def rank_vids(keys: list[str], files: pd.DataFrame, meta: pd.DataFrame, n: int) -> np.ndarray:
+    """Each vid's place in the policy's order (vids are numbered in path order, see `plan`)."""
+    v = per_vid(files, meta, n)
+    return policy_rank(keys, v["pixels"], v["bytes"], np.arange(n))

@@ -1,0 +1,95 @@
+"""The job: the stage list for a config, run by the runner, then the summary and the report.
+
+    weights ─┐
+    discover ┴─> decode_embed ─> store ─> search ──────────────> verify ─> graph ─> manifest
+                              └> store_hash ─> search_hash ─> union ┘   (a model with a hash)
+
+(With exact search, `store` runs in the background and `search` does not wait for it.)
+"""
+from __future__ import annotations
+
+import time
+
+from dedup import summary as summaries
+from dedup.config import DedupConfig
+from dedup.layout import OutputLayout
+from dedup.runner import Runner, RunState
+from dedup.stages import (DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, SearchStage, StoreStage,
+                          UnionStage, VerifyStage, WeightsStage)
+from dedup.stages.base import Signal, StageContext
+
+
+def signals(cfg: DedupConfig) -> list[Signal]:
+    """The vectors searched on their own: the model's (or the hash model's), and a combo's hash beside it."""
+    from dedup.ops.hashes import HASHES
+    from dedup.ops.models import embedding_dim
+
+    main = Signal("", "embedding", embedding_dim(cfg.model), float(cfg.threshold), cfg.resolved_nn_floor(),
+                  binary=cfg.is_hash and cfg.binary_hashes)
+    if not cfg.is_combo:
+        return [main]
+    t = cfg.hash_threshold()
+    floor = max(-1.0, min(t, cfg.resolved_nn_floor() + (t - cfg.threshold)))  # as far below its own threshold
+    return [main, Signal("_hash", "hash_embedding", HASHES[cfg.hash_name].bits, t, floor, binary=cfg.binary_hashes)]
+
+
+def stages(cfg: DedupConfig) -> list:
+    """The stage list, in order."""
+    out = [WeightsStage(), DiscoverStage(), DecodeEmbedStage()]
+    for sig in signals(cfg):
+        out += [StoreStage(sig), SearchStage(sig)]
+    if cfg.is_combo:
+        out.append(UnionStage())
+    return out + [VerifyStage("union" if cfg.is_combo else "search"), GraphStage(), ManifestStage()]
+
+
+def run(cfg: DedupConfig) -> dict:
+    """Run the job on ``cfg`` and return its summary (also in ``OUTPUT/summary.json``)."""
+    from dedup.ray_env import init_ray
+    from dedup.services import Services
+
+    cfg.validate()
+    layout = OutputLayout.of(cfg.output)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    started = init_ray(cfg.ray_address)
+    services = Services(cfg, layout)
+    # Milvus Lite starts now, from this thread (it dies with the thread that started it, see vectordb.milvus),
+    # and comes up while the inputs are hashed and embedded.
+    services.start_milvus()
+    ctx = StageContext(cfg, layout, cfg.to_dict(), services)
+    try:
+        timings = Runner(stages(cfg), ctx, RunState(layout.state, fresh=cfg.fresh)).run()
+        if cfg.drop_collection:
+            _drop_collections(cfg, ctx)
+        return _finish(cfg, ctx, timings, time.perf_counter() - t0)
+    finally:
+        services.close()
+        if started:
+            import ray
+
+            ray.shutdown()
+
+
+def _drop_collections(cfg: DedupConfig, ctx: StageContext) -> None:
+    from dedup.stages.store import collection_name
+    from dedup.vectordb.milvus import drop_collection
+
+    for sig in signals(cfg):
+        drop_collection(ctx.services.milvus(), collection_name(cfg, sig), owner=cfg.output_path)
+        RunState(ctx.layout.state).forget(sig.store)
+
+
+def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float) -> dict:
+    """summary.json, then the report (it reads summary.json), then the summary names the report."""
+    files, (man, errs) = ctx.value("discover"), ctx.value("manifest")
+    counts = summaries.counts(files.table, man, errs, files.n, ctx.value("graph").split_off)
+    s = summaries.build(counts, ctx.params, timings, seconds, ctx.layout.outputs())
+    summaries.write(ctx.layout.summary, s)
+    if cfg.report:
+        from dedup.report import write_report
+
+        s["outputs"]["report"] = str(write_report(ctx.layout.root))
+        summaries.write(ctx.layout.summary, s)
+    s["outputs"]["summary"] = str(ctx.layout.summary)
+    return s

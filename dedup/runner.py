@@ -1,0 +1,177 @@
+"""The runner: runs the job's stages in order and owns everything that makes them one job.
+
+For each stage (:class:`dedup.stages.base.Stage`), in the order given:
+
+1. wait for the background stages it comes after;
+2. fingerprint it: its own :meth:`~Stage.fingerprint` and those of the stages it comes after;
+3. reuse: when ``state.json`` holds the same fingerprint, its artifacts exist and :meth:`~Stage.load`
+   gives a result back, that is the stage's result (``reused`` in the summary);
+4. otherwise forget it and every stage downstream of it in ``state.json``, run it, and record its
+   fingerprint (and :attr:`StageResult.state`) once it has finished (a stage without a fingerprint runs
+   every time and records nothing: what depends on its result has it in its own fingerprint);
+5. time it and keep its metrics for the summary.
+
+Stages marked ``background`` run on a thread beside the stages after them; the runner joins each before
+the first stage that comes after it, and all of them before it returns (also when a stage fails). A
+stage that fails stops the run with an error naming it (:class:`StageFailed`); what finished before is
+in ``state.json``, so the same command afterwards resumes from there.
+
+Fault injection for the tests (``DEDUP_FAULT``): ``kill:STAGE`` makes the process SIGKILL itself inside
+STAGE, once its work is done and before it is recorded as finished (the worst moment: files on disk that
+``state.json`` does not vouch for); ``kill-milvus:STAGE`` kills the run's Milvus Lite server as STAGE
+starts.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from dedup.stages.base import Stage, StageContext, StageResult
+
+
+class StageFailed(RuntimeError):
+    """A stage raised: the message names it; the original exception is the cause."""
+
+    def __init__(self, stage: str, exc: BaseException):
+        super().__init__(f"stage {stage} failed: {type(exc).__name__}: {exc}")
+        self.stage = stage
+
+
+def fingerprint(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class RunState:
+    """``state.json`` in the output folder: the finished stages, each with its fingerprint (atomic writes)."""
+
+    def __init__(self, path: Path, fresh: bool = False):
+        self.path = Path(path)
+        self.data: dict = {}
+        self._lock = threading.Lock()
+        if self.path.exists() and not fresh:
+            try:
+                self.data = json.loads(self.path.read_text())
+            except ValueError:
+                self.data = {}
+
+    def get(self, stage: str) -> dict:
+        return self.data.get(stage) or {}
+
+    def finish(self, stage: str, fp: str, **extra) -> None:
+        with self._lock:
+            self.data[stage] = {"fingerprint": fp, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+            self._write()
+
+    def forget(self, *stages: str) -> None:
+        with self._lock:
+            if any(s in self.data for s in stages):
+                for s in stages:
+                    self.data.pop(s, None)
+                self._write()
+
+    def _write(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(self.path)
+
+
+class Runner:
+    def __init__(self, stages: list[Stage], ctx: StageContext, state: RunState, given: dict[str, tuple] | None = None):
+        """``given``: results of stages not in ``stages`` (name -> (value, fingerprint)), e.g. the scale
+        bench's synthetic vectors standing in for `decode_embed`."""
+        self.stages, self.ctx, self.state = stages, ctx, state
+        self.fps: dict[str, str | None] = {}
+        self.timings: dict[str, dict] = {}
+        for name, (value, fp) in (given or {}).items():
+            ctx.values[name], self.fps[name] = value, fp
+        self._fault = os.environ.get("DEDUP_FAULT", "")
+
+    def downstream(self, name: str) -> list[str]:
+        """Every stage that depends on ``name`` in this run, directly or through others."""
+        out: list[str] = []
+        frontier = {name}
+        for st in self.stages:
+            if frontier & set(st.depends(self.ctx)):
+                out.append(st.name)
+                frontier.add(st.name)
+        return out
+
+    def run(self) -> dict[str, dict]:
+        pending: dict[str, Future] = {}
+        with ThreadPoolExecutor(2, thread_name_prefix="dedup-stage") as pool:
+            try:
+                for st in self.stages:
+                    for dep in st.depends(self.ctx):
+                        if dep in pending:
+                            pending.pop(dep).result()
+                    if st.in_background(self.ctx):
+                        pending[st.name] = pool.submit(self._one, st)
+                    else:
+                        self._one(st)
+            finally:
+                for f in pending.values():  # never leave a background stage running (or its error unseen)
+                    f.exception()
+        for f in pending.values():
+            f.result()
+        return self.timings
+
+    def _one(self, st: Stage) -> None:
+        t0 = time.perf_counter()
+        print(f"[dedup] {st.name} ...", file=sys.stderr, flush=True)
+        try:
+            res, reused, fp = self._load_or_run(st)
+        except StageFailed:
+            raise
+        except BaseException as e:
+            raise StageFailed(st.name, e) from e
+        seconds = time.perf_counter() - t0
+        self.fps[st.name] = fp
+        self.ctx.values[st.name] = res.value
+        self.timings[st.name] = self._timing(st, res, reused, seconds)
+        print(f"[dedup] {st.name}: {seconds:.1f}s {res.metrics}", file=sys.stderr, flush=True)
+
+    def _load_or_run(self, st: Stage) -> tuple[StageResult, bool, str | None]:
+        parts = st.fingerprint(self.ctx)
+        fp = None if parts is None else fingerprint(st.name, parts, [self.fps.get(d) for d in st.depends(self.ctx)])
+        stored = self.state.get(st.name)
+        if fp is not None and stored.get("fingerprint") == fp and all(p.exists() for p in st.artifacts(self.ctx)):
+            res = st.load(self.ctx, stored)
+            if res is not None:
+                return res, True, fp
+        if fp is not None:  # a recorded stage reruns: what was built on its old result goes too
+            self.state.forget(st.name, *self.downstream(st.name))
+        if self._fault == f"kill-milvus:{st.name}":
+            self.ctx.services.kill_milvus()
+        res = st.run(self.ctx)
+        if self._fault == f"kill:{st.name}":
+            self._kill()
+        if fp is not None:
+            self.state.finish(st.name, fp, **res.state)
+        return res, False, fp
+
+    @staticmethod
+    def _timing(st: Stage, res: StageResult, reused: bool, seconds: float) -> dict:
+        entry = {"seconds": round(seconds, 3)}
+        items = res.metrics.get(st.items) if st.items else None
+        if items is not None and not reused:
+            entry[f"{st.items}_per_second"] = round(items / seconds, 2) if seconds > 0 else None
+        if reused:
+            entry["reused"] = True
+        entry.update(res.metrics)
+        return entry
+
+    @staticmethod
+    def _kill() -> None:
+        """The test hook (DEDUP_FAULT): die now, as a lost machine or an OOM kill would."""
+        print("[dedup] DEDUP_FAULT: killing the job process", file=sys.stderr, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+__all__ = ["Runner", "RunState", "StageFailed", "fingerprint"]

@@ -1,0 +1,81 @@
+"""Stage `discover`: the inputs found, their bytes hashed, one vector id per distinct content.
+
+In:  ``--input`` (folders, files, fsspec URIs, Parquet and WebDataset shards; the output folder excluded).
+Out: ``files.parquet`` (:data:`dedup.ops.hashing.FILES_SCHEMA` plus ``vid``: path, kind, unit, source,
+     bytes, sha, error), sorted by path; its value is a :class:`Files` (the table, the representatives).
+
+Byte-identical files share a vid, so each distinct content is decoded and embedded once
+(:mod:`dedup.ops.plan`). Hashing runs on Ray tasks over blocks of about 256 files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from dedup.stages.base import Stage, StageContext, StageResult
+
+
+@dataclass
+class Files:
+    table: pd.DataFrame  # files.parquet
+    reps: pd.DataFrame  # one representative per vid (vid, sha, path, kind, unit)
+
+    @property
+    def n(self) -> int:
+        """Distinct contents (vids 0..n-1)."""
+        return len(self.reps)
+
+
+class DiscoverStage(Stage):
+    name = "discover"
+    items = "files"
+
+    def fingerprint(self, ctx: StageContext):
+        cfg = ctx.cfg
+        return [sorted(cfg.inputs), cfg.input_format, cfg.image_column]
+
+    def artifacts(self, ctx: StageContext):
+        return (ctx.layout.files,)
+
+    def load(self, ctx: StageContext, stored: dict) -> StageResult:
+        return _result(pq.read_table(ctx.layout.files))
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from dedup.ops import plan
+
+        table, _ = plan.assign_vids(_hash_inputs(ctx))
+        table = table.sort_by("path")
+        tmp = ctx.layout.files.with_suffix(".tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(ctx.layout.files)
+        return _result(table)
+
+
+def _result(table: pa.Table) -> StageResult:
+    from dedup.ops import plan
+
+    df = table.to_pandas()
+    metrics = {"files": table.num_rows, "megabytes": round((pc.sum(table["bytes"]).as_py() or 0) / 1e6, 2)}
+    return StageResult(Files(df, plan.representatives(df)), metrics)
+
+
+def _hash_inputs(ctx: StageContext) -> pa.Table:
+    import ray
+
+    from dedup.ops import hashing
+    from dedup.ray_env import blocks, one_operator
+    from dedup.sources import discover
+
+    cfg = ctx.cfg
+    units = discover(cfg.inputs, cfg.input_format, exclude=[str(ctx.layout.root)])
+    items = [{"kind": u.kind, "unit": u.path, "source": u.source} for u in units]
+    if not items:
+        return hashing.FILES_SCHEMA.empty_table()
+    ds = one_operator(ray.data.from_items(items, override_num_blocks=blocks(len(items), 256)).map_batches(
+        hashing.hash_units, batch_size=None, batch_format="numpy", fn_kwargs={"image_column": cfg.image_column},
+    ))
+    return pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in ray.get(ds.to_arrow_refs())])

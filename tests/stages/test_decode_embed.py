@@ -1,0 +1,49 @@
+"""Stage `decode_embed` with SSCD, the default model: the job with the test's own ONNX file and with a
+TorchScript file on CPU (torch), with mixed input shapes."""
+import io
+import os
+
+import pandas as pd
+from helpers import tiny_sscd_torchscript
+
+from dedup import run
+from dedup.config import DedupConfig
+from dedup.synth import base_image, encode, make_corpus, write
+
+
+def _torchscript_bytes(seed: int = 0) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.jit.save(tiny_sscd_torchscript(seed), buf)
+    return buf.getvalue()
+
+
+def test_job_runs_sscd_by_default(ray_local, tmp_path, tiny_sscd_file):
+    """No --model: SSCD (here from the test's own ONNX file), square 288 input, its threshold; copies found."""
+    root = tmp_path / "imgs"
+    truth = make_corpus(root, groups=3)
+    out = tmp_path / "out"
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), weights=str(tiny_sscd_file)))
+    p = summary["parameters"]
+    assert p["model"] == "sscd" and p["weights_info"]["format"] == "onnx" and p["embed_resources"]["backend"] == "onnx"
+    assert p["preprocess"] == "square" and p["image_size"] == 288 and p["threshold"] == 0.30 and p["verify"] == "band"
+    man = pd.read_csv(out / "manifest.csv")
+    man["group"] = man["path"].map(lambda x: truth[os.path.relpath(x, root)])
+    assert man.groupby("group")["cluster_id"].nunique().max() == 1  # every group in one cluster
+    assert man["cluster_id"].nunique() == len(set(truth.values()))  # and no two groups together
+    assert (out / "nearest.parquet").exists()
+
+
+def test_job_with_a_torchscript_file_on_cpu(ray_local, tmp_path):
+    root = tmp_path / "imgs"
+    for i in range(3):
+        write(root / f"p{i}.jpg", encode(base_image(40 + i)))
+    write(root / "p0-copy.png", encode(base_image(40).resize((200, 150)), "PNG"))
+    model = tmp_path / "sscd.torchscript.pt"
+    model.write_bytes(_torchscript_bytes())
+    summary = run(DedupConfig(inputs=[str(root)], output=str(tmp_path / "out"), weights=str(model), preprocess="short-side",
+                              image_size=96))
+    assert summary["parameters"]["weights_info"]["format"] == "torchscript"
+    assert summary["parameters"]["embed_resources"]["backend"] == "torch"
+    assert summary["counts"]["images"] == 4

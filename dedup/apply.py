@@ -54,6 +54,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
+from dedup.layout import OutputLayout
+
 LOG_NAME = ".dedup-apply.json"
 PARTIAL_SUFFIX = ".dedup-partial"
 CHUNK = 1 << 20
@@ -155,15 +157,16 @@ def _guess_kind(path: str) -> tuple[str, str]:
 def load_keep_set(output: str | Path) -> KeepSet:
     """Read the keep set of a finished run; ``ApplyError`` if the folder is not one."""
     out = Path(output).expanduser().resolve()
-    manifest = out / "manifest.parquet"
+    layout = OutputLayout.of(out)
+    manifest = layout.manifest_parquet
     if not manifest.is_file():
         raise ApplyError(f"{out} is not a finished dedup output folder (no manifest.parquet)")
     man = pq.read_table(manifest, columns=["path", "is_canonical", "bytes", "sha", "source"]).to_pylist()
-    summary_path = out / "summary.json"
+    summary_path = layout.summary
     inputs = json.loads(summary_path.read_text()).get("parameters", {}).get("inputs", []) if summary_path.is_file() else []
     kinds: dict[str, tuple[str, str]] = {}
-    if (out / "files.parquet").is_file():
-        for r in pq.read_table(out / "files.parquet", columns=["path", "kind", "unit"]).to_pylist():
+    if layout.files.is_file():
+        for r in pq.read_table(layout.files, columns=["path", "kind", "unit"]).to_pylist():
             kinds[r["path"]] = (r["kind"], r["unit"])
     kept, units = [], {}
     for r in man:
@@ -171,7 +174,7 @@ def load_keep_set(output: str | Path) -> KeepSet:
         units.setdefault(unit, (kind, r["source"]))
         if r["is_canonical"]:
             kept.append({**r, "kind": kind, "unit": unit})
-    keep_txt = out / "keep.txt"
+    keep_txt = layout.keep
     if keep_txt.is_file() and set(keep_txt.read_text().splitlines()) != {r["path"] for r in kept}:
         raise ApplyError(f"{keep_txt} and manifest.parquet disagree on the keep set; was the folder edited?")
     ordered = list(inputs) + sorted({s for _, s in units.values()} - set(inputs))

@@ -54,6 +54,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
     g = p.add_argument_group("similarity")
     g.add_argument("--threshold", "-t", type=float, help="cosine similarity at or above which two images are duplicates (default per model: " + ", ".join(f"{m} {t}" for m, t in DEFAULT_THRESHOLDS.items()) + "; not for hash models). See 'choosing a threshold' above")
+    g.add_argument("--verify", choices=["band", "all", "off"], help="the content check (local features matched under one geometric transform): band (default for SSCD): pairs with similarity in --verify-band are duplicates only where the two images share content, pairs above it need no check; all: every pair is checked; off (default for the other models): the threshold alone")
+    g.add_argument("--verify-band", type=float, nargs=2, metavar=("LO", "HI"), help="the similarities checked (default for SSCD: 0.30 0.80, sscd-mobile 0.30 0.85); LO is the threshold: pairs below it are never searched")
     g.add_argument("--nn-floor", type=float, help="each image's nearest-neighbour similarity is recorded down to this (default: the threshold - 0.3), for the report's histogram")
     g.add_argument("--max-bits", type=int, help="hash models: Hamming distance at or below which two images are duplicates (default per hash: " + ", ".join(f"{k} {v}" for k, v in HASH_MODELS.items()) + ")")
     g.add_argument("--canonical", metavar="POLICY", help=f"which image of a cluster is kept: comma list of pixels (most first), bytes (largest first), path (alphabetical first); default {d.canonical}")

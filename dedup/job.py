@@ -45,7 +45,7 @@ def stages(cfg: DedupConfig) -> list:
 
 def run(cfg: DedupConfig) -> dict:
     """Run the job on ``cfg`` and return its summary (also in ``OUTPUT/summary.json``)."""
-    from dedup.ray_env import init_ray
+    from dedup.ray_env import init_ray, ray_info
     from dedup.services import Services
 
     cfg.validate()
@@ -58,6 +58,7 @@ def run(cfg: DedupConfig) -> dict:
     # and comes up while the inputs are hashed and embedded.
     services.start_milvus()
     ctx = StageContext(cfg, layout, cfg.to_dict(), services)
+    ctx.params["ray"] = ray_info()
     try:
         timings = Runner(stages(cfg), ctx, RunState(layout.state, fresh=cfg.fresh)).run()
         if cfg.drop_collection:

@@ -1,32 +1,60 @@
 """Ray: starting or joining it, the embedding actors' resources, and how work is cut into blocks.
 
-A local run (no ``--ray-address`` and no ``RAY_ADDRESS``) starts Ray on loopback alone: every Ray service
-this run starts (the GCS server, the raylet and its object manager, the workers, the dashboard agent, the
-runtime-env and metrics agents) binds 127.0.0.1, with Ray's token authentication as it comes (on for local
-clusters in this Ray release), and no dashboard. See the README ("Ports") for what a run opens.
+A local run (no ``--ray-address`` and no ``RAY_ADDRESS``) starts Ray on loopback alone: every Ray service it
+starts (the GCS server, the raylet and its object manager, the workers, the dashboard agent, the
+runtime-env and metrics agents) binds 127.0.0.1, with Ray's token authentication as it comes (on by
+default for a new local cluster in this Ray release) and no dashboard. On Linux Ray turns a node address
+of 127.0.0.1 into the machine's own address and its gRPC servers then listen on every interface; its
+single-machine mode (the one it uses on macOS and Windows, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) keeps
+the node on 127.0.0.1, and the servers bind the node address. A local run is a single machine, so that
+mode is what :func:`init_ray` asks for. See the README ("Ports") for what a run opens.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-LOOPBACK = "127.0.0.1"
+
 
 
 def init_ray(address: str | None = None) -> bool:
     """Start or join Ray. Returns True when this call started it (and should stop it)."""
+    if not (address or os.environ.get("RAY_ADDRESS")):
+        loopback_only()
     import ray
 
     if ray.is_initialized():
         return False
-    local = not (address or os.environ.get("RAY_ADDRESS"))
-    kwargs = {"_node_ip_address": LOOPBACK} if local else {}
-    ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, logging_level="WARNING", **kwargs)
+    ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, logging_level="WARNING")
     ctx = ray.data.DataContext.get_current()
     # Progress bars (rows and rows/s per operator) on a terminal; in logs (CI, ray job logs) they are noise.
     ctx.enable_progress_bars = sys.stderr.isatty()
     ctx.print_on_execution_start = False
     return True
+
+
+def loopback_only() -> None:
+    """Ray's single-machine mode for a local cluster started after this (module docstring): the variable
+    for Ray imported later and for the processes it starts, and Ray's constant where it is imported already."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if "ray" in sys.modules and os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def ray_info() -> dict:
+    """Where this run's Ray listens and whether it asks for tokens (for summary.json)."""
+    import ray
+
+    info = {"gcs_address": ray.get_runtime_context().gcs_address}
+    try:
+        from ray._raylet import AuthenticationMode, get_authentication_mode
+
+        info["token_auth"] = get_authentication_mode() == AuthenticationMode.TOKEN
+    except ImportError:  # pragma: no cover - a Ray without token authentication
+        info["token_auth"] = None
+    return info
 
 
 def cluster_cpus() -> int:
@@ -107,4 +135,4 @@ def one_operator(ds):
     return ds
 
 
-__all__ = ["init_ray", "wants_gpu", "embed_resources", "blocks", "one_operator", "cluster_cpus", "onnx_cuda", "LOOPBACK"]
+__all__ = ["init_ray", "loopback_only", "ray_info", "wants_gpu", "embed_resources", "blocks", "one_operator", "cluster_cpus", "onnx_cuda"]

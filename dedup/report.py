@@ -52,10 +52,10 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from dedup import __version__
+from dedup.layout import OutputLayout
 from dedup.sources import read_unit, split_item
 from dedup.ops.decode import load_rgb
 
-REPORT_NAME = "report.html"
 MAX_ERROR_REASONS = 50
 ERROR_EXAMPLES = 3
 HIST_BINS = 50
@@ -86,12 +86,12 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _read_frame(out: Path, stem: str, columns: list[str] | None = None) -> pd.DataFrame | None:
-    """``stem.parquet`` (preferred) or ``stem.csv`` of the output folder; None when neither exists."""
-    if (out / f"{stem}.parquet").exists():
-        df = pd.read_parquet(out / f"{stem}.parquet")
-    elif (out / f"{stem}.csv").exists():
-        df = pd.read_csv(out / f"{stem}.csv", keep_default_na=False, na_values=[""])
+def _read_frame(parquet: Path, csv: Path, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """The Parquet table (preferred) or its CSV twin; None when neither exists."""
+    if parquet.exists():
+        df = pd.read_parquet(parquet)
+    elif csv.exists():
+        df = pd.read_csv(csv, keep_default_na=False, na_values=[""])
     else:
         return None
     if columns is not None:
@@ -203,7 +203,7 @@ def load_thumbnails(members: pd.DataFrame, known: dict[str, tuple[str, str]], im
 
 def _known_units(out: Path, paths: Iterable[str]) -> dict[str, tuple[str, str]]:
     """Path -> (kind, unit) from files.parquet, for the given paths only."""
-    f = out / "files.parquet"
+    f = OutputLayout(out).files
     if not f.exists():
         return {}
     t = pq.read_table(f, columns=["path", "kind", "unit"])
@@ -377,7 +377,7 @@ def _section_counts(summary: dict, man: pd.DataFrame, errors: pd.DataFrame) -> s
 
 def _nearest(out: Path) -> np.ndarray | None:
     """Each image's nearest-neighbour similarity as the search recorded it (None for runs without it)."""
-    path = out / "nearest.parquet"
+    path = OutputLayout(out).nearest()
     if not path.exists():
         return None
     return pq.read_table(path, columns=["sim"]).column("sim").to_numpy().astype(np.float64)
@@ -422,7 +422,8 @@ def _verify_above(params: dict) -> float | None:
 
 def _search_state(out: Path) -> dict:
     """What ``state.json`` recorded of the search (threshold, floor), or {}."""
-    return (_read_json(out / "state.json").get("search") or {}) if (out / "state.json").exists() else {}
+    state = OutputLayout(out).state
+    return (_read_json(state).get("search") or {}) if state.exists() else {}
 
 
 def _missing(v: object) -> bool:
@@ -489,15 +490,16 @@ MAX_REJECTED = 12
 def rejected_pairs(out: Path, limit: int = MAX_REJECTED) -> pd.DataFrame:
     """The pairs the content check rejected, most similar first: ``path_a``, ``path_b``, ``sim``,
     ``inliers`` (at most ``limit`` of them), with the count of all of them in ``attrs["total"]``."""
-    f = out / "edges_checked.parquet"
+    layout = OutputLayout(out)
+    f = layout.edges_checked
     cols = ["path_a", "path_b", "sha_a", "sha_b", "sim", "inliers"]
-    if not f.exists() or not (out / "files.parquet").exists():
+    if not f.exists() or not layout.files.exists():
         return pd.DataFrame(columns=cols)
     t = pq.read_table(f)
     t = t.filter(pc.equal(t["verified"], pa.scalar(0, pa.int8())))
     total = t.num_rows
     df = t.to_pandas().sort_values(["sim", "a", "b"], ascending=[False, True, True]).head(limit)
-    files = pq.read_table(out / "files.parquet", columns=["path", "vid", "sha"]).to_pandas().dropna(subset=["vid"])
+    files = pq.read_table(layout.files, columns=["path", "vid", "sha"]).to_pandas().dropna(subset=["vid"])
     files = files.sort_values("path").drop_duplicates("vid")  # a content's first path: its representative
     first = files.set_index(files["vid"].astype(np.int64))
     out_df = pd.DataFrame({"path_a": first["path"].reindex(df["a"]).to_numpy(), "path_b": first["path"].reindex(df["b"]).to_numpy(),
@@ -578,18 +580,19 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
     Raises FileNotFoundError when ``out_dir`` has no manifest (not the output folder of a finished run).
     """
     out = Path(out_dir)
+    layout = OutputLayout(out)
     t0 = time.perf_counter()
-    man = _read_frame(out, "manifest")
+    man = _read_frame(layout.manifest_parquet, layout.manifest_csv)
     if man is None:
         raise FileNotFoundError(f"{out} has no manifest.parquet or manifest.csv: not the output folder of a finished dedup run")
     if man["is_canonical"].dtype != bool:
         man["is_canonical"] = man["is_canonical"].astype(str).str.lower().isin(["true", "1"])
-    errors = _read_frame(out, "errors")
+    errors = _read_frame(layout.errors_parquet, layout.errors_csv)
     errors = errors if errors is not None else pd.DataFrame(columns=["path", "error", "stage", "source"])
-    summary = _read_json(out / "summary.json")
+    summary = _read_json(layout.summary)
     params = summary.get("parameters") or {}
     threshold = params.get("threshold")
-    sims = _edge_similarities(out / "edges.parquet")
+    sims = _edge_similarities(layout.edges())
     nearest = _nearest(out)
 
     members, dup_sizes = _select_clusters(man, max_clusters, max_members)
@@ -612,7 +615,7 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
                           int(summary.get("counts", {}).get("distinct_contents", len(man))), _verify_above(params))
          if nearest is not None else _section_histogram(sims, float(threshold) if threshold is not None else None)),
         _section_clusters(members, dup_sizes, thumbs, thumb_px, max_clusters, max_members),
-        _section_rejected(rejected, thumbs, (out / "edges_checked.parquet").exists()),
+        _section_rejected(rejected, thumbs, layout.edges_checked.exists()),
         _section_errors(errors),
         _section_timings(summary),
     ])
@@ -628,8 +631,8 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
         "(manifest.csv) is the full result; this page shows a capped view of it.</footer></body></html>"
     )
     page = page.replace("{elapsed}", f"{time.perf_counter() - t0:.1f} s", 1)
-    target = out / REPORT_NAME
-    tmp = out / (REPORT_NAME + ".tmp")
+    target = layout.report
+    tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, target)
     return target

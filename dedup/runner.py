@@ -17,8 +17,8 @@ stage that fails stops the run with an error naming it (:class:`StageFailed`); w
 in ``state.json``, so the same command afterwards resumes from there.
 
 Fault injection for the tests (``DEDUP_FAULT``): ``kill:STAGE`` makes the process SIGKILL itself inside
-STAGE, once its work is done and before it is recorded as finished (the worst moment: files on disk that
-``state.json`` does not vouch for); ``kill-milvus:STAGE`` kills the run's Milvus Lite server as STAGE
+STAGE, once its work is done (or its earlier result loaded) and before it is recorded as finished (the
+worst moment: files on disk that ``state.json`` does not vouch for); ``kill-milvus:STAGE`` kills the run's Milvus Lite server as STAGE
 starts.
 """
 from __future__ import annotations
@@ -144,14 +144,14 @@ class Runner:
         if fp is not None and stored.get("fingerprint") == fp and all(p.exists() for p in st.artifacts(self.ctx)):
             res = st.load(self.ctx, stored)
             if res is not None:
+                self._maybe_kill(st)
                 return res, True, fp
         if fp is not None:  # a recorded stage reruns: what was built on its old result goes too
             self.state.forget(st.name, *self.downstream(st.name))
         if self._fault == f"kill-milvus:{st.name}":
             self.ctx.services.kill_milvus()
         res = st.run(self.ctx)
-        if self._fault == f"kill:{st.name}":
-            self._kill()
+        self._maybe_kill(st)
         if fp is not None:
             self.state.finish(st.name, fp, **res.state)
         return res, False, fp
@@ -167,11 +167,11 @@ class Runner:
         entry.update(res.metrics)
         return entry
 
-    @staticmethod
-    def _kill() -> None:
-        """The test hook (DEDUP_FAULT): die now, as a lost machine or an OOM kill would."""
-        print("[dedup] DEDUP_FAULT: killing the job process", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGKILL)
+    def _maybe_kill(self, st: Stage) -> None:
+        """The test hook (DEDUP_FAULT=kill:STAGE): die now, as a lost machine or an OOM kill would."""
+        if self._fault == f"kill:{st.name}":
+            print("[dedup] DEDUP_FAULT: killing the job process", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 __all__ = ["Runner", "RunState", "StageFailed", "fingerprint"]

@@ -3,6 +3,8 @@ import sys
 
 import pytest
 
+# The tests' own Ray, like a local run's, on loopback alone (see dedup.ray_env).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 sys.path.insert(0, os.path.dirname(__file__))  # tests import helpers.py (model files the tests make)
 # The ONNX exports of test weights go to a cache of the test session's own, not the user's ~/.cache.
 os.environ.setdefault("DEDUP_CACHE", os.path.join(os.environ.get("TMPDIR", "/tmp"), f"dedup-test-cache-{os.getuid()}"))

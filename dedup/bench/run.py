@@ -24,6 +24,7 @@ import pandas as pd
 from dedup.bench import corpus, peers, speed
 from dedup.bench.score import sweep
 from dedup.config import DEFAULT_THRESHOLDS, DedupConfig
+from dedup.layout import OutputLayout
 
 DEFAULT_SRC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imagenet-samples"
 SSCD_SWEEP = [round(float(t), 2) for t in np.arange(0.30, 0.951, 0.05)]
@@ -127,7 +128,7 @@ def _model_rows(model: str, images: Path, work: Path, truth: pd.DataFrame, repor
     rows = []
     if cfg.verify != "off":
         lo, hi = cfg.verify_range()
-        own = score_parts(pd.read_csv(Path(cfg.output) / "manifest.csv"), truth)
+        own = score_parts(pd.read_csv(OutputLayout.of(cfg.output).manifest_csv), truth)
         rows.append({"tool": f"{label} (default: verify band {lo:.2f}-{hi:.2f})", "threshold": f"{lo:.2f} + check to {hi:.2f}", **own, **timing})
         best_band = _best(curve[curve["verify_above"].notna()])
         rows.append({**best_band, "tool": f"{label}, best band of sweep",

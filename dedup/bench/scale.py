@@ -25,6 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dedup.layout import OutputLayout
+
 
 def planted_vectors(n: int, dim: int = 256, group_fraction: float = 0.1, noise: float = 0.2, seed: int = 0):
     """(vectors (n, dim) float32 unit rows, group id per row (-1: no group)); rows in random order."""
@@ -125,7 +127,6 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
 
     from dedup.config import DedupConfig
     from dedup.job import signals
-    from dedup.layout import OutputLayout
     from dedup.ops import graph
     from dedup.runner import Runner, RunState
     from dedup.services import Services
@@ -137,7 +138,7 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     out.mkdir(parents=True)
     t0 = time.perf_counter()
     vecs, groups = planted_vectors(n, dim)
-    write_vectors(vecs, out / "vectors")
+    write_vectors(vecs, OutputLayout.of(out).vectors)
     truth = planted_pairs(vecs, groups, threshold, query_every)
     gen_s = time.perf_counter() - t0
     del vecs

@@ -126,7 +126,8 @@ class TwoNodeCluster:
         self.tmp = Path(tempfile.mkdtemp(prefix="raycl-", dir="/tmp"))
         self.cpus = cpus_per_node
         self.pgids: set[int] = set()
-        drop = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+        drop = ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH",
+                "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")  # a real cluster, not the tests' single-machine Ray
         self.env = {k: v for k, v in os.environ.items() if k not in drop}
         # What an activated venv (or a node's setup_commands) gives: `python` in the job is the venv's.
         self.env["PATH"] = f"{BIN}{os.pathsep}{self.env.get('PATH', '')}"

@@ -1,0 +1,103 @@
+"""The runner (dedup.runner): reuse by fingerprint, forgetting what is downstream of a stage that ran again,
+background stages joined before their dependents, failures that name the stage. Plain stages, no Ray."""
+import threading
+import time
+
+import pytest
+
+from dedup.layout import OutputLayout
+from dedup.runner import Runner, RunState, StageFailed
+from dedup.stages.base import Stage, StageContext, StageResult
+
+
+class Cfg:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class Rec(Stage):
+    """A stage that records when it ran, with a fingerprint from the config and an artifact of its own."""
+
+    def __init__(self, name, after=(), key="k", background=False, log=None, sleep=0.0, fail=False):
+        self.name, self.after, self.key, self.background = name, tuple(after), key, background
+        self.log, self.sleep, self.fail = log if log is not None else [], sleep, fail
+
+    def fingerprint(self, ctx):
+        return [getattr(ctx.cfg, self.key, None)]
+
+    def artifacts(self, ctx):
+        return (ctx.layout.root / f"{self.name}.out",)
+
+    def load(self, ctx, stored):
+        return StageResult((ctx.layout.root / f"{self.name}.out").read_text(), {"loaded": True})
+
+    def run(self, ctx):
+        self.log.append(("start", self.name, threading.current_thread().name))
+        time.sleep(self.sleep)
+        if self.fail:
+            raise ValueError("boom")
+        value = "+".join([self.name] + [str(ctx.values[d]) for d in self.after])
+        (ctx.layout.root / f"{self.name}.out").write_text(value)
+        self.log.append(("end", self.name))
+        return StageResult(value, {"items": 3})
+
+
+def _run(tmp_path, stages, **cfg):
+    ctx = StageContext(Cfg(**cfg), OutputLayout(tmp_path), {}, None)
+    r = Runner(stages, ctx, RunState(tmp_path / "state.json"))
+    return r.run(), ctx
+
+
+def test_reuse_and_forgetting_downstream(tmp_path):
+    log = []
+    chain = lambda: [Rec("a", log=log), Rec("b", ["a"], key="kb", log=log), Rec("c", ["b"], log=log)]  # noqa: E731
+    timings, ctx = _run(tmp_path, chain(), k=1, kb=1)
+    assert ctx.values["c"] == "c+b+a" and [e[1] for e in log if e[0] == "start"] == ["a", "b", "c"]
+    log.clear()
+    timings, _ = _run(tmp_path, chain(), k=1, kb=1)
+    assert log == [] and all(t.get("reused") for t in timings.values())  # everything taken back
+    # b's own parameter changed: b and c (downstream) run again, a is reused
+    timings, _ = _run(tmp_path, chain(), k=1, kb=2)
+    assert [e[1] for e in log if e[0] == "start"] == ["b", "c"] and timings["a"].get("reused")
+    # a missing artifact means: run again
+    (tmp_path / "c.out").unlink()
+    log.clear()
+    _run(tmp_path, chain(), k=1, kb=2)
+    assert [e[1] for e in log if e[0] == "start"] == ["c"]
+
+
+def test_a_rerun_forgets_downstream_before_it_runs(tmp_path):
+    _run(tmp_path, [Rec("a"), Rec("b", ["a"])], k=1)
+    state = RunState(tmp_path / "state.json")
+    assert set(state.data) == {"a", "b"}
+    with pytest.raises(StageFailed, match="stage a failed: ValueError: boom"):
+        _run(tmp_path, [Rec("a", fail=True), Rec("b", ["a"])], k=2)
+    assert RunState(tmp_path / "state.json").data == {}  # neither a nor what was built on it is vouched for
+
+
+def test_background_stages_run_beside_the_next_and_are_joined_before_their_dependents(tmp_path):
+    log = []
+    stages = [Rec("a", log=log), Rec("slow", ["a"], background=True, sleep=0.5, log=log), Rec("fast", ["a"], log=log),
+              Rec("after_slow", ["slow"], log=log)]
+    timings, ctx = _run(tmp_path, stages, k=1)
+    order = [(e[0], e[1]) for e in log]
+    assert order.index(("end", "fast")) < order.index(("end", "slow"))  # fast did not wait for slow
+    assert order.index(("end", "slow")) < order.index(("start", "after_slow"))  # its dependent did
+    assert next(e[2] for e in log if e[:2] == ("start", "slow")).startswith("dedup-stage")
+    assert ctx.values["after_slow"] == "after_slow+slow+a"
+
+
+def test_a_failing_background_stage_fails_the_run_with_its_name(tmp_path):
+    with pytest.raises(StageFailed, match="stage bg failed"):
+        _run(tmp_path, [Rec("a"), Rec("bg", ["a"], background=True, fail=True), Rec("c", ["a"])], k=1)
+    assert "bg" not in RunState(tmp_path / "state.json").data
+
+
+def test_rates_and_given_values(tmp_path):
+    class Counted(Rec):
+        items = "items"
+
+    ctx = StageContext(Cfg(k=1), OutputLayout(tmp_path), {}, None)
+    r = Runner([Counted("b", ["a"])], ctx, RunState(tmp_path / "state.json"), given={"a": ("given", "fp-a")})
+    timings = r.run()
+    assert ctx.values["b"] == "b+given" and timings["b"]["items"] == 3 and "items_per_second" in timings["b"]

@@ -264,8 +264,6 @@ class Embedder:
     @staticmethod
     def _load(model, state_dict_ref, threads, backend, onnx_ref, batch, sscd_ref):
         """The learned model, from what the driver resolved and put in the object store."""
-        import sys
-
         import ray
 
         t0 = time.perf_counter()

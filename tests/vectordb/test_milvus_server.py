@@ -8,7 +8,6 @@ refusal on Milvus Lite, with the fallback to inserts), and the whole job with ``
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa

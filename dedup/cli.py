@@ -42,6 +42,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fresh", action="store_true", default=None, help="recompute every stage (default: a re-run on the same --output reuses the stages whose inputs and parameters are unchanged)")
     g.add_argument("--input-format", choices=["auto", "files", "parquet", "webdataset"], help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, anything else an image file identified by content")
     g.add_argument("--image-column", help="Parquet column holding image bytes (default: the first binary column)")
+    g.add_argument("--reference", nargs="+", action="extend", dest="references", metavar="PRIOR_OUTPUT", help="the output folder of an earlier run (repeatable): the new images are deduplicated against its images too, which are never removed (a new image that copies one is removed for it); only the new images are read, hashed and embedded. The model and its preprocessing must be the reference's")
+    g.add_argument("--reference-engine", choices=["auto", "exact", "milvus"], help="how the reference is searched: its collection where its run stored it on a Milvus server (milvus), or its Parquet vectors read in batches and compared exactly (exact); auto (default): milvus where there is such a collection")
+    g.add_argument("--reference-only", action="store_true", default=None, help="with --reference: only matches of new images to reference images (a test-set contamination check), no deduplication among the new images")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=list(MODELS), metavar="MODEL", help="sscd (default): SSCD copy-detection descriptors (a ResNet-50 trained by Meta for copy detection); sscd-mobile: a MobileNetV4 student distilled from SSCD (ONNX only, faster); resnet50: torchvision's ImageNet ResNet-50 features; multihash, multihash-mirror, phash-robust, phash, dhash, whash, colorhash: weight-free perceptual hashes computed on the decode workers (threshold in bits, --max-bits; multihash is the best measured); MODEL+HASH (e.g. sscd+multihash): both signals, an edge where either finds one (--threshold for the model, --max-bits for the hash), one graph; thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-models", action="store_true", help="skip the learned models (sscd, sscd-mobile, sscd+multihash)")
     b.add_argument("--no-peers", action="store_true", help="skip the peers (imagededup, fastdup, immaculate)")
     b.add_argument("--verify-cost", type=int, metavar="N", help="only the verify cost mode: the content check on N edges (every pair within groups of 10 distinct JPEGs made from --src, and N/10 random pairs); results in RESULTS/verify-cost.md")
+    b.add_argument("--reference-scale", type=int, metavar="N", help="only the reference mode: a new batch against a reference of N vectors (a real SSCD run on the embedded Milvus server, grown with random vectors), timed with both reference engines; results in RESULTS/reference-scale.md")
     b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `dedup bench` in --work; results in RESULTS/verify-study.md")
     b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
     b.add_argument("--preprocess", action="store_true", help="only the preprocessing mode: SSCD at each input size and resize (square 288/320/224, short-side 288, center-crop 224), quality and speed; results in RESULTS/preprocess.md")
@@ -179,6 +183,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from dedup.bench.throughput import throughput_bench
 
         throughput_bench(src, Path(args.work), Path(args.results), args.throughput, embed_batch=args.embed_batch)
+        return 0
+    if args.reference_scale is not None:
+        from dedup.bench.reference_scale import reference_scale_bench
+
+        reference_scale_bench(src, Path(args.work), Path(args.results), args.reference_scale)
         return 0
     if args.verify_study:
         from dedup.bench.verify_study import verify_study

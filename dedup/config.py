@@ -52,6 +52,11 @@ class DedupConfig:
     inputs: list[str] = field(default_factory=list)
     output: str = "dedup-output"
     input_format: str = "auto"  # auto | files | parquet | webdataset
+    # Earlier runs' output folders: the new images are deduplicated against their images (never removed).
+    references: list[str] = field(default_factory=list)
+    reference_only: bool = False  # only new-vs-reference matches (a contamination check), no new-vs-new
+    # auto: a reference's collection where it is on a Milvus server, else its Parquet vectors exactly
+    reference_engine: str = "auto"
     image_column: str | None = None  # Parquet: column holding the image bytes (auto: first binary column)
 
     # Model.
@@ -139,6 +144,12 @@ class DedupConfig:
         if not 0.0 < self.threshold <= 1.0 and not self.is_hash:
             raise ConfigError(f"--threshold must be in (0, 1], got {self.threshold}")
         self._resolve_model_defaults()
+        if self.reference_engine not in ("auto", "exact", "milvus"):
+            raise ConfigError(f"--reference-engine must be auto, exact or milvus, got {self.reference_engine!r}")
+        if self.reference_only and not self.references:
+            raise ConfigError("--reference-only needs --reference PRIOR_OUTPUT")
+        if self.references and self.is_combo:
+            raise ConfigError("--reference works with one signal: use the learned model or the hash alone, not MODEL+HASH")
         if self.input_format not in ("auto", "files", "parquet", "webdataset"):
             raise ConfigError(f"--input-format must be auto, files, parquet or webdataset, got {self.input_format!r}")
         keys = self.canonical_keys()
@@ -350,6 +361,7 @@ class DedupConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
-        if isinstance(data.get("inputs"), str):
-            data["inputs"] = [data["inputs"]]
+        for key in ("inputs", "references"):
+            if isinstance(data.get(key), str):
+                data[key] = [data[key]]
         return cls(**data)

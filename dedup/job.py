@@ -3,6 +3,7 @@
     weights ─┐
     discover ┴─> decode_embed ─> store ─> search ──────────────> verify ─> graph ─> manifest
                               └> store_hash ─> search_hash ─> union ┘   (a model with a hash)
+           └> reference ─> (decode_embed) ─> search_reference ─> union   (--reference)
 
 (With exact search, `store` runs in the background and `search` does not wait for it.)
 """
@@ -14,8 +15,8 @@ from dedup import summary as summaries
 from dedup.config import DedupConfig
 from dedup.layout import OutputLayout
 from dedup.runner import Runner, RunState
-from dedup.stages import (DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, SearchStage, StoreStage,
-                          UnionStage, VerifyStage, WeightsStage)
+from dedup.stages import (DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, ReferenceStage, SearchReferenceStage,
+                          SearchStage, StoreStage, UnionStage, VerifyStage, WeightsStage)
 from dedup.stages.base import Signal, StageContext
 
 
@@ -35,12 +36,20 @@ def signals(cfg: DedupConfig) -> list[Signal]:
 
 def stages(cfg: DedupConfig) -> list:
     """The stage list, in order."""
-    out = [WeightsStage(), DiscoverStage(), DecodeEmbedStage()]
+    out = [WeightsStage(), DiscoverStage()] + ([ReferenceStage()] if cfg.references else []) + [DecodeEmbedStage()]
+    searches = []
     for sig in signals(cfg):
-        out += [StoreStage(sig), SearchStage(sig)]
-    if cfg.is_combo:
-        out.append(UnionStage())
-    return out + [VerifyStage("union" if cfg.is_combo else "search"), GraphStage(), ManifestStage()]
+        out.append(StoreStage(sig))
+        if not cfg.reference_only:
+            out.append(SearchStage(sig))
+            searches.append(sig.search)
+    if cfg.references:
+        out.append(SearchReferenceStage(signals(cfg)[0]))
+        searches.append("search_reference")
+    union = len(searches) > 1 or cfg.reference_only
+    if union:
+        out.append(UnionStage(tuple(searches)))
+    return out + [VerifyStage("union" if union else "search", references=bool(cfg.references)), GraphStage(), ManifestStage()]
 
 
 def run(cfg: DedupConfig) -> dict:
@@ -85,6 +94,8 @@ def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float) 
     """summary.json, then the report (it reads summary.json), then the summary names the report."""
     files, (man, errs) = ctx.value("discover"), ctx.value("manifest")
     counts = summaries.counts(files.table, man, errs, files.n, ctx.value("graph").split_off)
+    if cfg.references:
+        counts.update(reference_matches=int((man["match"] == "reference").sum()), exact_copies_of_reference=len(ctx.value("reference").exact))
     s = summaries.build(counts, ctx.params, timings, seconds, ctx.layout.outputs())
     summaries.write(ctx.layout.summary, s)
     if cfg.report:

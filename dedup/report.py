@@ -12,6 +12,8 @@ the inputs. The page needs no server, no internet and no JavaScript: thumbnails 
   copies and distinct images can be seen (runs without it: the stored edges' similarities);
 * the largest clusters with duplicates first, each with its canonical image (the one kept) marked
   and every member's similarity to it, match kind, content check (``verified``, inliers), size and path;
+* with ``--reference``: the new images that copy a reference image (a test-set contamination check), each
+  beside the reference image it copies;
 * a few of the pairs the content check (stage `verify`) rejected, most similar first, side by side with
   their similarity and inliers, so a user can see what the check refused (``edges_checked.parquet``);
 * the errors grouped by reason (stage, count, a few example paths);
@@ -376,11 +378,13 @@ def _section_counts(summary: dict, man: pd.DataFrame, errors: pd.DataFrame) -> s
 
 
 def _nearest(out: Path) -> np.ndarray | None:
-    """Each image's nearest-neighbour similarity as the search recorded it (None for runs without it)."""
-    path = OutputLayout(out).nearest()
-    if not path.exists():
+    """Each image's nearest-neighbour similarity as the search recorded it (None for runs without it); with
+    --reference, the nearer of its nearest new image and its nearest reference image."""
+    layout = OutputLayout(out)
+    parts = [pq.read_table(p, columns=["vid", "sim"]).to_pandas() for p in (layout.nearest(), layout.nearest("_reference")) if p.exists()]
+    if not parts:
         return None
-    return pq.read_table(path, columns=["sim"]).column("sim").to_numpy().astype(np.float64)
+    return pd.concat(parts).groupby("vid")["sim"].max().to_numpy().astype(np.float64)
 
 
 def _section_nearest(nearest: np.ndarray, threshold: float | None, searched: dict, images: int, verify_above: float | None = None) -> str:
@@ -485,6 +489,40 @@ def _section_clusters(members: pd.DataFrame, dup_sizes: pd.Series, thumbs: dict[
 
 
 MAX_REJECTED = 12
+MAX_REFERENCE_MATCHES = 48
+
+
+def reference_matches(man: pd.DataFrame, limit: int = MAX_REFERENCE_MATCHES) -> pd.DataFrame:
+    """The new images kept out for a reference image (``match`` reference), most similar first."""
+    if "match" not in man or "reference_path" not in man:
+        return man.iloc[:0]
+    m = man[man["match"] == "reference"].sort_values(["similarity_to_canonical", "path"], ascending=[False, True])
+    out = m.head(limit).copy()
+    out.attrs["total"] = len(m)
+    return out
+
+
+def _section_reference(matches: pd.DataFrame, thumbs: dict[str, Thumb], params: dict) -> str:
+    refs = params.get("references") or []
+    if not refs:
+        return ""
+    total = int(matches.attrs.get("total", len(matches)))
+    where = ", ".join(map(str, refs))
+    if not total:
+        return (f'<section id="reference-matches"><h2>Matches to the reference</h2><p>No new image copies an image of the '
+                f'reference ({_e(where)}).</p></section>')
+    rows = []
+    for r in matches.itertuples():
+        new = _member_html({"is_canonical": False, "match": "reference", "similarity_to_canonical": r.similarity_to_canonical,
+                            "path": r.path, "width": r.width, "height": r.height, "bytes": r.bytes}, thumbs.get(r.path))
+        ref = _member_html({"is_canonical": True, "match": "reference image", "similarity_to_canonical": 1.0, "path": r.reference_path,
+                            "width": None, "height": None, "bytes": None}, thumbs.get(r.reference_path))
+        ref = ref.replace('<span class="badge keep">keep · canonical</span>', '<span class="badge keep">reference</span>')
+        rows.append(f'<section class="reference-pair" data-similarity="{r.similarity_to_canonical:.6f}"><div class="members">{new}{ref}</div></section>')
+    note = (f"{total:,} new images copy an image of the reference ({where}) and are in remove.txt; the reference is never "
+            f"changed. The {len(matches)} most similar are shown, each beside the reference image it copies; all are in "
+            "manifest.csv (match = reference, reference_path).")
+    return f'<section id="reference-matches"><h2>Matches to the reference</h2><p>{_e(note)}</p>{"".join(rows)}</section>'
 
 
 def rejected_pairs(out: Path, limit: int = MAX_REJECTED) -> pd.DataFrame:
@@ -597,8 +635,10 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
 
     members, dup_sizes = _select_clusters(man, max_clusters, max_members)
     rejected = rejected_pairs(out)
-    pair_paths = pd.DataFrame({"path": list(rejected["path_a"]) + list(rejected["path_b"]),
-                               "sha": list(rejected["sha_a"]) + list(rejected["sha_b"])})
+    ref_matches = reference_matches(man)
+    pair_paths = pd.DataFrame({"path": list(rejected["path_a"]) + list(rejected["path_b"]) + list(ref_matches["path"] if len(ref_matches) else [])
+                               + list(ref_matches["reference_path"] if len(ref_matches) else []),
+                               "sha": list(rejected["sha_a"]) + list(rejected["sha_b"]) + [None] * (2 * len(ref_matches))})
     shown = pd.concat([members[["path", "sha"]] if "sha" in members else members[["path"]], pair_paths], ignore_index=True).drop_duplicates("path")
     known = _known_units(out, shown["path"])
     thumbs = load_thumbnails(shown, known, params.get("image_column"), thumb_px, int(params.get("max_pixels") or DEFAULT_MAX_PIXELS))
@@ -614,6 +654,7 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
         (_section_nearest(nearest, float(threshold) if threshold is not None else None, _search_state(out),
                           int(summary.get("counts", {}).get("distinct_contents", len(man))), _verify_above(params))
          if nearest is not None else _section_histogram(sims, float(threshold) if threshold is not None else None)),
+        _section_reference(ref_matches, thumbs, params),
         _section_clusters(members, dup_sizes, thumbs, thumb_px, max_clusters, max_members),
         _section_rejected(rejected, thumbs, layout.edges_checked.exists()),
         _section_errors(errors),

@@ -157,6 +157,9 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_m
     }
     started = not ray.is_initialized()
     if started:
+        from dedup.ray_env import loopback_only
+
+        loopback_only()  # the bench's own Ray on loopback, as a local run's
         ray.init(include_dashboard=False, logging_level="ERROR")
     try:
         row, curve, _ = _ours("ours: --model thumb", DedupConfig(inputs=[str(images)], output=str(work / "out-thumb"), model="thumb", threshold=0.6),
@@ -273,6 +276,9 @@ def preprocess_bench(src: Path, work: Path, results: Path, limit: int | None = N
                     "rows": [], "curves": {}, "speed": {}}
     started = not ray.is_initialized()
     if started:
+        from dedup.ray_env import loopback_only
+
+        loopback_only()  # the bench's own Ray on loopback, as a local run's
         ray.init(include_dashboard=False, logging_level="ERROR")
     try:
         for kind, size in PREPROCESS_VARIANTS:

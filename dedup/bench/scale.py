@@ -236,6 +236,9 @@ def scale_bench(sizes, work: Path, results: Path | None = None, graph_edges=(10_
 
     started = not ray.is_initialized()
     if started:
+        from dedup.ray_env import loopback_only
+
+        loopback_only()  # the bench's own Ray on loopback, as a local run's
         ray.init(include_dashboard=False, logging_level="ERROR")
     rows = []
     try:

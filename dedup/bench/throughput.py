@@ -124,6 +124,9 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
         cfg.embed_batch = int(embed_batch)
     started = not ray.is_initialized()
     if started:
+        from dedup.ray_env import loopback_only
+
+        loopback_only()  # the bench's own Ray on loopback, as a local run's
         ray.init(include_dashboard=False, logging_level="ERROR")
     try:
         bare_kw = {"batch": cfg.resolved_embed_batch(device == "cuda"), "device": device, "min_seconds": bare_seconds, "warmup": 3 if device == "cuda" else 1}

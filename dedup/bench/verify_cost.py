@@ -49,6 +49,9 @@ def verify_cost_bench(src: Path, work: Path, results: Path, n_edges: int = 100_0
     where = {i: ("file", p, p) for i, p in enumerate(paths)}
     started = not ray.is_initialized()
     if started:
+        from dedup.ray_env import loopback_only
+
+        loopback_only()  # the bench's own Ray on loopback, as a local run's
         ray.init(include_dashboard=False, logging_level="ERROR")
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "corpus": info,
               "params": verify.VerifyParams().__dict__, "runs": {}}

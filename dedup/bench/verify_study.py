@@ -58,6 +58,9 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
     where = verify.where(reps.reset_index(), a[cand], b[cand])
     started = not ray.is_initialized()
     if started:
+        from dedup.ray_env import loopback_only
+
+        loopback_only()  # the bench's own Ray on loopback, as a local run's
         ray.init(include_dashboard=False, logging_level="ERROR")
     rows = []
     try:

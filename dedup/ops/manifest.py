@@ -25,6 +25,7 @@ from dedup.ops.graph import Clusters
 MANIFEST_COLUMNS = [
     "path", "cluster_id", "canonical_path", "is_canonical", "similarity_to_canonical", "width", "height",
     "bytes", "sha", "match", "cluster_size", "component_id", "format", "mode", "source", "verified", "inliers",
+    "reference_path",
 ]
 ERROR_COLUMNS = ["path", "error", "stage", "source"]
 
@@ -35,9 +36,12 @@ def representative_paths(files: pd.DataFrame) -> pd.Series:
     return ok.groupby(ok["vid"].astype(np.int64))["path"].min()
 
 
-def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path: pd.Series, checks=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path: pd.Series, checks=None,
+          reference_from: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (manifest, errors). ``rep_path`` maps vid -> the first path of that content; ``checks``: the
-    edges with their content check (stage `verify`), or None for a run without it."""
+    edges with their content check (stage `verify`), or None for a run without it; ``reference_from``: the
+    first vid of the reference images (--reference): a new image kept for one of them has match
+    ``reference`` and that image in ``reference_path``."""
     read_err = files[files["error"].notna()]
     errors = [pd.DataFrame({"path": read_err["path"], "error": read_err["error"], "stage": "read", "source": read_err["source"]})]
     ok = files[files["error"].isna()].copy()
@@ -60,7 +64,10 @@ def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path:
     sim = np.where(same_content, 1.0, clusters.similarity[vids]).astype(np.float64)
     good["similarity_to_canonical"] = np.round(sim, 6)
     good["match"] = np.where(good["is_canonical"], "canonical", np.where(same_content, "exact", "near"))
-    good["verified"], good["inliers"] = _pair_checks(vids, canon, checks, good["match"].to_numpy() == "near")
+    to_ref = canon >= reference_from if reference_from is not None else np.zeros(len(canon), bool)
+    good.loc[to_ref, "match"] = "reference"
+    good["reference_path"] = np.where(to_ref, good["canonical_path"].to_numpy(), "")
+    good["verified"], good["inliers"] = _pair_checks(vids, canon, checks, np.isin(good["match"].to_numpy(), ["near", "reference"]))
     good["cluster_size"] = good.groupby("cluster_id")["path"].transform("size").astype(np.int64)
     _, comp = np.unique(clusters.component[vids], return_inverse=True)
     good["component_id"] = comp.astype(np.int64)
@@ -79,7 +86,9 @@ def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path:
     if len(manifest) + len(errors_df) != len(files):
         raise AssertionError(f"{len(files)} inputs but {len(manifest)} manifest rows + {len(errors_df)} errors")
     per_cluster = manifest.groupby("cluster_id")["is_canonical"].sum()
-    if len(per_cluster) and not (per_cluster == 1).all():
+    kept_by_reference = manifest.groupby("cluster_id")["match"].first().eq("reference") if len(manifest) else per_cluster
+    expected = np.where(kept_by_reference.reindex(per_cluster.index).to_numpy(bool), 0, 1)  # a reference image is kept outside
+    if len(per_cluster) and not (per_cluster.to_numpy() == expected).all():
         raise AssertionError("a cluster without exactly one canonical")
     return manifest, errors_df
 

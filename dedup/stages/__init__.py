@@ -3,10 +3,12 @@
 
 weights       the model's file or weights, found and checked before any image is read
 discover      inputs -> files.parquet: every file hashed, one vid per distinct content
+reference     --reference: earlier runs' images, after the new vids; new files byte-identical to one
 decode_embed  representatives -> vectors/: decoded, embedded (actors; GPU where there is one)
 store         vectors -> the Milvus collection (in the background with exact search)
 search        vectors -> edges.parquet, nearest.parquet (exact in memory, or Milvus's range search)
-union         a model with a hash: the two signals' edges, one set
+search_reference  the new vectors against the reference's (its Parquet vectors, or its collection)
+union         a model with a hash, or --reference: the searches' edges, one set
 verify        edges in the band kept only where the images share content -> edges_checked.parquet
 graph         edges -> clusters with one canonical each (chaining guard)
 manifest      clusters + files + errors -> manifest, errors, keep/remove lists
@@ -18,11 +20,14 @@ from dedup.stages.decode_embed import DecodeEmbedStage, Vectors
 from dedup.stages.discover import DiscoverStage, Files
 from dedup.stages.graph import GraphStage
 from dedup.stages.manifest import ManifestStage
+from dedup.stages.reference import ReferenceStage
 from dedup.stages.search import SearchStage
+from dedup.stages.search_reference import SearchReferenceStage
 from dedup.stages.store import StoreStage
 from dedup.stages.union import UnionStage
 from dedup.stages.verify import VerifyStage
 from dedup.stages.weights import WeightsStage
 
-__all__ = ["WeightsStage", "DiscoverStage", "DecodeEmbedStage", "StoreStage", "SearchStage", "UnionStage", "VerifyStage",
+__all__ = ["WeightsStage", "DiscoverStage", "ReferenceStage", "DecodeEmbedStage", "StoreStage", "SearchStage", "SearchReferenceStage",
+           "UnionStage", "VerifyStage",
            "GraphStage", "ManifestStage", "Files", "Vectors"]

@@ -88,15 +88,19 @@ def drop_errors(t: pa.Table, column: str = "embedding") -> pa.Table:
 class DecodeEmbedStage(Stage):
     name = "decode_embed"
     items = "images"
-    after = ("discover", "weights")
+    after = ("discover", "weights", "reference")
+
+    def depends(self, ctx: StageContext) -> tuple[str, ...]:
+        return self.after if ctx.cfg.references else ("discover", "weights")
 
     def fingerprint(self, ctx: StageContext):
         cfg = ctx.cfg
+        skipped = sorted(_skipped(ctx))  # byte-identical to a reference image: that image's vector serves
         return [cfg.model, ctx.params["weights_info"], cfg.image_size, cfg.preprocess, cfg.max_pixels, EMBED_VERSION,
-                cfg.cpu_backend if cfg.uses_model else None]
+                cfg.cpu_backend if cfg.uses_model else None, skipped]
 
     def artifacts(self, ctx: StageContext):
-        return (ctx.layout.vectors,) if ctx.value("discover").n else ()
+        return (ctx.layout.vectors,) if ctx.value("discover").n > len(_skipped(ctx)) else ()
 
     def load(self, ctx: StageContext, stored: dict) -> StageResult:
         ctx.params["embed_resources"] = self._resources(ctx)
@@ -107,9 +111,10 @@ class DecodeEmbedStage(Stage):
         res = ctx.params["embed_resources"] = self._resources(ctx)
         shutil.rmtree(layout.vectors, ignore_errors=True)
         metrics = {}
-        if files.n:
+        reps = files.reps[~files.reps["vid"].isin(_skipped(ctx))]
+        if len(reps):
             refs = _model_refs(ctx.value("weights"), res, metrics)
-            _decode_embed(ctx.cfg, files.reps, layout, res, refs)
+            _decode_embed(ctx.cfg, reps, layout, res, refs)
         out = self._result(ctx)
         out.metrics.update(metrics)
         return out
@@ -125,13 +130,20 @@ class DecodeEmbedStage(Stage):
     @staticmethod
     def _result(ctx: StageContext) -> StageResult:
         n = ctx.value("discover").n
-        meta = pads.dataset(str(ctx.layout.vectors), format="parquet").to_table(columns=META_COLUMNS).to_pandas() if n else _empty_meta()
+        embedded = n - len(_skipped(ctx))
+        meta = pads.dataset(str(ctx.layout.vectors), format="parquet").to_table(columns=META_COLUMNS).to_pandas() if embedded else _empty_meta()
         meta = meta.sort_values("vid", kind="stable").reset_index(drop=True)
         dsum, esum = float(meta["decode_s"].sum()), float(meta["embed_s"].sum())
         metrics = {"images": int(len(meta)), "decode_errors": int(meta["error"].notna().sum()), "decode_cpu_seconds": round(dsum, 3),
                    "decode_images_per_cpu_second": round(len(meta) / dsum, 1) if dsum > 0 else None,
                    "model_seconds": round(esum, 3), "model_images_per_second": round(len(meta) / esum, 2) if esum > 0 else None}
         return StageResult(Vectors(ctx.layout.vectors, meta, n), metrics)
+
+
+def _skipped(ctx: StageContext) -> set[int]:
+    """New vids not embedded: byte-identical to a reference image (`reference`)."""
+    refs = ctx.values.get("reference")
+    return set(refs.exact) if refs is not None else set()
 
 
 def _empty_meta() -> pd.DataFrame:

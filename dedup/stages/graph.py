@@ -8,6 +8,9 @@ Out: :class:`~dedup.ops.graph.Clusters` (for every vid its raw component, its ca
 """
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from dedup.ops.canonical import rank_vids
 from dedup.ops.graph import Clusters, assign_clusters
 from dedup.stages.base import Stage, StageContext, StageResult
@@ -21,11 +24,38 @@ def cluster_vids(files, meta, n: int, a, b, sim, canonical_keys: list[str]) -> C
 class GraphStage(Stage):
     name = "graph"
     items = "vectors"
-    after = ("discover", "decode_embed", "verify")
+    after = ("discover", "decode_embed", "reference", "verify")
+
+    def depends(self, ctx: StageContext) -> tuple[str, ...]:
+        return self.after if ctx.cfg.references else ("discover", "decode_embed", "verify")
 
     def run(self, ctx: StageContext) -> StageResult:
-        files, vectors, edges = ctx.value("discover"), ctx.value("decode_embed"), ctx.value("verify").edges
+        files, edges = ctx.value("discover"), ctx.value("verify").edges
         a, b, s = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
-        clusters = cluster_vids(files.table, vectors.meta, files.n, a, b, s, ctx.cfg.canonical_keys())
-        return StageResult(clusters, {"vectors": files.n, "edges": int(len(a)), "most_clusters_in_one_component": clusters.rounds,
+        table, meta, n, is_ref = graph_inputs(ctx)
+        rank = rank_vids(ctx.cfg.canonical_keys(), table, meta, n)
+        if is_ref.any():  # a reference image is never removed: every one comes before every new image
+            order = np.lexsort((rank, ~is_ref))
+            rank = np.empty(n, np.int64)
+            rank[order] = np.arange(n)
+        clusters = assign_clusters(n, a, b, s, rank)
+        return StageResult(clusters, {"vectors": n, "edges": int(len(a)), "most_clusters_in_one_component": clusters.rounds,
                                       "split_off_by_chaining_guard": clusters.split_off})
+
+
+def graph_inputs(ctx: StageContext):
+    """(files table, vector metadata, number of vids, which vids are reference images) of this run's graph:
+    with --reference, the reference images after the new ones, and the new images that are byte-identical
+    to a reference image (not embedded) with that image's metadata."""
+    files, vectors = ctx.value("discover"), ctx.value("decode_embed")
+    refs = ctx.values.get("reference")
+    if refs is None or not refs.runs:
+        return files.table, vectors.meta, files.n, np.zeros(files.n, bool)
+    copied = refs.meta.set_index("vid").loc[list(refs.exact.values())].reset_index(drop=True)
+    copied.insert(0, "vid", list(refs.exact.keys()))
+    meta = pd.concat([vectors.meta, copied, refs.meta], ignore_index=True)
+    table = pd.concat([files.table, refs.reps[["vid", "bytes", "path"]]], ignore_index=True)
+    n = files.n + refs.n
+    is_ref = np.zeros(n, bool)
+    is_ref[files.n:] = True
+    return table, meta, n, is_ref

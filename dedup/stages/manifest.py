@@ -18,12 +18,19 @@ from dedup.stages.base import Stage, StageContext, StageResult
 class ManifestStage(Stage):
     name = "manifest"
     items = "rows"
-    after = ("discover", "decode_embed", "graph", "verify")
+    after = ("discover", "decode_embed", "reference", "graph", "verify")
+
+    def depends(self, ctx: StageContext) -> tuple[str, ...]:
+        return self.after if ctx.cfg.references else ("discover", "decode_embed", "graph", "verify")
 
     def run(self, ctx: StageContext) -> StageResult:
-        files, vectors = ctx.value("discover"), ctx.value("decode_embed")
-        man, errs = kernels.build(files.table, vectors.meta, ctx.value("graph"), kernels.representative_paths(files.table),
-                                  ctx.value("verify").checks)
+        from dedup.stages.graph import graph_inputs
+
+        files = ctx.value("discover")
+        table, meta, _, _ = graph_inputs(ctx)
+        reps = kernels.representative_paths(table)  # a reference vid's path is its reference image's
+        man, errs = kernels.build(files.table, meta, ctx.value("graph"), reps, ctx.value("verify").checks,
+                                  reference_from=files.n if ctx.cfg.references else None)
         write(ctx.layout, man, errs)
         return StageResult((man, errs), {"rows": int(len(man))})
 

@@ -1,10 +1,10 @@
-"""Stage `union` (a learned model with a hash, ``--model sscd+multihash``): one edge set from two signals.
+"""Stage `union`: one edge set from the searches of a run that has more than one.
 
-In:  the edges of `search` (the model's cosine >= --threshold) and of `search_hash` (the hash within
-     --max-bits).
+In:  the edges of `search` (the model's cosine >= --threshold; absent with --reference-only), of
+     `search_hash` (a learned model with a hash: the hash within --max-bits), and of `search_reference`
+     plus the byte-identical copies of reference images (`reference`: similarity 1).
 Out: the union, each pair once; ``sim`` stays the model's cosine (computed here for pairs only the hash
-     found), so the manifest's similarities mean one thing. The summary counts the edges found by each
-     signal and by both.
+     found), so the manifest's similarities mean one thing. The summary counts the edges found by each.
 """
 from __future__ import annotations
 
@@ -16,11 +16,32 @@ from dedup.stages.base import Stage, StageContext, StageResult
 
 class UnionStage(Stage):
     name = "union"
-    after = ("decode_embed", "search", "search_hash")
+
+    def __init__(self, searches: tuple[str, ...]):
+        """``searches``: the search stages whose edges are joined (search, search_hash, search_reference)."""
+        self.searches = tuple(searches)
+        self.after = ("decode_embed", "reference", *self.searches) if "search_reference" in self.searches else ("decode_embed", *self.searches)
 
     def run(self, ctx: StageContext) -> StageResult:
-        edges, counts = combine_edges(ctx.value("search"), ctx.value("search_hash"), ctx.value("decode_embed"))
-        return StageResult(edges, counts)
+        from dedup.ops.graph import dedupe_edges
+        from dedup.ops.search import EDGE_SCHEMA
+
+        metrics: dict = {}
+        edges = ctx.value("search") if "search" in self.searches else EDGE_SCHEMA.empty_table()
+        if "search_hash" in self.searches:
+            edges, counts = combine_edges(edges, ctx.value("search_hash"), ctx.value("decode_embed"))
+            metrics.update(counts)
+        if "search_reference" in self.searches:
+            ref_edges, _ = ctx.value("search_reference")
+            exact = ctx.value("reference").exact
+            a = np.concatenate([edges["a"].to_numpy(), ref_edges["a"].to_numpy(), np.fromiter(exact.keys(), np.int64, len(exact))])
+            b = np.concatenate([edges["b"].to_numpy(), ref_edges["b"].to_numpy(), np.fromiter(exact.values(), np.int64, len(exact))])
+            s = np.concatenate([edges["sim"].to_numpy(), ref_edges["sim"].to_numpy(), np.ones(len(exact), np.float32)])
+            ua, ub, us = dedupe_edges(a, b, s, int(max(a.max(initial=0), b.max(initial=0))) + 1)
+            edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=EDGE_SCHEMA)
+            metrics.update(reference_edges=int(ref_edges.num_rows), exact_reference_edges=len(exact))
+        metrics["edges"] = int(edges.num_rows)
+        return StageResult(edges, metrics)
 
 
 def combine_edges(model_edges: pa.Table, hash_edges: pa.Table, vectors) -> tuple[pa.Table, dict]:

@@ -38,9 +38,9 @@ class VerifyStage(Stage):
     name = "verify"
     items = "edges_checked"
 
-    def __init__(self, edges_from: str):
-        self.edges_from = edges_from  # search, or union for a model with a hash
-        self.after = ("discover", edges_from)
+    def __init__(self, edges_from: str, references: bool = False):
+        self.edges_from = edges_from  # search, or union (a model with a hash, or --reference)
+        self.after = ("discover", "reference", edges_from) if references else ("discover", edges_from)
 
     def run(self, ctx: StageContext) -> StageResult:
         edges, rng = ctx.value(self.edges_from), ctx.cfg.verify_range()
@@ -71,7 +71,10 @@ class VerifyStage(Stage):
         n = int(max(a.max(initial=0), b.max(initial=0), cached["b"].to_numpy().max(initial=0))) + 1
         todo = ~np.isin(a * n + b, cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64))
         t0 = time.perf_counter()
-        new, counts = run_checks(a[todo], b[todo], where(ctx.value("discover").reps, a[todo], b[todo]), vp, ctx.cfg.image_column)
+        reps = ctx.value("discover").reps
+        if "reference" in ctx.values and len(ctx.value("reference").reps):  # pairs with a reference image: its bytes are there
+            reps = pd.concat([reps, ctx.value("reference").reps[reps.columns]], ignore_index=True)
+        new, counts = run_checks(a[todo], b[todo], where(reps, a[todo], b[todo]), vp, ctx.cfg.image_column)
         if new.num_rows:
             cached = pd.concat([cached, new.to_pandas()], ignore_index=True)
             tmp = cache.with_suffix(".tmp")

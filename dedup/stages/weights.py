@@ -3,7 +3,9 @@
 In:  the config (``--model``, ``--weights``, ``--weights-sha256``, ``--cpu-backend``) and whether the
      embedding actors take GPUs.
 Out: a :class:`dedup.weights.ModelFile` (SSCD: format and bytes), a :class:`dedup.weights.Weights`
-     (ResNet-50) or None (the weight-free models); ``parameters.weights_info`` in the summary.
+     (ResNet-50) or None (the weight-free models); ``parameters.weights_info`` in the summary, and
+     ``parameters.embedding``: what two runs' vectors must share to be compared (the model, its file's
+     SHA-256, the input's size and resize, the decoder's version), checked for ``--reference``.
 
 It runs every time (it is what makes a wrong file fail fast) and writes nothing: `decode_embed`'s
 fingerprint holds what it found (the file's SHA-256), so other weights rerun the embedding.
@@ -22,10 +24,19 @@ class WeightsStage(Stage):
         cfg = ctx.cfg
         if not cfg.uses_model:
             ctx.params["weights_info"] = {"weights": None, "meaningful": True, "model": cfg.model}
+            ctx.params["embedding"] = embedding_key(cfg, ctx.params["weights_info"])
             return StageResult(None)
         found, metrics = (_sscd(cfg) if cfg.learned_model != "resnet50" else _resnet50(cfg))
         ctx.params["weights_info"] = found.info
+        ctx.params["embedding"] = embedding_key(cfg, found.info)
         return StageResult(found, metrics)
+
+
+def embedding_key(cfg, info: dict) -> dict:
+    from dedup.stages.decode_embed import EMBED_VERSION
+
+    return {"model": cfg.model, "weights": info.get("sha256") or info.get("weights"), "preprocess": cfg.preprocess,
+            "image_size": cfg.image_size, "max_pixels": cfg.max_pixels, "version": EMBED_VERSION}
 
 
 def _sscd(cfg):

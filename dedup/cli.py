@@ -61,7 +61,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--verify-band", type=float, nargs=2, metavar=("LO", "HI"), help="the similarities checked (default for SSCD: 0.30 0.80, sscd-mobile 0.30 0.85); LO is the threshold: pairs below it are never searched")
     g.add_argument("--nn-floor", type=float, help="each image's nearest-neighbour similarity is recorded down to this (default: the threshold - 0.3), for the report's histogram")
     g.add_argument("--max-bits", type=int, help="hash models: Hamming distance at or below which two images are duplicates (default per hash: " + ", ".join(f"{k} {v}" for k, v in HASH_MODELS.items()) + ")")
-    g.add_argument("--canonical", metavar="POLICY", help=f"which image of a cluster is kept: comma list of pixels (most first), bytes (largest first), path (alphabetical first); default {d.canonical}")
+    g.add_argument("--canonical", metavar="POLICY", help=f"which image of a cluster is kept: quality (the best version, by evidence from the images: see the README), largest (most pixels, then largest file, then path: the old default), or a comma list of pixels, bytes, path; default {d.canonical}")
 
     g = p.add_argument_group("Milvus")
     g.add_argument("--milvus-uri", help="Milvus server URI (default: an embedded Milvus Lite server under OUTPUT/milvus)")

@@ -72,7 +72,7 @@ class DedupConfig:
     # Similarity.
     threshold: float | None = None  # cosine similarity at or above which two images are duplicates (default per model)
     max_bits: int | None = None  # hash models: Hamming distance at or below which two images are duplicates
-    canonical: str = "pixels,bytes,path"
+    canonical: str = "quality"  # quality | largest | a comma list of pixels, bytes, path (dedup.ops.canonical)
     nn_floor: float | None = None  # nearest-neighbour similarities are recorded down to this (default threshold - 0.3)
     # The content check: band (pairs in verify_band checked, default for SSCD), all (every pair) or off.
     verify: str | None = None
@@ -152,12 +152,10 @@ class DedupConfig:
             raise ConfigError("--reference works with one signal: use the learned model or the hash alone, not MODEL+HASH")
         if self.input_format not in ("auto", "files", "parquet", "webdataset"):
             raise ConfigError(f"--input-format must be auto, files, parquet or webdataset, got {self.input_format!r}")
-        keys = self.canonical_keys()
-        bad = [k for k in keys if k not in CANONICAL_KEYS]
-        if bad or not keys:
-            raise ConfigError(
-                f"--canonical must be a comma list of {', '.join(CANONICAL_KEYS)} (got {self.canonical!r})"
-            )
+        keys = [k.strip() for k in self.canonical.split(",") if k.strip()]
+        if self.canonical not in ("quality", "largest") and (not keys or any(k not in CANONICAL_KEYS for k in keys)):
+            raise ConfigError(f"--canonical must be quality, largest, or a comma list of {', '.join(CANONICAL_KEYS)} "
+                              f"(got {self.canonical!r})")
         if not 1 <= self.resolved_search_limit() <= self.resolved_search_max_limit() <= 16384:
             raise ConfigError("need 1 <= --search-limit <= --search-max-limit <= 16384 (Milvus's top-k cap)")
         from dedup.vectordb.milvus import INDEX_TYPES
@@ -335,7 +333,10 @@ class DedupConfig:
         return 16384 if self.milvus_uri else max(self.resolved_search_limit(), 1)
 
     def canonical_keys(self) -> list[str]:
-        return [k.strip() for k in self.canonical.split(",") if k.strip()]
+        """The key list the graph forms clusters in: ``largest`` (pixels, bytes, path) under ``quality``
+        (which then chooses within each cluster, stage `canonical`), else the policy's own."""
+        policy = "pixels,bytes,path" if self.canonical in ("quality", "largest") else self.canonical
+        return [k.strip() for k in policy.split(",") if k.strip()]
 
     @property
     def output_path(self) -> Path:

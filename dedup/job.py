@@ -1,7 +1,7 @@
 """The job: the stage list for a config, run by the runner, then the summary and the report.
 
     weights ─┐
-    discover ┴─> decode_embed ─> store ─> search ──────────────> verify ─> graph ─> manifest
+    discover ┴─> decode_embed ─> store ─> search ──────────────> verify ─> graph ─> canonical ─> manifest
                               └> store_hash ─> search_hash ─> union ┘   (a model with a hash)
            └> reference ─> (decode_embed) ─> search_reference ─> union   (--reference)
 
@@ -15,7 +15,7 @@ from dedup import summary as summaries
 from dedup.config import DedupConfig
 from dedup.layout import OutputLayout
 from dedup.runner import Runner, RunState
-from dedup.stages import (DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, ReferenceStage, SearchReferenceStage,
+from dedup.stages import (CanonicalStage, DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, ReferenceStage, SearchReferenceStage,
                           SearchStage, StoreStage, UnionStage, VerifyStage, WeightsStage)
 from dedup.stages.base import Signal, StageContext
 
@@ -49,7 +49,7 @@ def stages(cfg: DedupConfig) -> list:
     union = len(searches) > 1 or cfg.reference_only
     if union:
         out.append(UnionStage(tuple(searches)))
-    return out + [VerifyStage("union" if union else "search", references=bool(cfg.references)), GraphStage(), ManifestStage()]
+    return out + [VerifyStage("union" if union else "search", references=bool(cfg.references)), GraphStage(), CanonicalStage(), ManifestStage()]
 
 
 def run(cfg: DedupConfig) -> dict:

@@ -98,6 +98,11 @@ class OutputLayout:
         return self.root / "edges_checked.parquet"
 
     @property
+    def canonical(self) -> Path:
+        """Stage `canonical`: the evidence measured for each candidate, and each cluster's choice."""
+        return self.root / "canonical.parquet"
+
+    @property
     def verify_sweep(self) -> Path:
         """The bench's extra checks for its band sweep."""
         return self.root / "verify-sweep.parquet"

@@ -10,7 +10,8 @@ the inputs. The page needs no server, no internet and no JavaScript: thumbnails 
 * a histogram of each image's nearest-neighbour similarity (``nearest.parquet``: below the threshold too,
   down to the floor the search recorded), with the run's threshold drawn on it, so the valley between
   copies and distinct images can be seen (runs without it: the stored edges' similarities);
-* the largest clusters with duplicates first, each with its canonical image (the one kept) marked
+* the largest clusters with duplicates first, each with its canonical image (the one kept) marked and why
+  it was kept (``kept_because``),
   and every member's similarity to it, match kind, content check (``verified``, inliers), size and path;
 * with ``--reference``: the new images that copy a reference image (a test-set contamination check), each
   beside the reference image it copies;
@@ -481,8 +482,12 @@ def _section_clusters(members: pd.DataFrame, dup_sizes: pd.Series, thumbs: dict[
         title = f"Cluster {cid} · {size} images" + (f" ({len(rows)} shown)" if len(rows) < size else "")
         body = "".join(_member_html(r, thumbs.get(r["path"])) for r in rows)
         more = f'<p class="more">+ {size - len(rows):,} more images of this cluster in manifest.csv</p>' if len(rows) < size else ""
-        canon = next((r["path"] for r in rows if r["is_canonical"]), None)
-        keep = f'<p class="muted">keep: <span class="path-inline">{_e(canon)}</span></p>' if canon is not None else ""
+        kept = next((r for r in rows if r["is_canonical"]), None)
+        keep = ""
+        if kept is not None:
+            why = kept.get("kept_because")
+            why = f' <span class="why" title="why this version is kept (--canonical)">· kept because: {_e(why)}</span>' if isinstance(why, str) and why else ""
+            keep = f'<p class="muted">keep: <span class="path-inline">{_e(kept["path"])}</span>{why}</p>'
         parts.append(f'<section class="cluster" id="cluster-{_e(cid)}" data-cluster-id="{_e(cid)}" data-size="{size}">'
                      f'<h3>{_e(title)}</h3>{keep}<div class="members">{body}</div>{more}</section>')
     return "".join(parts) + "</section>"

@@ -203,4 +203,22 @@ def read_unit(kind: str, path: str, image_column: str | None = None, members: se
         yield path, None, f"could not read: {type(e).__name__}: {e}"
 
 
-__all__ = ["Unit", "discover", "read_unit", "split_item"]
+def read_vids(where: dict[int, tuple[str, str, str]], image_column: str | None = None) -> Iterator[tuple[int, bytes | None, str | None]]:
+    """Yield (vid, bytes, error) for the vids of ``where`` (vid -> (kind, unit, item path) of its
+    representative), each unit opened once; a vid whose item is not found yields an error."""
+    by_unit: dict[tuple[str, str], dict[str, int]] = {}
+    for v, (kind, unit, path) in where.items():
+        by_unit.setdefault((kind, unit), {})[path] = int(v)
+    for (kind, unit), items in by_unit.items():
+        members = None if kind == "file" else {split_item(p)[1] for p in items}
+        seen = set()
+        for path, data, error in read_unit(kind, unit, image_column, members):
+            v = items.get(path)
+            if v is not None:
+                seen.add(v)
+                yield v, data, error
+        for v in set(items.values()) - seen:
+            yield v, None, "not found in its shard"
+
+
+__all__ = ["Unit", "discover", "read_unit", "read_vids", "split_item"]

@@ -43,13 +43,23 @@ def first_run(cfg: DedupConfig) -> dict:
     return run(cfg)
 
 
+_MEASURED: dict = {}  # the corpus's images measured for the quality policy, shared by every run's sweep
+
+
+def _chooser(cfg: DedupConfig):
+    """The sweep's canonical choice as the run's own: the quality policy's (measured once per image)."""
+    from dedup.bench.score import QualityChooser
+
+    return QualityChooser(cfg.output, _MEASURED) if cfg.canonical == "quality" else None
+
+
 def _best(curve: pd.DataFrame) -> dict:
     return curve.sort_values(["pair_f1", "threshold"], ascending=[False, False]).iloc[0].to_dict()
 
 
 def _ours(name: str, cfg: DedupConfig, truth: pd.DataFrame, thresholds) -> tuple[dict, pd.DataFrame, dict]:
     summary = first_run(cfg)
-    curve = sweep(cfg.output, truth, thresholds, cfg.canonical_keys())
+    curve = sweep(cfg.output, truth, thresholds, cfg.canonical_keys(), chooser=_chooser(cfg))
     row = {"tool": name, **_best(curve), "seconds": summary["total_seconds"], "images_per_second": summary["images_per_second"]}
     return row, curve, summary
 
@@ -120,7 +130,7 @@ def _model_rows(model: str, images: Path, work: Path, truth: pd.DataFrame, repor
     if cfg.verify != "off":
         bands = [(lo, hi) for lo in BAND_LOS for hi in BAND_HIS if lo < hi]
         passed = check_all(cfg.output, min(BAND_LOS), max(BAND_HIS))
-    curve = sweep(cfg.output, truth, SSCD_SWEEP, cfg.canonical_keys(), bands=bands, passed=passed)
+    curve = sweep(cfg.output, truth, SSCD_SWEEP, cfg.canonical_keys(), bands=bands, passed=passed, chooser=_chooser(cfg))
     report["curves"][key] = curve.to_dict(orient="records")
     plain = curve[curve["verify_above"].isna()] if "verify_above" in curve else curve
     default = DEFAULT_THRESHOLDS[cfg.learned_model]
@@ -129,6 +139,9 @@ def _model_rows(model: str, images: Path, work: Path, truth: pd.DataFrame, repor
     if cfg.verify != "off":
         lo, hi = cfg.verify_range()
         own = score_parts(pd.read_csv(OutputLayout.of(cfg.output).manifest_csv), truth)
+        same = curve[(curve["threshold"] == lo) & (curve["verify_above"] == hi)] if "verify_above" in curve else curve.iloc[:0]
+        if len(same) and "kept_original_largest" in same:
+            own["kept_original_largest"] = same.iloc[0]["kept_original_largest"]
         rows.append({"tool": f"{label} (default: verify band {lo:.2f}-{hi:.2f})", "threshold": f"{lo:.2f} + check to {hi:.2f}", **own, **timing})
         best_band = _best(curve[curve["verify_above"].notna()])
         rows.append({**best_band, "tool": f"{label}, best band of sweep",
@@ -146,6 +159,7 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_m
     results.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     truth_path = corpus.build(src, work / "corpus", limit=limit, seed=seed)
+    _MEASURED.clear()
     truth = pd.read_csv(truth_path)
     images = work / "corpus" / "images"
     parts = truth.groupby("part").size().to_dict()
@@ -193,17 +207,18 @@ def _cell(r: dict, key: str, fmt: str = "{:.3f}") -> str:
 def _table(rows: list[dict], first: str = "tool") -> list[str]:
     lines = [
         f"| {first} | threshold | precision | recall | F1 | wrongly removed | missed | F1 standard + near-miss | wrongly removed there "
-        "| F1 hard copies | missed hard copies | images/s | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| F1 hard copies | missed hard copies | kept original | kept original (largest) | images/s | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "note" in r or "error" in r:
-            lines.append(f"| {r['tool']} | {r.get('note') or 'error: ' + r['error'].splitlines()[-1][:120]} |" + " |" * 11)
+            lines.append(f"| {r['tool']} | {r.get('note') or 'error: ' + r['error'].splitlines()[-1][:120]} |" + " |" * 13)
             continue
         lines.append(
             f"| {r['tool']} | {r['threshold']} | {r['pair_precision']:.3f} | {r['pair_recall']:.3f} | {r['pair_f1']:.3f} | "
             f"{int(r['wrongly_removed'])} | {int(r['missed'])} | {_cell(r, 'bench_f1')} | {_cell(r, 'bench_wrongly_removed', '{:.0f}')} | "
-            f"{_cell(r, 'hard_f1')} | {_cell(r, 'hard_missed', '{:.0f}')} | {r.get('images_per_second', '')} | {r.get('seconds', '')} |"
+            f"{_cell(r, 'hard_f1')} | {_cell(r, 'hard_missed', '{:.0f}')} | {_cell(r, 'kept_original')} | {_cell(r, 'kept_original_largest')} | "
+            f"{r.get('images_per_second', '')} | {r.get('seconds', '')} |"
         )
     return lines
 
@@ -233,7 +248,9 @@ def to_markdown(report: dict) -> str:
         "",
         "Wrongly removed: images removed although nothing of their group is kept (data lost). Missed: copies left in "
         "the keep set. The whole corpus first, then its parts: standard copies with the near-miss negatives (different "
-        "content from one photo, each its own group), and the hard copies.",
+        "content from one photo, each its own group), and the hard copies. Kept original: of the clusters that hold a "
+        "photo's untouched original, the share that keep it (the default `--canonical quality`; beside it the old "
+        "`largest` policy on the same clusters; a peer's: the image its output keeps).",
         "",
         *_table(report["rows"]),
     ]

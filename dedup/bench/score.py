@@ -22,14 +22,20 @@ def _pairs(sizes) -> int:
     return int((s * (s - 1) // 2).sum())
 
 
-def score(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
-    t = truth[["path", "group"]]
-    m = manifest[["path", "cluster_id", "is_canonical"]]
-    df = t.merge(m, on="path", how="left")
+def _scored(manifest: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """truth's rows with their ``cluster`` and ``is_canonical`` (an image not in the manifest: its own
+    cluster, kept)."""
+    df = truth[["path", "group"]].merge(manifest[["path", "cluster_id", "is_canonical"]], on="path", how="left")
     lone = df["cluster_id"].isna()
     df.loc[lone, "is_canonical"] = True  # errors/unlisted: nothing removes them
     df["cluster"] = df["cluster_id"].astype("string").fillna("err:" + df["path"])
     df["is_canonical"] = df["is_canonical"].astype(bool)
+    return df
+
+
+def score(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    df = _scored(manifest, truth)
+    lone = df["cluster_id"].isna()
     tp = _pairs(df.groupby(["cluster", "group"]).size())
     pred = _pairs(df.groupby("cluster").size())
     true = _pairs(df.groupby("group").size())
@@ -40,6 +46,7 @@ def score(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
     removed = df[~df["is_canonical"]]
     wrongly_removed = int((kept_per_group.reindex(removed["group"]).to_numpy() == 0).sum())
     missed = int((kept_per_group - 1).clip(lower=0).sum())
+    kept_orig = kept_original(df, truth)
     return {
         "images": int(len(df)),
         "pair_precision": round(precision, 4),
@@ -51,7 +58,26 @@ def score(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
         "wrongly_removed": wrongly_removed,
         "missed": missed,
         "unlisted": int(lone.sum()),
+        **kept_orig,
     }
+
+
+def kept_original(df: pd.DataFrame, truth: pd.DataFrame) -> dict:
+    """``kept_original``: of the clusters of two or more images that hold a group's untouched original
+    (``truth``'s ``edit`` column), the share whose kept image is that original; ``clusters_with_original``."""
+    if "edit" not in truth:
+        return {}
+    d = df.merge(truth[["path", "edit"]], on="path", how="left")
+    d["size"] = d.groupby("cluster")["path"].transform("size")
+    d = d[d["size"] > 1]
+    has = d[d["edit"] == "original"][["cluster", "group"]]
+    if has.empty:
+        return {"kept_original": float("nan"), "clusters_with_original": 0}
+    kept = d[d["is_canonical"]].set_index("cluster")["path"]
+    orig = d[d["edit"] == "original"].set_index("cluster")["path"]
+    orig = orig[~orig.index.duplicated(keep=False)]  # a cluster that merged two originals has no one answer
+    hit = (kept.reindex(orig.index) == orig).to_numpy()
+    return {"kept_original": round(float(hit.mean()), 4), "clusters_with_original": int(len(orig))}
 
 
 PART_SETS = {"bench": ("standard", "near_miss"), "hard": ("hard",), "near_miss": ("near_miss",)}
@@ -72,13 +98,16 @@ def score_parts(manifest: pd.DataFrame, truth: pd.DataFrame) -> dict:
     return out
 
 
-def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "bytes", "path"), bands=None, passed=None) -> pd.DataFrame:
+def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "bytes", "path"), bands=None, passed=None,
+          chooser=None) -> pd.DataFrame:
     """Re-cluster a finished run from its stored edges (no embedding) and score it: at each plain
     threshold (every edge at or above it kept), or with ``bands`` (pairs (lo, hi)) and ``passed`` (a
     boolean per stored edge: its content check passed), as the verify stage would: edges at or above hi
     kept, edges in [lo, hi) kept where they passed.
 
-    Only thresholds at or above the run's own threshold are meaningful: lower edges were never stored.
+    ``chooser`` (a :class:`QualityChooser`): the kept image of each cluster chosen as ``--canonical
+    quality`` does; without it, as ``canonical_keys`` order it. Only thresholds at or above the run's own
+    threshold are meaningful: lower edges were never stored.
     """
     from pathlib import Path
 
@@ -95,9 +124,48 @@ def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "b
     rows = []
     for label, keep in cases:
         clusters = cluster_vids(files_df, meta, n, a[keep], b[keep], s[keep], list(canonical_keys))
+        row = {**label}
+        if chooser is not None:  # the largest order's choice beside it, from the same clusters
+            man, _ = build_manifest(files_df, meta, clusters, reps)
+            row["kept_original_largest"] = kept_original(_scored(man, truth), truth).get("kept_original")
+            clusters = chooser(clusters, a[keep], b[keep], s[keep])
         man, _ = build_manifest(files_df, meta, clusters, reps)
-        rows.append({**label, **score_parts(man, truth)})
+        rows.append({**row, **score_parts(man, truth)})
     return pd.DataFrame(rows)
+
+
+class QualityChooser:
+    """``--canonical quality`` over re-clustered stored edges (:func:`sweep`): each image measured once
+    (on Ray tasks, kept in memory by path: a bench corpus's views, not a job's; ``cache`` may be shared by
+    the runs of one corpus) and every cluster chosen again."""
+
+    def __init__(self, out_dir, cache: dict | None = None):
+        from dedup import load_stored
+        from dedup.ops.canonical import per_vid
+        from dedup.ops.plan import representatives
+
+        stored = load_stored(out_dir)
+        self.where = representatives(stored.files).set_index("vid")[["kind", "unit", "path"]]
+        self.size = per_vid(stored.files, stored.meta, stored.n)
+        self.cache = {} if cache is None else cache
+
+    def __call__(self, clusters, a, b, s):
+        import pyarrow as pa
+        import ray
+
+        from dedup.stages import canonical as stage
+
+        groups = stage.candidates(clusters.canonical, a, b, np.zeros(len(clusters.canonical), bool))
+        info = stage.vid_info(self.where, self.size, [v for vs in groups.values() for v in vs])
+        todo = sorted(v for v in info if info[v][2] not in self.cache)
+        if todo:
+            remote = ray.remote(num_cpus=1)(stage.measure_vids)
+            parts = [todo[i::4] for i in range(4)]
+            for part in ray.get([remote.remote({v: info[v][:3] for v in p}) for p in parts if p]):
+                self.cache.update({info[v][2]: m for v, m in part.items()})
+        measured = {v: self.cache[info[v][2]] for v in info}
+        _, chosen = stage.choose_groups(list(groups.items()), measured, info)
+        return stage.rechoose(clusters, chosen, pa.table({"a": a, "b": b, "sim": s}))
 
 
 def check_all(out_dir, lo: float, hi: float) -> np.ndarray:

@@ -1,22 +1,33 @@
-"""Stage `canonical`: the policy that says which image of a cluster is kept.
+"""The policy that says which image of a cluster is kept (no Ray; stage `canonical` runs it).
 
-In:  per vid: ``pixels`` (width x height), ``bytes`` (file size), and its place in path order (vids are
-     numbered in path order of their first file, see `plan`).
-Out: ``rank`` per vid, lower is preferred; the graph stage keeps the lowest rank of each cluster.
+Two policies, ``--canonical``:
 
-``--canonical`` is a comma list of keys, applied in order, each breaking the previous one's ties:
+* ``quality`` (the default): the best version, by evidence from the images themselves. Every two
+  candidates are compared by :data:`RULES`, in order; the first rule that sees a clear difference decides
+  the pair (a rule with no clear difference passes to the next). The candidate that wins the most pairs
+  is kept; a tie goes to the ``largest`` order. Candidates are the cluster's images that are near copies of
+  every other one in it (for a cluster formed around one image, often all of them), so the cluster stays
+  the same and every removed image is still a copy of the kept one. The rules and why each is where it is
+  are in the README ("Which image is kept").
+* a comma list of keys, applied in order, each breaking the previous one's ties: ``pixels`` (more pixels
+  first), ``bytes`` (larger file first), ``path`` (path order). ``largest`` is ``pixels,bytes,path``, the
+  policy before ``quality`` existed.
 
-* ``pixels``: more pixels first (the largest resolution copy is kept);
-* ``bytes``: larger file first (at equal resolution, the less compressed copy);
-* ``path``: path order (alphabetical; for byte-identical copies, the first path is the canonical file).
-
-Default ``pixels,bytes,path``. Path order is always the last tie-break, so the choice is deterministic
-from run to run whatever the policy.
+The chaining guard (:mod:`dedup.ops.graph`) forms clusters in the ``largest`` order (:func:`policy_rank`)
+under either policy; path order is always the last tie-break, so every choice is deterministic.
 """
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+LARGEST = "pixels,bytes,path"
+KEYS = ("pixels", "bytes", "path")
+POLICIES = {"largest": LARGEST}
 
 
 def policy_rank(keys: list[str], pixels: np.ndarray, nbytes: np.ndarray, path_order: np.ndarray) -> np.ndarray:
@@ -46,6 +57,165 @@ def per_vid(files: pd.DataFrame, meta: pd.DataFrame, n: int) -> dict[str, np.nda
 
 
 def rank_vids(keys: list[str], files: pd.DataFrame, meta: pd.DataFrame, n: int) -> np.ndarray:
-    """Each vid's place in the policy's order (vids are numbered in path order, see `plan`)."""
+    """Each vid's place in a key list's order (vids are numbered in path order, see `plan`)."""
     v = per_vid(files, meta, n)
     return policy_rank(keys, v["pixels"], v["bytes"], np.arange(n))
+
+
+# ---- the quality policy: every two candidates compared, rule by rule ----------------------------------
+
+
+@dataclass
+class Version:
+    """One candidate: its :data:`dedup.ops.quality.FIELDS`, its ``rank`` in the ``largest`` order (the
+    tie-break), and its grey view (for the checks that compare two images pixel by pixel)."""
+
+    f: dict
+    rank: int
+    view: np.ndarray | None = None
+
+
+def _more(a: float, b: float, factor: float) -> int:
+    """+1 if a > b * factor, -1 if b > a * factor, else 0 (no clear difference)."""
+    return 1 if a > b * factor else (-1 if b > a * factor else 0)
+
+
+def aligned(x: Version, y: Version, max_median: float = 0.3) -> bool:
+    """The two views show the same pixels in the same places (tone or colour edits, re-encodes, overlays,
+    small rotations): same size, and their grey levels, each standardised, differ by less than
+    ``max_median`` standard deviations at the median pixel (an overlay changes only its own pixels; a crop
+    or a mirror image moves all of them: about 0.5-0.9)."""
+    if x.view is None or y.view is None or x.view.shape != y.view.shape or x.view.size < 64:
+        return False
+    a, b = x.view.astype(np.float32).ravel(), y.view.astype(np.float32).ravel()
+    if a.std() < 1 or b.std() < 1:
+        return False
+    za, zb = (a - a.mean()) / a.std(), (b - b.mean()) / b.std()
+    return float(np.median(np.abs(za - zb))) < max_median
+
+
+def clipped_detail(x: np.ndarray, y: np.ndarray, min_share: float = 0.001, spread: float = 4.0) -> bool:
+    """``x`` is pure white (or pure black) where the aligned ``y`` still has detail: x lost what y has
+    (brightening or a contrast boost that clipped, a pasted caption box). Where y is flat there (y's own
+    clipped sky, made grey by a darkened copy), there is nothing lost and no evidence."""
+    from scipy.ndimage import binary_erosion
+
+    for mask in (x >= 253, x <= 2):
+        # the inside of the clipped areas only: at their edges a blurred or resampled copy mixes in the
+        # neighbours, which is not detail the clipped image lost
+        mask = binary_erosion(mask, iterations=1)
+        if mask.mean() > min_share and float(y[mask].astype(np.float32).std()) > spread:
+            return True
+    return False
+
+
+def _clip_rule(x: Version, y: Version) -> int:
+    if not aligned(x, y):
+        return 0
+    lost_x, lost_y = clipped_detail(x.view, y.view), clipped_detail(y.view, x.view)
+    return int(lost_y) - int(lost_x)
+
+
+def _native(v: Version) -> float:
+    return min(v.f["native_x"], v.f["native_y"])
+
+
+def _resampled(x: Version, y: Version, margin: float = 0.04) -> int:
+    """Two images of the same size (within 3 %), one with clearly less detail at its own pixel scale: that
+    one was resampled (a zoomed re-framing, a rotation, a blur, a heavy JPEG): the other wins."""
+    if not 0.97 <= x.f["pixels"] / max(y.f["pixels"], 1) <= 1 / 0.97:
+        return 0
+    d = _native(x) - _native(y)
+    return 1 if d > margin else (-1 if d < -margin else 0)
+
+
+def _bigger(x: Version, y: Version) -> tuple[Version, Version, int] | None:
+    """(the larger, the smaller, -1 if the larger is x else +1), or None within 3 % of each other."""
+    if x.f["pixels"] > y.f["pixels"] / 0.97:
+        return x, y, -1
+    if y.f["pixels"] > x.f["pixels"] / 0.97:
+        return y, x, 1
+    return None
+
+
+def _enlarged(x: Version, y: Version, margin: float = 0.04) -> int:
+    """The larger image has clearly less detail at its own pixel scale: it was enlarged from the other."""
+    pair = _bigger(x, y)
+    return pair[2] if pair and _native(pair[1]) - _native(pair[0]) > margin else 0
+
+
+def _colour(x: Version, y: Version) -> int:
+    cx, cy = x.f["colourfulness"], y.f["colourfulness"]
+    return (1 if cx > cy else -1) if min(cx, cy) < 3 and max(cx, cy) > 8 else 0
+
+
+def _poor_jpeg(x: Version, y: Version) -> int:
+    qx, qy = x.f["jpeg_quality"], y.f["jpeg_quality"]
+    return (1 if qx > qy else -1) if min(qx, qy) < 70 and abs(qx - qy) >= 10 else 0
+
+
+def _flat(x: Version, y: Version) -> int:
+    fx, fy = x.f["flat"], y.f["flat"]
+    return -_more(fx, fy, 1.5) if abs(fx - fy) > 0.01 else 0
+
+
+def _same_pixels(x: Version, y: Version) -> int:
+    """The same decoded pixels in a lossless file and a JPEG: the lossless file was saved from the JPEG."""
+    return (y.f["lossless"] - x.f["lossless"]) if x.f["digest"] == y.f["digest"] else 0
+
+
+Rule = tuple[str, Callable[[Version, Version], int]]
+# +1: the first version is better, -1: the second, 0: no clear difference (the next rule decides). In order of
+# how sure each is: a contradiction between two decisions is settled for the rule higher in the list.
+RULES: list[Rule] = [
+    ("same_pixels", _same_pixels),  # a lossless re-save of the JPEG: the JPEG is the source
+    ("clipped_detail", _clip_rule),  # aligned pairs: lost highlights or shadows (brightened, captioned)
+    ("resampled", _resampled),  # same size, less native detail (zoomed re-framing, rotation, blur)
+    ("enlarged", _enlarged),  # more pixels, but interpolated ones
+    ("picture", lambda x, y: _more(x.f["picture_pixels"], y.f["picture_pixels"], 1.04)),  # more picture (crops, downscales, borders)
+    ("colour", _colour),  # colour over a grey version
+    ("jpeg_quality", _poor_jpeg),  # a heavily compressed JPEG loses
+    ("flat", _flat),  # more textureless area: a pasted patch or box
+    ("sharpness", lambda x, y: _more(x.f["sharpness"], y.f["sharpness"], 1.5)),  # blurred
+    ("camera", lambda x, y: int(np.sign(x.f["camera"] - y.f["camera"]))),  # the camera's EXIF kept
+    ("jpeg_quality_exact", lambda x, y: int(np.sign(x.f["jpeg_quality"] - y.f["jpeg_quality"]))),
+]
+RULE_NAMES = tuple(name for name, _ in RULES)
+
+
+def compare(x: Version, y: Version) -> tuple[int, str | None]:
+    """(+1 / -1 / 0, the rule that decided) for two versions of one image."""
+    for name, rule in RULES:
+        r = rule(x, y)
+        if r:
+            return int(r), name
+    return 0, None
+
+
+def choose(versions: list[Version]) -> tuple[int, str]:
+    """(index of the version kept, why), by ranked pairs: every two versions compared (:func:`compare`),
+    the decisions taken strongest rule first (:data:`RULES` is in order of how sure each is), each one kept
+    unless it contradicts those already kept (a cycle: A over B, B over C, C over A). The kept version is
+    one that no kept decision puts another over; of several (pairs no rule decided), the first in the
+    largest order. Why: the rules of the decisions it won, most used first (``largest`` when none)."""
+    n = len(versions)
+    decided = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            r, name = compare(versions[i], versions[j])
+            if r:
+                decided.append((RULE_NAMES.index(name), (i, j) if r > 0 else (j, i), name))
+    over = np.zeros((n, n), bool)  # over[w, l]: w is kept over l, directly or through others
+    by: list[Counter] = [Counter() for _ in versions]
+    for _, (w, lose), name in sorted(decided, key=lambda d: d[0]):
+        if over[lose, w]:
+            continue  # contradicts stronger decisions
+        over[w, lose] = True
+        by[w][name] += 1
+        into, out_of = over[:, w].copy(), over[lose].copy()
+        into[w], out_of[lose] = True, True
+        over[np.ix_(into, out_of)] = True  # everything over w is now over everything lose is over
+    free = [i for i in range(n) if not over[:, i].any()]
+    best = min(free, key=lambda i: versions[i].rank)
+    why = ", ".join(name for name, _ in by[best].most_common()) or "largest"
+    return best, why

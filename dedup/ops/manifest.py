@@ -8,7 +8,9 @@ Out:
   ``sha``, and ``match`` (canonical | exact | near), ``cluster_size``, ``component_id``, ``format``,
   ``mode``, ``source``, ``verified`` (the content check of the pair that put a near copy in its cluster:
   ``true``, or ``not needed`` for a pair at or above the verify band or a run without the check; empty
-  for canonical images and exact copies) and ``inliers`` (that check's matched features; -1 where none);
+  for canonical images and exact copies), ``inliers`` (that check's matched features; -1 where none),
+  ``reference_path`` and ``kept_because`` (on a kept image of a cluster of two or more: the rules of the
+  ``quality`` policy it won by, ``largest`` where that order chose, ``byte-identical: first path``);
 * ``errors.parquet`` / ``errors.csv``: one row per input that could not be used: ``path``, ``error``,
   ``stage`` (read | decode), ``source``;
 * (written by the stage) ``keep.txt`` (one canonical per cluster) and ``remove.txt`` (every other path).
@@ -25,7 +27,7 @@ from dedup.ops.graph import Clusters
 MANIFEST_COLUMNS = [
     "path", "cluster_id", "canonical_path", "is_canonical", "similarity_to_canonical", "width", "height",
     "bytes", "sha", "match", "cluster_size", "component_id", "format", "mode", "source", "verified", "inliers",
-    "reference_path",
+    "reference_path", "kept_because",
 ]
 ERROR_COLUMNS = ["path", "error", "stage", "source"]
 
@@ -37,11 +39,12 @@ def representative_paths(files: pd.DataFrame) -> pd.Series:
 
 
 def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path: pd.Series, checks=None,
-          reference_from: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+          reference_from: int | None = None, kept_because: dict[int, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (manifest, errors). ``rep_path`` maps vid -> the first path of that content; ``checks``: the
     edges with their content check (stage `verify`), or None for a run without it; ``reference_from``: the
     first vid of the reference images (--reference): a new image kept for one of them has match
-    ``reference`` and that image in ``reference_path``."""
+    ``reference`` and that image in ``reference_path``; ``kept_because``: canonical vid -> why (stage
+    `canonical`)."""
     read_err = files[files["error"].notna()]
     errors = [pd.DataFrame({"path": read_err["path"], "error": read_err["error"], "stage": "read", "source": read_err["source"]})]
     ok = files[files["error"].isna()].copy()
@@ -69,6 +72,7 @@ def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path:
     good["reference_path"] = np.where(to_ref, good["canonical_path"].to_numpy(), "")
     good["verified"], good["inliers"] = _pair_checks(vids, canon, checks, np.isin(good["match"].to_numpy(), ["near", "reference"]))
     good["cluster_size"] = good.groupby("cluster_id")["path"].transform("size").astype(np.int64)
+    good["kept_because"] = _kept_because(good, canon, same_content, kept_because or {})
     _, comp = np.unique(clusters.component[vids], return_inverse=True)
     good["component_id"] = comp.astype(np.int64)
     for col in ("width", "height", "bytes"):
@@ -91,6 +95,16 @@ def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path:
     if len(per_cluster) and not (per_cluster.to_numpy() == expected).all():
         raise AssertionError("a cluster without exactly one canonical")
     return manifest, errors_df
+
+
+def _kept_because(good: pd.DataFrame, canon: np.ndarray, same_content: np.ndarray, why: dict[int, str]) -> np.ndarray:
+    """Why each kept image of a cluster of two or more was kept; empty on every other row."""
+    out = np.full(len(good), "", object)
+    kept = good["is_canonical"].to_numpy() & (good["cluster_size"].to_numpy() > 1)
+    only_exact = pd.Series(same_content).groupby(good["cluster_id"].to_numpy()).transform("all").to_numpy()
+    for i in np.flatnonzero(kept):
+        out[i] = "byte-identical: first path" if only_exact[i] else why.get(int(canon[i]), "largest")
+    return out
 
 
 def _pair_checks(vids: np.ndarray, canon: np.ndarray, checks, near: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

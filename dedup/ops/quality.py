@@ -1,30 +1,40 @@
-"""How good a version of an image is: the evidence the canonical policy ranks copies by (no Ray).
+"""How good a version of an image is: the evidence the canonical policy compares copies by (no Ray).
 
-Computed once per image by the decode workers (:func:`measure`), from the decoded image and what its file
-says about itself, and stored beside its vector:
+Measured once per image that has a copy (stage `canonical`, :func:`measure`), from the decoded image and
+what its file says about itself:
 
-* ``trimmed_pixels``: width x height after trimming uniform borders (a letterbox, a frame, a pasted
-  canvas): a bordered copy has more pixels than the photo it was made from, not more picture;
-* ``colourfulness``: Hasler and Suesstrunk's measure on a small view (0 for grey; a grey or sepia version
-  is below the colour photo it was made from);
-* ``jpeg_quality``: the quality a JPEG's quantisation tables were made with (IJG scaling, 1-100), 100 for
-  a lossless file, except a lossless file that shows JPEG's 8x8 blocks (a decoded JPEG saved again): that
-  one gets the quality its blocks suggest, never more than the JPEG it came from;
-* ``sharpness``: the variance of the Laplacian of a 256 px grey view over the variance of the view itself
-  (blur lowers it; a brightness or contrast change does not move it);
-* ``clipped``: the share of pixels at pure black or white (brightness and contrast edits clip);
+* ``picture_pixels``: width x height after trimming uniform rows and columns at the edges
+  (:func:`trimmed_fraction`): a border, a letterbox or a pasted canvas adds pixels, not picture;
+* ``colourfulness``: Hasler and Suesstrunk's measure (0 for grey; a grey or sepia version is below the
+  colour photo it was made from);
+* ``jpeg_quality``: the quality a JPEG's quantisation tables were made with (IJG scaling, 1-100); 100
+  for a lossless file (``lossless``: PNG, TIFF, BMP, WebP, GIF, PPM);
+* ``native_x``, ``native_y``: how much of the detail is at the image's own pixel scale along each axis
+  (:func:`native_steps`): an enlarged or stretched copy, or a rotated one (resampled), has less;
+* ``digest``: a hash of the decoded pixels, so that a lossless re-save of a JPEG (the same pixels) is seen;
+* ``clipped``: the share of pixels at pure black or white (brightening, a contrast boost and pasted
+  captions clip);
+* ``flat``: the share of 8 x 8 blocks with no texture at all (a pasted patch or caption box);
+* ``sharpness``: the variance of the Laplacian of the view over the variance of the view (blur lowers it;
+  brightness and contrast do not move it);
 * ``camera``: the file carries a camera's EXIF (make, model or the time the photo was taken): editors and
   re-encoders usually drop it.
 
-Each is a number per image; :mod:`dedup.ops.canonical` turns them into a ranking.
+The image is decoded at full resolution (no JPEG draft: ``native_*`` and ``digest`` need its own pixels);
+the other pixel measures are taken on one view, the upright image with its longer side at :data:`VIEW`
+px, so that copies at other resolutions are measured alike. :mod:`dedup.ops.canonical` compares them.
 """
 from __future__ import annotations
+
+import hashlib
+import io
 
 import numpy as np
 from PIL import Image
 
 VIEW = 256  # px, the longer side of the view the pixel measures are taken on
-FIELDS = ("trimmed_pixels", "colourfulness", "jpeg_quality", "sharpness", "clipped", "camera")
+FIELDS = ("picture_pixels", "native_x", "native_y", "colourfulness", "jpeg_quality", "lossless", "clipped", "flat",
+          "sharpness", "camera", "digest")
 # IJG's standard luminance table (JPEG Annex K), to estimate the quality a file's tables were scaled from.
 _STD_LUMA = np.array([
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
@@ -32,28 +42,33 @@ _STD_LUMA = np.array([
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
 _CAMERA_TAGS = (0x010F, 0x0110)  # Make, Model
 _EXIF_IFD, _DATE_TAKEN = 0x8769, 0x9003  # ExifIFD, DateTimeOriginal
+_LOSSLESS = ("PNG", "TIFF", "BMP", "PPM", "WEBP", "GIF")
 
 
-def measure(opened: Image.Image, upright_rgb: Image.Image, width: int, height: int) -> dict:
-    """All of :data:`FIELDS` for one image: ``opened`` is the file as PIL opened it (its format, tables and
-    EXIF), ``upright_rgb`` the decoded image (any size, EXIF orientation applied), ``width`` x ``height``
-    its size as displayed."""
-    view = _view(upright_rgb)
-    g = np.asarray(view.convert("L"), np.float32)
-    trim_w, trim_h = trimmed_fraction(np.asarray(view, np.int16))
-    corner = upright_rgb.crop((0, 0, min(512, upright_rgb.width), min(512, upright_rgb.height))).convert("L")
+def measure(data: bytes) -> tuple[dict, np.ndarray]:
+    """:data:`FIELDS` of one image (its file's bytes), and its grey view (uint8) for the pairwise checks
+    of :mod:`dedup.ops.canonical`. Raises what PIL raises on a file it cannot decode."""
+    from dedup.ops.decode import load_rgb
+
+    opened = Image.open(io.BytesIO(data))
+    upright = load_rgb(Image.open(io.BytesIO(data)), 1 << 30)  # full resolution: no JPEG draft
+    view = np.asarray(_view(upright), np.uint8)
+    grey = np.asarray(Image.fromarray(view).convert("L"), np.float32)
+    trim_w, trim_h = trimmed_fraction(view)
+    sx, sy = native_steps(np.asarray(upright.convert("L"), np.float32))
+    w, h = upright.size
     return {
-        "trimmed_pixels": int(round(width * trim_w) * round(height * trim_h)),
-        "colourfulness": round(colourfulness(np.asarray(view, np.float32)), 3),
-        "jpeg_quality": int(jpeg_quality(opened, np.asarray(corner, np.float32))),
-        "sharpness": round(float(_laplacian(g).var() / max(float(g.var()), 1e-6)), 5),
-        "clipped": round(float(np.mean((g <= 1) | (g >= 254))), 5),
+        "picture_pixels": int(round(w * trim_w) * round(h * trim_h)),
+        "native_x": round(sx, 4), "native_y": round(sy, 4),
+        "colourfulness": round(colourfulness(view.astype(np.float32)), 3),
+        "jpeg_quality": int(jpeg_quality(opened)),
+        "lossless": int(opened.format in _LOSSLESS),
+        "clipped": round(float(np.mean((grey <= 1) | (grey >= 254))), 5),
+        "flat": round(flat_share(grey), 5),
+        "sharpness": round(float(_laplacian(grey).var() / max(float(grey.var()), 1e-6)), 5),
         "camera": int(has_camera_exif(opened)),
-    }
-
-
-def empty() -> dict:
-    return {"trimmed_pixels": 0, "colourfulness": 0.0, "jpeg_quality": 0, "sharpness": 0.0, "clipped": 1.0, "camera": 0}
+        "digest": hashlib.sha1(np.ascontiguousarray(np.asarray(upright, np.uint8)).tobytes()).hexdigest()[:16],
+    }, grey.astype(np.uint8)
 
 
 def _view(img: Image.Image) -> Image.Image:
@@ -63,22 +78,53 @@ def _view(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
-def trimmed_fraction(rgb: np.ndarray, tol: float = 6.0) -> tuple[float, float]:
+def trimmed_fraction(rgb: np.ndarray, tol: float = 10.0, rounds: int = 3) -> tuple[float, float]:
     """(kept share of the width, kept share of the height) after removing uniform rows and columns at the
-    edges: a row or column belongs to a border when all its pixels are within ``tol`` of the edge's colour."""
+    edges: a row or column belongs to a border when all its pixels are within ``tol`` of the edge's colour
+    (wide enough for JPEG's ringing in the rows next to the picture).
+    Trimmed again (up to ``rounds`` times) with the new edges' colour, so that a border added around a
+    photo whose own edges are uniform (a studio background) trims to the same picture as the photo."""
     h, w = rgb.shape[:2]
+    top = bottom = left = right = 0
+    for _ in range(rounds):
+        view = rgb[top:h - bottom, left:w - right]
+        if min(view.shape[:2]) < 2:
+            return 1.0, 1.0  # all of it uniform: nothing to trim it against
+        cols = view.transpose(1, 0, 2)
+        cut = (_run(view, tol), _run(view[::-1], tol), _run(cols, tol), _run(cols[::-1], tol))
+        if not any(cut) or cut[0] + cut[1] >= view.shape[0] or cut[2] + cut[3] >= view.shape[1]:
+            break
+        top, bottom, left, right = top + cut[0], bottom + cut[1], left + cut[2], right + cut[3]
+    return (w - left - right) / w, (h - top - bottom) / h
 
-    def run(lines: np.ndarray) -> int:  # how many leading lines are uniform and of the first line's colour
-        ref = np.median(lines[0], axis=0)
-        dev = np.abs(lines - ref).max(axis=2).max(axis=1)
+
+def _run(lines: np.ndarray, tol: float = 10.0, chunk: int = 16) -> int:
+    """How many leading lines (rows) are uniform and of the first line's colour (read a chunk at a time:
+    most images stop at the first line)."""
+    ref = np.median(lines[0], axis=0)
+    for start in range(0, len(lines), chunk):
+        dev = np.abs(lines[start:start + chunk].astype(np.int16) - ref).max(axis=(1, 2))
         bad = np.flatnonzero(dev > tol)
-        return int(bad[0]) if len(bad) else len(lines)
+        if len(bad):
+            return start + int(bad[0])
+    return len(lines)
 
-    top, bottom = run(rgb), run(rgb[::-1])
-    left, right = run(rgb.transpose(1, 0, 2)), run(rgb.transpose(1, 0, 2)[::-1])
-    kept_h = max(0, h - top - bottom) if top + bottom < h else h
-    kept_w = max(0, w - left - right) if left + right < w else w
-    return kept_w / w, kept_h / h
+
+def native_steps(grey: np.ndarray, side: int = 512) -> tuple[float, float]:
+    """How much of an image's detail is at its own pixel scale, along x and along y: the mean step between
+    neighbouring pixels over the mean step two pixels apart, on a central crop at full resolution. About
+    0.6-0.8 for a photo at its own resolution; an image enlarged along an axis (interpolated pixels) has
+    smooth neighbours there, towards 0.5."""
+    h, w = grey.shape
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    g = grey[y0:y0 + side, x0:x0 + side]
+    if min(g.shape) < 8:
+        return 1.0, 1.0
+
+    def ratio(a: np.ndarray) -> float:
+        return float(np.abs(a[:, 1:] - a[:, :-1]).mean() / max(float(np.abs(a[:, 2:] - a[:, :-2]).mean()), 1e-6))
+
+    return ratio(g), ratio(g.T)
 
 
 def colourfulness(rgb: np.ndarray) -> float:
@@ -88,31 +134,24 @@ def colourfulness(rgb: np.ndarray) -> float:
     return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
 
 
-def jpeg_quality(opened: Image.Image, grey: np.ndarray) -> int:
-    """IJG quality of a JPEG's luminance table; 100 for a lossless file without JPEG's blocks; 90 for one
-    with them (a decoded JPEG saved losslessly: :func:`blockiness` of ``grey``, a full-resolution crop)."""
+def jpeg_quality(opened: Image.Image) -> int:
+    """IJG quality of a JPEG's luminance table (1-100); 100 for any other format."""
     tables = getattr(opened, "quantization", None)
     if opened.format == "JPEG" and tables:
         luma = np.asarray(tables[min(tables)], np.float64)[:64]
         scale = float(np.median(luma / _STD_LUMA)) * 100.0  # percent of the standard table
         q = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
         return int(np.clip(round(q), 1, 100))
-    if opened.format in ("PNG", "TIFF", "BMP", "PPM", "WEBP", "GIF") and blockiness(grey) > 1.15:
-        return 90  # looks like a decoded JPEG: no better than a good JPEG of the same picture
     return 100
 
 
-def blockiness(grey: np.ndarray) -> float:
-    """Mean step across 8-pixel column and row boundaries over the mean step elsewhere (about 1 for natural
-    images; JPEG's 8x8 blocks raise it), on a full-resolution crop where the block grid is intact."""
-    g = grey.astype(np.float32)
-    if min(g.shape) < 32:
-        return 1.0
-    dx = np.abs(np.diff(g, axis=1)).mean(axis=0)
-    dy = np.abs(np.diff(g, axis=0)).mean(axis=1)
-    on = np.concatenate([dx[7::8], dy[7::8]])
-    off = np.concatenate([np.delete(dx, np.s_[7::8]), np.delete(dy, np.s_[7::8])])
-    return float(on.mean() / max(off.mean(), 1e-6))
+def flat_share(grey: np.ndarray, block: int = 8, std: float = 1.0) -> float:
+    """The share of ``block`` x ``block`` tiles whose grey levels hardly vary (standard deviation < ``std``)."""
+    h, w = (grey.shape[0] // block) * block, (grey.shape[1] // block) * block
+    if not h or not w:
+        return 0.0
+    tiles = grey[:h, :w].reshape(h // block, block, w // block, block)
+    return float(np.mean(tiles.std(axis=(1, 3)) < std))
 
 
 def has_camera_exif(opened: Image.Image) -> bool:

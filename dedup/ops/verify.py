@@ -203,27 +203,18 @@ def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, s
     ``where``: vid -> (kind, unit, item path) of its representative. An image that cannot be read or
     decoded fails every pair it is in (``error`` says why): the edge is rejected, never kept unchecked.
     """
-    from dedup.sources import read_unit
+    from dedup.sources import read_vids
 
     t0 = time.perf_counter()
     vids = np.unique(np.concatenate([a, b]))
-    by_unit: dict[tuple[str, str], dict[str, int]] = {}
-    for v in vids:
-        kind, unit, path = where[int(v)]
-        by_unit.setdefault((kind, unit), {})[path] = int(v)
     feats: dict[int, Features | str] = {}
-    for (kind, unit), items in by_unit.items():
-        members = None if kind == "file" else {p.split("#", 1)[1] for p in items}
-        for path, data, error in read_unit(kind, unit, image_column, members):
-            v = items.get(path)
-            if v is None:
-                continue
-            try:
-                if error is not None:
-                    raise ValueError(error)
-                feats[v] = Features(grey_view(data, params.size), params)
-            except Exception as e:  # noqa: BLE001 - one bad image fails its pairs, never the job
-                feats[v] = f"{type(e).__name__}: {e}"
+    for v, data, error in read_vids({int(v): where[int(v)] for v in vids}, image_column):
+        try:
+            if error is not None:
+                raise ValueError(error)
+            feats[v] = Features(grey_view(data, params.size), params)
+        except Exception as e:  # noqa: BLE001 - one bad image fails its pairs, never the job
+            feats[v] = f"{type(e).__name__}: {e}"
     out = {k: [] for k in ("ok", "inliers", "mirrored", "scale", "error")}
     for x, y in zip(a.tolist(), b.tolist()):
         fx, fy = feats.get(x, "not read"), feats.get(y, "not read")

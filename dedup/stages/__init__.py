@@ -11,11 +11,13 @@ search_reference  the new vectors against the reference's (its Parquet vectors, 
 union         a model with a hash, or --reference: the searches' edges, one set
 verify        edges in the band kept only where the images share content -> edges_checked.parquet
 graph         edges -> clusters with one canonical each (chaining guard)
+canonical     in each cluster, the best version kept (--canonical quality): its images measured, compared
 manifest      clusters + files + errors -> manifest, errors, keep/remove lists
 
 The kernels they run (hashes, decoders, models, graph algorithms, the content check) are in
 :mod:`dedup.ops`; Milvus is :mod:`dedup.vectordb`.
 """
+from dedup.stages.canonical import CanonicalStage
 from dedup.stages.decode_embed import DecodeEmbedStage, Vectors
 from dedup.stages.discover import DiscoverStage, Files
 from dedup.stages.graph import GraphStage
@@ -28,6 +30,6 @@ from dedup.stages.union import UnionStage
 from dedup.stages.verify import VerifyStage
 from dedup.stages.weights import WeightsStage
 
-__all__ = ["WeightsStage", "DiscoverStage", "ReferenceStage", "DecodeEmbedStage", "StoreStage", "SearchStage", "SearchReferenceStage",
+__all__ = ["CanonicalStage", "WeightsStage", "DiscoverStage", "ReferenceStage", "DecodeEmbedStage", "StoreStage", "SearchStage", "SearchReferenceStage",
            "UnionStage", "VerifyStage",
            "GraphStage", "ManifestStage", "Files", "Vectors"]

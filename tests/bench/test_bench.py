@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from dedup.bench import corpus
-from dedup.bench.score import score, score_parts, sweep
+from dedup.bench.score import QualityChooser, score, score_parts, sweep
 from dedup.config import DedupConfig
 from dedup import run
 from dedup.synth import base_image, encode, write
@@ -49,8 +49,9 @@ def test_corpus_builder_and_sweep(ray_local, tmp_path):
     out = tmp_path / "out"
     run(DedupConfig(inputs=[str(tmp_path / "bench" / "images")], output=str(out), model="thumb", threshold=0.5))
     at_run = score_parts(pd.read_csv(out / "manifest.csv"), truth)
-    curve = sweep(out, truth, [0.5, 0.8, 0.95, 0.999])
-    assert curve.iloc[0].drop("threshold").to_dict() == at_run
+    curve = sweep(out, truth, [0.5, 0.8, 0.95, 0.999], chooser=QualityChooser(out))
+    assert curve.iloc[0].drop(["threshold", "kept_original_largest"]).to_dict() == at_run  # the run's own choice, redone
+    assert "kept_original" in at_run and at_run["clusters_with_original"] == 5
     # a higher threshold never predicts more pairs
     assert curve["predicted_pairs"].is_monotonic_decreasing
 

@@ -1,0 +1,181 @@
+"""Stage `canonical`: which image of each cluster is kept, by the quality of the versions.
+
+In:  the clusters of `graph` (formed in the ``largest`` order), the edges `verify` kept, the
+     representatives from `discover` (where each vid's bytes are), ``--canonical``.
+Out: the clusters with each one's kept image chosen by :func:`dedup.ops.canonical.choose` among its
+     candidates (the members that are near copies of every other member, so the cluster itself does not
+     change), and ``canonical.parquet``: per candidate its evidence (:data:`dedup.ops.quality.FIELDS`),
+     whether it was kept and why. With a key-list policy (``largest``, ``pixels,bytes,path``...) the
+     graph's choice stands and nothing is read.
+
+Only images with a copy are read again (once each, on Ray tasks of whole clusters); clusters that hold a
+reference image keep it (a reference image is never removed).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from dedup.ops.canonical import per_vid
+from dedup.stages.base import Stage, StageContext, StageResult
+
+MAX_CANDIDATES = 16  # the most versions of one cluster compared (the first in the largest order)
+IMAGES_PER_TASK = 256  # at most; fewer when that leaves CPUs idle (about four tasks per CPU)
+
+
+@dataclasses.dataclass
+class Choice:
+    clusters: object  # dedup.ops.graph.Clusters, canonical replaced
+    why: dict[int, str]  # canonical vid -> why it was kept (clusters the policy looked at)
+
+
+class CanonicalStage(Stage):
+    name = "canonical"
+    items = "candidates"
+    after = ("discover", "decode_embed", "reference", "verify", "graph")
+
+    def depends(self, ctx: StageContext) -> tuple[str, ...]:
+        return self.after if ctx.cfg.references else ("discover", "decode_embed", "verify", "graph")
+
+    def run(self, ctx: StageContext) -> StageResult:
+        from dedup.stages.graph import graph_inputs
+
+        clusters = ctx.value("graph")
+        if ctx.cfg.canonical != "quality":
+            return StageResult(Choice(clusters, {}), {"policy": ctx.cfg.canonical})
+        edges = ctx.value("verify").edges
+        table, meta, n, is_ref = graph_inputs(ctx)
+        groups = candidates(clusters.canonical, edges["a"].to_numpy(), edges["b"].to_numpy(), is_ref)
+        where = ctx.value("discover").reps.set_index("vid")[["kind", "unit", "path"]]
+        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column)
+        out = rechoose(clusters, chosen, edges)
+        frame = pd.DataFrame(rows)
+        if len(frame):
+            frame.to_parquet(ctx.layout.canonical, index=False)
+        changed = sum(1 for c, (v, _) in chosen.items() if v != c)
+        return StageResult(Choice(out, {v: why for v, why in chosen.values()}),
+                           {"policy": "quality", "clusters": len(groups), "candidates": int(sum(len(g) for g in groups.values())),
+                            "changed_from_largest": changed, "unreadable": int(sum(1 for r in rows if r.get("error")))})
+
+
+def candidates(canonical: np.ndarray, a: np.ndarray, b: np.ndarray, is_ref: np.ndarray) -> dict[int, list[int]]:
+    """Per cluster (its graph canonical) with two or more members and no reference image: the members
+    with an edge to every other member, in the largest order (the canonical first), at most
+    :data:`MAX_CANDIDATES`."""
+    n = len(canonical)
+    size = np.bincount(canonical, minlength=n)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    inside = (lo != hi) & (canonical[lo] == canonical[hi])
+    pairs = np.unique(lo[inside] * np.int64(n) + hi[inside])
+    degree = np.bincount(np.concatenate([pairs // n, pairs % n]), minlength=n)
+    refs = set(canonical[is_ref].tolist()) if is_ref.any() else set()
+    out: dict[int, list[int]] = {}
+    for v in np.flatnonzero((size[canonical] >= 2) & (degree == size[canonical] - 1)):
+        c = int(canonical[v])
+        if c not in refs:
+            out.setdefault(c, []).append(int(v))
+    for c, vs in out.items():  # the canonical first, then path order (vids are in path order)
+        out[c] = sorted(vs, key=lambda v: (v != c, v))[:MAX_CANDIDATES]
+    return {c: vs for c, vs in out.items() if len(vs) >= 2}
+
+
+def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[str, np.ndarray], image_column: str | None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+    """Measure and choose on Ray tasks of whole clusters. Returns (one row per candidate, {cluster: (kept
+    vid, why)}). ``size``: pixels and bytes per vid (:func:`dedup.ops.canonical.per_vid`)."""
+    import ray
+
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    total = sum(len(vs) for vs in groups.values())
+    tasks = batches(list(groups.items()), int(min(IMAGES_PER_TASK, max(16, -(-total // (4 * cpus))))))
+    info_of = vid_info(where, size, [v for vs in groups.values() for v in vs])
+    remote = ray.remote(num_cpus=1)(_task)
+    refs = [remote.remote(task, {v: info_of[v] for _, vs in task for v in vs}, image_column) for task in tasks]
+    rows, chosen = [], {}
+    for part_rows, part_chosen in ray.get(refs):
+        rows += part_rows
+        chosen.update(part_chosen)
+    return rows, chosen
+
+
+def vid_info(where: pd.DataFrame, size: dict[str, np.ndarray], vids: list[int]) -> dict[int, tuple]:
+    """vid -> (kind, unit, path, pixels, bytes) for ``vids``."""
+    sub = where.loc[vids]
+    return dict(zip(vids, zip(sub["kind"].astype(str), sub["unit"].astype(str), sub["path"].astype(str),
+                              size["pixels"][vids].tolist(), size["bytes"][vids].tolist())))
+
+
+def batches(groups: list, per_task: int) -> list[list]:
+    """Whole clusters into tasks of about ``per_task`` images."""
+    tasks, cur, count = [], [], 0
+    for c, vs in groups:
+        cur.append((c, vs))
+        count += len(vs)
+        if count >= per_task:
+            tasks.append(cur)
+            cur, count = [], 0
+    return [*tasks, cur] if cur else tasks
+
+
+def _task(task, info, image_column):
+    return choose_groups(task, measure_vids({v: i[:3] for v, i in info.items()}, image_column), info)
+
+
+def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | None = None) -> dict[int, tuple[dict, np.ndarray] | str]:
+    """vid -> (its evidence, its grey view), or why it could not be measured; ``where``: vid -> (kind,
+    unit, path) of its representative."""
+    from dedup.ops.quality import measure
+    from dedup.sources import read_vids
+
+    measured: dict[int, tuple[dict, np.ndarray] | str] = {}
+    for v, data, error in read_vids(where, image_column):
+        try:
+            if error is not None:
+                raise ValueError(error)
+            measured[v] = measure(data)
+        except Exception as e:  # noqa: BLE001 - a version that cannot be measured is not a candidate
+            measured[v] = f"{type(e).__name__}: {e}"
+    return measured
+
+
+def choose_groups(groups, measured: dict, info: dict) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+    """For each (cluster, candidates) of ``groups``: the version kept (:func:`dedup.ops.canonical.choose`)
+    and why, and one row per candidate (its evidence). ``info``: vid -> (kind, unit, path, pixels, bytes)."""
+    from dedup.ops.canonical import Version, choose
+
+    rows, chosen = [], {}
+    for c, vs in groups:
+        ok = [v for v in vs if not isinstance(measured.get(v, "not read"), str)]
+        versions = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, rank, measured[v][1])
+                    for rank, v in enumerate(ok)]
+        best, why = choose(versions) if len(ok) >= 2 else (None, "largest (versions unreadable)")
+        kept = c if best is None else ok[best]
+        chosen[c] = (kept, why)
+        for v in vs:
+            m = measured.get(v, "not read")
+            row = {"cluster_vid": c, "vid": v, "path": info[v][2], "kept": v == kept, "why": why if v == kept else None,
+                   "error": m if isinstance(m, str) else None}
+            row.update({} if isinstance(m, str) else m[0])
+            rows.append(row)
+    return rows, chosen
+
+
+def rechoose(clusters, chosen: dict[int, tuple[int, str]], edges):
+    """The clusters with each chosen cluster's canonical replaced, and every member's similarity to the
+    new canonical taken from the edges (a candidate has an edge to every member)."""
+    moved = {c: v for c, (v, _) in chosen.items() if v != c}
+    if not moved:
+        return clusters
+    canonical, similarity, first = clusters.canonical.copy(), clusters.similarity.copy(), clusters.first_choice.copy()
+    n = len(canonical)
+    a, b, s = (edges.column(k).to_numpy() for k in ("a", "b", "sim"))
+    sim_of = dict(zip((np.minimum(a, b) * np.int64(n) + np.maximum(a, b)).tolist(), s.tolist()))
+    old = clusters.canonical
+    for m in np.flatnonzero(np.isin(old, np.fromiter(moved, np.int64, len(moved)))).tolist():
+        v = moved[int(old[m])]
+        canonical[m] = v
+        similarity[m] = 1.0 if m == v else sim_of[min(m, v) * n + max(m, v)]
+    hit = np.isin(first, np.fromiter(moved, np.int64, len(moved)))
+    first[hit] = [moved[int(c)] for c in first[hit]]  # the component's first choice moves with it
+    return dataclasses.replace(clusters, canonical=canonical, similarity=similarity, first_choice=first)

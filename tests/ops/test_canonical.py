@@ -1,0 +1,125 @@
+"""The quality policy (dedup.ops.canonical, dedup.ops.quality): for each signal, an original made here and a
+copy with the edit that signal is for; the original must win, by that signal. Then the ranked-pairs choice."""
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
+
+from dedup.ops import canonical
+from dedup.ops.canonical import Version, choose, compare
+from dedup.ops.quality import measure
+from dedup.synth import encode, textured_image
+
+
+def photo(seed: int = 3) -> Image.Image:
+    """A photo-like image: smooth colour regions, edges, fine noise (textured_image), saved as a good JPEG."""
+    return Image.open(io.BytesIO(encode(textured_image(seed), "JPEG", quality=92))).convert("RGB")
+
+
+def version(data: bytes, rank: int = 0) -> Version:
+    f, view = measure(data)
+    w, h = Image.open(io.BytesIO(data)).size
+    return Version({**f, "pixels": w * h, "bytes": len(data)}, rank, view)
+
+
+def jpeg(img: Image.Image, q: int = 90, **kw) -> bytes:
+    return encode(img, "JPEG", quality=q, **kw)
+
+
+@pytest.fixture(scope="module")
+def original() -> bytes:
+    return encode(textured_image(3), "JPEG", quality=92)
+
+
+def _img(data: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(data)).convert("RGB")
+
+
+EDITS = {  # edit -> (the copy's bytes from the original's image, the rule that must decide)
+    "lossless re-save": (lambda im: encode(im, "PNG"), "same_pixels"),
+    "brightened until it clips": (lambda im: jpeg(ImageEnhance.Brightness(im).enhance(1.6)), "clipped_detail"),
+    "caption box": (lambda im: jpeg(_caption(im)), "clipped_detail"),
+    "zoomed re-framing": (lambda im: jpeg(im.crop((80, 60, 400, 300)).resize(im.size, Image.Resampling.BICUBIC)), "resampled"),
+    "rotated 4 degrees": (lambda im: jpeg(im.rotate(4, resample=Image.Resampling.BILINEAR)), "clipped_detail"),  # black corners
+    "enlarged": (lambda im: jpeg(im.resize((im.width * 3 // 2, im.height * 3 // 2), Image.Resampling.BICUBIC)), "enlarged"),
+    "downscaled": (lambda im: jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)), "picture"),
+    "cropped": (lambda im: jpeg(im.crop((0, 0, im.width * 4 // 5, im.height * 4 // 5))), "picture"),
+    "border": (lambda im: jpeg(ImageOps.expand(im, border=60, fill=(30, 120, 200))), "flat"),  # trimmed: same picture, more flat
+    "grey": (lambda im: jpeg(ImageOps.grayscale(im).convert("RGB")), "colour"),
+    "heavy JPEG": (lambda im: jpeg(im, 30), None),  # resampled or jpeg_quality: both say the same
+}
+
+
+def _caption(im: Image.Image) -> Image.Image:
+    from PIL import ImageDraw
+
+    im = im.copy()
+    d = ImageDraw.Draw(im)
+    d.rectangle([40, 40, 240, 80], fill=(0, 0, 0))
+    d.text((48, 52), "do not share", fill=(255, 255, 255))
+    return im
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_the_original_wins_by_its_signal(original, edit):
+    make, rule = EDITS[edit]
+    o, c = version(original, 1), version(make(_img(original)), 0)  # the copy first in the tie-break order
+    result, name = compare(o, c)
+    assert result == 1, (edit, name)
+    assert rule is None or name == rule, (edit, name)
+    assert compare(c, o) == (-1, name)  # symmetric
+    assert choose([c, o])[0] == 1
+
+
+def test_each_rule_alone():
+    """The rules that the edits above do not reach first, each on its own evidence."""
+    base = {"picture_pixels": 1000, "native_x": 0.7, "native_y": 0.7, "colourfulness": 30.0, "jpeg_quality": 92,
+            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "a", "pixels": 1000, "bytes": 10}
+
+    def v(**kw):
+        return Version({**base, **kw}, 0, None)
+
+    rules = dict(canonical.RULES)
+    assert rules["jpeg_quality"](v(), v(jpeg_quality=40)) == 1
+    assert rules["jpeg_quality"](v(jpeg_quality=95), v(jpeg_quality=88)) == 0  # two good JPEGs: no evidence
+    assert rules["flat"](v(), v(flat=0.2)) == 1  # a pasted patch
+    assert rules["sharpness"](v(), v(sharpness=0.05)) == 1  # blurred
+    assert rules["camera"](v(camera=1), v()) == 1
+    assert rules["jpeg_quality_exact"](v(jpeg_quality=95), v(jpeg_quality=90)) == 1
+    assert rules["same_pixels"](v(), v(lossless=1)) == 1 and rules["same_pixels"](v(), v(lossless=1, digest="b")) == 0
+    assert compare(v(), v()) == (0, None)
+
+
+def test_measured_signals_on_made_images():
+    im = photo()
+    f, view = measure(jpeg(ImageOps.expand(im, border=(40, 0, 40, 0), fill=(250, 250, 250))))
+    assert abs(f["picture_pixels"] - im.width * im.height) / (im.width * im.height) < 0.03  # the letterbox trimmed
+    assert measure(jpeg(ImageOps.grayscale(im).convert("RGB")))[0]["colourfulness"] < 3
+    assert measure(jpeg(im, 30))[0]["jpeg_quality"] == 30 and measure(encode(im, "PNG"))[0]["jpeg_quality"] == 100
+    blurred = measure(jpeg(im.filter(ImageFilter.GaussianBlur(3))))[0]
+    assert blurred["sharpness"] < measure(jpeg(im))[0]["sharpness"] / 2
+    stretched = measure(jpeg(im.resize((im.width * 3 // 2, im.height), Image.Resampling.BICUBIC)))[0]
+    assert stretched["native_x"] < stretched["native_y"] - 0.04  # interpolated along x only
+    exif = Image.Exif()
+    exif[0x010F] = "Camera Maker"
+    assert measure(jpeg(im, exif=exif.tobytes()))[0]["camera"] == 1 and measure(jpeg(im))[0]["camera"] == 0
+    assert view.dtype == np.uint8 and max(view.shape) == 256
+
+
+def test_ranked_pairs_settle_a_cycle_for_the_stronger_rule():
+    """A over B by a weak rule, B over C and C over A by stronger ones: the weak decision is dropped."""
+    base = {"picture_pixels": 1000, "native_x": 0.7, "native_y": 0.7, "colourfulness": 30.0, "jpeg_quality": 90,
+            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "x", "pixels": 1000, "bytes": 10}
+    a = Version({**base, "jpeg_quality": 95, "digest": "p"}, 0)  # the best JPEG quality: beats c only by the weakest rule
+    b = Version({**base, "lossless": 1, "digest": "p", "jpeg_quality": 100}, 1)  # a's pixels saved losslessly
+    c = Version({**base, "picture_pixels": 2000, "pixels": 2000, "jpeg_quality": 94}, 2)  # more picture than a and b
+    assert compare(a, b)[1] == "same_pixels" and compare(c, a)[1] == "picture"
+    kept, why = choose([a, b, c])
+    assert kept == 2 and "picture" in why
+
+
+def test_no_evidence_keeps_the_largest_order():
+    base = {"picture_pixels": 1000, "native_x": 0.7, "native_y": 0.7, "colourfulness": 30.0, "jpeg_quality": 90,
+            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "x", "pixels": 1000, "bytes": 10}
+    assert choose([Version(dict(base), 1), Version(dict(base), 0)]) == (1, "largest")

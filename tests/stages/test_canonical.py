@@ -1,0 +1,62 @@
+"""Stage canonical in a job (Ray local, Milvus Lite, images made here): the quality policy keeps the
+original where the old largest policy kept a copy, and the clusters are the same under both."""
+import pandas as pd
+from PIL import Image, ImageOps
+
+from dedup import run
+from dedup.config import DedupConfig
+from dedup.stages.canonical import candidates
+from dedup.synth import encode, textured_image, write
+
+import numpy as np
+
+
+def _corpus(root):
+    """Per group: the original JPEG, its lossless re-save (same pixels, bigger file: largest keeps it), and
+    a copy with a letterbox (more pixels, not more picture); plus singletons."""
+    for g in range(3):
+        img = textured_image(40 + g)
+        original = encode(img, "JPEG", quality=92)
+        write(root / "orig" / f"g{g}.jpg", original)
+        decoded = Image.open(__import__("io").BytesIO(original)).convert("RGB")
+        write(root / "copies" / f"g{g}_resaved.png", encode(decoded, "PNG"))
+        write(root / "copies" / f"g{g}_letterbox.jpg", encode(ImageOps.expand(decoded, border=(0, 30, 0, 30), fill=(0, 0, 0)), "JPEG", quality=95))
+    for s in range(2):
+        write(root / "solo" / f"s{s}.jpg", encode(textured_image(900 + s), "JPEG"))
+
+
+def _clusters(man: pd.DataFrame) -> set:
+    return {frozenset(g["path"]) for _, g in man.groupby("cluster_id")}
+
+
+def test_quality_keeps_the_original_and_the_clusters_stay(ray_local, tmp_path):
+    root = tmp_path / "in"
+    _corpus(root)
+    out = {}
+    for policy in ("largest", "quality"):
+        run(DedupConfig(inputs=[str(root)], output=str(tmp_path / policy), model="thumb", threshold=0.85, canonical=policy))
+        out[policy] = pd.read_csv(tmp_path / policy / "manifest.csv", keep_default_na=False)
+    assert _clusters(out["largest"]) == _clusters(out["quality"])
+    for policy, man in out.items():
+        kept = man[man["is_canonical"] & (man["cluster_size"] > 1)]
+        assert len(kept) == 3
+        names = sorted(p.split("/")[-2] + "/" + p.split("/")[-1] for p in kept["path"])
+        if policy == "quality":
+            assert names == ["orig/g0.jpg", "orig/g1.jpg", "orig/g2.jpg"]
+            assert all("same_pixels" in w for w in kept["kept_because"])
+        else:
+            assert not any(n.startswith("orig/") for n in names)  # the re-save or the letterbox: more pixels or bytes
+            assert set(kept["kept_because"]) == {"largest"}
+    table = pd.read_parquet(tmp_path / "quality" / "canonical.parquet")
+    assert table["kept"].sum() == 3 and table["error"].isna().all() and {"picture_pixels", "jpeg_quality", "why"} <= set(table.columns)
+
+
+def test_candidates_are_copies_of_every_other_member():
+    """A cluster formed around 0 with 1 and 2 not copies of each other: only 0 may be kept (1 and 2 each
+    miss an edge); a cluster holding a reference image is left alone."""
+    canonical = np.array([0, 0, 0, 3, 3, 5, 5])
+    a = np.array([0, 0, 3, 5])
+    b = np.array([1, 2, 4, 6])
+    is_ref = np.array([False, False, False, False, False, False, True])
+    groups = candidates(canonical, a, b, is_ref)
+    assert groups == {3: [3, 4]}  # cluster 0 has one candidate (nothing to choose), cluster 5 holds a reference

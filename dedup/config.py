@@ -126,11 +126,11 @@ class DedupConfig:
     # seconds to start and only pay off on larger runs. 0: always use the actor pools.
     local_below: int = 20_000
     # Search engine: exact (every pair's cosine from the vectors in memory, numpy/BLAS in the driver) or
-    # milvus (the stored collection's index). auto: exact below exact_below vectors, where it is what
-    # Milvus's FLAT index computes, ~100x faster here (2014 x 2048-d: 0.08 s vs 8 s of Milvus Lite search);
-    # the vectors are stored in Milvus either way.
+    # milvus (the stored collection's index). auto: exact below exact_below vectors (default: 1,000,000
+    # with Milvus Lite, 100,000 with a Milvus server; measured on 2 CPUs, README "Search"); the vectors
+    # are stored in Milvus either way.
     search_engine: str = "auto"
-    exact_below: int = 20_000
+    exact_below: int | None = None
     # How hash bits are stored in Milvus: float (+1/-1 per bit, COSINE; Milvus Lite has no binary vectors)
     # or binary (BINARY_VECTOR, HAMMING: 32x smaller, a server only). auto: binary with --milvus-uri.
     hash_vectors: str = "auto"
@@ -220,9 +220,35 @@ class DedupConfig:
             return self.resolved_embed_batch(gpu=True)
         return 32 if self.uses_model else 256
 
+    def resolved_exact_below(self) -> int:
+        """Below this many vectors ``--search-engine auto`` searches exactly in memory. Measured on this
+        project's 2-CPU machine (README "Search"): exact in memory 20,000 x 256-d in 1.3 s, 100,000 in
+        29 s, where Milvus Lite's range search took 43 s at 20,000 and 645 s at 100,000 and the embedded
+        Milvus server 96 s at 100,000; exact's cost grows with the square of the vectors, so it stops at
+        1,000,000 with Lite (~50 min here, Lite's extrapolates to hours) and at 100,000 with a server, whose
+        search actors and index spread over a cluster."""
+        if self.exact_below is not None:
+            return int(self.exact_below)
+        return 100_000 if self.milvus_uri else 1_000_000
+
+    EXACT_MAX_BYTES = 4 << 30  # auto never holds more vectors than this in the driver for an exact search
+
     def exact_search(self, vectors: int) -> bool:
-        """Whether the search of ``vectors`` stored vectors runs exactly in memory instead of in Milvus."""
-        return self.search_engine == "exact" or (self.search_engine == "auto" and vectors < self.exact_below)
+        """Whether the search of ``vectors`` stored vectors runs exactly in memory instead of in Milvus
+        (auto: below ``resolved_exact_below`` and within :attr:`EXACT_MAX_BYTES` of float32 vectors)."""
+        from dedup.ops.models import embedding_dim
+
+        if self.search_engine != "auto":
+            return self.search_engine == "exact"
+        return vectors < self.resolved_exact_below() and vectors * embedding_dim(self.model) * 4 <= self.EXACT_MAX_BYTES
+
+    def search_choice(self, vectors: int) -> str:
+        """Why the search runs where it does (for summary.json)."""
+        if self.search_engine != "auto":
+            return f"--search-engine {self.search_engine}"
+        where = "exact in memory" if self.exact_search(vectors) else "Milvus"
+        return (f"auto: {vectors} vectors; exact below {self.resolved_exact_below()} (--exact-below) and "
+                f"{self.EXACT_MAX_BYTES >> 30} GiB of vectors: {where}")
 
     @property
     def is_hash(self) -> bool:

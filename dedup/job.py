@@ -53,32 +53,65 @@ def stages(cfg: DedupConfig) -> list:
 
 
 def run(cfg: DedupConfig) -> dict:
-    """Run the job on ``cfg`` and return its summary (also in ``OUTPUT/summary.json``)."""
-    from dedup.ray_env import init_ray, ray_info
+    """Run the job on ``cfg`` and return its summary (also in ``OUTPUT/summary.json``).
+
+    Start-up: Milvus Lite first (a process of its own, from this thread: it dies with the thread that
+    started it, see vectordb.milvus), then Ray, started by the runner just before the first stage that
+    needs it, with the weights check and the hashing of local inputs running beside it. ``summary.json``'s
+    ``timeline`` has the start-up and shutdown lines beside the stages'."""
     from dedup.services import Services
 
     cfg.validate()
     layout = OutputLayout.of(cfg.output)
     layout.root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    started = init_ray(cfg.ray_address)
+    timeline = {"process_start_to_run": _since_process_start()}
     services = Services(cfg, layout)
-    # Milvus Lite starts now, from this thread (it dies with the thread that started it, see vectordb.milvus),
-    # and comes up while the inputs are hashed and embedded.
     services.start_milvus()
     ctx = StageContext(cfg, layout, cfg.to_dict(), services)
-    ctx.params["ray"] = ray_info()
+    ray_up = _RayStart(cfg, ctx)
+    s = None
     try:
-        timings = Runner(stages(cfg), ctx, RunState(layout.state, fresh=cfg.fresh)).run()
+        runner = Runner(stages(cfg), ctx, RunState(layout.state, fresh=cfg.fresh), start_ray=ray_up)
+        timings = runner.run()
         if cfg.drop_collection:
             _drop_collections(cfg, ctx)
-        return _finish(cfg, ctx, timings, time.perf_counter() - t0)
+        timeline.update(runner.startup, **services.timeline())
+        s = _finish(cfg, ctx, timings, time.perf_counter() - t0, timeline)
+        return s
     finally:
+        t1 = time.perf_counter()
         services.close()
-        if started:
+        if ray_up.started:
             import ray
 
             ray.shutdown()
+        if s is not None:  # the shutdown's own line, once it is over
+            s["timeline"]["shutdown"] = {"seconds": round(time.perf_counter() - t1, 3)}
+            summaries.write(ctx.layout.summary, s)
+
+
+class _RayStart:
+    """The runner's ``start_ray``: start (or join) Ray and note where it listens."""
+
+    def __init__(self, cfg: DedupConfig, ctx: StageContext):
+        self.cfg, self.ctx, self.started = cfg, ctx, False
+
+    def __call__(self) -> None:
+        from dedup.ray_env import init_ray, ray_info
+
+        self.started = init_ray(self.cfg.ray_address)
+        self.ctx.params["ray"] = ray_info()
+
+
+def _since_process_start() -> dict:
+    """Seconds from this process's start to the job's (the interpreter and the imports)."""
+    try:
+        import psutil
+
+        return {"seconds": round(time.time() - psutil.Process().create_time(), 3)}
+    except Exception:  # noqa: BLE001 - a platform without it: the line is left out
+        return {"seconds": None}
 
 
 def _drop_collections(cfg: DedupConfig, ctx: StageContext) -> None:
@@ -90,13 +123,14 @@ def _drop_collections(cfg: DedupConfig, ctx: StageContext) -> None:
         RunState(ctx.layout.state).forget(sig.store)
 
 
-def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float) -> dict:
+def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float, timeline: dict) -> dict:
     """summary.json, then the report (it reads summary.json), then the summary names the report."""
     files, (man, errs) = ctx.value("discover"), ctx.value("manifest")
     counts = summaries.counts(files.table, man, errs, files.n, ctx.value("graph").split_off)
     if cfg.references:
         counts.update(reference_matches=int((man["match"] == "reference").sum()), exact_copies_of_reference=len(ctx.value("reference").exact))
     s = summaries.build(counts, ctx.params, timings, seconds, ctx.layout.outputs())
+    s["timeline"] = timeline
     summaries.write(ctx.layout.summary, s)
     if cfg.report:
         from dedup.report import write_report

@@ -63,12 +63,42 @@ def cluster_cpus() -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def wants_gpu(cfg) -> bool:
-    """Whether the embedding actors take GPUs: asked for, or by default where the cluster has some."""
+def local_run(cfg) -> bool:
+    """A run on a Ray that this process starts on this machine (no --ray-address, no RAY_ADDRESS)."""
+    return not (cfg.ray_address or os.environ.get("RAY_ADDRESS"))
+
+
+def gpu_question_needs_ray(cfg) -> bool:
+    """Whether :func:`wants_gpu` must ask a running Ray (a cluster's GPUs), or can answer before it starts."""
     import ray
 
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    return (cfg.gpus_per_embed_actor or 0) > 0 or (cfg.gpus_per_embed_actor is None and gpus > 0)
+    return cfg.gpus_per_embed_actor is None and not ray.is_initialized() and not (local_run(cfg) and local_gpus() is not None)
+
+
+def wants_gpu(cfg) -> bool:
+    """Whether the embedding actors take GPUs: asked for, or by default where the cluster has some (a
+    local Ray not started yet: the GPUs Ray will find on this machine, by its own detection)."""
+    import ray
+
+    if cfg.gpus_per_embed_actor is not None:
+        return cfg.gpus_per_embed_actor > 0
+    if not ray.is_initialized() and local_run(cfg) and local_gpus() is not None:
+        return local_gpus() > 0
+    return int(ray.cluster_resources().get("GPU", 0)) > 0
+
+
+def local_gpus() -> int | None:
+    """The GPUs a Ray started here will count (its own NVIDIA detection, CUDA_VISIBLE_DEVICES applied);
+    None where that cannot be known without starting it."""
+    try:
+        from ray._private.accelerators import get_accelerator_manager_for_resource
+
+        manager = get_accelerator_manager_for_resource("GPU")
+        visible = manager.get_current_process_visible_accelerator_ids()
+        found = int(manager.get_current_node_num_accelerators())
+        return found if visible is None else min(found, len(visible))
+    except Exception:  # noqa: BLE001 - Ray's private module moved: ask the running Ray instead
+        return None
 
 
 def onnx_cuda() -> bool:
@@ -135,4 +165,4 @@ def one_operator(ds):
     return ds
 
 
-__all__ = ["init_ray", "loopback_only", "ray_info", "wants_gpu", "embed_resources", "blocks", "one_operator", "cluster_cpus", "onnx_cuda"]
+__all__ = ["init_ray", "loopback_only", "ray_info", "local_run", "local_gpus", "gpu_question_needs_ray", "wants_gpu", "embed_resources", "blocks", "one_operator", "cluster_cpus", "onnx_cuda"]

@@ -11,7 +11,9 @@ For each stage (:class:`dedup.stages.base.Stage`), in the order given:
    every time and records nothing: what depends on its result has it in its own fingerprint);
 5. time it and keep its metrics for the summary.
 
-Stages marked ``background`` run on a thread beside the stages after them; the runner joins each before
+Ray starts (``start_ray``) just before the first stage that needs it; the stages before that one (the
+weights check, discovery of local inputs) run on the runner's threads beside it. Stages marked
+``background`` run on a thread beside the stages after them; the runner joins each before
 the first stage that comes after it, and all of them before it returns (also when a stage fails). A
 stage that fails stops the run with an error naming it (:class:`StageFailed`); what finished before is
 in ``state.json``, so the same command afterwards resumes from there.
@@ -83,10 +85,15 @@ class RunState:
 
 
 class Runner:
-    def __init__(self, stages: list[Stage], ctx: StageContext, state: RunState, given: dict[str, tuple] | None = None):
+    def __init__(self, stages: list[Stage], ctx: StageContext, state: RunState, given: dict[str, tuple] | None = None,
+                 start_ray=None):
         """``given``: results of stages not in ``stages`` (name -> (value, fingerprint)), e.g. the scale
-        bench's synthetic vectors standing in for `decode_embed`."""
+        bench's synthetic vectors standing in for `decode_embed`. ``start_ray``: starts (or joins) Ray, on
+        this thread, before the first stage that needs it; the stages before that one run beside it, on
+        the runner's threads (None: Ray is up already)."""
         self.stages, self.ctx, self.state = stages, ctx, state
+        self.start_ray = start_ray
+        self.startup: dict[str, dict] = {}  # the start-up's own lines (Ray's start), beside the stages
         self.fps: dict[str, str | None] = {}
         self.timings: dict[str, dict] = {}
         for name, (value, fp) in (given or {}).items():
@@ -105,12 +112,18 @@ class Runner:
 
     def run(self) -> dict[str, dict]:
         pending: dict[str, Future] = {}
+        ray_up = self.start_ray is None
         with ThreadPoolExecutor(2, thread_name_prefix="dedup-stage") as pool:
             try:
                 for st in self.stages:
-                    for dep in st.depends(self.ctx):
-                        if dep in pending:
-                            pending.pop(dep).result()
+                    if not ray_up and not st.needs_ray(self.ctx):
+                        self._join_deps(st, pending)
+                        pending[st.name] = pool.submit(self._one, st)  # beside Ray's start-up
+                        continue
+                    if not ray_up:
+                        self._start_ray(beside=list(pending))
+                        ray_up = True
+                    self._join_deps(st, pending)
                     if st.in_background(self.ctx):
                         pending[st.name] = pool.submit(self._one, st)
                     else:
@@ -121,6 +134,18 @@ class Runner:
         for f in pending.values():
             f.result()
         return self.timings
+
+    def _join_deps(self, st: Stage, pending: dict[str, Future]) -> None:
+        for dep in st.depends(self.ctx):
+            if dep in pending:
+                pending.pop(dep).result()
+
+    def _start_ray(self, beside: list[str]) -> None:
+        t0 = time.perf_counter()
+        print("[dedup] ray start ...", file=sys.stderr, flush=True)
+        self.start_ray()
+        self.startup["ray_start"] = {"seconds": round(time.perf_counter() - t0, 3), "beside": beside}
+        print(f"[dedup] ray start: {time.perf_counter() - t0:.1f}s (beside {', '.join(beside) or 'nothing'})", file=sys.stderr, flush=True)
 
     def _one(self, st: Stage) -> None:
         t0 = time.perf_counter()

@@ -33,6 +33,14 @@ class Services:
         self.start_milvus()
         return MilvusTarget(self._lite.wait_ready().uri)
 
+    def timeline(self) -> dict:
+        """The Milvus Lite server's start-up line: from its start to the store's first use of it (it comes
+        up beside the other stages)."""
+        lite = self._lite
+        if lite is None or lite.ready_after is None:
+            return {}
+        return {"milvus_lite_start": {"seconds": round(lite.ready_after, 3), "background": True}}
+
     def kill_milvus(self) -> None:
         """SIGKILL the Milvus Lite server (a fault the tests inject: DEDUP_FAULT=kill-milvus:STAGE)."""
         self.start_milvus()

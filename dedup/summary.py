@@ -75,6 +75,12 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
         + f", threshold {summary['parameters'].get('threshold')}",
         f"  {summary['total_seconds']:.1f}s total, {summary['images_per_second']} images/s end to end",
     ]
+    tl = summary.get("timeline", {})
+    for name, label in (("process_start_to_run", "start-up: interpreter and imports"), ("ray_start", "start-up: Ray"),
+                        ("milvus_lite_start", "start-up: Milvus Lite")):
+        if tl.get(name, {}).get("seconds") is not None:
+            note = f"beside {', '.join(tl[name]['beside'])}" if tl[name].get("beside") else ("in the background" if tl[name].get("background") else "")
+            lines.append(f"    {label:<34} {tl[name]['seconds']:>6.1f}s  {note}")
     for name, st in summary["stages"].items():
         rate = next((f"{v} {k.replace('_per_second', '')}/s" for k, v in st.items() if k.endswith("_per_second")), "")
         if st.get("background"):

@@ -17,3 +17,15 @@ def test_config_defaults_per_model():
         DedupConfig(inputs=["x"], model="multihash", weights="random").validate()
     with pytest.raises(ConfigError, match="--preprocess"):
         DedupConfig(inputs=["x"], preprocess="stretch").validate()
+
+
+def test_auto_search_is_exact_up_to_the_measured_crossover_and_the_memory_cap():
+    lite = DedupConfig(inputs=["x"], model="multihash").validate()
+    assert lite.resolved_exact_below() == 1_000_000 and lite.exact_search(999_999) and not lite.exact_search(1_000_000)
+    server = DedupConfig(inputs=["x"], model="multihash", milvus_uri="http://h:19530").validate()
+    assert server.resolved_exact_below() == 100_000 and not server.exact_search(100_000)
+    assert "exact in memory" in lite.search_choice(10) and "Milvus" in server.search_choice(200_000)
+    big = DedupConfig(inputs=["x"], model="resnet50", exact_below=10**9).validate()  # 2048-d float32
+    assert big.exact_search(500_000) and not big.exact_search(600_000)  # 4 GiB of vectors at most
+    assert DedupConfig(inputs=["x"], search_engine="milvus").validate().exact_search(10) is False
+    assert DedupConfig(inputs=["x"], search_engine="exact").validate().search_choice(10) == "--search-engine exact"

@@ -101,3 +101,28 @@ def test_rates_and_given_values(tmp_path):
     r = Runner([Counted("b", ["a"])], ctx, RunState(tmp_path / "state.json"), given={"a": ("given", "fp-a")})
     timings = r.run()
     assert ctx.values["b"] == "b+given" and timings["b"]["items"] == 3 and "items_per_second" in timings["b"]
+
+
+def test_stages_that_need_no_ray_run_beside_its_start(tmp_path):
+    class NoRay(Rec):
+        def needs_ray(self, ctx):
+            return False
+
+    log = []
+
+    def start_ray():
+        log.append(("start", "ray", threading.current_thread().name))
+        time.sleep(0.3)
+        log.append(("end", "ray"))
+
+    stages = [NoRay("w", log=log, sleep=0.2), NoRay("d", log=log, sleep=0.2), NoRay("d2", ["d"], log=log),
+              Rec("embed", ["d2", "w"], log=log)]
+    ctx = StageContext(Cfg(k=1), OutputLayout(tmp_path), {}, None)
+    r = Runner(stages, ctx, RunState(tmp_path / "state.json"), start_ray=start_ray)
+    r.run()
+    order = [(e[0], e[1]) for e in log]
+    assert order.index(("start", "w")) < order.index(("end", "ray")) and order.index(("start", "d")) < order.index(("end", "ray"))
+    assert order.index(("end", "d")) < order.index(("start", "d2"))  # a dependency among them is kept
+    assert order.index(("end", "ray")) < order.index(("start", "embed")) and order.index(("end", "d2")) < order.index(("start", "embed"))
+    assert ctx.values["embed"] == "embed+d2+d+w"
+    assert r.startup["ray_start"]["beside"][:1] == ["w"] and r.startup["ray_start"]["seconds"] >= 0.3

@@ -56,3 +56,42 @@ def run_peer(tool: str, images: Path, truth: pd.DataFrame, work: Path) -> dict:
         if best is None or s["pair_f1"] > best["pair_f1"]:
             best = s
     return best
+
+
+def _timed(cmd: list[str], env: dict | None = None) -> dict:
+    """Wall and CPU seconds (its own and its children's) of one whole process."""
+    import os
+    import time
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    return {"wall_seconds": round(wall, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2), "rc": proc.returncode}
+
+
+def side_by_side(images: Path, work: Path, rounds: int = 2) -> dict:
+    """Ours (``dedup run --model multihash``, a fresh output each time, Ray started by the run) and
+    immaculate's pdq on the same folder, as a user runs each from a shell: whole processes, in turn,
+    ``rounds`` times (the means and every run kept). The CPU time includes child processes (Ray's, Milvus
+    Lite's) where they are reaped; Ray's daemons are not the run's children, so ours is a lower bound."""
+    import shutil
+    import sys
+
+    imm = venv_python("immaculate").parent / "immaculate"
+    if not imm.exists():
+        return {"error": "immaculate not installed: run bench/peers/install.sh"}
+    dedup_exe = Path(sys.executable).parent / "dedup"
+    runs: dict[str, list] = {"ours: dedup run --model multihash": [], "immaculate --method pdq": []}
+    for _ in range(rounds):
+        out = work / "out-side-by-side"
+        shutil.rmtree(out, ignore_errors=True)
+        runs["ours: dedup run --model multihash"].append(_timed([str(dedup_exe), "run", "--input", str(images), "--output", str(out),
+                                                                 "--model", "multihash", "--no-report"]))
+        runs["immaculate --method pdq"].append(_timed([str(imm), "--json", "--method", "pdq", str(images)]))
+    mean = {k: round(sum(r["wall_seconds"] for r in v) / len(v), 2) for k, v in runs.items()}
+    ours, theirs = mean["ours: dedup run --model multihash"], mean["immaculate --method pdq"]
+    return {"images": str(images), "rounds": rounds, "runs": runs, "mean_wall_seconds": mean,
+            "ours_over_immaculate": round(ours / theirs, 2) if theirs else None}
+

@@ -191,6 +191,7 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_m
     if with_peers:
         for tool in peers.PEERS:
             report["rows"].append(peers.run_peer(tool, images, truth, work))
+        report["side_by_side"] = peers.side_by_side(images, work)
     report["total_seconds"] = round(time.perf_counter() - t0, 1)
     (results / "bench.json").write_text(json.dumps(report, indent=2, default=str))
     md = to_markdown(report)
@@ -260,6 +261,15 @@ def to_markdown(report: dict) -> str:
                   f"({h['decode_hash_images_per_cpu_second']} per CPU-second), end to end {h['end_to_end_images_per_second']} images/s "
                   "(Milvus Lite's start-up included; Ray is started once for the whole bench and not counted; the peers are timed "
                   "as their runners report: imagededup and fastdup without the interpreter's start-up, immaculate as a whole process)."]
+    sbs = report.get("side_by_side")
+    if sbs and "error" not in sbs:
+        lines += ["", "## Whole processes, side by side", "",
+                  f"The corpus's {c['images']} images, each tool as a user runs it from a shell (a fresh output, Ray started by the run), "
+                  f"in turn, {sbs['rounds']} rounds:", "", "| process | wall s (each run) | mean wall s | CPU s (each run) |", "|---|---|---|---|"]
+        for name, runs in sbs["runs"].items():
+            lines.append(f"| `{name}` | {', '.join(str(r['wall_seconds']) for r in runs)} | {sbs['mean_wall_seconds'][name]} | "
+                         f"{', '.join(str(r['cpu_seconds']) for r in runs)} |")
+        lines += ["", f"Ours over immaculate's: **{sbs['ours_over_immaculate']}x** the wall time."]
     for key, curve in report.get("curves", {}).items():
         if key.startswith("sscd"):
             lines += ["", f"## Threshold sweep: --model {key} --verify off", "", *_sweep_table(curve)]

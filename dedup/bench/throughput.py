@@ -105,10 +105,42 @@ def device_tag(info: dict) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: int | None = None,
-                     threshold: float = 0.9999, bare_seconds: float = 10.0) -> dict:
-    import ray
+def decode_alone(images: Path, cfg, workers: int | None = None, limit: int | None = None) -> dict:
+    """The job's per-image CPU work without the job: every file read and put through the decode kernel the
+    job's decoders run (:func:`dedup.ops.decode.decode_image`: the model's input, or for a hash model the
+    hash itself), in a process per CPU. The baseline a hash model's end to end is compared to."""
+    files = sorted(str(p) for p in Path(images).rglob("*.jpg"))[:limit]
+    workers = workers or os.cpu_count() or 1
+    chunks = [files[i::workers] for i in range(workers)]
+    args = (cfg.image_size, cfg.max_pixels, cfg.hash_name if cfg.is_hash else None, cfg.preprocess)
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(workers) as pool:
+        done = sum(pool.map(_decode_chunk, chunks, [args] * len(chunks)))
+    seconds = time.perf_counter() - t0
+    return {"images": done, "workers": workers, "seconds": round(seconds, 3), "images_per_second": round(done / seconds, 2)}
 
+
+def _decode_chunk(files: list[str], args) -> int:
+    from dedup.ops.decode import decode_image
+
+    size, max_pixels, hash_name, resize = args
+    for f in files:
+        with open(f, "rb") as fh:
+            decode_image(fh.read(), size, max_pixels, hash_name, resize)
+    return len(files)
+
+
+MODELS = ("sscd", "multihash")
+
+
+def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: int | None = None,
+                     threshold: float = 0.9999, bare_seconds: float = 10.0, models=MODELS) -> dict:
+    """For each of ``models`` on one corpus of N JPEGs: the bare model (learned models; timed just before and
+    after the job), decode alone (:func:`decode_alone`), the job's decode + embed stage and the job end to
+    end with its timeline (start-up, stages, shutdown). A learned model runs with its real weights where
+    they are here (SSCD's ONNX), else random, at a threshold nothing reaches (a speed run: the corpus's
+    crops of one photo would otherwise be clustered and checked); a hash model with its defaults, as a
+    user runs it. Ray is started by each job itself, as a user's run starts it."""
     from dedup.bench import speed
     from dedup.bench.run import first_run
     from dedup.config import DedupConfig
@@ -118,34 +150,35 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
     images, corpus_info = build_corpus(src, work / f"throughput-corpus-{n}", n)
     dev = device_info()
     device = "cuda" if "gpu" in dev else "cpu"
-    cfg = DedupConfig(inputs=[str(images)], output=str(work / "out-throughput"), weights="random", threshold=threshold,
-                      search_engine="exact")
-    if embed_batch:
-        cfg.embed_batch = int(embed_batch)
-    started = not ray.is_initialized()
-    if started:
-        from dedup.ray_env import loopback_only
-
-        loopback_only()  # the bench's own Ray on loopback, as a local run's
-        ray.init(include_dashboard=False, logging_level="ERROR")
-    try:
-        bare_kw = {"batch": cfg.resolved_embed_batch(device == "cuda"), "device": device, "min_seconds": bare_seconds, "warmup": 3 if device == "cuda" else 1}
-        summary, before, after, bare = speed.bracketed(lambda: first_run(cfg), **bare_kw)
-    finally:
-        if started:
-            ray.shutdown()
-    de = summary["stages"]["decode_embed"]
-    report = {
-        "device": dev, "corpus": corpus_info,
-        "job": {"embed_batch": bare_kw["batch"], "threshold": threshold, "search": "exact",
-                "embed_resources": summary["parameters"]["embed_resources"]},
-        "end_to_end_images_per_second": summary["images_per_second"], "total_seconds": summary["total_seconds"],
-        "decode_embed_images_per_second": de["images_per_second"],
-        "bare_model_images_per_second": bare, "bare_model": {"before_job": before, "after_job": after},
-        "decode_embed_over_bare_model": round(de["images_per_second"] / bare, 3),
-        "end_to_end_over_bare_model": round(summary["images_per_second"] / bare, 3),
-        "stages": summary["stages"],
-    }
+    report = {"device": dev, "corpus": corpus_info, "models": {}}
+    for model in models:
+        cfg = DedupConfig(inputs=[str(images)], output=str(work / f"out-throughput-{model}"), model=model, report=False)
+        cfg.validate()
+        if not cfg.is_hash:
+            cfg.threshold, cfg.verify, cfg.search_engine = threshold, "off", "exact"
+            if model == "resnet50":
+                cfg.weights = "random"
+        if embed_batch:
+            cfg.embed_batch = int(embed_batch)
+        cfg.validate()
+        alone = decode_alone(images, cfg)
+        r = {"decode_alone": alone, "config": {k: getattr(cfg, k) for k in ("model", "threshold", "verify", "search_engine", "image_size", "preprocess")}}
+        if cfg.is_hash:
+            summary = first_run(cfg)
+        else:
+            bare_kw = {"batch": cfg.resolved_embed_batch(device == "cuda"), "device": device, "min_seconds": bare_seconds,
+                       "warmup": 3 if device == "cuda" else 1, "model": cfg.learned_model, "shape": (cfg.image_size, cfg.image_size)}
+            summary, before, after, bare = speed.bracketed(lambda: first_run(cfg), **bare_kw)
+            r.update(bare_model_images_per_second=bare, bare_model={"before_job": before, "after_job": after})
+        de = summary["stages"]["decode_embed"]
+        r.update(end_to_end_images_per_second=summary["images_per_second"], total_seconds=summary["total_seconds"],
+                 decode_embed_images_per_second=de["images_per_second"], stages=summary["stages"], timeline=summary.get("timeline", {}),
+                 embed_resources=summary["parameters"].get("embed_resources"), counts=summary["counts"])
+        base = r.get("bare_model_images_per_second") or alone["images_per_second"]
+        r["baseline"] = "bare model" if "bare_model_images_per_second" in r else "decode alone"
+        r["decode_embed_over_baseline"] = round(de["images_per_second"] / base, 3)
+        r["end_to_end_over_baseline"] = round(summary["images_per_second"] / base, 3)
+        report["models"][model] = r
     tag = device_tag(dev)
     (results / f"throughput-{tag}.json").write_text(json.dumps(report, indent=2, default=str))
     md = to_markdown(report)
@@ -155,29 +188,42 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
 
 
 def to_markdown(r: dict) -> str:
-    d, c, j = r["device"], r["corpus"], r["job"]
+    d, c = r["device"], r["corpus"]
     hw = f"{d['gpu']} ({d['dtype']} weights, CUDA {d['cuda']}) + {d['cpus']} CPUs ({d['cpu']})" if "gpu" in d else f"{d['cpus']} CPUs ({d['cpu']}), no GPU"
-    res = j["embed_resources"]
     lines = [
-        f"# ResNet-50 throughput: {d.get('gpu') or 'CPU'}",
+        f"# Throughput: {d.get('gpu') or 'CPU'}",
         "",
         f"Machine: {hw}; torch {d['torch']}; {d['platform']}.",
-        f"Corpus: {c['images']} distinct JPEGs ({c['megabytes']} MB) made from {c['photos']} photos (`dedup bench --throughput {c['n']}`).",
-        f"Job: `--weights random --search-engine exact --threshold {j['threshold']} --embed-batch {j['embed_batch']}`; "
-        f"{res.get('actors')} embedding actor(s) on {res.get('device')}, backend {res.get('backend')}.",
-        "",
-        "| what | images/s | ratio to the bare model |",
-        "|---|---|---|",
-        f"| bare model (mean of {r['bare_model']['before_job']['images_per_second']} before and "
-        f"{r['bare_model']['after_job']['images_per_second']} after the job; batch {j['embed_batch']}) | {r['bare_model_images_per_second']} | 1 |",
-        f"| decode + embed stage | {r['decode_embed_images_per_second']} | {r['decode_embed_over_bare_model']} |",
-        f"| end to end ({r['total_seconds']} s) | {r['end_to_end_images_per_second']} | {r['end_to_end_over_bare_model']} |",
-        "",
-        "| stage | seconds | note |",
-        "|---|---|---|",
+        f"Corpus: {c['images']} JPEGs ({c['megabytes']} MB) made from {c['photos']} photos (`dedup bench --throughput {c['n']}`: "
+        "a random 50-100 % crop of a photo, mirror, long side 320-640 px, quality 75-95; different bytes, but crops of one photo are near copies).",
     ]
-    for name, st in r["stages"].items():
-        note = {k: v for k, v in st.items() if k in ("images_per_second", "decode_images_per_cpu_second", "model_images_per_second",
-                                                     "background", "step_seconds", "unique_edges", "files_per_second")}
-        lines.append(f"| {name} | {st.get('seconds')} | {json.dumps(note) if note else ''} |")
+    for model, m in r["models"].items():
+        cfg, res = m["config"], m.get("embed_resources") or {}
+        lines += ["", f"## --model {model}", "",
+                  f"Job: `--model {model}`" + ("" if model in ("multihash",) or cfg.get("verify") is None else
+                                              f" `--threshold {cfg['threshold']} --verify {cfg['verify']} --search-engine {cfg['search_engine']}`")
+                  + f"; {res.get('actors')} embedding actor(s) on {res.get('device')}, backend {res.get('backend')}; "
+                  f"{m['counts']['clusters']} clusters, {m['counts']['duplicates']} duplicates.", "",
+                  "| what | images/s | ratio to the " + m["baseline"] + " |", "|---|---|---|"]
+        a = m["decode_alone"]
+        if "bare_model_images_per_second" in m:
+            b = m["bare_model"]
+            lines.append(f"| bare model (mean of {b['before_job']['images_per_second']} before and {b['after_job']['images_per_second']} "
+                         f"after the job; batch {b['before_job']['batch']}) | {m['bare_model_images_per_second']} | 1 |")
+            lines.append(f"| decode alone ({a['workers']} processes, {a['seconds']} s) | {a['images_per_second']} | "
+                         f"{round(a['images_per_second'] / m['bare_model_images_per_second'], 3)} |")
+        else:
+            lines.append(f"| decode + hash alone ({a['workers']} processes, {a['seconds']} s) | {a['images_per_second']} | 1 |")
+        lines.append(f"| decode + embed stage | {m['decode_embed_images_per_second']} | {m['decode_embed_over_baseline']} |")
+        lines.append(f"| end to end ({m['total_seconds']} s) | {m['end_to_end_images_per_second']} | {m['end_to_end_over_baseline']} |")
+        lines += ["", "| line | seconds | note |", "|---|---|---|"]
+        for name, st in m.get("timeline", {}).items():
+            if name != "shutdown":
+                lines.append(f"| {name} | {st.get('seconds')} | {'beside ' + ', '.join(st['beside']) if st.get('beside') else ('background' if st.get('background') else '')} |")
+        for name, st in m["stages"].items():
+            note = {k: v for k, v in st.items() if k in ("images_per_second", "decode_images_per_cpu_second", "model_images_per_second",
+                                                         "background", "unique_edges", "files_per_second", "candidates", "why", "mode")}
+            lines.append(f"| {name} | {st.get('seconds')} | {json.dumps(note) if note else ''} |")
+        if "shutdown" in m.get("timeline", {}):
+            lines.append(f"| shutdown (after the summary) | {m['timeline']['shutdown']['seconds']} | |")
     return "\n".join(lines) + "\n"

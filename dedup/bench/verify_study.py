@@ -64,7 +64,7 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
         ray.init(include_dashboard=False, logging_level="ERROR")
     rows = []
     try:
-        for name, vp in VARIANTS.items():
+        for variant, vp in VARIANTS.items():
             t0 = time.perf_counter()
             table, counts = verify.run_checks(a[cand], b[cand], where, vp)
             seconds = time.perf_counter() - t0
@@ -74,7 +74,7 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
             passed = np.isin(a * n + b, passed_key)
             ok = passed[cand]
             e2e = sweep(out, truth, [], bands=[band], passed=passed).iloc[0].to_dict()
-            rows.append({"variant": name, "true_passed": int(ok[true_pair].sum()), "true_pairs": int(true_pair.sum()),
+            rows.append({"variant": variant, "true_passed": int(ok[true_pair].sum()), "true_pairs": int(true_pair.sum()),
                          "false_passed": int(ok[~true_pair].sum()), "false_pairs": int((~true_pair).sum()),
                          "seconds": round(seconds, 1), "cpu_seconds": counts["task_seconds"], "images": len(need),
                          **{k: e2e[k] for k in ("pair_f1", "wrongly_removed", "missed", "bench_f1", "hard_f1", "hard_missed")},

@@ -45,14 +45,16 @@ def brute_force_edges(batch: pa.Table, queries_ref, threshold: float) -> dict:
     }
 
 
-def exact_edges(vids: np.ndarray, vectors: np.ndarray, threshold: float, block: int = 1024) -> dict:
+def exact_edges(vids: np.ndarray, vectors: np.ndarray, threshold: float, block: int | None = None) -> dict:
     """Every pair with cosine >= ``threshold``, each once (``a < b``), computed exactly from the vectors,
     and ``nearest``: each row's highest similarity to another row (-inf for a lone vector).
 
     What a FLAT index returns, without a top-k: block ``i`` of rows against rows ``i..n`` (the upper
-    triangle), so memory is bounded by ``block x n`` similarities. Used below ``--exact-below`` vectors.
+    triangle), so memory is bounded by ``block x n`` similarities (default: 1,024 rows, fewer where that
+    would pass 512 MB). Used below ``--exact-below`` vectors.
     """
     vids = np.asarray(vids, np.int64)
+    block = block or int(max(64, min(1024, (512 << 20) // (4 * max(1, len(vids))))))
     vectors = np.ascontiguousarray(vectors, np.float32)
     a, b, s = [], [], []
     nearest = np.full(len(vids), -np.inf, np.float32)

@@ -51,6 +51,10 @@ class Stage:
     def in_background(self, ctx: StageContext) -> bool:
         return self.background
 
+    def needs_ray(self, ctx: StageContext) -> bool:
+        """Whether the stage uses Ray. The stages before the first that does run beside Ray's start-up."""
+        return True
+
     def fingerprint(self, ctx: StageContext) -> Any:
         """What the stage's work depends on besides its upstream stages (JSON-able), or None: never reused."""
         return None

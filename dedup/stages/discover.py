@@ -5,7 +5,8 @@ Out: ``files.parquet`` (:data:`dedup.ops.hashing.FILES_SCHEMA` plus ``vid``: pat
      bytes, sha, error), sorted by path; its value is a :class:`Files` (the table, the representatives).
 
 Byte-identical files share a vid, so each distinct content is decoded and embedded once
-(:mod:`dedup.ops.plan`). Hashing runs on Ray tasks over blocks of about 256 files.
+(:mod:`dedup.ops.plan`). Hashing runs in the driver's threads for a local run over local inputs (beside
+Ray's start-up: it needs no Ray), else on Ray tasks over blocks of about 256 files.
 """
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ class DiscoverStage(Stage):
     def artifacts(self, ctx: StageContext):
         return (ctx.layout.files,)
 
+    def needs_ray(self, ctx: StageContext) -> bool:
+        return not local_inputs(ctx.cfg)
+
     def load(self, ctx: StageContext, stored: dict) -> StageResult:
         return _result(pq.read_table(ctx.layout.files))
 
@@ -63,11 +67,16 @@ def _result(table: pa.Table) -> StageResult:
     return StageResult(Files(df, plan.representatives(df)), metrics)
 
 
-def _hash_inputs(ctx: StageContext) -> pa.Table:
-    import ray
+def local_inputs(cfg) -> bool:
+    """A run on this machine's own Ray (no --ray-address) over inputs on its own disks: hashing them in
+    the driver's threads needs no Ray, so it runs beside Ray's start-up (see :meth:`DiscoverStage.needs_ray`)."""
+    from dedup.ray_env import local_run
 
+    return local_run(cfg) and all("://" not in str(src) or str(src).startswith("file://") for src in cfg.inputs)
+
+
+def _hash_inputs(ctx: StageContext) -> pa.Table:
     from dedup.ops import hashing
-    from dedup.ray_env import blocks, one_operator
     from dedup.sources import discover
 
     cfg = ctx.cfg
@@ -75,7 +84,35 @@ def _hash_inputs(ctx: StageContext) -> pa.Table:
     items = [{"kind": u.kind, "unit": u.path, "source": u.source} for u in units]
     if not items:
         return hashing.FILES_SCHEMA.empty_table()
+    return _hash_here(items, cfg.image_column) if local_inputs(cfg) else _hash_on_ray(items, cfg.image_column)
+
+
+def _hash_here(items: list[dict], image_column: str | None, per_chunk: int = 256) -> pa.Table:
+    """Hash in the driver's threads (reading files and SHA-256 release the GIL): a thread per CPU."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from dedup.ops import hashing
+
+    chunks = [items[i:i + per_chunk] for i in range(0, len(items), per_chunk)]
+
+    def one(chunk):
+        return hashing.hash_units({k: np.asarray([it[k] for it in chunk], object) for k in ("kind", "unit", "source")}, image_column)
+
+    with ThreadPoolExecutor(max(2, os.cpu_count() or 1), thread_name_prefix="dedup-hash") as pool:
+        return pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in pool.map(one, chunks)])
+
+
+def _hash_on_ray(items: list[dict], image_column: str | None) -> pa.Table:
+    """Hash on Ray tasks (a cluster, or inputs behind an fsspec URI): blocks of about 256 units."""
+    import ray
+
+    from dedup.ops import hashing
+    from dedup.ray_env import blocks, one_operator
+
     ds = one_operator(ray.data.from_items(items, override_num_blocks=blocks(len(items), 256)).map_batches(
-        hashing.hash_units, batch_size=None, batch_format="numpy", fn_kwargs={"image_column": cfg.image_column},
+        hashing.hash_units, batch_size=None, batch_format="numpy", fn_kwargs={"image_column": image_column},
     ))
     return pa.concat_tables([t.cast(hashing.FILES_SCHEMA) for t in ray.get(ds.to_arrow_refs())])

@@ -100,7 +100,8 @@ class ExactSearch:
             e = kernels.brute_force_edges(local, (vids[q], vecs[q]), sig.threshold)
             ua, ub, us = dedupe_edges(e["a"], e["b"], e["sim"], int(vids.max()) + 1)
         edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=kernels.EDGE_SCHEMA)
-        return edges, nearest, {"mode": "exact (driver, every pair)", "queries": _queries(len(vids), every)}
+        return edges, nearest, {"mode": "exact (driver, every pair)", "queries": _queries(len(vids), every),
+                                "why": ctx.cfg.search_choice(len(vids))}
 
 
 class MilvusSearch:
@@ -123,7 +124,8 @@ class MilvusSearch:
         edges, found = _unique(parts)
         metrics = {"mode": "driver" if self.local else f"{cfg.search_actors} search actors", "queries": _queries(vectors.ok_count, every),
                    "limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit(), "edges_found": found,
-                   "requeried_at_max_limit": int(np.sum(b == kernels.REASKED)), "saturated_brute_forced": int(len(saturated))}
+                   "requeried_at_max_limit": int(np.sum(b == kernels.REASKED)), "saturated_brute_forced": int(len(saturated)),
+                   "why": cfg.search_choice(vectors.ok_count)}
         return edges, nearest, metrics
 
     @staticmethod

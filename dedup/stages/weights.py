@@ -20,6 +20,12 @@ from dedup.stages.base import Stage, StageContext, StageResult
 class WeightsStage(Stage):
     name = "weights"
 
+    def needs_ray(self, ctx: StageContext) -> bool:
+        """Files and checksums: beside Ray's start-up, unless which file depends on a cluster's GPUs."""
+        from dedup.ray_env import gpu_question_needs_ray
+
+        return ctx.cfg.uses_model and gpu_question_needs_ray(ctx.cfg)
+
     def run(self, ctx: StageContext) -> StageResult:
         cfg = ctx.cfg
         if not cfg.uses_model:

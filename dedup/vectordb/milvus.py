@@ -97,6 +97,7 @@ class MilvusLiteServer:
         self.port: int | None = None
         self._started = 0.0
         self._ready = False
+        self.ready_after: float | None = None  # seconds from start to up (first seen by wait_ready)
 
     @property
     def uri(self) -> str:
@@ -121,6 +122,7 @@ class MilvusLiteServer:
         log.close()
         self._started = time.monotonic()
         self._ready = False
+        self.ready_after = None
         return self
 
     def wait_ready(self) -> "MilvusLiteServer":
@@ -138,6 +140,7 @@ class MilvusLiteServer:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 self._ready = True
+                self.ready_after = time.monotonic() - self._started  # an upper bound: when it was first asked
                 return self
             except OSError:
                 time.sleep(0.05)

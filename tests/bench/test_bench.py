@@ -150,9 +150,13 @@ def test_throughput_mode_compares_the_job_with_the_bare_model(ray_local, tmp_pat
     for i in range(4):
         write(photos / f"p{i}.jpg", encode(base_image(500 + i, (400, 300))))
     report = throughput_bench(photos, tmp_path / "work", tmp_path / "results", 16, embed_batch=8, bare_seconds=0)
-    assert report["device"]["cpus"] and report["job"]["embed_batch"] == 8
-    assert report["bare_model"]["before_job"]["batch"] == 8 and report["bare_model"]["after_job"]["images_per_second"] > 0
-    assert report["stages"]["decode_embed"]["images"] == 16
-    assert report["end_to_end_over_bare_model"] == round(report["end_to_end_images_per_second"] / report["bare_model_images_per_second"], 3)
+    assert report["device"]["cpus"] and set(report["models"]) == {"sscd", "multihash"}
+    sscd, mh = report["models"]["sscd"], report["models"]["multihash"]
+    assert sscd["baseline"] == "bare model" and sscd["bare_model"]["before_job"]["batch"] == 8
+    assert sscd["end_to_end_over_baseline"] == round(sscd["end_to_end_images_per_second"] / sscd["bare_model_images_per_second"], 3)
+    assert mh["baseline"] == "decode alone" and mh["decode_alone"]["images"] == 16
+    for m in (sscd, mh):
+        assert m["stages"]["decode_embed"]["images"] == 16
+        assert {"ray_start", "shutdown"} <= set(m["timeline"])
     md = (tmp_path / "results" / "throughput-cpu.md").read_text()
     assert "| end to end (" in md and "no GPU" in md

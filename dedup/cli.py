@@ -97,7 +97,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--decode-batch", type=int, help="images per decode block, a task's or actor's batch (a shard is never split; default 256 for the weight-free models, 32 for ResNet-50)")
     g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
     g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")
-    g.add_argument("--search-engine", choices=["auto", "exact", "milvus"], help=f"how similar pairs are found: exact (every pair's cosine from the vectors in memory, in the driver; what Milvus's FLAT index computes, much faster on small runs) or milvus (the stored collection's index, for large runs). auto: exact below --exact-below vectors; vectors are stored in Milvus either way")
+    g.add_argument("--search-engine", choices=["auto", "exact", "milvus"], help="how similar pairs are found: exact (every pair's cosine from the vectors in memory, in the driver; what Milvus's FLAT index computes, much faster on small runs) or milvus (the stored collection's index, for large runs). auto: exact below --exact-below vectors; vectors are stored in Milvus either way")
     g.add_argument("--exact-below", type=int, help="with --search-engine auto: exact search below this many vectors (default 1000000 with Milvus Lite, 100000 with --milvus-uri: measured, see the README)")
     g.add_argument("--local-below", type=int, help=f"store and search from the driver with one Milvus client below this many vectors, where actor pools cost more to start than they save (default {d.local_below}; 0: always actors)")
 
@@ -124,7 +124,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"dedup: error: {e}", file=sys.stderr)
         return 2
     try:
-        summary = run(cfg)
+        summary = run(cfg, whole_process=True)
     except StageFailed as e:
         if isinstance(e.__cause__, WeightsError):
             print(f"dedup: error: {e.__cause__}", file=sys.stderr)
@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
     b.add_argument("--scale-milvus", nargs="+", choices=["lite", "server"], default=["lite", "server"], help="scale mode: Milvus Lite and/or the embedded Milvus server of the PyPI package `milvus` (default both)")
     b.add_argument("--throughput", type=int, metavar="N", help="only the speed mode: per model (--throughput-models) the bare model, decode alone, decode + embed and the job end to end with its timeline, on this machine's hardware (GPU actors where there is a GPU), on N JPEGs made from --src; results in RESULTS/throughput-<device>.md")
+    b.add_argument("--side-by-side", type=int, metavar="N", help="only the side-by-side mode: `dedup run --model multihash` and immaculate's pdq as whole processes, in turn, on N JPEGs made from --src as --throughput makes them; results in RESULTS/side-by-side-N.md")
     b.add_argument("--throughput-models", default="sscd,multihash", help="speed mode: the models, comma list (default sscd,multihash; resnet50 runs with random weights)")
     b.add_argument("--embed-batch", type=int, help="speed mode: the job's and the bare model's batch size (default: the job's default)")
     b.set_defaults(func=_cmd_bench)
@@ -185,6 +186,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         throughput_bench(src, Path(args.work), Path(args.results), args.throughput, embed_batch=args.embed_batch,
                          models=[m.strip() for m in args.throughput_models.split(",") if m.strip()])
+        return 0
+    if args.side_by_side is not None:
+        from dedup.bench.peers import side_by_side_bench
+
+        side_by_side_bench(src, Path(args.work), Path(args.results), args.side_by_side)
         return 0
     if args.reference_scale is not None:
         from dedup.bench.reference_scale import reference_scale_bench

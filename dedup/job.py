@@ -52,20 +52,21 @@ def stages(cfg: DedupConfig) -> list:
     return out + [VerifyStage("union" if union else "search", references=bool(cfg.references)), GraphStage(), CanonicalStage(), ManifestStage()]
 
 
-def run(cfg: DedupConfig) -> dict:
+def run(cfg: DedupConfig, whole_process: bool = False) -> dict:
     """Run the job on ``cfg`` and return its summary (also in ``OUTPUT/summary.json``).
 
     Start-up: Milvus Lite first (a process of its own, from this thread: it dies with the thread that
     started it, see vectordb.milvus), then Ray, started by the runner just before the first stage that
     needs it, with the weights check and the hashing of local inputs running beside it. ``summary.json``'s
-    ``timeline`` has the start-up and shutdown lines beside the stages'."""
+    ``timeline`` has the start-up and shutdown lines beside the stages' (``whole_process``: this process
+    was started for this run, `dedup run`, so its start-up before the job is a line too)."""
     from dedup.services import Services
 
     cfg.validate()
     layout = OutputLayout.of(cfg.output)
     layout.root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    timeline = {"process_start_to_run": _since_process_start()}
+    timeline = {"process_start_to_run": _since_process_start()} if whole_process else {}
     services = Services(cfg, layout)
     services.start_milvus()
     ctx = StageContext(cfg, layout, cfg.to_dict(), services)

@@ -34,8 +34,8 @@ class Services:
         return MilvusTarget(self._lite.wait_ready().uri)
 
     def timeline(self) -> dict:
-        """The Milvus Lite server's start-up line: from its start to the store's first use of it (it comes
-        up beside the other stages)."""
+        """The Milvus Lite server's start-up line: from its start to its port's first answer (it comes up
+        in the background, beside the other stages)."""
         lite = self._lite
         if lite is None or lite.ready_after is None:
             return {}

@@ -50,8 +50,9 @@ def run_peer(tool: str, images: Path, truth: pd.DataFrame, work: Path) -> dict:
         pred = pd.read_csv(out_csv)
         pred = pred.sort_values("path")
         pred["cluster_id"] = pred["cluster"]
-        pred["is_canonical"] = ~pred.duplicated("cluster")
+        pred["is_canonical"] = ~pred.duplicated("cluster")  # a stand-in: the runners report clusters, not the image kept
         s = {"tool": tool, "threshold": th, "seconds": info["seconds"], **score_parts(pred, truth)}
+        s.pop("kept_original", None), s.pop("clusters_with_original", None)  # so which image is kept is not scored
         s["images_per_second"] = round(s["images"] / info["seconds"], 2) if info["seconds"] else None
         if best is None or s["pair_f1"] > best["pair_f1"]:
             best = s
@@ -91,7 +92,69 @@ def side_by_side(images: Path, work: Path, rounds: int = 2) -> dict:
                                                                  "--model", "multihash", "--no-report"]))
         runs["immaculate --method pdq"].append(_timed([str(imm), "--json", "--method", "pdq", str(images)]))
     mean = {k: round(sum(r["wall_seconds"] for r in v) / len(v), 2) for k, v in runs.items()}
+    timeline = _timeline(work / "out-side-by-side" / "summary.json")
     ours, theirs = mean["ours: dedup run --model multihash"], mean["immaculate --method pdq"]
-    return {"images": str(images), "rounds": rounds, "runs": runs, "mean_wall_seconds": mean,
+    return {"images": str(images), "rounds": rounds, "runs": runs, "mean_wall_seconds": mean, "timeline": timeline,
             "ours_over_immaculate": round(ours / theirs, 2) if theirs else None}
 
+
+def _timeline(summary_path: Path) -> dict:
+    """A run's start-up lines and stages, in order, from its summary.json (empty if there is none)."""
+    import json
+
+    if not summary_path.exists():
+        return {}
+    s = json.loads(summary_path.read_text())
+    tl, out = s.get("timeline", {}), {}
+    for name in ("process_start_to_run", "ray_start", "milvus_lite_start"):
+        if name in tl:
+            st = tl[name]
+            out[name] = {"seconds": st.get("seconds"), "note": f"beside {', '.join(st['beside'])}" if st.get("beside") else
+                         ("in the background" if st.get("background") else "")}
+    for name, st in s.get("stages", {}).items():
+        out[name] = {"seconds": st.get("seconds"), "note": str(st["background"]) if st.get("background") else ""}
+    if "shutdown" in tl:
+        out["shutdown"] = {"seconds": tl["shutdown"].get("seconds"), "note": "after summary.json"}
+    return out
+
+
+
+def side_by_side_markdown(sbs: dict, what: str) -> list[str]:
+    lines = ["## Whole processes, side by side", "",
+             f"{what}, each tool as a user runs it from a shell (a fresh output, Ray started by the run), in turn, "
+             f"{sbs['rounds']} rounds:", "",
+             "| process | wall s (each run) | mean wall s | CPU s (each run; the process and the children it reaped: "
+             "not Ray's workers, which its raylet reaps) |", "|---|---|---|---|"]
+    for name, runs in sbs["runs"].items():
+        lines.append(f"| `{name}` | {', '.join(str(r['wall_seconds']) for r in runs)} | {sbs['mean_wall_seconds'][name]} | "
+                     f"{', '.join(str(r['cpu_seconds']) for r in runs)} |")
+    lines += ["", f"Ours over immaculate's: **{sbs['ours_over_immaculate']}x** the wall time."]
+    if sbs.get("timeline"):
+        lines += ["", "Where our last run's wall time went (its `summary.json`; one line after the other, except where the note says "
+                  "beside or in the background):", "", "| line | seconds | note |", "|---|---|---|"]
+        for name, st in sbs["timeline"].items():
+            lines.append(f"| {name} | {st.get('seconds')} | {st.get('note', '')} |")
+    return lines
+
+
+def side_by_side_bench(src: Path, work: Path, results: Path, n: int, rounds: int = 2) -> dict:
+    """``dedup bench --side-by-side N``: :func:`side_by_side` on the speed mode's N JPEGs (made from ``src``,
+    reused); writes ``RESULTS/side-by-side-N.md`` and ``.json``."""
+    import json
+    import os
+    import platform
+
+    from dedup.bench.throughput import build_corpus
+
+    images, corpus = build_corpus(src, work / f"throughput-corpus-{n}", n)
+    sbs = side_by_side(images, work, rounds)
+    sbs.update(corpus=corpus, machine={"cpus": os.cpu_count(), "platform": platform.platform()})
+    if "error" in sbs:
+        raise SystemExit(f"dedup bench --side-by-side: {sbs['error']}")
+    md = "\n".join([f"# Side by side: {n} JPEGs", "", f"Machine: {os.cpu_count()} CPUs, {platform.platform()}.", "",
+                    *side_by_side_markdown(sbs, f"{n} JPEGs of `dedup bench --throughput`'s kind (made from `{src}`)")]) + "\n"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"side-by-side-{n}.json").write_text(json.dumps(sbs, indent=2, default=str))
+    (results / f"side-by-side-{n}.md").write_text(md)
+    print(md)
+    return sbs

@@ -251,7 +251,7 @@ def to_markdown(report: dict) -> str:
         "the keep set. The whole corpus first, then its parts: standard copies with the near-miss negatives (different "
         "content from one photo, each its own group), and the hard copies. Kept original: of the clusters that hold a "
         "photo's untouched original, the share that keep it (the default `--canonical quality`; beside it the old "
-        "`largest` policy on the same clusters; a peer's: the image its output keeps).",
+        "`largest` policy on the same clusters; not scored for the peers, whose runners report clusters, not the image kept).",
         "",
         *_table(report["rows"]),
     ]
@@ -263,13 +263,9 @@ def to_markdown(report: dict) -> str:
                   "as their runners report: imagededup and fastdup without the interpreter's start-up, immaculate as a whole process)."]
     sbs = report.get("side_by_side")
     if sbs and "error" not in sbs:
-        lines += ["", "## Whole processes, side by side", "",
-                  f"The corpus's {c['images']} images, each tool as a user runs it from a shell (a fresh output, Ray started by the run), "
-                  f"in turn, {sbs['rounds']} rounds:", "", "| process | wall s (each run) | mean wall s | CPU s (each run) |", "|---|---|---|---|"]
-        for name, runs in sbs["runs"].items():
-            lines.append(f"| `{name}` | {', '.join(str(r['wall_seconds']) for r in runs)} | {sbs['mean_wall_seconds'][name]} | "
-                         f"{', '.join(str(r['cpu_seconds']) for r in runs)} |")
-        lines += ["", f"Ours over immaculate's: **{sbs['ours_over_immaculate']}x** the wall time."]
+        from dedup.bench.peers import side_by_side_markdown
+
+        lines += ["", *side_by_side_markdown(sbs, f"The corpus's {c['images']} images")]
     for key, curve in report.get("curves", {}).items():
         if key.startswith("sscd"):
             lines += ["", f"## Threshold sweep: --model {key} --verify off", "", *_sweep_table(curve)]

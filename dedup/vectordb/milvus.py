@@ -31,6 +31,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +98,7 @@ class MilvusLiteServer:
         self.port: int | None = None
         self._started = 0.0
         self._ready = False
-        self.ready_after: float | None = None  # seconds from start to up (first seen by wait_ready)
+        self.ready_after: float | None = None  # seconds from start to its port's first answer (a watcher thread)
 
     @property
     def uri(self) -> str:
@@ -123,7 +124,18 @@ class MilvusLiteServer:
         self._started = time.monotonic()
         self._ready = False
         self.ready_after = None
+        threading.Thread(target=self._watch, args=(self.proc,), name="milvus-lite-watch", daemon=True).start()
         return self
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        """Note when the port first answers (summary.json's start-up line), without blocking anyone."""
+        while self.proc is proc and proc.poll() is None and time.monotonic() - self._started < self.start_timeout:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                self.ready_after = round(time.monotonic() - self._started, 3)
+                return
+            except OSError:
+                time.sleep(0.05)
 
     def wait_ready(self) -> "MilvusLiteServer":
         if self.proc is None:
@@ -140,7 +152,8 @@ class MilvusLiteServer:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 self._ready = True
-                self.ready_after = time.monotonic() - self._started  # an upper bound: when it was first asked
+                if self.ready_after is None:
+                    self.ready_after = round(time.monotonic() - self._started, 3)
                 return self
             except OSError:
                 time.sleep(0.05)

@@ -160,3 +160,36 @@ def test_throughput_mode_compares_the_job_with_the_bare_model(ray_local, tmp_pat
         assert {"ray_start", "shutdown"} <= set(m["timeline"])
     md = (tmp_path / "results" / "throughput-cpu.md").read_text()
     assert "| end to end (" in md and "no GPU" in md
+
+
+def test_side_by_side_times_whole_processes_and_reads_the_timeline(tmp_path, monkeypatch):
+    """The side-by-side mode with stand-in commands for the two tools (the peer is not installed in CI):
+    each is timed as a whole process, and our run's summary.json gives the timeline."""
+    import json
+    import sys
+
+    from dedup.bench import peers
+
+    calls, real_timed = [], peers._timed
+
+    def fake_timed(cmd, env=None):
+        calls.append(cmd)
+        if "run" in cmd:
+            out = tmp_path / "out-side-by-side"
+            out.mkdir(exist_ok=True)
+            (out / "summary.json").write_text(json.dumps({
+                "timeline": {"ray_start": {"seconds": 4.0, "beside": ["weights", "discover"]}, "shutdown": {"seconds": 1.0}},
+                "stages": {"discover": {"seconds": 0.5}, "decode_embed": {"seconds": 3.0}}}))
+        return real_timed([sys.executable, "-c", "pass"])
+
+    imm = tmp_path / "venvs" / "immaculate" / "bin"
+    imm.mkdir(parents=True)
+    (imm / "immaculate").write_text("")
+    monkeypatch.setattr(peers, "venv_python", lambda venv: imm / "python")
+    monkeypatch.setattr(peers, "_timed", fake_timed)
+    sbs = peers.side_by_side(tmp_path / "imgs", tmp_path, rounds=2)
+    assert len(calls) == 4 and sum("multihash" in c for c in calls) == 2
+    assert all(r["rc"] == 0 and r["wall_seconds"] > 0 for v in sbs["runs"].values() for r in v)
+    assert list(sbs["timeline"]) == ["ray_start", "discover", "decode_embed", "shutdown"]
+    md = "\n".join(peers.side_by_side_markdown(sbs, "2 images"))
+    assert "| ray_start | 4.0 | beside weights, discover |" in md and "the wall time" in md

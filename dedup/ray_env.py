@@ -17,7 +17,7 @@ import sys
 
 
 
-def init_ray(address: str | None = None) -> bool:
+def init_ray(address: str | None = None, logging_level: str = "WARNING") -> bool:
     """Start or join Ray. Returns True when this call started it (and should stop it)."""
     if not (address or os.environ.get("RAY_ADDRESS")):
         loopback_only()
@@ -25,7 +25,7 @@ def init_ray(address: str | None = None) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, logging_level="WARNING")
+    ray.init(address=address, ignore_reinit_error=True, include_dashboard=False, logging_level=logging_level)
     ctx = ray.data.DataContext.get_current()
     # Progress bars (rows and rows/s per operator) on a terminal; in logs (CI, ray job logs) they are noise.
     ctx.enable_progress_bars = sys.stderr.isatty()

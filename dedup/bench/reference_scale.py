@@ -92,7 +92,7 @@ def reference_scale_bench(src: Path, work: Path, results: Path, n: int = 100_000
 
     from dedup import run
     from dedup.config import DedupConfig
-    from dedup.ray_env import loopback_only
+    from dedup.ray_env import init_ray
     from dedup.vectordb.embedded import EmbeddedMilvus
 
     photos = sorted(p for p in Path(src).iterdir() if p.is_file())
@@ -104,8 +104,7 @@ def reference_scale_bench(src: Path, work: Path, results: Path, n: int = 100_000
         shutil.copyfile(p, work / "ref-images" / p.name)
     ref_imgs = sorted((work / "ref-images").iterdir())
     truth = _new_batch(photos[ref_photos:ref_photos + new_photos], ref_imgs[:copies], work / "new-images")
-    loopback_only()
-    ray.init(include_dashboard=False, logging_level="ERROR")
+    started = init_ray(logging_level="ERROR")  # the bench's own Ray, on loopback as a local run's
     (work / "milvus-server").mkdir()
     report: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "n": n, "runs": {}}
     try:
@@ -123,7 +122,8 @@ def reference_scale_bench(src: Path, work: Path, results: Path, n: int = 100_000
                 report["runs"][label] = _new_run(work, ref_out, server.uri, engine, truth, label)
             report["reference_unchanged"] = _snapshot(ref_out) == before
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     results.mkdir(parents=True, exist_ok=True)
     (results / "reference-scale.json").write_text(json.dumps(report, indent=2, default=str))
     md = _markdown(report, copies, new_photos)

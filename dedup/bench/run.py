@@ -155,6 +155,8 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_m
           seed: int = 0) -> dict:
     import ray
 
+    from dedup.ray_env import init_ray
+
     work.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -169,12 +171,7 @@ def bench(src: Path, work: Path, results: Path, limit: int | None = None, with_m
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "rows": [], "curves": {}, "speed": {},
     }
-    started = not ray.is_initialized()
-    if started:
-        from dedup.ray_env import loopback_only
-
-        loopback_only()  # the bench's own Ray on loopback, as a local run's
-        ray.init(include_dashboard=False, logging_level="ERROR")
+    started = init_ray(logging_level="ERROR")  # the bench's own Ray, on loopback as a local run's
     try:
         row, curve, _ = _ours("ours: --model thumb", DedupConfig(inputs=[str(images)], output=str(work / "out-thumb"), model="thumb", threshold=0.6),
                               truth, np.round(np.arange(0.6, 1.0, 0.02), 2))
@@ -291,18 +288,15 @@ def preprocess_bench(src: Path, work: Path, results: Path, limit: int | None = N
     best of sweep) and speed (decode + embed against the bare model at the same size, same run)."""
     import ray
 
+    from dedup.ray_env import init_ray
+
     work.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
     truth = pd.read_csv(corpus.build(src, work / "corpus", limit=limit))
     images = work / "corpus" / "images"
     report: dict = {"corpus": {"source": str(src), "images": len(truth)}, "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                     "rows": [], "curves": {}, "speed": {}}
-    started = not ray.is_initialized()
-    if started:
-        from dedup.ray_env import loopback_only
-
-        loopback_only()  # the bench's own Ray on loopback, as a local run's
-        ray.init(include_dashboard=False, logging_level="ERROR")
+    started = init_ray(logging_level="ERROR")  # the bench's own Ray, on loopback as a local run's
     try:
         for kind, size in PREPROCESS_VARIANTS:
             rows = _model_rows("sscd", images, work, truth, report, preprocess=kind, image_size=size)

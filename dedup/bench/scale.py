@@ -234,12 +234,9 @@ def scale_bench(sizes, work: Path, results: Path | None = None, graph_edges=(10_
 
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        from dedup.ray_env import loopback_only
+    from dedup.ray_env import init_ray
 
-        loopback_only()  # the bench's own Ray on loopback, as a local run's
-        ray.init(include_dashboard=False, logging_level="ERROR")
+    started = init_ray(logging_level="ERROR")  # the bench's own Ray, on loopback as a local run's
     rows = []
     try:
         for kind in milvus:

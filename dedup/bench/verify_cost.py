@@ -41,18 +41,14 @@ def verify_cost_bench(src: Path, work: Path, results: Path, n_edges: int = 100_0
     import ray
 
     from dedup.bench.throughput import build_corpus
+    from dedup.ray_env import init_ray
     from dedup.stages import verify
 
     a, b, n_images = group_edges(n_edges, group)
     images_dir, info = build_corpus(src, work / f"verify-corpus-{n_images}", n_images)
     paths = sorted(str(p) for p in images_dir.rglob("*.jpg"))
     where = {i: ("file", p, p) for i, p in enumerate(paths)}
-    started = not ray.is_initialized()
-    if started:
-        from dedup.ray_env import loopback_only
-
-        loopback_only()  # the bench's own Ray on loopback, as a local run's
-        ray.init(include_dashboard=False, logging_level="ERROR")
+    started = init_ray(logging_level="ERROR")  # the bench's own Ray, on loopback as a local run's
     report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "corpus": info,
               "params": verify.VerifyParams().__dict__, "runs": {}}
     try:

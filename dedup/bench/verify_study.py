@@ -40,6 +40,7 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
     import ray
 
     from dedup.bench.score import sweep
+    from dedup.ray_env import init_ray
     from dedup import load_stored
     from dedup.ops import plan
     from dedup.stages import verify
@@ -56,12 +57,7 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
     true_pair = np.array([vid_group[x] == vid_group[y] for x, y in zip(a[cand], b[cand])])
     need = np.unique(np.concatenate([a[cand], b[cand]]))
     where = verify.where(reps.reset_index(), a[cand], b[cand])
-    started = not ray.is_initialized()
-    if started:
-        from dedup.ray_env import loopback_only
-
-        loopback_only()  # the bench's own Ray on loopback, as a local run's
-        ray.init(include_dashboard=False, logging_level="ERROR")
+    started = init_ray(logging_level="ERROR")  # the bench's own Ray, on loopback as a local run's
     rows = []
     try:
         for variant, vp in VARIANTS.items():

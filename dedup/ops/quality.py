@@ -22,7 +22,9 @@ what its file says about itself:
 
 The image is decoded at full resolution (no JPEG draft: ``native_*`` and ``digest`` need its own pixels);
 the other pixel measures are taken on one view, the upright image with its longer side at :data:`VIEW`
-px, so that copies at other resolutions are measured alike. :mod:`dedup.ops.canonical` compares them.
+px, so that copies at other resolutions are measured alike. :mod:`dedup.ops.canonical` compares them, and
+compares two versions of one size pixel by pixel on their grey detail views (the longer side at most
+:data:`DETAIL` px: a watermark's one-pixel strokes are still there).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 VIEW = 256  # px, the longer side of the view the pixel measures are taken on
+DETAIL = 768  # px, at most, the longer side of the grey detail view (local edits are found on it)
 FIELDS = ("picture_pixels", "native_x", "native_y", "colourfulness", "jpeg_quality", "lossless", "clipped", "flat",
           "sharpness", "camera", "digest")
 # IJG's standard luminance table (JPEG Annex K), to estimate the quality a file's tables were scaled from.
@@ -45,9 +48,9 @@ _EXIF_IFD, _DATE_TAKEN = 0x8769, 0x9003  # ExifIFD, DateTimeOriginal
 _LOSSLESS = ("PNG", "TIFF", "BMP", "PPM", "WEBP", "GIF")
 
 
-def measure(data: bytes) -> tuple[dict, np.ndarray]:
-    """:data:`FIELDS` of one image (its file's bytes), and its grey view (uint8) for the pairwise checks
-    of :mod:`dedup.ops.canonical`. Raises what PIL raises on a file it cannot decode."""
+def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray]:
+    """:data:`FIELDS` of one image (its file's bytes), its grey view and its grey detail view (uint8) for
+    the pairwise checks of :mod:`dedup.ops.canonical`. Raises what PIL raises on a file it cannot decode."""
     from dedup.ops.decode import load_rgb
 
     opened = Image.open(io.BytesIO(data))
@@ -55,7 +58,8 @@ def measure(data: bytes) -> tuple[dict, np.ndarray]:
     view = np.asarray(_view(upright), np.uint8)
     grey = np.asarray(Image.fromarray(view).convert("L"), np.float32)
     trim_w, trim_h = trimmed_fraction(view)
-    sx, sy = native_steps(np.asarray(upright.convert("L"), np.float32))
+    full_grey = upright.convert("L")
+    sx, sy = native_steps(np.asarray(full_grey, np.float32))
     w, h = upright.size
     return {
         "picture_pixels": int(round(w * trim_w) * round(h * trim_h)),
@@ -68,14 +72,14 @@ def measure(data: bytes) -> tuple[dict, np.ndarray]:
         "sharpness": round(float(_laplacian(grey).var() / max(float(grey.var()), 1e-6)), 5),
         "camera": int(has_camera_exif(opened)),
         "digest": hashlib.sha1(np.ascontiguousarray(np.asarray(upright, np.uint8)).tobytes()).hexdigest()[:16],
-    }, grey.astype(np.uint8)
+    }, grey.astype(np.uint8), np.asarray(_view(full_grey, DETAIL, "L"), np.uint8)
 
 
-def _view(img: Image.Image) -> Image.Image:
-    scale = VIEW / max(img.size)
+def _view(img: Image.Image, side: int = VIEW, mode: str = "RGB") -> Image.Image:
+    scale = side / max(img.size)
     if scale < 1:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
-    return img if img.mode == "RGB" else img.convert("RGB")
+    return img if img.mode == mode else img.convert(mode)
 
 
 def trimmed_fraction(rgb: np.ndarray, tol: float = 10.0, rounds: int = 3) -> tuple[float, float]:

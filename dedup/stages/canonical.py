@@ -122,13 +122,13 @@ def _task(task, info, image_column):
     return choose_groups(task, measure_vids({v: i[:3] for v, i in info.items()}, image_column), info)
 
 
-def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | None = None) -> dict[int, tuple[dict, np.ndarray] | str]:
-    """vid -> (its evidence, its grey view), or why it could not be measured; ``where``: vid -> (kind,
+def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | None = None) -> dict[int, tuple | str]:
+    """vid -> (its evidence, its grey view, its grey detail view), or why it could not be measured; ``where``: vid -> (kind,
     unit, path) of its representative."""
     from dedup.ops.quality import measure
     from dedup.sources import read_vids
 
-    measured: dict[int, tuple[dict, np.ndarray] | str] = {}
+    measured: dict[int, tuple | str] = {}
     for v, data, error in read_vids(where, image_column):
         try:
             if error is not None:
@@ -147,7 +147,7 @@ def choose_groups(groups, measured: dict, info: dict) -> tuple[list[dict], dict[
     rows, chosen = [], {}
     for c, vs in groups:
         ok = [v for v in vs if not isinstance(measured.get(v, "not read"), str)]
-        versions = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, rank, measured[v][1])
+        versions = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, rank, *measured[v][1:])
                     for rank, v in enumerate(ok)]
         best, why = choose(versions) if len(ok) >= 2 else (None, "largest (versions unreadable)")
         kept = c if best is None else ok[best]

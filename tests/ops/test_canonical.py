@@ -18,9 +18,9 @@ def photo(seed: int = 3) -> Image.Image:
 
 
 def version(data: bytes, rank: int = 0) -> Version:
-    f, view = measure(data)
+    f, view, detail = measure(data)
     w, h = Image.open(io.BytesIO(data)).size
-    return Version({**f, "pixels": w * h, "bytes": len(data)}, rank, view)
+    return Version({**f, "pixels": w * h, "bytes": len(data)}, rank, view, detail)
 
 
 def jpeg(img: Image.Image, q: int = 90, **kw) -> bytes:
@@ -39,9 +39,11 @@ def _img(data: bytes) -> Image.Image:
 EDITS = {  # edit -> (the copy's bytes from the original's image, the rule that must decide)
     "lossless re-save": (lambda im: encode(im, "PNG"), "same_pixels"),
     "brightened until it clips": (lambda im: jpeg(ImageEnhance.Brightness(im).enhance(1.6)), "clipped_detail"),
-    "caption box": (lambda im: jpeg(_caption(im)), "clipped_detail"),
+    "caption box": (lambda im: jpeg(_caption(im)), "local_edit"),
+    "watermark text": (lambda im: jpeg(_watermark(im)), "local_edit"),
+    "opaque patch": (lambda im: jpeg(_patch(im)), "local_edit"),
     "zoomed re-framing": (lambda im: jpeg(im.crop((80, 60, 400, 300)).resize(im.size, Image.Resampling.BICUBIC)), "resampled"),
-    "rotated 4 degrees": (lambda im: jpeg(im.rotate(4, resample=Image.Resampling.BILINEAR)), "clipped_detail"),  # black corners
+    "rotated 4 degrees": (lambda im: jpeg(im.rotate(4, resample=Image.Resampling.BILINEAR)), "local_edit"),  # black corners, filled
     "enlarged": (lambda im: jpeg(im.resize((im.width * 3 // 2, im.height * 3 // 2), Image.Resampling.BICUBIC)), "enlarged"),
     "downscaled": (lambda im: jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)), "picture"),
     "cropped": (lambda im: jpeg(im.crop((0, 0, im.width * 4 // 5, im.height * 4 // 5))), "picture"),
@@ -58,6 +60,24 @@ def _caption(im: Image.Image) -> Image.Image:
     d = ImageDraw.Draw(im)
     d.rectangle([40, 40, 240, 80], fill=(0, 0, 0))
     d.text((48, 52), "do not share", fill=(255, 255, 255))
+    return im
+
+
+def _watermark(im: Image.Image) -> Image.Image:
+    from PIL import ImageDraw
+
+    im = im.copy()
+    d = ImageDraw.Draw(im)
+    for y in range(10, im.height, 60):  # bold white lines of text
+        d.text((5, y), "WATERMARK  " * 8, fill=(255, 255, 255), stroke_width=1, stroke_fill=(255, 255, 255))
+    return im
+
+
+def _patch(im: Image.Image) -> Image.Image:
+    from PIL import ImageDraw
+
+    im = im.copy()
+    ImageDraw.Draw(im).rectangle([100, 80, 260, 200], fill=(20, 40, 90))
     return im
 
 
@@ -91,9 +111,18 @@ def test_each_rule_alone():
     assert compare(v(), v()) == (0, None)
 
 
+@pytest.mark.parametrize("edit", ["darker", "flatter", "JPEG 40", "hue"])
+def test_whole_image_edits_are_not_local_edits(original, edit):
+    """A tone edit or a re-encode changes every pixel a little, not one region: the local rule says nothing."""
+    im = _img(original)
+    make = {"darker": lambda: ImageEnhance.Brightness(im).enhance(0.8), "flatter": lambda: ImageEnhance.Contrast(im).enhance(0.7),
+            "JPEG 40": lambda: _img(jpeg(im, 40)), "hue": lambda: ImageEnhance.Color(im).enhance(1.4)}[edit]
+    assert dict(canonical.RULES)["local_edit"](version(original), version(jpeg(make()))) == 0
+
+
 def test_measured_signals_on_made_images():
     im = photo()
-    f, view = measure(jpeg(ImageOps.expand(im, border=(40, 0, 40, 0), fill=(250, 250, 250))))
+    f, view, detail = measure(jpeg(ImageOps.expand(im, border=(40, 0, 40, 0), fill=(250, 250, 250))))
     assert abs(f["picture_pixels"] - im.width * im.height) / (im.width * im.height) < 0.03  # the letterbox trimmed
     assert measure(jpeg(ImageOps.grayscale(im).convert("RGB")))[0]["colourfulness"] < 3
     assert measure(jpeg(im, 30))[0]["jpeg_quality"] == 30 and measure(encode(im, "PNG"))[0]["jpeg_quality"] == 100
@@ -105,6 +134,7 @@ def test_measured_signals_on_made_images():
     exif[0x010F] = "Camera Maker"
     assert measure(jpeg(im, exif=exif.tobytes()))[0]["camera"] == 1 and measure(jpeg(im))[0]["camera"] == 0
     assert view.dtype == np.uint8 and max(view.shape) == 256
+    assert detail.dtype == np.uint8 and detail.shape == (im.height + 0, im.width + 80)  # no larger than DETAIL: its own size
 
 
 def test_ranked_pairs_settle_a_cycle_for_the_stronger_rule():

@@ -1,7 +1,7 @@
 """``dedup bench --verify-study``: how the content check's details were chosen, measured in one run.
 
 Takes the bench's SSCD run (``WORK/out-sscd``, made by ``dedup bench``) and its labelled corpus, the stored
-edges with similarity in [0.30, 0.85) as candidate pairs, and checks them with each variant of
+edges with similarity in [0.30, 0.95) as candidate pairs, and checks them with each variant of
 :data:`VARIANTS` (the stage's own code, :func:`dedup.ops.verify.run_checks`). For each: the pairs that
 pass among the true pairs (same group) and among the false ones, the time, and the run end to end with the
 default band (the edges in the band kept only where they pass). Writes ``RESULTS/verify-study.md``.
@@ -21,7 +21,11 @@ from dedup.ops.verify import VerifyParams
 
 BASE = VerifyParams()
 VARIANTS = {
-    "default (orb, 400 px, 1000 features, 15 inliers, mirror 25, scale 1/4-4, containment 0.9)": BASE,
+    "default (orb, 400 px, 1000 features, 15 inliers, mirror 25, scale 1/4-4, containment 0.9, agreement 0.2, mirrored 0.9)": BASE,
+    "no pixel agreement check": replace(BASE, min_agreement=-1.0, min_mirrored_agreement=-1.0),
+    "mirrored agreement 0.8": replace(BASE, min_mirrored_agreement=0.8),
+    "agreement 0.5": replace(BASE, min_agreement=0.5),
+    "small images not enlarged": replace(BASE, enlarge=False),
     "containment 0.8": replace(BASE, min_containment=0.8),
     "no containment check": replace(BASE, min_containment=0.0),
     "orb 512 px, 1500 features": replace(BASE, size=512, features=1500),
@@ -33,11 +37,13 @@ VARIANTS = {
     "no mirror image": replace(BASE, mirror=False),
     "no scale check": replace(BASE, max_scale=1e9),
 }
-STUDY_RANGE = (0.30, 0.85)
+STUDY_RANGE = (0.30, 0.95)
 
 
-def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0.80), name: str = "verify-study") -> dict:
+def verify_study(work: Path, results: Path, band: tuple[float, float] | None = None, name: str = "verify-study") -> dict:
     import ray
+
+    from dedup.config import DEFAULT_VERIFY_BANDS
 
     from dedup.bench.score import sweep
     from dedup.ray_env import init_ray
@@ -45,6 +51,7 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] = (0.30, 0
     from dedup.ops import plan
     from dedup.stages import verify
 
+    band = band or DEFAULT_VERIFY_BANDS["sscd"]
     out = work / "out-sscd"
     truth = pd.read_csv(work / "corpus" / "truth.csv")
     stored = load_stored(out)

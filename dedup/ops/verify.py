@@ -46,12 +46,17 @@ class VerifyParams:
     reproj_px: float = 5.0  # RANSAC inlier distance, px at ``size``
     min_inliers: int = 15
     min_inliers_mirrored: int = 25
+    # the images moved onto each other by the matched transform must agree pixel by pixel (:func:`agreement`)
+    # at least this well; a match found only on the mirror image, better (symmetric scenes match their mirror)
+    min_agreement: float = 0.2
+    min_mirrored_agreement: float = 0.9
     max_scale: float = 4.0  # the transform's scale must lie in [1/max_scale, max_scale]
     # A copy is derived from the other image, so one of the two lies (almost) wholly inside the other under
     # the transform that matches them: at least this share of one image's frame must land in the other's.
     min_containment: float = 0.9
     mirror: bool = True  # also match against the mirror image
-    version: int = 1  # bump when the check changes for the same parameters
+    enlarge: bool = True  # a smaller image is enlarged to ``size`` too
+    version: int = 2  # bump when the check changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -63,16 +68,18 @@ class VerifyParams:
 # ---- the check itself (no Ray): features of one image, one pair ----------------------------------------
 
 
-def grey_view(data: bytes, size: int) -> np.ndarray:
-    """The image upright, in grey, its longer side at most ``size`` px (uint8 H x W)."""
+def grey_view(data: bytes, size: int, enlarge: bool = True) -> np.ndarray:
+    """The image upright, in grey, its longer side scaled to ``size`` px (uint8 H x W); a smaller image
+    keeps its size when not ``enlarge``."""
     from PIL import Image
 
     from dedup.ops.decode import load_rgb
 
     img = load_rgb(Image.open(io.BytesIO(data)), size, grey=True)
     scale = size / max(img.size)
-    if scale < 1:
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BILINEAR)
+    if scale < 1 or (scale > 1 and enlarge):  # ORB finds few keypoints on a thumbnail: enlarged
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.BILINEAR if scale < 1 else Image.Resampling.BICUBIC)
     return np.asarray(img, np.uint8)
 
 
@@ -94,6 +101,7 @@ class Features:
     def __init__(self, grey: np.ndarray, params: VerifyParams):
         det = _detector(params)
         self.shape = grey.shape
+        self.grey = grey
         self.plain = self._describe(det, grey)
         self.mirrored = self._describe(det, np.ascontiguousarray(grey[:, ::-1])) if params.mirror else None
 
@@ -118,27 +126,46 @@ def containment(shape_a: tuple, shape_b: tuple, transform: np.ndarray) -> float:
     return float(max(inter / area_a if area_a > 0 else 0.0, inter / (wb * hb)))
 
 
-def _match(a, b, params: VerifyParams, shapes: tuple | None = None) -> tuple[int, float, float]:
-    """(inliers, transform scale, containment) of the best similarity transform from ``a``'s keypoints to
-    ``b``'s (``shapes``: the two images' shapes, for :func:`containment`; 1.0 without)."""
+def _match(a, b, params: VerifyParams, shapes: tuple | None = None) -> tuple[int, float, float, np.ndarray | None]:
+    """(inliers, transform scale, containment, the transform) of the best similarity transform from ``a``'s
+    keypoints to ``b``'s (``shapes``: the two images' shapes, for :func:`containment`; 1.0 without)."""
     import cv2
 
     (pa_, da), (pb, db) = a, b
     if da is None or db is None or len(da) < 2 or len(db) < 2:
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, None
     pairs = cv2.BFMatcher(cv2.NORM_L2 if params.detector == "sift" else cv2.NORM_HAMMING).knnMatch(da, db, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < params.ratio * m[1].distance]
     if len(good) < 4:
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, None
     src = pa_[[m.queryIdx for m in good]]
     dst = pb[[m.trainIdx for m in good]]
     cv2.setRNGSeed(0)  # RANSAC's samples: the same answer for a pair whichever worker checks it, after whatever
     transform, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=params.reproj_px,
                                                      maxIters=2000, confidence=0.99)
     if transform is None:
-        return 0, 0.0, 0.0
+        return 0, 0.0, 0.0, None
     scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
-    return int(inliers.sum()), scale, containment(*shapes, transform) if shapes else 1.0
+    return int(inliers.sum()), scale, containment(*shapes, transform) if shapes else 1.0, transform
+
+
+def agreement(a: np.ndarray, b: np.ndarray, transform: np.ndarray, blur: float = 2.0) -> float:
+    """How well grey image ``b``, moved into ``a``'s frame by ``transform`` (a -> b), agrees with ``a``
+    pixel by pixel: the correlation of the two (each slightly blurred) over the part of ``a`` that ``b``
+    covers; 0.0 where they overlap in under 100 pixels."""
+    import cv2
+
+    h, w = a.shape
+    back = cv2.invertAffineTransform(transform)
+    moved = cv2.warpAffine(b.astype(np.float32), back, (w, h), flags=cv2.INTER_LINEAR)
+    covered = cv2.warpAffine(np.ones(b.shape, np.uint8), back, (w, h), flags=cv2.INTER_NEAREST) > 0
+    if covered.sum() < 100:
+        return 0.0
+    x = cv2.GaussianBlur(a.astype(np.float32), (0, 0), blur)[covered]
+    y = cv2.GaussianBlur(moved, (0, 0), blur)[covered]
+    if x.std() < 1e-3 or y.std() < 1e-3:
+        return 0.0
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def check_pair(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float]:
@@ -147,13 +174,17 @@ def check_pair(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, 
         return 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
 
     shapes = (fa.shape, fb.shape)
-    n, scale, contained = _match(fa.plain, fb.plain, params, shapes)
+    n, scale, contained, moved = _match(fa.plain, fb.plain, params, shapes)
     if n >= params.min_inliers and plausible(scale, contained):
-        return True, n, False, scale
+        # a repeated motif (a print, tiles) matches itself shifted; the rest of the picture then disagrees
+        return agreement(fa.grey, fb.grey, moved) >= params.min_agreement, n, False, scale
     if fb.mirrored is not None:
-        m, mscale, mcontained = _match(fa.plain, fb.mirrored, params, shapes)
+        m, mscale, mcontained, moved = _match(fa.plain, fb.mirrored, params, shapes)
         if m >= params.min_inliers_mirrored and plausible(mscale, mcontained):
-            return True, m, True, mscale
+            # a mirror copy is the other's pixels mirrored; a symmetric scene matches its mirror image only
+            # where it is symmetric (the two halves of a railing)
+            ok = agreement(fa.grey, np.ascontiguousarray(fb.grey[:, ::-1]), moved) >= params.min_mirrored_agreement
+            return ok, m, True, mscale
         if m > n:
             return False, m, True, mscale
     return False, n, False, scale
@@ -212,7 +243,7 @@ def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, s
         try:
             if error is not None:
                 raise ValueError(error)
-            feats[v] = Features(grey_view(data, params.size), params)
+            feats[v] = Features(grey_view(data, params.size, params.enlarge), params)
         except Exception as e:  # noqa: BLE001 - one bad image fails its pairs, never the job
             feats[v] = f"{type(e).__name__}: {e}"
     out = {k: [] for k in ("ok", "inliers", "mirrored", "scale", "error")}

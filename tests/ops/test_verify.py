@@ -53,6 +53,36 @@ def test_different_content_from_one_photo_fails(photo, parts):
     assert not ok, inliers
 
 
+def test_a_symmetric_scene_is_not_its_own_mirror_copy(photo):
+    """Two halves of a symmetric scene: the mirrored match finds the symmetric part (here the upper 60 %),
+    but the rest of the picture differs, so the pixels do not agree once the match is applied."""
+    other = textured_image(12)
+    half = photo.crop((0, 0, 240, 360))
+    twin = ImageOps.mirror(half)
+    twin.paste(other.crop((0, 216, 240, 360)), (0, 216))  # the lower 40 %: something else
+    n, _, _, moved = verify._match(_features(half).plain, _features(twin).mirrored, P, (_features(half).shape,) * 2)
+    assert n >= P.min_inliers_mirrored  # the ORB match alone would pass it
+    ok, _, mirrored, _ = _check(half, twin)
+    assert mirrored and not ok
+    assert _check(half, ImageOps.mirror(half))[0]  # the true mirror image still passes
+
+
+def test_agreement_of_moved_images(photo):
+    g = np.asarray(photo.convert("L"), np.uint8)
+    same = np.float64([[1, 0, 0], [0, 1, 0]])
+    assert verify.agreement(g, g, same) > 0.99
+    shifted = np.float64([[1, 0, 40], [0, 1, 0]])  # b's pixel (x + 40, y) is a's (x, y)
+    assert verify.agreement(g, np.roll(g, 40, axis=1), shifted) > 0.99
+    assert verify.agreement(g, np.asarray(textured_image(12).convert("L"), np.uint8), same) < 0.2
+
+
+def test_small_images_are_enlarged_for_the_keypoints(photo):
+    small = encode(photo.resize((120, 90)))
+    assert verify.grey_view(small, P.size).shape == (300, 400)
+    assert verify.grey_view(small, P.size, enlarge=False).shape == (90, 120)
+    assert _check(photo, Image.open(__import__("io").BytesIO(small)))[0]  # a thumbnail of the photo
+
+
 def test_different_photos_fail(photo):
     assert not _check(photo, textured_image(12))[0]
 

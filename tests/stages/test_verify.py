@@ -53,7 +53,7 @@ def test_job_verifies_every_pair_and_keeps_the_halves_apart(ray_local, tmp_path)
 
 
 def test_verify_off_and_band_options():
-    assert DedupConfig(inputs=["x"]).validate().verify_range() == (0.30, 0.80)
+    assert DedupConfig(inputs=["x"]).validate().verify_range() == (0.30, 0.90)
     assert DedupConfig(inputs=["x"], verify="off").validate().verify_range() is None
     assert DedupConfig(inputs=["x"], verify_band=[0.4, 0.7]).validate().threshold == 0.4
     with pytest.raises(ConfigError, match="sets the threshold"):

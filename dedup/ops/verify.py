@@ -11,7 +11,11 @@ at least ``min_inliers`` inliers (``min_inliers_mirrored`` when only the mirrore
 objects match their own mirror image, so it needs more evidence), a transform whose scale lies within
 ``max_scale`` either way (a degenerate transform that maps every inlier near one point is not a copy), and
 containment (:func:`containment`): a copy is derived from the other image, so under that transform one of
-the two lies (almost) wholly inside the other; two framings of one scene that share a strip do not.
+the two lies (almost) wholly inside the other; two framings of one scene that share a strip do not; and
+pixel agreement (:func:`agreement`): moved onto each other by that transform, the two images correlate
+(a repeated print matches itself shifted by one repeat, two halves of a symmetric scene match as mirror
+images, and the rest of the picture then disagrees). Images smaller than ``size`` are enlarged to it
+(ORB finds almost no keypoints on a thumbnail).
 The choices and what each measured are in the README ("Verifying ambiguous pairs").
 
 :func:`plan_tasks` splits a set of edges into connected groups, so that each task reads and describes an

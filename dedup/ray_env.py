@@ -82,8 +82,9 @@ def wants_gpu(cfg) -> bool:
 
     if cfg.gpus_per_embed_actor is not None:
         return cfg.gpus_per_embed_actor > 0
-    if not ray.is_initialized() and local_run(cfg) and local_gpus() is not None:
-        return local_gpus() > 0
+    here = local_gpus() if not ray.is_initialized() and local_run(cfg) else None
+    if here is not None:
+        return here > 0
     return int(ray.cluster_resources().get("GPU", 0)) > 0
 
 

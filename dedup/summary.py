@@ -61,6 +61,13 @@ def read(path) -> dict:
         return {}
 
 
+def timeline_note(line: dict) -> str:
+    """How a ``timeline`` line ran: beside which stages, in the background, or after the one before."""
+    if line.get("beside"):
+        return f"beside {', '.join(line['beside'])}"
+    return "in the background" if line.get("background") else ""
+
+
 def print_summary(summary: dict, stream=sys.stdout) -> None:
     c = summary["counts"]
     w = summary["parameters"].get("weights_info", {})
@@ -79,7 +86,7 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
     for name, label in (("process_start_to_run", "start-up: interpreter and imports"), ("ray_start", "start-up: Ray"),
                         ("milvus_lite_start", "start-up: Milvus Lite")):
         if tl.get(name, {}).get("seconds") is not None:
-            note = f"beside {', '.join(tl[name]['beside'])}" if tl[name].get("beside") else ("in the background" if tl[name].get("background") else "")
+            note = timeline_note(tl[name])
             lines.append(f"    {label:<34} {tl[name]['seconds']:>6.1f}s  {note}")
     for name, st in summary["stages"].items():
         rate = next((f"{v} {k.replace('_per_second', '')}/s" for k, v in st.items() if k.endswith("_per_second")), "")

@@ -102,6 +102,8 @@ def _timeline(summary_path: Path) -> dict:
     """A run's start-up lines and stages, in order, from its summary.json (empty if there is none)."""
     import json
 
+    from dedup.summary import timeline_note
+
     if not summary_path.exists():
         return {}
     s = json.loads(summary_path.read_text())
@@ -109,8 +111,7 @@ def _timeline(summary_path: Path) -> dict:
     for name in ("process_start_to_run", "ray_start", "milvus_lite_start"):
         if name in tl:
             st = tl[name]
-            out[name] = {"seconds": st.get("seconds"), "note": f"beside {', '.join(st['beside'])}" if st.get("beside") else
-                         ("in the background" if st.get("background") else "")}
+            out[name] = {"seconds": st.get("seconds"), "note": timeline_note(st)}
     for name, st in s.get("stages", {}).items():
         out[name] = {"seconds": st.get("seconds"), "note": str(st["background"]) if st.get("background") else ""}
     if "shutdown" in tl:

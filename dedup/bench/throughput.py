@@ -188,6 +188,8 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
 
 
 def to_markdown(r: dict) -> str:
+    from dedup.summary import timeline_note
+
     d, c = r["device"], r["corpus"]
     hw = f"{d['gpu']} ({d['dtype']} weights, CUDA {d['cuda']}) + {d['cpus']} CPUs ({d['cpu']})" if "gpu" in d else f"{d['cpus']} CPUs ({d['cpu']}), no GPU"
     lines = [
@@ -219,7 +221,7 @@ def to_markdown(r: dict) -> str:
         lines += ["", "| line | seconds | note |", "|---|---|---|"]
         for name, st in m.get("timeline", {}).items():
             if name != "shutdown":
-                lines.append(f"| {name} | {st.get('seconds')} | {'beside ' + ', '.join(st['beside']) if st.get('beside') else ('background' if st.get('background') else '')} |")
+                lines.append(f"| {name} | {st.get('seconds')} | {timeline_note(st)} |")
         for name, st in m["stages"].items():
             note = {k: v for k, v in st.items() if k in ("images_per_second", "decode_images_per_cpu_second", "model_images_per_second",
                                                          "background", "unique_edges", "files_per_second", "candidates", "why", "mode")}

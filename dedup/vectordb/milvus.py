@@ -127,15 +127,22 @@ class MilvusLiteServer:
         threading.Thread(target=self._watch, args=(self.proc,), name="milvus-lite-watch", daemon=True).start()
         return self
 
+    def _answers(self) -> bool:
+        """Whether the server's port takes a connection now (noting, the first time, how long it took)."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+        except OSError:
+            return False
+        if self.ready_after is None:
+            self.ready_after = round(time.monotonic() - self._started, 3)
+        return True
+
     def _watch(self, proc: subprocess.Popen) -> None:
         """Note when the port first answers (summary.json's start-up line), without blocking anyone."""
         while self.proc is proc and proc.poll() is None and time.monotonic() - self._started < self.start_timeout:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                self.ready_after = round(time.monotonic() - self._started, 3)
+            if self._answers():
                 return
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
 
     def wait_ready(self) -> "MilvusLiteServer":
         if self.proc is None:
@@ -149,14 +156,10 @@ class MilvusLiteServer:
                 raise RuntimeError(
                     f"milvus-lite server exited with code {self.proc.returncode} at start; see {self.log_path}"
                 )
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            if self._answers():
                 self._ready = True
-                if self.ready_after is None:
-                    self.ready_after = round(time.monotonic() - self._started, 3)
                 return self
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"milvus-lite server did not start within {self.start_timeout:.0f}s; see {self.log_path}")
 

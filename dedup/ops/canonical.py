@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dedup.ops.quality import Lattice
+
 LARGEST = "pixels,bytes,path"
 KEYS = ("pixels", "bytes", "path")
 POLICIES = {"largest": LARGEST}
@@ -68,13 +70,16 @@ def rank_vids(keys: list[str], files: pd.DataFrame, meta: pd.DataFrame, n: int) 
 @dataclass
 class Version:
     """One candidate: its :data:`dedup.ops.quality.FIELDS`, its ``rank`` in the ``largest`` order (the
-    tie-break), and its grey view and grey detail view (for the checks that compare two images pixel by
-    pixel)."""
+    tie-break), its grey view and grey detail view (for the checks that compare two images pixel by
+    pixel), its tone levels and its JPEG lattice (:mod:`dedup.ops.quality`). :func:`choose` adds its
+    ``spread`` to ``f`` in a cluster of three or more."""
 
     f: dict
     rank: int
     view: np.ndarray | None = None
     detail: np.ndarray | None = None
+    tone: np.ndarray | None = None
+    lattice: Lattice | None = None
 
 
 def _more(a: float, b: float, factor: float) -> int:
@@ -175,6 +180,22 @@ def _resampled(x: Version, y: Version, margin: float = 0.04) -> int:
     return 1 if d > margin else (-1 if d < -margin else 0)
 
 
+def _stretched(x: Version, y: Version, longer: float = 1.08, same: float = 0.02, margin: float = 0.02,
+               anisotropy: float = 0.01) -> int:
+    """One image longer (by ``longer`` or more) along one axis only, with less detail at its own pixel scale
+    along that axis (by ``margin``), and more so than along its other axis (by ``anisotropy``, against the
+    other image's own balance): stretched from the other, which wins. A crop along one axis keeps its
+    detail; a stretch interpolates it (a drop of 0.04-0.2 at 1.25-1.6x)."""
+    for axis, other, nat, onat in (("width", "height", "native_x", "native_y"), ("height", "width", "native_y", "native_x")):
+        for big, small, sign in ((x, y, -1), (y, x, 1)):
+            if abs(big.f[other] / max(small.f[other], 1) - 1) <= same and big.f[axis] >= small.f[axis] * longer:
+                drop = small.f[nat] - big.f[nat]
+                unbalanced = (big.f[onat] - big.f[nat]) - (small.f[onat] - small.f[nat])
+                if drop > margin and unbalanced > anisotropy:
+                    return sign
+    return 0
+
+
 def _bigger(x: Version, y: Version) -> tuple[Version, Version, int] | None:
     """(the larger, the smaller, -1 if the larger is x else +1), or None within 3 % of each other."""
     if x.f["pixels"] > y.f["pixels"] / 0.97:
@@ -184,8 +205,10 @@ def _bigger(x: Version, y: Version) -> tuple[Version, Version, int] | None:
     return None
 
 
-def _enlarged(x: Version, y: Version, margin: float = 0.04) -> int:
-    """The larger image has clearly less detail at its own pixel scale: it was enlarged from the other."""
+def _enlarged(x: Version, y: Version, margin: float = 0.06) -> int:
+    """The larger image has clearly less detail at its own pixel scale: it was enlarged from the other.
+    ``margin``: measured on photos made 1.25-2x larger and 0.3-0.8x smaller (README): an enlargement drops
+    the measure by 0.065-0.12 (median), a downscale raises it by 0.035-0.05 in one photo in ten."""
     pair = _bigger(x, y)
     return pair[2] if pair and _native(pair[1]) - _native(pair[0]) > margin else 0
 
@@ -205,6 +228,87 @@ def _flat(x: Version, y: Version) -> int:
     return -_more(fx, fy, 1.5) if abs(fx - fy) > 0.01 else 0
 
 
+def lattice_score(coarse: Lattice, fine: Lattice, min_step: float = 4.0, min_ratio: float = 1.5,
+                  min_count: int = 200) -> float | None:
+    """How much the finer JPEG's luma coefficients sit on the coarser one's quantisation lattice: 1 when
+    every one is within its own rounding of a lattice point (``fine`` was re-saved from ``coarse``, after
+    at most a linear tone change, whose factor is fitted), about 0 for coefficients spread evenly (no
+    relation, or ``coarse`` made from ``fine``: a coarser re-save keeps no trace of the finer lattice).
+    Only at frequencies where the coarser step is ``min_step`` or more and ``min_ratio`` times the finer,
+    on the coefficients that are not zero in the coarser file. None where the two cannot be compared (other
+    sizes, too few coefficients, no linear relation)."""
+    if coarse.size != fine.size or coarse.coef.shape != fine.coef.shape:
+        return None
+    sel = (coarse.q >= min_ratio * fine.q) & (coarse.q >= min_step)
+    x, y = coarse.coef[:, sel] / 16.0, fine.coef[:, sel] / 16.0
+    step, fine_step = np.broadcast_to(coarse.q[sel], x.shape), np.broadcast_to(fine.q[sel], x.shape)
+    nonzero = np.abs(x) >= 0.5 * step
+    if nonzero.sum() < min_count:
+        return None
+    x, y, step, fine_step = x[nonzero], y[nonzero], step[nonzero], fine_step[nonzero]
+    a = float((x * y).sum() / (x * x).sum())  # the tone edit's contrast factor (1 for none)
+    if not 0.3 < a < 3:
+        return None
+    tol = fine_step / (2 * a) + 0.5  # the finer file's own rounding, and the decoder's
+    expected = float(np.minimum(1.0, 2 * tol / step).mean())  # within tol by chance
+    if expected > 0.9:
+        return None
+    return (float(np.mean(np.abs(y / a - x) <= tol)) - expected) / (1 - expected)
+
+
+def _requantized(x: Version, y: Version, min_score: float = 0.5) -> int:
+    """Two JPEGs of one size: the finer one whose coefficients keep the coarser one's lattice
+    (:func:`lattice_score` over ``min_score``) was re-saved from it at a higher quality, and the coarser
+    wins (a higher quality setting does not bring back what the first save lost)."""
+    if x.lattice is None or y.lattice is None or x.f["jpeg_quality"] == y.f["jpeg_quality"]:
+        return 0
+    coarse, fine, sign = (x, y, 1) if x.f["jpeg_quality"] < y.f["jpeg_quality"] else (y, x, -1)
+    score = lattice_score(coarse.lattice, fine.lattice)
+    return sign if score is not None and score > min_score else 0
+
+
+def tone_distance(x: Version, y: Version) -> float:
+    """The mean difference of the two tones (:func:`dedup.ops.quality.tone_levels`), 0-1."""
+    return float(np.abs(x.tone - y.tone).mean() / 255.0) if x.tone is not None and y.tone is not None else 0.0
+
+
+def set_spread(versions: list[Version], sims: np.ndarray | None, same_sim: float = 0.98, same_tone: float = 0.005) -> None:
+    """Each version's ``spread`` where a cluster holds three or more distinct versions: its mean distance
+    to the others, a distance being the descriptor's (1 - similarity, ``sims``) plus the tone distance
+    (:func:`tone_distance`). The source of a cluster's copies is one edit from each of them and two copies
+    are two edits apart, so the source is the most central. Versions that are nearly one image
+    (similarity ``same_sim`` or more, tones within ``same_tone``: re-encodes of one version, measured
+    0.94-0.997 for SSCD) count as one group, so that re-posts of one edited copy do not make it the centre:
+    the distance to a group is the mean over its members, and with fewer than three groups there is no
+    spread (two versions are equally central)."""
+    n = len(versions)
+    for v in versions:
+        v.f.pop("spread", None)
+    if sims is None or n < 3:
+        return
+    tone = np.array([[tone_distance(x, y) for y in versions] for x in versions])
+    d = 1.0 - np.asarray(sims, np.float64) + tone
+    np.fill_diagonal(d, 0.0)
+    group = np.arange(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if sims[i, j] >= same_sim and tone[i, j] <= same_tone:
+                group[group == group[j]] = group[i]
+    labels = np.unique(group)
+    if len(labels) < 3:
+        return
+    for i, v in enumerate(versions):
+        v.f["spread"] = round(float(np.mean([d[i, group == g].mean() for g in labels if g != group[i]])), 5)
+
+
+def _central(x: Version, y: Version, margin: float = 0.01) -> int:
+    """The version clearly closer to all the others (a smaller ``spread``, :func:`set_spread`) wins."""
+    if "spread" not in x.f or "spread" not in y.f:
+        return 0
+    d = y.f["spread"] - x.f["spread"]
+    return 1 if d > margin else (-1 if d < -margin else 0)
+
+
 def _same_pixels(x: Version, y: Version) -> int:
     """The same decoded pixels in a lossless file and a JPEG: the lossless file was saved from the JPEG."""
     return (y.f["lossless"] - x.f["lossless"]) if x.f["digest"] == y.f["digest"] else 0
@@ -216,11 +320,14 @@ Rule = tuple[str, Callable[[Version, Version], int]]
 RULES: list[Rule] = [
     ("same_pixels", _same_pixels),  # a lossless re-save of the JPEG: the JPEG is the source
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
+    ("central", _central),  # three or more distinct versions: the one closest to all the others is their source
     ("clipped_detail", _clip_rule),  # aligned pairs: lost highlights or shadows (brightened, captioned)
     ("resampled", _resampled),  # same size, less native detail (zoomed re-framing, rotation, blur)
+    ("stretched", _stretched),  # longer along one axis, interpolated along it
     ("enlarged", _enlarged),  # more pixels, but interpolated ones
     ("picture", lambda x, y: _more(x.f["picture_pixels"], y.f["picture_pixels"], 1.04)),  # more picture (crops, downscales, borders)
     ("colour", _colour),  # colour over a grey version
+    ("requantized", _requantized),  # a finer JPEG that keeps a coarser one's lattice was re-saved from it
     ("jpeg_quality", _poor_jpeg),  # a heavily compressed JPEG loses
     ("flat", _flat),  # more textureless area: a pasted patch or box
     ("sharpness", lambda x, y: _more(x.f["sharpness"], y.f["sharpness"], 1.5)),  # blurred
@@ -239,13 +346,15 @@ def compare(x: Version, y: Version) -> tuple[int, str | None]:
     return 0, None
 
 
-def choose(versions: list[Version]) -> tuple[int, str]:
-    """(index of the version kept, why), by ranked pairs: every two versions compared (:func:`compare`),
+def choose(versions: list[Version], sims: np.ndarray | None = None) -> tuple[int, str]:
+    """(index of the version kept, why), by ranked pairs: every two versions compared (:func:`compare`;
+    ``sims``: their descriptor similarities, n x n, for :func:`set_spread`),
     the decisions taken strongest rule first (:data:`RULES` is in order of how sure each is), each one kept
     unless it contradicts those already kept (a cycle: A over B, B over C, C over A). The kept version is
     one that no kept decision puts another over; of several (pairs no rule decided), the first in the
     largest order. Why: the rules of the decisions it won, most used first (``largest`` when none)."""
     n = len(versions)
+    set_spread(versions, sims)
     decided = []
     for i in range(n):
         for j in range(i + 1, n):

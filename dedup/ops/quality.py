@@ -18,7 +18,13 @@ what its file says about itself:
 * ``sharpness``: the variance of the Laplacian of the view over the variance of the view (blur lowers it;
   brightness and contrast do not move it);
 * ``camera``: the file carries a camera's EXIF (make, model or the time the photo was taken): editors and
-  re-encoders usually drop it.
+  re-encoders usually drop it;
+* ``width``, ``height``: the upright image's size (a stretched copy is longer along one axis only).
+
+Two more measures are not fields (they are arrays, kept for the comparisons, not written to the table):
+the ``tone`` of the view (:func:`tone_levels`: where a tone or colour edit moved the copy) and, for a JPEG,
+its luma DCT coefficients on a central square with its quantisation table (:class:`Lattice`: a copy
+re-saved at a finer quality from a coarser JPEG keeps the coarser file's lattice).
 
 The image is decoded at full resolution (no JPEG draft: ``native_*`` and ``digest`` need its own pixels);
 the other pixel measures are taken on one view, the upright image with its longer side at :data:`VIEW`
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -37,7 +44,10 @@ from PIL import Image
 VIEW = 256  # px, the longer side of the view the pixel measures are taken on
 DETAIL = 768  # px, at most, the longer side of the grey detail view (local edits are found on it)
 FIELDS = ("picture_pixels", "native_x", "native_y", "colourfulness", "jpeg_quality", "lossless", "clipped", "flat",
-          "sharpness", "camera", "digest")
+          "sharpness", "camera", "digest", "width", "height")
+TONE_LEVELS = (2, 10, 25, 50, 75, 90, 98)  # percentiles of each colour channel (:func:`tone_levels`)
+LATTICE_SIDE = 512  # px, the central square (on the JPEG's 8 x 8 grid) whose luma coefficients are kept
+LATTICE_FREQS = np.arange(1, 64)  # the AC frequencies kept (row-major 8 x 8 index; the DC is left out)
 # IJG's standard luminance table (JPEG Annex K), to estimate the quality a file's tables were scaled from.
 _STD_LUMA = np.array([
     16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
@@ -48,9 +58,22 @@ _EXIF_IFD, _DATE_TAKEN = 0x8769, 0x9003  # ExifIFD, DateTimeOriginal
 _LOSSLESS = ("PNG", "TIFF", "BMP", "PPM", "WEBP", "GIF")
 
 
-def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray]:
-    """:data:`FIELDS` of one image (its file's bytes), its grey view and its grey detail view (uint8) for
-    the pairwise checks of :mod:`dedup.ops.canonical`. Raises what PIL raises on a file it cannot decode."""
+@dataclass(frozen=True)
+class Lattice:
+    """A JPEG's luma DCT coefficients (orthonormal 8 x 8 DCT of the decoded luma, level-shifted), at
+    :data:`LATTICE_FREQS`, for the 8 x 8 blocks of the central :data:`LATTICE_SIDE` square, in 1/16 units
+    (int16); ``q``: the luma quantisation table at those frequencies; ``size``: the file's own (not
+    EXIF-rotated) width and height, so that only two files of one size and grid are compared."""
+
+    size: tuple[int, int]
+    q: np.ndarray
+    coef: np.ndarray  # (blocks, len(LATTICE_FREQS)) int16, coefficient x 16
+
+
+def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Lattice | None]:
+    """:data:`FIELDS` of one image (its file's bytes), its grey view and its grey detail view (uint8), its
+    tone (:func:`tone_levels`) and, for a JPEG, its :class:`Lattice` (:func:`luma_lattice`), for the
+    pairwise checks of :mod:`dedup.ops.canonical`. Raises what PIL raises on a file it cannot decode."""
     from dedup.ops.decode import load_rgb
 
     opened = Image.open(io.BytesIO(data))
@@ -72,7 +95,46 @@ def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray]:
         "sharpness": round(float(_laplacian(grey).var() / max(float(grey.var()), 1e-6)), 5),
         "camera": int(has_camera_exif(opened)),
         "digest": hashlib.sha1(np.ascontiguousarray(np.asarray(upright, np.uint8)).tobytes()).hexdigest()[:16],
-    }, grey.astype(np.uint8), np.asarray(_view(full_grey, DETAIL, "L"), np.uint8)
+        "width": w, "height": h,
+    }, grey.astype(np.uint8), np.asarray(_view(full_grey, DETAIL, "L"), np.uint8), tone_levels(view), luma_lattice(data)
+
+
+def tone_levels(rgb: np.ndarray) -> np.ndarray:
+    """The :data:`TONE_LEVELS` percentiles of each channel of an RGB view (float32): a brightness,
+    contrast, grey or colour edit moves them; a crop, a mirror image, a resize or a re-encode hardly does."""
+    return np.percentile(rgb.reshape(-1, 3).astype(np.float32), TONE_LEVELS, axis=0).astype(np.float32).ravel()
+
+
+def luma_lattice(data: bytes) -> Lattice | None:
+    """The :class:`Lattice` of a JPEG file; None for another format, a CMYK JPEG, one with an EXIF
+    rotation (its grid is not the upright image's) or one whose coefficients cannot be read (a lattice is
+    optional evidence: the version is still measured)."""
+    try:
+        return _lattice(Image.open(io.BytesIO(data)))
+    except Exception:  # noqa: BLE001 - truncated data, broken EXIF: no lattice, not an unreadable version
+        return None
+
+
+def _lattice(img: Image.Image) -> Lattice | None:
+    from scipy.fft import dctn
+
+    tables = getattr(img, "quantization", None)
+    if img.format != "JPEG" or not tables or img.mode not in ("L", "RGB", "YCbCr") or img.getexif().get(0x0112, 1) != 1:
+        return None
+    size = img.size
+    if img.mode == "RGB":
+        img.draft("YCbCr", size)  # the decoded luma itself, not luma recomputed from RGB
+    w, h = size
+    top, left = (max(0, (h - LATTICE_SIDE) // 2) // 8) * 8, (max(0, (w - LATTICE_SIDE) // 2) // 8) * 8
+    y = np.asarray(img.crop((left, top, min(w, left + LATTICE_SIDE), min(h, top + LATTICE_SIDE))), np.float32)  # on the 8 x 8 grid
+    y = y[..., 0] if y.ndim == 3 else y
+    bh, bw = y.shape[0] // 8, y.shape[1] // 8
+    if not bh or not bw:
+        return None
+    blocks = (y[:bh * 8, :bw * 8] - 128.0).reshape(bh, 8, bw, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    coef = dctn(blocks, axes=(1, 2), norm="ortho").reshape(-1, 64)[:, LATTICE_FREQS]
+    q = np.asarray(tables[min(tables)], np.float32)[:64][LATTICE_FREQS]
+    return Lattice(size, q, np.round(coef * 16).astype(np.int16))
 
 
 def _view(img: Image.Image, side: int = VIEW, mode: str = "RGB") -> Image.Image:

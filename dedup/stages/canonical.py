@@ -49,7 +49,8 @@ class CanonicalStage(Stage):
         table, meta, n, is_ref = graph_inputs(ctx)
         groups = candidates(clusters.canonical, edges["a"].to_numpy(), edges["b"].to_numpy(), is_ref)
         where = ctx.value("discover").reps.set_index("vid")[["kind", "unit", "path"]]
-        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column)
+        sims = cluster_sims(groups, edges["a"].to_numpy(), edges["b"].to_numpy(), edges["sim"].to_numpy())
+        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims)
         out = rechoose(clusters, chosen, edges)
         frame = pd.DataFrame(rows)
         if len(frame):
@@ -81,9 +82,30 @@ def candidates(canonical: np.ndarray, a: np.ndarray, b: np.ndarray, is_ref: np.n
     return {c: vs for c, vs in out.items() if len(vs) >= 2}
 
 
-def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[str, np.ndarray], image_column: str | None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+def cluster_sims(groups: dict[int, list[int]], a: np.ndarray, b: np.ndarray, s: np.ndarray) -> dict[int, np.ndarray]:
+    """Per cluster, its candidates' similarities from the edges (n x n in the candidates' order, 1 on the
+    diagonal; every two candidates have an edge, see :func:`candidates`)."""
+    out = {c: np.eye(len(vs), dtype=np.float32) for c, vs in groups.items()}
+    if not groups:
+        return out
+    n = int(max(max(vs) for vs in groups.values()) + 1)
+    cluster, pos = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    for c, vs in groups.items():
+        cluster[vs], pos[vs] = c, np.arange(len(vs))
+    a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
+    inside = (a < n) & (b < n)
+    a, b, s = a[inside], b[inside], np.asarray(s)[inside]
+    both = (cluster[a] >= 0) & (cluster[a] == cluster[b]) & (a != b)
+    for c, i, j, sim in zip(cluster[a[both]].tolist(), pos[a[both]].tolist(), pos[b[both]].tolist(), s[both].tolist()):
+        out[c][i, j] = out[c][j, i] = sim
+    return out
+
+
+def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[str, np.ndarray], image_column: str | None,
+                sims: dict[int, np.ndarray] | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
     """Measure and choose on Ray tasks of whole clusters. Returns (one row per candidate, {cluster: (kept
-    vid, why)}). ``size``: pixels and bytes per vid (:func:`dedup.ops.canonical.per_vid`)."""
+    vid, why)}). ``size``: pixels and bytes per vid (:func:`dedup.ops.canonical.per_vid`); ``sims``: per
+    cluster, its candidates' similarities (:func:`cluster_sims`)."""
     import ray
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -91,7 +113,9 @@ def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[st
     tasks = batches(list(groups.items()), int(min(IMAGES_PER_TASK, max(16, -(-total // (4 * cpus))))))
     info_of = vid_info(where, size, [v for vs in groups.values() for v in vs])
     remote = ray.remote(num_cpus=1)(_task)
-    refs = [remote.remote(task, {v: info_of[v] for _, vs in task for v in vs}, image_column) for task in tasks]
+    sims = sims or {}
+    refs = [remote.remote(task, {v: info_of[v] for _, vs in task for v in vs}, image_column, {c: sims.get(c) for c, _ in task})
+            for task in tasks]
     rows, chosen = [], {}
     for part_rows, part_chosen in ray.get(refs):
         rows += part_rows
@@ -118,13 +142,13 @@ def batches(groups: list, per_task: int) -> list[list]:
     return [*tasks, cur] if cur else tasks
 
 
-def _task(task, info, image_column):
-    return choose_groups(task, measure_vids({v: i[:3] for v, i in info.items()}, image_column), info)
+def _task(task, info, image_column, sims):
+    return choose_groups(task, measure_vids({v: i[:3] for v, i in info.items()}, image_column), info, sims)
 
 
 def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | None = None) -> dict[int, tuple | str]:
-    """vid -> (its evidence, its grey view, its grey detail view), or why it could not be measured; ``where``: vid -> (kind,
-    unit, path) of its representative."""
+    """vid -> what :func:`dedup.ops.quality.measure` returns (its evidence, views, tone, lattice), or why it
+    could not be measured; ``where``: vid -> (kind, unit, path) of its representative."""
     from dedup.ops.quality import measure
     from dedup.sources import read_vids
 
@@ -139,24 +163,29 @@ def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | Non
     return measured
 
 
-def choose_groups(groups, measured: dict, info: dict) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
     """For each (cluster, candidates) of ``groups``: the version kept (:func:`dedup.ops.canonical.choose`)
-    and why, and one row per candidate (its evidence). ``info``: vid -> (kind, unit, path, pixels, bytes)."""
+    and why, and one row per candidate (its evidence, and its ``spread`` where there is one). ``info``:
+    vid -> (kind, unit, path, pixels, bytes); ``sims``: per cluster, its candidates' similarities."""
     from dedup.ops.canonical import Version, choose
 
     rows, chosen = [], {}
     for c, vs in groups:
-        ok = [v for v in vs if not isinstance(measured.get(v, "not read"), str)]
+        keep = [i for i, v in enumerate(vs) if not isinstance(measured.get(v, "not read"), str)]
+        ok = [vs[i] for i in keep]
         versions = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, rank, *measured[v][1:])
                     for rank, v in enumerate(ok)]
-        best, why = choose(versions) if len(ok) >= 2 else (None, "largest (versions unreadable)")
+        sim = (sims or {}).get(c)
+        sim = None if sim is None else sim[np.ix_(keep, keep)]
+        best, why = choose(versions, sim) if len(ok) >= 2 else (None, "largest (versions unreadable)")
         kept = c if best is None else ok[best]
         chosen[c] = (kept, why)
+        evidence = {v: ver.f for v, ver in zip(ok, versions)}
         for v in vs:
             m = measured.get(v, "not read")
             row = {"cluster_vid": c, "vid": v, "path": info[v][2], "kept": v == kept, "why": why if v == kept else None,
                    "error": m if isinstance(m, str) else None}
-            row.update({} if isinstance(m, str) else m[0])
+            row.update({k: val for k, val in evidence.get(v, {}).items() if k not in ("pixels", "bytes")})
             rows.append(row)
     return rows, chosen
 

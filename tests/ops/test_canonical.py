@@ -18,9 +18,9 @@ def photo(seed: int = 3) -> Image.Image:
 
 
 def version(data: bytes, rank: int = 0) -> Version:
-    f, view, detail = measure(data)
+    f, *rest = measure(data)
     w, h = Image.open(io.BytesIO(data)).size
-    return Version({**f, "pixels": w * h, "bytes": len(data)}, rank, view, detail)
+    return Version({**f, "pixels": w * h, "bytes": len(data)}, rank, *rest)
 
 
 def jpeg(img: Image.Image, q: int = 90, **kw) -> bytes:
@@ -44,7 +44,8 @@ EDITS = {  # edit -> (the copy's bytes from the original's image, the rule that 
     "opaque patch": (lambda im: jpeg(_patch(im)), "local_edit"),
     "zoomed re-framing": (lambda im: jpeg(im.crop((80, 60, 400, 300)).resize(im.size, Image.Resampling.BICUBIC)), "resampled"),
     "rotated 4 degrees": (lambda im: jpeg(im.rotate(4, resample=Image.Resampling.BILINEAR)), "local_edit"),  # black corners, filled
-    "enlarged": (lambda im: jpeg(im.resize((im.width * 3 // 2, im.height * 3 // 2), Image.Resampling.BICUBIC)), "enlarged"),
+    "enlarged": (lambda im: jpeg(im.resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC)), "enlarged"),
+    "stretched": (lambda im: jpeg(im.resize((im.width * 7 // 5, im.height), Image.Resampling.BICUBIC)), "stretched"),
     "downscaled": (lambda im: jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)), "picture"),
     "cropped": (lambda im: jpeg(im.crop((0, 0, im.width * 4 // 5, im.height * 4 // 5))), "picture"),
     "border": (lambda im: jpeg(ImageOps.expand(im, border=60, fill=(30, 120, 200))), "flat"),  # trimmed: same picture, more flat
@@ -95,7 +96,7 @@ def test_the_original_wins_by_its_signal(original, edit):
 def test_each_rule_alone():
     """The rules that the edits above do not reach first, each on its own evidence."""
     base = {"picture_pixels": 1000, "native_x": 0.7, "native_y": 0.7, "colourfulness": 30.0, "jpeg_quality": 92,
-            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "a", "pixels": 1000, "bytes": 10}
+            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "a", "pixels": 1000, "bytes": 10, "width": 40, "height": 25}
 
     def v(**kw):
         return Version({**base, **kw}, 0, None)
@@ -122,7 +123,9 @@ def test_whole_image_edits_are_not_local_edits(original, edit):
 
 def test_measured_signals_on_made_images():
     im = photo()
-    f, view, detail = measure(jpeg(ImageOps.expand(im, border=(40, 0, 40, 0), fill=(250, 250, 250))))
+    f, view, detail, tone, lattice = measure(jpeg(ImageOps.expand(im, border=(40, 0, 40, 0), fill=(250, 250, 250))))
+    assert (f["width"], f["height"]) == (im.width + 80, im.height) and tone.shape == (21,) and lattice.size == (im.width + 80, im.height)
+    assert measure(encode(im, "PNG"))[4] is None  # a lattice for JPEGs only
     assert abs(f["picture_pixels"] - im.width * im.height) / (im.width * im.height) < 0.03  # the letterbox trimmed
     assert measure(jpeg(ImageOps.grayscale(im).convert("RGB")))[0]["colourfulness"] < 3
     assert measure(jpeg(im, 30))[0]["jpeg_quality"] == 30 and measure(encode(im, "PNG"))[0]["jpeg_quality"] == 100
@@ -140,7 +143,7 @@ def test_measured_signals_on_made_images():
 def test_ranked_pairs_settle_a_cycle_for_the_stronger_rule():
     """A over B by a weak rule, B over C and C over A by stronger ones: the weak decision is dropped."""
     base = {"picture_pixels": 1000, "native_x": 0.7, "native_y": 0.7, "colourfulness": 30.0, "jpeg_quality": 90,
-            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "x", "pixels": 1000, "bytes": 10}
+            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "x", "pixels": 1000, "bytes": 10, "width": 40, "height": 25}
     a = Version({**base, "jpeg_quality": 95, "digest": "p"}, 0)  # the best JPEG quality: beats c only by the weakest rule
     b = Version({**base, "lossless": 1, "digest": "p", "jpeg_quality": 100}, 1)  # a's pixels saved losslessly
     c = Version({**base, "picture_pixels": 2000, "pixels": 2000, "jpeg_quality": 94}, 2)  # more picture than a and b
@@ -151,5 +154,77 @@ def test_ranked_pairs_settle_a_cycle_for_the_stronger_rule():
 
 def test_no_evidence_keeps_the_largest_order():
     base = {"picture_pixels": 1000, "native_x": 0.7, "native_y": 0.7, "colourfulness": 30.0, "jpeg_quality": 90,
-            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "x", "pixels": 1000, "bytes": 10}
+            "lossless": 0, "clipped": 0.0, "flat": 0.02, "sharpness": 0.3, "camera": 0, "digest": "x", "pixels": 1000, "bytes": 10, "width": 40, "height": 25}
     assert choose([Version(dict(base), 1), Version(dict(base), 0)]) == (1, "largest")
+
+
+def test_a_finer_resave_of_a_coarser_jpeg_loses_to_it():
+    """A JPEG at quality 75 and a copy made from it (tone edited, or not) re-saved at 90: the copy keeps the
+    coarser lattice and loses, though its quality setting is higher. The other way round (a copy saved
+    coarser than its source) and two saves of one source (siblings) leave no trace: the rule says nothing."""
+    src = photo(5)
+    coarse = jpeg(src, 75)
+    for edit in (lambda im: im, lambda im: ImageEnhance.Contrast(im).enhance(1.2), lambda im: ImageEnhance.Brightness(im).enhance(0.8)):
+        fine = version(jpeg(edit(_img(coarse)), 90), 0)
+        assert compare(version(coarse, 1), fine) == (1, "requantized")
+    rules = dict(canonical.RULES)
+    grey = version(jpeg(ImageOps.grayscale(_img(coarse)).convert("RGB"), 90))  # the colour rule decides it first
+    assert rules["requantized"](version(coarse), grey) == 1 and rules["requantized"](grey, version(coarse)) == -1
+    assert rules["requantized"](version(jpeg(src, 95)), version(jpeg(_img(jpeg(src, 95)), 75))) == 0  # coarser copy: no trace
+    assert rules["requantized"](version(jpeg(src, 75)), version(jpeg(src, 90))) == 0  # siblings from one source
+    mirrored = jpeg(ImageOps.mirror(_img(coarse)), 90)
+    assert rules["requantized"](version(coarse), version(mirrored)) == 0  # another grid: not compared
+
+
+def test_the_source_of_three_versions_is_the_central_one():
+    """An original and two copies with different edits (brighter, mirror image): each copy is one edit from
+    the original and two from the other copy, so the original has the smallest spread and is kept, though
+    no pairwise rule could tell it from either copy."""
+    im = photo(7)
+    o = jpeg(im, 90)
+    bright, mirror = jpeg(ImageEnhance.Brightness(im).enhance(1.15), 90), jpeg(ImageOps.mirror(im), 90)
+    versions = [version(bright, 0), version(mirror, 1), version(o, 2)]
+    sims = np.array([[1, 0.90, 0.95], [0.90, 1, 0.95], [0.95, 0.95, 1]])  # descriptor similarities as a model gives them
+    kept, why = choose(versions, sims)
+    assert kept == 2 and why.startswith("central"), why
+    assert versions[2].f["spread"] < min(versions[0].f["spread"], versions[1].f["spread"])
+    assert choose(versions[:2] + versions[2:], None)[1] != "central"  # no similarities: no spread
+    two = [version(bright, 0), version(o, 1)]
+    choose(two, np.array([[1, 0.95], [0.95, 1]]))
+    assert "spread" not in two[0].f  # two versions are equally central: no evidence
+
+
+def test_the_stretch_rule_leaves_crops_along_one_axis_alone():
+    im = photo(9)
+    o, crop = version(jpeg(im), 1), version(jpeg(im.crop((0, 0, im.width * 3 // 4, im.height))), 0)
+    assert dict(canonical.RULES)["stretched"](o, crop) == 0
+
+
+def test_reposts_of_one_edited_copy_do_not_make_it_the_centre(original):
+    """The photo and three re-encodes of its captioned copy: the re-encodes are nearly one image (similarity
+    0.99, same tones), so they count as one group, there is no centre to find in two groups, and the
+    caption loses on `local_edit`. Counted one by one, the captioned copy would be the most central."""
+    cap = _caption(_img(original))
+    versions = [version(jpeg(cap, 95), 0), version(jpeg(_img(jpeg(cap, 95)), 85), 1), version(jpeg(_img(jpeg(cap, 95)), 70), 2),
+                version(original, 3)]
+    sims = np.full((4, 4), 0.99)
+    sims[3, :3] = sims[:3, 3] = 0.96
+    np.fill_diagonal(sims, 1.0)
+    kept, why = choose(versions, sims)
+    assert kept == 3 and "central" not in why, why
+    assert all("spread" not in v.f for v in versions)
+    canonical.set_spread(versions, sims, same_sim=1.01)  # every re-encode its own group: the caption is central
+    assert versions[0].f["spread"] < versions[3].f["spread"]
+
+
+def test_a_lattice_is_optional_evidence():
+    """A truncated JPEG, an EXIF-rotated one and a PNG have no lattice (and no error: it is optional evidence)."""
+    from dedup.ops.quality import LATTICE_SIDE, luma_lattice
+
+    data = jpeg(photo(11), 80)
+    assert luma_lattice(data[: len(data) // 2]) is None
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert luma_lattice(jpeg(photo(11), 80, exif=exif.tobytes())) is None and luma_lattice(encode(photo(11), "PNG")) is None
+    big = luma_lattice(jpeg(photo(11).resize((1000, 700)), 80))
+    assert big.coef.shape == ((LATTICE_SIDE // 8) ** 2, 63) and big.size == (1000, 700)

@@ -49,6 +49,7 @@ def test_quality_keeps_the_original_and_the_clusters_stay(ray_local, tmp_path):
             assert set(kept["kept_because"]) == {"largest"}
     table = pd.read_parquet(tmp_path / "quality" / "canonical.parquet")
     assert table["kept"].sum() == 3 and table["error"].isna().all() and {"picture_pixels", "jpeg_quality", "why"} <= set(table.columns)
+    assert "spread" not in table  # the photo and its lossless re-save are one group: two groups have no centre
 
 
 def test_candidates_are_copies_of_every_other_member():
@@ -60,3 +61,13 @@ def test_candidates_are_copies_of_every_other_member():
     is_ref = np.array([False, False, False, False, False, False, True])
     groups = candidates(canonical, a, b, is_ref)
     assert groups == {3: [3, 4]}  # cluster 0 has one candidate (nothing to choose), cluster 5 holds a reference
+
+
+def test_cluster_sims_are_the_candidates_edges():
+    from dedup.stages.canonical import cluster_sims
+
+    groups = {0: [0, 2, 5], 7: [7, 8]}
+    a, b, s = np.array([0, 2, 0, 7, 5, 1]), np.array([2, 5, 5, 8, 9, 0]), np.array([0.9, 0.8, 0.7, 0.95, 0.5, 0.6])
+    sims = cluster_sims(groups, a, b, s)
+    assert np.allclose(sims[0], [[1, 0.9, 0.7], [0.9, 1, 0.8], [0.7, 0.8, 1]])  # in the candidates' order
+    assert np.allclose(sims[7], [[1, 0.95], [0.95, 1]])  # edges to vids outside the candidates are left out

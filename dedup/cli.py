@@ -150,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-peers", action="store_true", help="skip the peers (imagededup, fastdup, immaculate)")
     b.add_argument("--verify-cost", type=int, metavar="N", help="only the verify cost mode: the content check on N edges (every pair within groups of 10 distinct JPEGs made from --src, and N/10 random pairs); results in RESULTS/verify-cost.md")
     b.add_argument("--reference-scale", type=int, metavar="N", help="only the reference mode: a new batch against a reference of N vectors (a real SSCD run on the embedded Milvus server, grown with random vectors), timed with both reference engines; results in RESULTS/reference-scale.md")
+    b.add_argument("--canonical-study", action="store_true", help="only the canonical study: the quality policy's rule list, each rule left out, moved or with another margin, re-chosen on the SSCD run of an earlier `dedup bench` in --work, and the enlarged margin on --src photos; results in RESULTS/canonical-study.md")
     b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `dedup bench` in --work; results in RESULTS/verify-study.md")
     b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
     b.add_argument("--preprocess", action="store_true", help="only the preprocessing mode: SSCD at each input size and resize (square 288/320/224, short-side 288, center-crop 224), quality and speed; results in RESULTS/preprocess.md")
@@ -196,6 +197,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from dedup.bench.reference_scale import reference_scale_bench
 
         reference_scale_bench(src, Path(args.work), Path(args.results), args.reference_scale)
+        return 0
+    if args.canonical_study:
+        from dedup.bench.canonical_study import canonical_study
+
+        canonical_study(Path(args.work), Path(args.results), src)
         return 0
     if args.verify_study:
         from dedup.bench.verify_study import verify_study

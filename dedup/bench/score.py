@@ -164,7 +164,7 @@ class QualityChooser:
             for part in ray.get([remote.remote({v: info[v][:3] for v in p}) for p in parts if p]):
                 self.cache.update({info[v][2]: m for v, m in part.items()})
         measured = {v: self.cache[info[v][2]] for v in info}
-        _, chosen = stage.choose_groups(list(groups.items()), measured, info)
+        _, chosen = stage.choose_groups(list(groups.items()), measured, info, stage.cluster_sims(groups, a, b, s))
         return stage.rechoose(clusters, chosen, pa.table({"a": a, "b": b, "sim": s}))
 
 

@@ -62,39 +62,30 @@ def variants() -> dict[str, tuple[list, dict]]:
 
 
 def kept_original(groups, measured, info, sims, truth: pd.DataFrame, rules, spread_kw: dict) -> tuple[float, int]:
-    from functools import partial
-
+    """(:func:`dedup.bench.score.kept_original`, its clusters) when every cluster is chosen again among its
+    candidates with ``rules`` and ``spread_kw`` (:func:`dedup.ops.canonical.choose`)."""
+    from dedup.bench.score import kept_original as score_kept
     from dedup.stages.canonical import choose_groups
 
-    saved = list(canonical.RULES), canonical.RULE_NAMES, canonical.set_spread
-    canonical.RULES[:] = rules
-    canonical.RULE_NAMES = tuple(n for n, _ in rules)
-    canonical.set_spread = partial(saved[2], **spread_kw)
-    try:
-        _, chosen = choose_groups(list(groups.items()), measured, info, sims)
-    finally:
-        canonical.RULES[:], canonical.RULE_NAMES, canonical.set_spread = saved
-    edit, group = dict(zip(truth["path"], truth["edit"])), dict(zip(truth["path"], truth["group"]))
-    hits = []
-    for c, (kept, _) in chosen.items():
-        paths = [info[v][2] for v in groups[c]]
-        if any(edit.get(p) == "original" for p in paths) and len({group.get(p) for p in paths}) == 1:
-            hits.append(edit.get(info[kept][2]) == "original")
-    return (round(float(np.mean(hits)), 4) if hits else float("nan")), len(hits)
+    _, chosen = choose_groups(list(groups.items()), measured, info, sims, rules=rules, spread=spread_kw)
+    candidates = pd.DataFrame([{"cluster": c, "path": info[v][2], "is_canonical": v == chosen[c][0]}
+                               for c, vs in groups.items() for v in vs])
+    candidates = candidates.merge(truth[["path", "group"]], on="path", how="left")
+    s = score_kept(candidates, truth)
+    return s["kept_original"], s["clusters_with_original"]
 
 
 def _inputs(out_dir: Path):
     from dedup import load_stored
-    from dedup.ops.canonical import per_vid
-    from dedup.ops.plan import representatives
+    from dedup.bench.score import QualityChooser
     from dedup.stages import canonical as stage
 
-    stored = load_stored(out_dir)
-    a, b, s = (stored.edges[c].to_numpy() for c in ("a", "b", "sim"))
+    edges = load_stored(out_dir).edges
+    a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
     table = pd.read_parquet(out_dir / "canonical.parquet")  # the run's own candidates
     groups = {int(c): g["vid"].astype(int).tolist() for c, g in table.groupby("cluster_vid", sort=False)}
-    where = representatives(stored.files).set_index("vid")[["kind", "unit", "path"]]
-    info = stage.vid_info(where, per_vid(stored.files, stored.meta, stored.n), [v for vs in groups.values() for v in vs])
+    chooser = QualityChooser(out_dir)  # where each vid's bytes are, and its pixels and bytes
+    info = stage.vid_info(chooser.where, chooser.size, [v for vs in groups.values() for v in vs])
     measured = stage.measure_vids({v: i[:3] for v, i in info.items()})
     return groups, measured, info, stage.cluster_sims(groups, a, b, s)
 

@@ -278,8 +278,8 @@ def set_spread(versions: list[Version], sims: np.ndarray | None, same_sim: float
     to the others, a distance being the descriptor's (1 - similarity, ``sims``) plus the tone distance
     (:func:`tone_distance`). The source of a cluster's copies is one edit from each of them and two copies
     are two edits apart, so the source is the most central. Versions that are nearly one image
-    (similarity ``same_sim`` or more, tones within ``same_tone``: re-encodes of one version, measured
-    0.94-0.997 for SSCD) count as one group, so that re-posts of one edited copy do not make it the centre:
+    (similarity ``same_sim`` or more, tones within ``same_tone``: re-encodes of one version; the
+    thresholds' trade is in ``dedup bench --canonical-study``) count as one group, so that re-posts of one edited copy do not make it the centre:
     the distance to a group is the mean over its members, and with fewer than three groups there is no
     spread (two versions are equally central)."""
     n = len(versions)
@@ -338,30 +338,34 @@ RULES: list[Rule] = [
 RULE_NAMES = tuple(name for name, _ in RULES)
 
 
-def compare(x: Version, y: Version) -> tuple[int, str | None]:
-    """(+1 / -1 / 0, the rule that decided) for two versions of one image."""
-    for name, rule in RULES:
+def compare(x: Version, y: Version, rules: list[Rule] | None = None) -> tuple[int, str | None]:
+    """(+1 / -1 / 0, the rule that decided) for two versions of one image, by ``rules`` (:data:`RULES`)."""
+    for name, rule in RULES if rules is None else rules:
         r = rule(x, y)
         if r:
             return int(r), name
     return 0, None
 
 
-def choose(versions: list[Version], sims: np.ndarray | None = None) -> tuple[int, str]:
+def choose(versions: list[Version], sims: np.ndarray | None = None, rules: list[Rule] | None = None,
+           spread: dict | None = None) -> tuple[int, str]:
     """(index of the version kept, why), by ranked pairs: every two versions compared (:func:`compare`;
-    ``sims``: their descriptor similarities, n x n, for :func:`set_spread`),
-    the decisions taken strongest rule first (:data:`RULES` is in order of how sure each is), each one kept
+    ``sims``: their descriptor similarities, n x n, for :func:`set_spread`, with ``spread``'s keywords),
+    the decisions taken strongest rule first (``rules``, default :data:`RULES`, is in order of how sure
+    each is; the canonical study passes others), each one kept
     unless it contradicts those already kept (a cycle: A over B, B over C, C over A). The kept version is
     one that no kept decision puts another over; of several (pairs no rule decided), the first in the
     largest order. Why: the rules of the decisions it won, most used first (``largest`` when none)."""
+    rules = RULES if rules is None else rules
+    names = [name for name, _ in rules]
     n = len(versions)
-    set_spread(versions, sims)
+    set_spread(versions, sims, **(spread or {}))
     decided = []
     for i in range(n):
         for j in range(i + 1, n):
-            r, name = compare(versions[i], versions[j])
+            r, name = compare(versions[i], versions[j], rules)
             if r:
-                decided.append((RULE_NAMES.index(name), (i, j) if r > 0 else (j, i), name))
+                decided.append((names.index(name), (i, j) if r > 0 else (j, i), name))
     over = np.zeros((n, n), bool)  # over[w, l]: w is kept over l, directly or through others
     by: list[Counter] = [Counter() for _ in versions]
     for _, (w, lose), name in sorted(decided, key=lambda d: d[0]):

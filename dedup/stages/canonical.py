@@ -163,10 +163,11 @@ def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | Non
     return measured
 
 
-def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
-    """For each (cluster, candidates) of ``groups``: the version kept (:func:`dedup.ops.canonical.choose`)
-    and why, and one row per candidate (its evidence, and its ``spread`` where there is one). ``info``:
-    vid -> (kind, unit, path, pixels, bytes); ``sims``: per cluster, its candidates' similarities."""
+def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None, **policy) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+    """For each (cluster, candidates) of ``groups``: the version kept (:func:`dedup.ops.canonical.choose`,
+    with ``policy``'s ``rules`` and ``spread`` where given) and why, and one row per candidate (its
+    evidence, and its ``spread`` where there is one). ``info``: vid -> (kind, unit, path, pixels, bytes);
+    ``sims``: per cluster, its candidates' similarities."""
     from dedup.ops.canonical import Version, choose
 
     rows, chosen = [], {}
@@ -177,7 +178,7 @@ def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None) 
                     for rank, v in enumerate(ok)]
         sim = (sims or {}).get(c)
         sim = None if sim is None else sim[np.ix_(keep, keep)]
-        best, why = choose(versions, sim) if len(ok) >= 2 else (None, "largest (versions unreadable)")
+        best, why = choose(versions, sim, **policy) if len(ok) >= 2 else (None, "largest (versions unreadable)")
         kept = c if best is None else ok[best]
         chosen[c] = (kept, why)
         evidence = {v: ver.f for v, ver in zip(ok, versions)}

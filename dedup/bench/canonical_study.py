@@ -55,8 +55,8 @@ def variants() -> dict[str, tuple[list, dict]]:
         out[f"enlarged margin {m}"] = (_swap(base, "enlarged", lambda x, y, m=m: canonical._enlarged(x, y, m)), {})
     for m in (0.3, 0.7):
         out[f"requantized score {m}"] = (_swap(base, "requantized", lambda x, y, m=m: canonical._requantized(x, y, m)), {})
-    before = [r for r in base if r[0] not in ("central", "stretched", "requantized")]
-    out["before this study (no central, stretched, requantized; enlarged 0.04)"] = (
+    before = [r for r in base if r[0] not in ("central", "reoriented", "stretched", "requantized")]
+    out["before this study (no central, reoriented, stretched, requantized; enlarged 0.04)"] = (
         _swap(before, "enlarged", lambda x, y: canonical._enlarged(x, y, 0.04)), {})
     return out
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from dedup.ops.quality import Lattice
+from dedup.ops.quality import LATTICE_SIDE, Lattice
 
 LARGEST = "pixels,bytes,path"
 KEYS = ("pixels", "bytes", "path")
@@ -268,6 +268,79 @@ def _requantized(x: Version, y: Version, min_score: float = 0.5) -> int:
     return sign if score is not None and score > min_score else 0
 
 
+# The seven ways to turn or mirror an image other than leaving it: (transposed, rows reversed, columns reversed).
+TURNS = tuple((t, r, c) for t in (False, True) for r in (False, True) for c in (False, True) if (t, r, c) != (False, False, False))
+
+
+def turned_square(src: Lattice, other: Lattice, turn: tuple[bool, bool, bool]) -> np.ndarray | None:
+    """``other``'s luma turned or mirrored by ``turn`` (:data:`TURNS`) into ``src``'s frame, over ``src``'s
+    lattice square; None where the turned image is not ``src``'s size or its stored luma does not cover it."""
+    transpose, rows, cols = turn
+    (w, h), (ow, oh) = src.size, other.size
+    if ((oh, ow) if transpose else (ow, oh)) != (w, h) or src.luma is None or other.luma is None:
+        return None
+    side_h, side_w = min(h - src.origin[0], LATTICE_SIDE), min(w - src.origin[1], LATTICE_SIDE)
+    i, j = np.arange(side_h) + src.origin[0], np.arange(side_w) + src.origin[1]
+    i, j = (h - 1 - i if rows else i), (w - 1 - j if cols else j)  # in the transposed or plain other
+    r, c = (j, i) if transpose else (i, j)  # in other's own pixels
+    r, c = r - other.origin[0], c - other.origin[1]
+    if r.min() < 0 or c.min() < 0 or r.max() >= other.luma.shape[0] or c.max() >= other.luma.shape[1]:
+        return None
+    block = other.luma[np.ix_(r, c)]
+    return block.T if transpose else block
+
+
+def lattice_coherence(src: Lattice, coef: np.ndarray, min_step: float = 4.0, min_count: int = 200) -> float | None:
+    """How much ``coef`` (another image's DCT on ``src``'s blocks, :func:`dedup.ops.quality.block_dct`) sits
+    on ``src``'s quantisation lattice, after a fitted contrast factor: the length of the mean of
+    exp(2 pi i c / step) over the coefficients not zero in ``src`` where its step is ``min_step`` or more
+    (1: every one on a lattice point; near 0: spread over the steps). None where too few to say."""
+    x = src.coef.astype(np.float32) / 16.0
+    if coef.shape != x.shape:
+        return None
+    sel = src.q >= min_step
+    step = np.broadcast_to(src.q[sel], x[:, sel].shape)
+    x, y = x[:, sel], coef[:, sel]
+    nonzero = np.abs(x) >= 0.5 * step
+    if nonzero.sum() < min_count:
+        return None
+    x, y, step = x[nonzero], y[nonzero], step[nonzero]
+    a = float((x * y).sum() / (x * x).sum())
+    if not 0.3 < a < 3:
+        return None
+    return float(np.abs(np.exp(2j * np.pi * (y / a) / step).mean()))
+
+
+def turned_from(src: Lattice, other: Lattice, min_corr: float = 0.5) -> float:
+    """How much ``other``, turned or mirrored back into ``src``'s frame (the turn of :data:`TURNS` whose
+    pixels correlate best with ``src``'s, ``min_corr`` at least), keeps ``src``'s JPEG lattice
+    (:func:`lattice_coherence`); 0 where no turn matches or it cannot be said."""
+    from dedup.ops.quality import block_dct
+
+    own = src.luma[:LATTICE_SIDE, :LATTICE_SIDE].astype(np.float32) if src.luma is not None else None
+    best, square = min_corr, None
+    for turn in TURNS:
+        t = turned_square(src, other, turn)
+        if t is not None and t.shape == own.shape:
+            c = float(np.corrcoef(own.ravel()[::3], t.astype(np.float32).ravel()[::3])[0, 1])
+            if c > best:
+                best, square = c, t
+    if square is None:
+        return 0.0
+    return lattice_coherence(src, block_dct(square.astype(np.float32))) or 0.0
+
+
+def _reoriented(x: Version, y: Version, margin: float = 0.2, min_score: float = 0.3) -> int:
+    """Two JPEGs, one a mirror image or a quarter or half turn of the other: the one whose pixels, turned
+    back, keep the other's quantisation lattice (:func:`turned_from`, over ``min_score`` and ``margin``
+    more than the other way) was made from its decoded pixels, and the other wins. (The same frame is
+    :func:`_requantized`'s; a turn hides no lattice in the source, a re-save keeps the source's.)"""
+    if x.lattice is None or y.lattice is None:
+        return 0
+    made_y, made_x = turned_from(x.lattice, y.lattice), turned_from(y.lattice, x.lattice)
+    return 1 if made_y - made_x > margin and made_y > min_score else (-1 if made_x - made_y > margin and made_x > min_score else 0)
+
+
 def tone_distance(x: Version, y: Version) -> float:
     """The mean difference of the two tones (:func:`dedup.ops.quality.tone_levels`), 0-1."""
     return float(np.abs(x.tone - y.tone).mean() / 255.0) if x.tone is not None and y.tone is not None else 0.0
@@ -322,6 +395,7 @@ RULES: list[Rule] = [
     ("same_pixels", _same_pixels),  # a lossless re-save of the JPEG: the JPEG is the source
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
     ("central", _central),  # three or more distinct versions: the one closest to all the others is their source
+    ("reoriented", _reoriented),  # a mirrored or turned JPEG that keeps the other's lattice was made from it
     ("clipped_detail", _clip_rule),  # aligned pairs: lost highlights or shadows (brightened, captioned)
     ("resampled", _resampled),  # same size, less native detail (zoomed re-framing, rotation, blur)
     ("stretched", _stretched),  # longer along one axis, interpolated along it

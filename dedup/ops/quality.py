@@ -47,6 +47,7 @@ FIELDS = ("picture_pixels", "native_x", "native_y", "colourfulness", "jpeg_quali
           "sharpness", "camera", "digest", "width", "height")
 TONE_LEVELS = (2, 10, 25, 50, 75, 90, 98)  # percentiles of each colour channel (:func:`tone_levels`)
 LATTICE_SIDE = 512  # px, the central square (on the JPEG's 8 x 8 grid) whose luma coefficients are kept
+LATTICE_MARGIN = 16  # px kept past the square's far edges: a mirrored or turned copy's square is within them
 LATTICE_FREQS = np.arange(1, 64)  # the AC frequencies kept (row-major 8 x 8 index; the DC is left out)
 # IJG's standard luminance table (JPEG Annex K), to estimate the quality a file's tables were scaled from.
 _STD_LUMA = np.array([
@@ -63,11 +64,16 @@ class Lattice:
     """A JPEG's luma DCT coefficients (orthonormal 8 x 8 DCT of the decoded luma, level-shifted), at
     :data:`LATTICE_FREQS`, for the 8 x 8 blocks of the central :data:`LATTICE_SIDE` square, in 1/16 units
     (int16); ``q``: the luma quantisation table at those frequencies; ``size``: the file's own (not
-    EXIF-rotated) width and height, so that only two files of one size and grid are compared."""
+    EXIF-rotated) width and height, so that only two files of one size and grid are compared; ``luma``:
+    the decoded luma of the square and :data:`LATTICE_MARGIN` px past its far edges, from ``origin``, so
+    that a mirrored or turned copy can be brought back into this file's frame
+    (:func:`dedup.ops.canonical.turned_from`)."""
 
     size: tuple[int, int]
     q: np.ndarray
     coef: np.ndarray  # (blocks, len(LATTICE_FREQS)) int16, coefficient x 16
+    luma: np.ndarray | None = None  # uint8, the decoded luma from ``origin``: the square and LATTICE_MARGIN more
+    origin: tuple[int, int] = (0, 0)  # (top, left) of ``luma`` and of the square in the file's own pixels
 
 
 def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Lattice | None]:
@@ -116,8 +122,6 @@ def luma_lattice(data: bytes) -> Lattice | None:
 
 
 def _lattice(img: Image.Image) -> Lattice | None:
-    from scipy.fft import dctn
-
     tables = getattr(img, "quantization", None)
     if img.format != "JPEG" or not tables or img.mode not in ("L", "RGB", "YCbCr") or img.getexif().get(0x0112, 1) != 1:
         return None
@@ -126,15 +130,26 @@ def _lattice(img: Image.Image) -> Lattice | None:
         img.draft("YCbCr", size)  # the decoded luma itself, not luma recomputed from RGB
     w, h = size
     top, left = (max(0, (h - LATTICE_SIDE) // 2) // 8) * 8, (max(0, (w - LATTICE_SIDE) // 2) // 8) * 8
-    y = np.asarray(img.crop((left, top, min(w, left + LATTICE_SIDE), min(h, top + LATTICE_SIDE))), np.float32)  # on the 8 x 8 grid
-    y = y[..., 0] if y.ndim == 3 else y
+    far = LATTICE_SIDE + LATTICE_MARGIN
+    luma = np.asarray(img.crop((left, top, min(w, left + far), min(h, top + far))))  # on the 8 x 8 grid
+    luma = luma[..., 0] if luma.ndim == 3 else luma
+    coef = block_dct(luma[:LATTICE_SIDE, :LATTICE_SIDE].astype(np.float32))
+    if coef is None:
+        return None
+    q = np.asarray(tables[min(tables)], np.float32)[:64][LATTICE_FREQS]
+    return Lattice(size, q, np.round(coef * 16).astype(np.int16), np.ascontiguousarray(luma, np.uint8), (top, left))
+
+
+def block_dct(y: np.ndarray) -> np.ndarray | None:
+    """The orthonormal DCT of each whole 8 x 8 block of a luma array (level-shifted), at
+    :data:`LATTICE_FREQS`: (blocks, frequencies), row-major blocks; None when it holds no whole block."""
+    from scipy.fft import dctn
+
     bh, bw = y.shape[0] // 8, y.shape[1] // 8
     if not bh or not bw:
         return None
     blocks = (y[:bh * 8, :bw * 8] - 128.0).reshape(bh, 8, bw, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    coef = dctn(blocks, axes=(1, 2), norm="ortho").reshape(-1, 64)[:, LATTICE_FREQS]
-    q = np.asarray(tables[min(tables)], np.float32)[:64][LATTICE_FREQS]
-    return Lattice(size, q, np.round(coef * 16).astype(np.int16))
+    return dctn(blocks, axes=(1, 2), norm="ortho").reshape(-1, 64)[:, LATTICE_FREQS]
 
 
 def _view(img: Image.Image, side: int = VIEW, mode: str = "RGB") -> Image.Image:

@@ -228,3 +228,34 @@ def test_a_lattice_is_optional_evidence():
     assert luma_lattice(jpeg(photo(11), 80, exif=exif.tobytes())) is None and luma_lattice(encode(photo(11), "PNG")) is None
     big = luma_lattice(jpeg(photo(11).resize((1000, 700)), 80))
     assert big.coef.shape == ((LATTICE_SIDE // 8) ** 2, 63) and big.size == (1000, 700)
+
+
+@pytest.mark.parametrize("turn", [ImageOps.mirror, ImageOps.flip, lambda im: im.transpose(Image.Transpose.ROTATE_90),
+                                  lambda im: im.transpose(Image.Transpose.ROTATE_180)])
+def test_a_mirrored_or_turned_copy_keeps_its_source_lattice(turn):
+    """A JPEG at quality 75 and a mirror image or a turn of it saved at 90 (the grid moved): the copy,
+    turned back, keeps the source's lattice and loses, whatever the quality settings say. Two turns of
+    one source (siblings) and a copy saved from the source's pixels before any JPEG leave no trace."""
+    rules = dict(canonical.RULES)
+    src = photo(7).resize((437, 300))  # sides that are not multiples of 8: a mirror moves the grid
+    coarse = jpeg(src, 75)
+    copy = version(jpeg(turn(_img(coarse)), 90))
+    assert canonical.turned_from(version(coarse).lattice, copy.lattice) > 0.3
+    assert rules["reoriented"](version(coarse), copy) == 1 and rules["reoriented"](copy, version(coarse)) == -1
+    assert rules["reoriented"](version(jpeg(src, 75)), version(jpeg(turn(src), 75))) == 0  # both from the pixels
+    assert rules["reoriented"](version(coarse), version(jpeg(_img(coarse), 90))) == 0  # the same frame: requantized's
+
+
+def test_turned_square_maps_every_turn():
+    """Each of the seven turns brings a turned image's pixels back into the source's frame."""
+    from dedup.ops.quality import luma_lattice
+
+    a = np.asarray(photo(4).resize((437, 300)).convert("L"))
+    src = luma_lattice(jpeg(Image.fromarray(a).convert("RGB"), 95))
+    for transpose, rows, cols in canonical.TURNS:
+        z = a.T if transpose else a
+        z = np.ascontiguousarray(z[::-1] if rows else z)
+        z = z[:, ::-1] if cols else z
+        other = luma_lattice(jpeg(Image.fromarray(np.ascontiguousarray(z)).convert("RGB"), 95))
+        back = canonical.turned_square(other, src, (transpose, rows, cols))
+        assert back is not None and np.abs(back.astype(int) - other.luma[:back.shape[0], :back.shape[1]]).mean() < 3

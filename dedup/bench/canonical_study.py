@@ -4,11 +4,12 @@ Takes the bench's SSCD run (``WORK/out-sscd``, made by ``dedup bench``) and its 
 every candidate of its clusters once (the stage's own code: :func:`dedup.stages.canonical.measure_vids`)
 and chooses every cluster again with each variant of the rule list (:func:`variants`: the default, each
 rule left out, the ``central`` rule moved, other margins, re-encodes not grouped, the list before
-``central``, ``stretched`` and ``requantized`` existed). For each: ``kept_original`` over the clusters that
+``central``, ``stretched``, ``requantized``, ``reoriented`` and ``drawn_on`` existed). For each: ``kept_original`` over the clusters that
 hold the untouched original among their candidates, on the bench corpus and on a hard case of reposts
 (:func:`build_reposts`: each photo once, and three re-encodes of its captioned copy; a real SSCD run on
 it). Also, on ``--src`` photos, what the ``enlarged`` margin trades: the share of 1.25-2x enlargements it
-catches and of 0.3-0.8x downscales it wrongly calls enlarged (:func:`enlarge_margins`). Writes
+catches and of 0.3-0.8x downscales it wrongly calls enlarged (:func:`enlarge_margins`); and how the two
+local-region rules decide the bench's (original, copy) pairs, by edit (:func:`region_pairs`). Writes
 ``RESULTS/canonical-study.md`` (and ``.json``).
 """
 from __future__ import annotations
@@ -55,8 +56,16 @@ def variants() -> dict[str, tuple[list, dict]]:
         out[f"enlarged margin {m}"] = (_swap(base, "enlarged", lambda x, y, m=m: canonical._enlarged(x, y, m)), {})
     for m in (0.3, 0.7):
         out[f"requantized score {m}"] = (_swap(base, "requantized", lambda x, y, m=m: canonical._requantized(x, y, m)), {})
-    before = [r for r in base if r[0] not in ("central", "reoriented", "stretched", "requantized")]
-    out["before this study (no central, reoriented, stretched, requantized; enlarged 0.04)"] = (
+    for r in (2.0, 4.0):
+        out[f"drawn_on ratio {r}"] = (_swap(base, "drawn_on", lambda x, y, r=r: canonical._drawn_on(x, y, ratio=r)), {})
+    out["drawn_on before local_edit"] = (_move(base, "drawn_on", "same_pixels"), {})
+    out["local_edit never left to drawn_on (fill 0)"] = (_swap(base, "local_edit", lambda x, y: canonical._local_edit(x, y, fill=0.0)), {})
+    out["local_edit and drawn_on without the blur guard"] = (
+        _swap(_swap(base, "local_edit", lambda x, y: canonical._local_edit(x, y, blur=0.0)), "drawn_on",
+              lambda x, y: canonical._drawn_on(x, y, blur=0.0)), {})
+    before = [r for r in base if r[0] not in ("central", "reoriented", "stretched", "requantized", "drawn_on")]
+    before = _swap(before, "local_edit", lambda x, y: canonical._local_edit(x, y, blur=0.0, fill=0.0))
+    out["before this study (no central, reoriented, stretched, requantized, drawn_on; local_edit unguarded; enlarged 0.04)"] = (
         _swap(before, "enlarged", lambda x, y: canonical._enlarged(x, y, 0.04)), {})
     return out
 
@@ -139,6 +148,30 @@ def requantized_pairs(groups, measured, info, truth: pd.DataFrame, scores=(0.3, 
             for r, g in frame.groupby("relation")]
 
 
+def region_pairs(groups, measured, info, truth: pd.DataFrame) -> list[dict]:
+    """Every (original, copy) pair of one bench cluster that are alike but in one region
+    (:func:`dedup.ops.canonical.edited_region` on their detail views), by the copy's edit: the share that
+    ``local_edit`` and ``drawn_on``, each alone, decide for the original (right) and for the copy (wrong)."""
+    edit = dict(zip(truth["path"], truth["edit"]))
+    rules = dict(canonical.RULES)
+    rows = []
+    for vs in groups.values():
+        ok = [v for v in vs if not isinstance(measured.get(v), str)]
+        orig = [v for v in ok if edit.get(info[v][2]) == "original"]
+        if len(orig) != 1:
+            continue
+        o = canonical.Version(measured[orig[0]][0], 0, *measured[orig[0]][1:])
+        for v in ok:
+            c = canonical.Version(measured[v][0], 0, *measured[v][1:])
+            if v == orig[0] or canonical._region(o, c) is None:
+                continue
+            rows.append({"edit": edit.get(info[v][2]), **{name: rules[name](o, c) for name in ("local_edit", "drawn_on")}})
+    frame = pd.DataFrame(rows)
+    return [{"edit": e, "pairs": len(g), **{f"{n} {k}": round(float((g[n] == s).mean()), 3)
+                                           for n in ("local_edit", "drawn_on") for k, s in (("right", 1), ("wrong", -1))}}
+            for e, g in frame.groupby("edit")]
+
+
 def build_reposts(src: Path, out: Path, n: int = 40, every: int = 25) -> Path:
     """Every ``every``-th photo of ``src`` (``n`` at most), saved once at JPEG 95, and a captioned copy of it
     saved at 95 and re-saved from that at 85 and 70 (one edited copy, re-posted): OUT/images, OUT/truth.csv."""
@@ -187,6 +220,7 @@ def canonical_study(work: Path, results: Path, src: Path) -> dict:
         rows.append(row)
     truth, (groups, measured, info, _) = inputs["bench corpus"]
     report = {"work": str(work), "rows": rows, "requantized_pairs": requantized_pairs(groups, measured, info, truth),
+              "region_pairs": region_pairs(groups, measured, info, truth),
               "enlarge_margins": enlarge_margins(src), "seconds": round(time.perf_counter() - t0, 1)}
     results.mkdir(parents=True, exist_ok=True)
     (results / "canonical-study.json").write_text(json.dumps(report, indent=2))
@@ -210,6 +244,12 @@ def to_markdown(report: dict) -> str:
               "coefficients), by how they are related: the share whose lattice score is over each value:", "",
               "| relation | pairs | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     lines += [f"| {r['relation']} | {r['pairs']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |" for r in q]
+    g = report["region_pairs"]
+    cols = [k for k in g[0] if k not in ("edit", "pairs")]
+    lines += ["", "`local_edit` and `drawn_on`, each alone, on every (original, copy) pair of one bench cluster that are alike "
+              "but in one region, by the copy's edit: the share each decides for the original (right) and for the copy (wrong):", "",
+              "| edit | pairs | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    lines += [f"| {r['edit']} | {r['pairs']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |" for r in g]
     e = report["enlarge_margins"]
     keys = [k for k in e[0] if k != "margin"]
     lines += ["", f"The `enlarged` margin on {e[0]['photos']} photos of --src (bicubic enlargements, Lanczos downscales, JPEG 90):", "",

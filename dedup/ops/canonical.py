@@ -148,16 +148,84 @@ def synthetic_share(values: np.ndarray, tol: int = 4) -> float:
     return float(np.mean((np.abs(v - mode) <= tol) | (v >= 240) | (v <= 15)))
 
 
-def _local_edit(x: Version, y: Version, margin: float = 0.25) -> int:
-    """Two versions alike except in one region (an overlay, a caption, a watermark, a pasted patch): the one
-    whose pixels there look drawn (:func:`synthetic_share`, clearly more) was edited; the other wins."""
+def _region(x: Version, y: Version) -> tuple[np.ndarray, float, float] | None:
+    """Where two versions of one size differ (:func:`edited_region`) and each one's edge energy (the mean
+    absolute Laplacian of the detail view) outside it, 3 px away; None where they are not alike but there."""
+    from scipy.ndimage import binary_dilation
+
     if x.detail is None or y.detail is None or x.detail.shape != y.detail.shape:
-        return 0
+        return None
     mask = edited_region(x.detail, y.detail)
     if mask is None:
+        return None
+    outside = ~binary_dilation(mask, iterations=3)
+    return mask, _edge_energy(x.detail, outside), _edge_energy(y.detail, outside)
+
+
+def _edge_energy(v: np.ndarray, where: np.ndarray) -> float:
+    from scipy.ndimage import laplace
+
+    return float(np.abs(laplace(v.astype(np.float32))[where]).mean()) if where.any() else 0.0
+
+
+def _unless_blurred(r: int, ex: float, ey: float, blur: float) -> int:
+    """``r``, or 0 where its winner has under ``blur`` of the loser's edge energy outside the region: a
+    blurred copy is smoother everywhere, so its region is no evidence of what was drawn."""
+    return 0 if (r > 0 and ex < blur * ey) or (r < 0 and ey < blur * ex) else r
+
+
+def unexplained(v: np.ndarray, mask: np.ndarray, sigma: float = 3.0, min_pixels: int = 20) -> float | None:
+    """How far the pixels of ``v`` in ``mask`` are from what their unmasked surroundings predict: the mean
+    absolute difference from the Gaussian-weighted mean (``sigma`` px) of the grey levels outside the mask,
+    over the masked pixels that have such surroundings. Photographed detail mostly continues its
+    surroundings; text, marks or a box drawn over a photo do not. None with too few such pixels."""
+    from scipy.ndimage import gaussian_filter
+
+    f, outside = v.astype(np.float32), (~mask).astype(np.float32)
+    weight = gaussian_filter(outside, sigma)
+    near = mask & (weight > 0.05)
+    if near.sum() < min_pixels:
+        return None
+    predicted = gaussian_filter(f * outside, sigma)[near] / weight[near]
+    return float(np.mean(np.abs(f[near] - predicted)))
+
+
+def _continued(x: Version, y: Version, mask: np.ndarray, ratio: float = 3.0) -> int:
+    """+1 where x's pixels in ``mask`` continue their surroundings and y's do not (:func:`unexplained`,
+    ``ratio`` times x's, +1 grey level each): y was drawn on; -1 the other way; 0 for no clear difference."""
+    ux, uy = unexplained(x.detail, mask), unexplained(y.detail, mask)
+    if ux is None or uy is None:
         return 0
+    return 1 if uy + 1 > ratio * (ux + 1) else (-1 if ux + 1 > ratio * (uy + 1) else 0)
+
+
+def _local_edit(x: Version, y: Version, margin: float = 0.25, blur: float = 0.4, fill: float = 0.9) -> int:
+    """Two versions alike except in one region (an overlay, a caption, a watermark, a pasted patch): the one
+    whose pixels there look drawn (:func:`synthetic_share`, clearly more) was edited; the other wins, unless
+    it is the blurred one (:func:`_unless_blurred`: a photo's own dark and bright texture looks drawn too),
+    or the loser's region is not a fill (``fill`` of it drawn-looking) and continues its surroundings where
+    the winner's does not (:func:`_continued`: white text on a dark photo, whose near-black looks drawn)."""
+    region = _region(x, y)
+    if region is None:
+        return 0
+    mask, ex, ey = region
     sx, sy = synthetic_share(x.detail[mask]), synthetic_share(y.detail[mask])
-    return 1 if sy > sx + margin else (-1 if sx > sy + margin else 0)
+    r = _unless_blurred(1 if sy > sx + margin else (-1 if sx > sy + margin else 0), ex, ey, blur)
+    if r and (sy if r > 0 else sx) < fill and _continued(x, y, mask) == -r:
+        return 0  # :func:`_drawn_on` decides
+    return r
+
+
+def _drawn_on(x: Version, y: Version, blur: float = 0.4, ratio: float = 3.0) -> int:
+    """Two versions alike except in one region where one of them does not continue its surroundings
+    (:func:`_continued`): that one was drawn on (thin watermark text, a caption over a pale or dark
+    photo, which :func:`_local_edit`'s drawn-looking levels miss) and the other wins, unless it is the
+    blurred one (:func:`_unless_blurred`). A filled patch is :func:`_local_edit`'s: its unmasked edge predicts it."""
+    region = _region(x, y)
+    if region is None:
+        return 0
+    mask, ex, ey = region
+    return _unless_blurred(_continued(x, y, mask, ratio), ex, ey, blur)
 
 
 def _clip_rule(x: Version, y: Version) -> int:
@@ -313,20 +381,20 @@ def lattice_coherence(src: Lattice, coef: np.ndarray, min_step: float = 4.0, min
 
 def turned_from(src: Lattice, other: Lattice, min_corr: float = 0.5) -> float:
     """How much ``other``, turned or mirrored back into ``src``'s frame (the turn of :data:`TURNS` whose
-    pixels correlate best with ``src``'s, ``min_corr`` at least), keeps ``src``'s JPEG lattice
-    (:func:`lattice_coherence`); 0 where no turn matches or it cannot be said."""
+    pixels correlate best with ``src``'s, ``min_corr`` at least, and better than ``other`` as it is), keeps
+    ``src``'s JPEG lattice (:func:`lattice_coherence`); 0 where no turn matches or it cannot be said."""
     from dedup.ops.quality import block_dct
 
     own = src.luma[:LATTICE_SIDE, :LATTICE_SIDE].astype(np.float32) if src.luma is not None else None
     best, square = min_corr, None
-    for turn in TURNS:
+    for turn in ((False, False, False), *TURNS):
         t = turned_square(src, other, turn)
         if t is not None and t.shape == own.shape:
             c = float(np.corrcoef(own.ravel()[::3], t.astype(np.float32).ravel()[::3])[0, 1])
             if c > best:
-                best, square = c, t
+                best, square = c, (t if turn in TURNS else None)
     if square is None:
-        return 0.0
+        return 0.0  # no turn matches, or leaving it matches best (a symmetric picture, not a turned copy)
     return lattice_coherence(src, block_dct(square.astype(np.float32))) or 0.0
 
 
@@ -394,6 +462,7 @@ Rule = tuple[str, Callable[[Version, Version], int]]
 RULES: list[Rule] = [
     ("same_pixels", _same_pixels),  # a lossless re-save of the JPEG: the JPEG is the source
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
+    ("drawn_on", _drawn_on),  # alike but in one region, which in one of them does not continue its surroundings
     ("central", _central),  # three or more distinct versions: the one closest to all the others is their source
     ("reoriented", _reoriented),  # a mirrored or turned JPEG that keeps the other's lattice was made from it
     ("clipped_detail", _clip_rule),  # aligned pairs: lost highlights or shadows (brightened, captioned)

@@ -259,3 +259,67 @@ def test_turned_square_maps_every_turn():
         other = luma_lattice(jpeg(Image.fromarray(np.ascontiguousarray(z)).convert("RGB"), 95))
         back = canonical.turned_square(other, src, (transpose, rows, cols))
         assert back is not None and np.abs(back.astype(int) - other.luma[:back.shape[0], :back.shape[1]]).mean() < 3
+
+
+def natural(seed: int, lo: int, hi: int, size: tuple[int, int] = (480, 360)) -> Image.Image:
+    """A photo-like image without drawn shapes: smooth shading between grey levels ``lo`` and ``hi`` and a
+    fine texture (so that nothing in it looks drawn, unlike textured_image's boxes and text)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    shade = gaussian_filter(rng.normal(0, 1, (h, w)), 25)
+    shade = (shade - shade.min()) / np.ptp(shade)
+    texture = gaussian_filter(rng.normal(0, 1, (h, w)), 1.2)
+    g = lo + (hi - lo) * (shade + 0.08 * texture / texture.std())
+    return Image.fromarray(np.clip(np.stack([g * 1.05, g, g * 0.9], -1), 0, 255).astype(np.uint8))
+
+
+def _thin_watermark(im: Image.Image) -> Image.Image:
+    """The bench corpus's overlay: lines of one-pixel white text across the photo."""
+    from PIL import ImageDraw
+
+    im = im.copy()
+    d = ImageDraw.Draw(im)
+    for y in range(im.height // 16, im.height, im.height // 8):
+        d.text((7, y), "WATERMARK  " * 12, fill=(255, 255, 255))
+    return im
+
+
+@pytest.mark.parametrize("shade", [(0, 70), (20, 120), (60, 200)])
+def test_thin_white_text_does_not_continue_its_surroundings(shade):
+    """One-pixel white text over a dark or mid-grey photo: its pixels, after JPEG's ringing, look drawn no
+    more than a dark photo's near-black does (local_edit says nothing, or would pick the watermarked copy),
+    but they do not continue their surroundings: drawn_on keeps the photo."""
+    rules = dict(canonical.RULES)
+    o = jpeg(natural(1, *shade), 85)
+    x, y = version(o, 1), version(jpeg(_thin_watermark(_img(o))), 0)
+    assert rules["local_edit"](x, y) == 0
+    assert compare(x, y) == (1, "drawn_on") and compare(y, x) == (-1, "drawn_on")
+
+
+def test_a_blurred_copy_is_not_drawn_on():
+    """A photo with one spot of black-and-white texture, and a blurred copy: they differ mostly at the spot,
+    where the photo's pure black and white look drawn; the copy is smoother everywhere else too, so neither
+    local rule decides (unguarded, local_edit would keep the blurred copy) and the photo wins on detail."""
+    im = np.asarray(natural(2, 60, 200)).copy()
+    im[100:160, 200:290] = ((np.random.default_rng(2).random((60, 90)) > 0.5) * 255)[..., None]
+    o = jpeg(Image.fromarray(im))
+    x, y = version(o, 1), version(jpeg(_img(o).filter(ImageFilter.GaussianBlur(1.5))), 0)
+    assert canonical._region(x, y) is not None and canonical._local_edit(x, y, blur=0) == -1
+    rules = dict(canonical.RULES)
+    assert rules["local_edit"](x, y) == 0 and rules["drawn_on"](x, y) == 0
+    assert compare(x, y)[0] == 1
+
+
+def test_a_symmetric_picture_is_not_a_turned_copy():
+    """A mirror-symmetric picture (its width on the 8 px grid) at JPEG 75 and a re-save of it at 90: the
+    mirror turn matches as well as leaving it does, so no turn is taken (its lattice would say the re-save
+    is a mirrored copy) and the same-frame rule is left to decide."""
+    half = np.asarray(natural(3, 30, 220, (240, 360)))
+    src = jpeg(Image.fromarray(np.concatenate([half, half[:, ::-1]], 1)), 75)
+    x, y = version(src), version(jpeg(_img(src), 90))
+    mirrored = canonical.turned_square(x.lattice, y.lattice, (False, False, True))
+    assert np.corrcoef(mirrored.ravel().astype(float), x.lattice.luma[:360, :480].ravel().astype(float))[0, 1] > 0.9
+    assert canonical.turned_from(x.lattice, y.lattice) == 0 and canonical.turned_from(y.lattice, x.lattice) == 0
+    assert dict(canonical.RULES)["reoriented"](x, y) == 0

@@ -166,6 +166,8 @@ def region_pairs(groups, measured, info, truth: pd.DataFrame) -> list[dict]:
             if v == orig[0] or canonical._region(o, c) is None:
                 continue
             rows.append({"edit": edit.get(info[v][2]), **{name: rules[name](o, c) for name in ("local_edit", "drawn_on")}})
+    if not rows:
+        return []
     frame = pd.DataFrame(rows)
     return [{"edit": e, "pairs": len(g), **{f"{n} {k}": round(float((g[n] == s).mean()), 3)
                                            for n in ("local_edit", "drawn_on") for k, s in (("right", 1), ("wrong", -1))}}
@@ -244,7 +246,7 @@ def to_markdown(report: dict) -> str:
               "coefficients), by how they are related: the share whose lattice score is over each value:", "",
               "| relation | pairs | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
     lines += [f"| {r['relation']} | {r['pairs']} | " + " | ".join(f"{r[c]:.3f}" for c in cols) + " |" for r in q]
-    g = report["region_pairs"]
+    g = report["region_pairs"] or [{"edit": "(no such pairs)", "pairs": 0}]
     cols = [k for k in g[0] if k not in ("edit", "pairs")]
     lines += ["", "`local_edit` and `drawn_on`, each alone, on every (original, copy) pair of one bench cluster that are alike "
               "but in one region, by the copy's edit: the share each decides for the original (right) and for the copy (wrong):", "",

@@ -480,6 +480,42 @@ RULES: list[Rule] = [
 ]
 RULE_NAMES = tuple(name for name, _ in RULES)
 
+# What each rule says about the kept image, in plain words (the manifest's ``kept_because``; ``kept_rule``
+# keeps the names). ``{other}``: "the other" in a cluster of two, else "another".
+PLAIN = {
+    "same_pixels": "{other} is a lossless re-save of it",
+    "local_edit": "{other} has something drawn on it (caption, watermark, patch)",
+    "drawn_on": "{other} has something drawn on it (caption, watermark, patch)",
+    "central": "it is the version closest to all the others (they are edits of it)",
+    "reoriented": "{other} is a mirrored or turned re-save of it",
+    "clipped_detail": "{other} lost highlights or shadows (brightened, more contrast or a pasted box)",
+    "resampled": "{other} is resampled (zoomed, rotated or blurred)",
+    "stretched": "{other} is stretched",
+    "enlarged": "{other} is an enlargement of it",
+    "picture": "{other} is a crop or a smaller version of it",
+    "colour": "{other} is greyscale",
+    "requantized": "{other} is a re-save of it at a higher JPEG quality",
+    "jpeg_quality": "{other} is a more compressed JPEG",
+    "flat": "{other} has flat areas added (a border or a box)",
+    "sharpness": "{other} is blurred",
+    "camera": "it keeps the camera's EXIF",
+    "jpeg_quality_exact": "{other} is a more compressed JPEG",
+    "largest": "largest (no evidence told them apart)",
+    "largest (versions unreadable)": "largest (the other versions could not be read)",
+    "byte-identical": "identical files: the oldest (then the shallowest path, then the name)",
+}
+
+
+def in_words(why: str, cluster_size: int = 2) -> str:
+    """``why`` (rule names, most used first, as :func:`choose` gives them) in plain words."""
+    other = "the other" if cluster_size <= 2 else "another"
+    words = []
+    for name in (w.strip() for w in why.split(",") if w.strip()):
+        text = PLAIN.get(name, name).format(other=other)
+        if text not in words:
+            words.append(text)
+    return "; ".join(words) if words else why
+
 
 def compare(x: Version, y: Version, rules: list[Rule] | None = None) -> tuple[int, str | None]:
     """(+1 / -1 / 0, the rule that decided) for two versions of one image, by ``rules`` (:data:`RULES`)."""

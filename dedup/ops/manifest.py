@@ -9,8 +9,11 @@ Out:
   ``mode``, ``source``, ``verified`` (the content check of the pair that put a near copy in its cluster:
   ``true``, or ``not needed`` for a pair at or above the verify band or a run without the check; empty
   for canonical images and exact copies), ``inliers`` (that check's matched features; -1 where none),
-  ``reference_path`` and ``kept_because`` (on a kept image of a cluster of two or more: the rules of the
-  ``quality`` policy it won by, ``largest`` where that order chose, ``byte-identical: first path``);
+  ``reference_path``, ``kept_because`` (on a kept image of a cluster of two or more: why, in plain words,
+  :func:`dedup.ops.canonical.in_words`: what the ``quality`` policy's rules found in the others, ``largest
+  (no evidence told them apart)``, or for identical files the rule of :func:`representative_paths`) and
+  ``kept_rule`` (the same as names: the rules, most used first, ``largest`` or ``byte-identical``;
+  ``+byte-identical`` added where the kept content is in several identical files);
 * ``errors.parquet`` / ``errors.csv``: one row per input that could not be used: ``path``, ``error``,
   ``stage`` (read | decode), ``source``;
 * (written by the stage) ``keep.txt`` (one canonical per cluster) and ``remove.txt`` (every other path).
@@ -22,25 +25,35 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dedup.ops.canonical import in_words
 from dedup.ops.graph import Clusters
 
 MANIFEST_COLUMNS = [
     "path", "cluster_id", "canonical_path", "is_canonical", "similarity_to_canonical", "width", "height",
     "bytes", "sha", "match", "cluster_size", "component_id", "format", "mode", "source", "verified", "inliers",
-    "reference_path", "kept_because",
+    "reference_path", "kept_because", "kept_rule",
 ]
 ERROR_COLUMNS = ["path", "error", "stage", "source"]
 
 
 def representative_paths(files: pd.DataFrame) -> pd.Series:
-    """vid -> the first path (in sort order) of that content: the representative chosen by `plan`."""
+    """vid -> the path kept of that content, where several files hold the same bytes: the oldest
+    modification time (``mtime``, :mod:`dedup.ops.hashing`; an item without one after those with one),
+    then the shallowest path (fewest components), then path order. A copy put in a sub-folder later (or a
+    re-download) is not kept over the file it copies. (Which file `plan` decodes does not matter: the
+    bytes are the same.)"""
     ok = files[files["vid"].notna()]
-    return ok.groupby(ok["vid"].astype(np.int64))["path"].min()
+    mtime = ok["mtime"].astype(np.float64) if "mtime" in ok else pd.Series(np.nan, index=ok.index)
+    path = ok["path"].astype(str)
+    order = pd.DataFrame({"vid": ok["vid"].astype(np.int64), "mtime": mtime.fillna(np.inf),
+                          "depth": path.str.count("/"), "path": path})
+    order = order.sort_values(["vid", "mtime", "depth", "path"], kind="stable").drop_duplicates("vid")
+    return pd.Series(order["path"].to_numpy(), index=pd.Index(order["vid"].to_numpy(), name="vid"), name="path")
 
 
 def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path: pd.Series, checks=None,
           reference_from: int | None = None, kept_because: dict[int, str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (manifest, errors). ``rep_path`` maps vid -> the first path of that content; ``checks``: the
+    """Return (manifest, errors). ``rep_path`` maps vid -> the path kept of that content (:func:`representative_paths`); ``checks``: the
     edges with their content check (stage `verify`), or None for a run without it; ``reference_from``: the
     first vid of the reference images (--reference): a new image kept for one of them has match
     ``reference`` and that image in ``reference_path``; ``kept_because``: canonical vid -> why (stage
@@ -72,7 +85,9 @@ def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path:
     good["reference_path"] = np.where(to_ref, good["canonical_path"].to_numpy(), "")
     good["verified"], good["inliers"] = _pair_checks(vids, canon, checks, np.isin(good["match"].to_numpy(), ["near", "reference"]))
     good["cluster_size"] = good.groupby("cluster_id")["path"].transform("size").astype(np.int64)
-    good["kept_because"] = _kept_because(good, canon, same_content, kept_because or {})
+    good["kept_rule"] = _kept_rule(good, canon, same_content, kept_because or {})
+    good["kept_because"] = [in_words(r.removesuffix("+byte-identical"), n) + (IDENTICAL if r.endswith("+byte-identical") else "")
+                            if r else "" for r, n in zip(good["kept_rule"], good["cluster_size"])]
     _, comp = np.unique(clusters.component[vids], return_inverse=True)
     good["component_id"] = comp.astype(np.int64)
     for col in ("width", "height", "bytes"):
@@ -97,13 +112,18 @@ def build(files: pd.DataFrame, meta: pd.DataFrame, clusters: Clusters, rep_path:
     return manifest, errors_df
 
 
-def _kept_because(good: pd.DataFrame, canon: np.ndarray, same_content: np.ndarray, why: dict[int, str]) -> np.ndarray:
-    """Why each kept image of a cluster of two or more was kept; empty on every other row."""
+IDENTICAL = "; of its identical files, the oldest (then the shallowest path, then the name)"
+
+
+def _kept_rule(good: pd.DataFrame, canon: np.ndarray, same_content: np.ndarray, why: dict[int, str]) -> np.ndarray:
+    """Why each kept image of a cluster of two or more was kept, as rule names; empty on every other row."""
     out = np.full(len(good), "", object)
     kept = good["is_canonical"].to_numpy() & (good["cluster_size"].to_numpy() > 1)
-    only_exact = pd.Series(same_content).groupby(good["cluster_id"].to_numpy()).transform("all").to_numpy()
+    cluster = good["cluster_id"].to_numpy()
+    only_exact = pd.Series(same_content).groupby(cluster).transform("all").to_numpy()
+    identical = pd.Series(same_content).groupby(cluster).transform("sum").to_numpy() > 1
     for i in np.flatnonzero(kept):
-        out[i] = "byte-identical: first path" if only_exact[i] else why.get(int(canon[i]), "largest")
+        out[i] = "byte-identical" if only_exact[i] else why.get(int(canon[i]), "largest") + ("+byte-identical" if identical[i] else "")
     return out
 
 

@@ -43,10 +43,12 @@ def test_quality_keeps_the_original_and_the_clusters_stay(ray_local, tmp_path):
         names = sorted(p.split("/")[-2] + "/" + p.split("/")[-1] for p in kept["path"])
         if policy == "quality":
             assert names == ["orig/g0.jpg", "orig/g1.jpg", "orig/g2.jpg"]
-            assert all("same_pixels" in w for w in kept["kept_because"])
+            assert all("same_pixels" in w for w in kept["kept_rule"])
+            assert all("lossless re-save of it" in w for w in kept["kept_because"])
         else:
             assert not any(n.startswith("orig/") for n in names)  # the re-save or the letterbox: more pixels or bytes
-            assert set(kept["kept_because"]) == {"largest"}
+            assert set(kept["kept_rule"]) == {"largest"}
+            assert set(kept["kept_because"]) == {"largest (no evidence told them apart)"}
     table = pd.read_parquet(tmp_path / "quality" / "canonical.parquet")
     assert table["kept"].sum() == 3 and table["error"].isna().all() and {"picture_pixels", "jpeg_quality", "why"} <= set(table.columns)
     assert "spread" not in table  # the photo and its lossless re-save are one group: two groups have no centre

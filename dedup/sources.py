@@ -60,32 +60,107 @@ def _unit_kind(path: str, input_format: str) -> str:
     return "file"
 
 
-def discover(sources: list[str], input_format: str = "auto", exclude: list[str] | None = None) -> list[Unit]:
-    """List every unit under the given sources, sorted, recursively for folders.
+# Extensions Pillow lists that are no picture it can decode here: stubs without a handler (HDF5, GRIB,
+# BUFR: scientific data) and MPEG video.
+_NOT_PICTURES = frozenset({".h5", ".hdf", ".bufr", ".grib", ".mpeg", ".mpg"})
+# Images Pillow may lack a decoder for: still inputs, so a photo it cannot open is an error, not a skip.
+_MORE_IMAGES = frozenset({".mpo", ".heic", ".heif", ".avif", ".jxl"})
+# The files that mark a folder as an earlier output folder of this tool (beside its state.json).
+_OUTPUT_MARKERS = ("files.parquet", "summary.json", "manifest.csv", "manifest.parquet")
 
-    A source that does not exist (or cannot be listed) becomes a ``missing`` unit, reported as an error.
-    Paths under any of ``exclude`` (e.g. the job's own output folder) are skipped.
+SKIP_REASONS = {
+    "output": "this run's output folder",
+    "earlier_output": "an earlier output folder of dedup (it holds state.json)",
+    "hidden": "hidden file or folder (name starts with '.')",
+    "excluded": "matches --exclude",
+    "not_included": "matches no --include",
+    "not_image": "not an image file by its extension",
+}
+
+
+def image_extensions() -> frozenset[str]:
+    """The extensions read as images: those Pillow registers a decoder for, and a few photo formats it
+    may lack a plugin for (HEIC, AVIF, JPEG XL: a file it cannot decode is then an error, not a skip)."""
+    global _IMAGE_EXT
+    if _IMAGE_EXT is None:
+        from PIL import Image
+
+        found = {e.lower() for e, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+        _IMAGE_EXT = frozenset((found | _MORE_IMAGES) - _NOT_PICTURES)
+    return _IMAGE_EXT
+
+
+_IMAGE_EXT: frozenset[str] | None = None
+
+
+@dataclass
+class Discovery:
+    """What :func:`find_inputs` found: the units, and the files it left out with why (``SKIP_REASONS``)."""
+
+    units: list[Unit]
+    skipped: list[tuple[str, str]]  # (path, reason key)
+
+    def skipped_summary(self, examples: int = 3) -> dict:
+        """For summary.json: how many files were skipped, by reason and by extension, with a few examples."""
+        by_reason: dict[str, int] = {}
+        by_ext: dict[str, int] = {}
+        shown: dict[str, list[str]] = {}
+        for path, reason in self.skipped:
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+            ext = os.path.splitext(path.rsplit("/", 1)[-1])[1].lower() or "(none)"
+            by_ext[ext] = by_ext.get(ext, 0) + 1
+            if len(shown.setdefault(reason, [])) < examples:
+                shown[reason].append(path)
+        return {"files": len(self.skipped), "by_reason": by_reason,
+                "by_extension": dict(sorted(by_ext.items(), key=lambda kv: (-kv[1], kv[0]))), "examples": shown}
+
+
+def discover(sources: list[str], input_format: str = "auto", exclude: list[str] | None = None) -> list[Unit]:
+    """The units of :func:`find_inputs` (``exclude``: folders left out, e.g. the job's own output)."""
+    return find_inputs(sources, input_format, skip_dirs=exclude).units
+
+
+def find_inputs(sources: list[str], input_format: str = "auto", include: list[str] | None = None,
+                exclude: list[str] | None = None, skip_dirs: list[str] | None = None) -> Discovery:
+    """List every unit under the given sources, sorted, recursively for folders, and the files left out.
+
+    A source that does not exist (or cannot be listed) becomes a ``missing`` unit. A file named as a
+    source is always a unit; in a folder, a file is left out (skipped, with its reason) when it lies under
+    ``skip_dirs`` (the job's own output folder) or under an earlier output folder of this tool (a folder
+    holding its ``state.json``), is hidden, matches an ``exclude`` glob or no ``include`` glob (matched
+    with :func:`fnmatch.fnmatchcase` against the path relative to the source, and against the file
+    name), or, unless ``input_format`` is ``files``, has an extension that is neither an image's
+    (:func:`image_extensions`) nor a shard's: a file without an extension is read and told apart by
+    content, as is one with an image extension (a PNG named ``.jpg``).
     """
     units: list[Unit] = []
-    excl = [os.path.abspath(e) for e in (exclude or [])]
+    skipped: list[tuple[str, str]] = []
+    excl = [os.path.abspath(e) for e in (skip_dirs or [])]
     for src in sources:
         try:
             fs, root = url_to_fs(src)
             if fs.isdir(root):
                 found = sorted(fs.find(root, withdirs=False))
             elif fs.exists(root) or os.path.islink(root):
-                found = [root]
+                units.append(Unit(_unit_kind(root, input_format), _display(fs, root), src))
+                continue
             else:
                 units.append(Unit("missing", src, src))
                 continue
         except Exception as e:  # permissions, bad URI, network: the source is reported, not fatal
             units.append(Unit("missing", src, src + f" ({type(e).__name__}: {e})"))
             continue
+        earlier = _earlier_outputs(fs, root, found)
         for p in found:
             shown = _display(fs, p)
             if any(shown == e or shown.startswith(e + os.sep) for e in excl):
+                skipped.append((shown, "output"))
                 continue
-            units.append(Unit(_unit_kind(p, input_format), shown, src))
+            reason = _skip_reason(p[len(root.rstrip("/")):].lstrip("/"), input_format, include, exclude, earlier)
+            if reason:
+                skipped.append((shown, reason))
+            else:
+                units.append(Unit(_unit_kind(p, input_format), shown, src))
     # The same file reachable through two sources is one input.
     seen: set[str] = set()
     unique = []
@@ -93,7 +168,52 @@ def discover(sources: list[str], input_format: str = "auto", exclude: list[str] 
         if u.path not in seen:
             seen.add(u.path)
             unique.append(u)
-    return unique
+    return Discovery(unique, skipped)
+
+
+def _earlier_outputs(fs, root: str, found: list[str]) -> list[str]:
+    """The folders under ``root`` (relative, "" for root itself) that are an earlier run's output folder:
+    they hold ``state.json`` beside one of its other files, or a ``state.json`` of finished stages."""
+    import json
+
+    names = set(found)
+    out = []
+    for p in found:
+        folder, _, name = p.rpartition("/")
+        if name != "state.json":
+            continue
+        ours = any(f"{folder}/{m}" in names for m in _OUTPUT_MARKERS)
+        if not ours:
+            try:
+                with fs.open(p, "rb") as f:
+                    data = json.loads(f.read(1 << 20))
+                ours = isinstance(data, dict) and any(isinstance(v, dict) and "fingerprint" in v for v in data.values())
+            except Exception:  # noqa: BLE001 - not JSON, not readable: not ours
+                ours = False
+        if ours:
+            out.append(folder[len(root.rstrip("/")):].lstrip("/"))
+    return out
+
+
+def _skip_reason(rel: str, input_format: str, include, exclude, earlier: list[str]) -> str | None:
+    """Why the file at ``rel`` (relative to its source folder) is not an input, or None."""
+    from fnmatch import fnmatchcase
+
+    if any(e == "" or rel.startswith(e + "/") for e in earlier):
+        return "earlier_output"
+    name = rel.rsplit("/", 1)[-1]
+    if any(part.startswith(".") for part in rel.split("/")):
+        return "hidden"
+    if exclude and any(fnmatchcase(rel, g) or fnmatchcase(name, g) for g in exclude):
+        return "excluded"
+    if include and not any(fnmatchcase(rel, g) or fnmatchcase(name, g) for g in include):
+        return "not_included"
+    if input_format == "files":
+        return None
+    ext = os.path.splitext(name)[1].lower()
+    if not ext or ext in image_extensions() or _unit_kind(name, input_format) != "file":
+        return None
+    return "not_image"
 
 
 def _open(path: str):
@@ -224,4 +344,4 @@ def read_vids(where: dict[int, tuple[str, str, str]], image_column: str | None =
             yield v, None, "not found in its shard"
 
 
-__all__ = ["Unit", "discover", "read_unit", "read_vids", "split_item"]
+__all__ = ["Unit", "Discovery", "SKIP_REASONS", "discover", "find_inputs", "image_extensions", "read_unit", "read_vids", "split_item"]

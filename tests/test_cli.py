@@ -28,6 +28,9 @@ def test_bad_options_are_refused_before_any_work(bad, tmp_path):
 
 
 def test_missing_weights_file_is_a_clear_error(tmp_path):
+    from dedup.synth import base_image, encode, write
+
+    write(tmp_path / "a.jpg", encode(base_image(1)))  # an input with an image: the weights are what is wrong
     r = subprocess.run(
         [sys.executable, "-m", "jobs.dedup", "run", "--input", str(tmp_path), "--output", str(tmp_path / "o"), "--weights", str(tmp_path / "none.pth")],
         cwd=ROOT, capture_output=True, text=True,
@@ -55,3 +58,43 @@ def test_hash_vectors_are_binary_on_a_server_and_float_on_milvus_lite():
     assert not DedupConfig(inputs=["x"], model="multihash", milvus_uri="http://h:19530", hash_vectors="float").validate().binary_hashes
     assert DedupConfig(inputs=["x"], model="resnet50+multihash", weights="random", milvus_uri="http://h:19530").validate().binary_hashes
     assert not DedupConfig(inputs=["x"], model="thumb", milvus_uri="http://h:19530").validate().binary_hashes
+
+
+def _dedup(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "jobs.dedup", "run", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("dedup: error:")]
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
+    return lines[0]
+
+
+def test_missing_input_and_unwritable_output_fail_fast_with_one_line(tmp_path):
+    """Checked before Ray or Milvus start: a one-line error naming the path, a distinct exit code, no traceback."""
+    import time
+
+    (tmp_path / "imgs").mkdir()
+    cases = [(["--input", tmp_path / "nope", "--output", tmp_path / "o"], 2, str(tmp_path / "nope")),
+             (["--input", tmp_path / "imgs", "--output", "/proc/x"], 6, "/proc/x"),
+             (["--input", tmp_path / "imgs", "--output", ROOT / "README.md"], 6, str(ROOT / "README.md"))]
+    for args, code, named in cases:
+        t0 = time.perf_counter()
+        r = _dedup(*args, "--model", "thumb")
+        assert r.returncode == code, r.stderr[-3000:]
+        assert named in _one_error_line(r.stderr)
+        assert "ray start" not in r.stderr and time.perf_counter() - t0 < 15
+    assert not (tmp_path / "o").exists()
+    r = _dedup("--input", tmp_path / "nope", "--output", tmp_path / "o", "--debug")
+    assert r.returncode == 2 and "Traceback" in r.stderr and "InputNotFound" in r.stderr
+
+
+@pytest.mark.slow
+def test_an_input_with_no_image_is_an_error_that_says_what_was_skipped(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("text")
+    (tmp_path / "notes" / "b.json").write_text("{}")
+    r = _dedup("--input", tmp_path / "notes", "--output", tmp_path / "o", "--model", "thumb")
+    assert r.returncode == 5, r.stderr[-3000:]
+    line = _one_error_line(r.stderr)
+    assert f"no images in {tmp_path / 'notes'}" in line and "2 files were skipped" in line and ".txt" in line

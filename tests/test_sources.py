@@ -84,3 +84,33 @@ def test_tar_reader_keeps_images_only(tmp_path):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     assert [(i, d) for i, d, _ in read_unit("webdataset", str(path))] == [(f"{path}#k1.jpg", b"j"), (f"{path}#k2.webp", b"w")]
+
+
+def test_find_inputs_skips_what_is_no_image_and_says_why(tmp_path):
+    from dedup.sources import find_inputs, image_extensions
+
+    assert {".jpg", ".jpeg", ".png", ".webp", ".tif", ".gif", ".bmp", ".heic", ".avif"} <= image_extensions()
+    assert not {".txt", ".json", ".pdf", ".h5", ".parquet"} & image_extensions()
+    for name in ("a.jpg", "B.PNG", "noext", "s.parquet", "w.tar", "x.txt", "y.json", "z/notes.md", ".hidden.jpg",
+                 ".git/objects/ab", "tmp/t.jpg", "old/state.json", "old/summary.json", "old/o.jpg"):
+        write(tmp_path / name, b"1")
+    write(tmp_path / "other" / "state.json", b'{"not": "ours"}')  # another tool's state.json
+    write(tmp_path / "other" / "i.jpg", b"1")
+    write(tmp_path / "partial" / "state.json", b'{"weights": {"fingerprint": "abc"}}')  # an interrupted run
+    write(tmp_path / "partial" / "p.jpg", b"1")
+    found = find_inputs([str(tmp_path)], exclude=["tmp/*"])
+    rel = lambda p: p.replace(str(tmp_path) + "/", "")  # noqa: E731
+    assert [rel(u.path) for u in found.units] == ["B.PNG", "a.jpg", "noext", "other/i.jpg", "s.parquet", "w.tar"]
+    reasons = {rel(p): r for p, r in found.skipped}
+    assert reasons == {"x.txt": "not_image", "y.json": "not_image", "z/notes.md": "not_image", "other/state.json": "not_image",
+                       ".hidden.jpg": "hidden", ".git/objects/ab": "hidden", "tmp/t.jpg": "excluded",
+                       "old/state.json": "earlier_output", "old/summary.json": "earlier_output", "old/o.jpg": "earlier_output",
+                       "partial/state.json": "earlier_output", "partial/p.jpg": "earlier_output"}
+    s = found.skipped_summary()
+    assert s["files"] == 12 and s["by_reason"]["earlier_output"] == 5 and s["by_extension"][".json"] == 5
+    # --include: a whitelist (on the relative path or the name); --input-format files: no extension filter
+    assert [rel(u.path) for u in find_inputs([str(tmp_path)], include=["*.jpg", "z/*"]).units] == ["a.jpg", "other/i.jpg", "tmp/t.jpg"]
+    files = [rel(u.path) for u in find_inputs([str(tmp_path)], "files").units]
+    assert "x.txt" in files and "old/o.jpg" not in files and ".hidden.jpg" not in files
+    # a file named as an input is always read
+    assert [rel(u.path) for u in find_inputs([str(tmp_path / "x.txt")]).units] == ["x.txt"]

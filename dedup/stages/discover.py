@@ -1,8 +1,13 @@
 """Stage `discover`: the inputs found, their bytes hashed, one vector id per distinct content.
 
-In:  ``--input`` (folders, files, fsspec URIs, Parquet and WebDataset shards; the output folder excluded).
+In:  ``--input`` (folders, files, fsspec URIs, Parquet and WebDataset shards), ``--include``/``--exclude``.
 Out: ``files.parquet`` (:data:`dedup.ops.hashing.FILES_SCHEMA` plus ``vid``: path, kind, unit, source,
      bytes, sha, error), sorted by path; its value is a :class:`Files` (the table, the representatives).
+     The files left out (not an image by extension, hidden, excluded, this or an earlier output folder:
+     :func:`dedup.sources.find_inputs`) are counted in the metrics' ``skipped``, kept in ``state.json``.
+
+An ``--input`` that does not exist stops the job (:class:`~dedup.errors.InputNotFound`; local paths are
+checked before the job starts), and so does an input with no image in it (:class:`~dedup.errors.NoImages`).
 
 Byte-identical files share a vid, so each distinct content is decoded and embedded once
 (:mod:`dedup.ops.plan`). Hashing runs in the driver's threads for a local run over local inputs (beside
@@ -37,7 +42,7 @@ class DiscoverStage(Stage):
 
     def fingerprint(self, ctx: StageContext):
         cfg = ctx.cfg
-        return [sorted(cfg.inputs), cfg.input_format, cfg.image_column]
+        return [sorted(cfg.inputs), cfg.input_format, cfg.image_column, cfg.include, cfg.exclude, "skips-v1"]
 
     def artifacts(self, ctx: StageContext):
         return (ctx.layout.files,)
@@ -46,25 +51,27 @@ class DiscoverStage(Stage):
         return not local_inputs(ctx.cfg)
 
     def load(self, ctx: StageContext, stored: dict) -> StageResult:
-        return _result(pq.read_table(ctx.layout.files))
+        return _result(pq.read_table(ctx.layout.files), stored.get("skipped"))
 
     def run(self, ctx: StageContext) -> StageResult:
         from dedup.ops import plan
 
-        table, _ = plan.assign_vids(_hash_inputs(ctx))
+        hashed, skipped = _hash_inputs(ctx)
+        table, _ = plan.assign_vids(hashed)
         table = table.sort_by("path")
         tmp = ctx.layout.files.with_suffix(".tmp")
         pq.write_table(table, tmp)
         tmp.replace(ctx.layout.files)
-        return _result(table)
+        return _result(table, skipped)
 
 
-def _result(table: pa.Table) -> StageResult:
+def _result(table: pa.Table, skipped: dict | None) -> StageResult:
     from dedup.ops import plan
 
     df = table.to_pandas()
-    metrics = {"files": table.num_rows, "megabytes": round((pc.sum(table["bytes"]).as_py() or 0) / 1e6, 2)}
-    return StageResult(Files(df, plan.representatives(df)), metrics)
+    skipped = skipped or {"files": 0, "by_reason": {}, "by_extension": {}, "examples": {}}
+    metrics = {"files": table.num_rows, "megabytes": round((pc.sum(table["bytes"]).as_py() or 0) / 1e6, 2), "skipped": skipped}
+    return StageResult(Files(df, plan.representatives(df)), metrics, state={"skipped": skipped})
 
 
 def local_inputs(cfg) -> bool:
@@ -75,16 +82,35 @@ def local_inputs(cfg) -> bool:
     return local_run(cfg) and all("://" not in str(src) or str(src).startswith("file://") for src in cfg.inputs)
 
 
-def _hash_inputs(ctx: StageContext) -> pa.Table:
-    from dedup.ops import hashing
-    from dedup.sources import discover
+def _hash_inputs(ctx: StageContext) -> tuple[pa.Table, dict]:
+    """The inputs' hashes, and the files left out (``Discovery.skipped_summary``)."""
+    from dedup.errors import InputNotFound, NoImages
+    from dedup.sources import find_inputs
 
     cfg = ctx.cfg
-    units = discover(cfg.inputs, cfg.input_format, exclude=[str(ctx.layout.root)])
-    items = [{"kind": u.kind, "unit": u.path, "source": u.source} for u in units]
+    found = find_inputs(cfg.inputs, cfg.input_format, cfg.include, cfg.exclude, skip_dirs=[str(ctx.layout.root)])
+    missing = [u.source for u in found.units if u.kind == "missing"]
+    if missing:
+        raise InputNotFound(f"input not found or not readable: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    skipped = found.skipped_summary()
+    items = [{"kind": u.kind, "unit": u.path, "source": u.source} for u in found.units]
     if not items:
-        return hashing.FILES_SCHEMA.empty_table()
-    return _hash_here(items, cfg.image_column) if local_inputs(cfg) else _hash_on_ray(items, cfg.image_column)
+        raise NoImages(_no_images_message(cfg.inputs, skipped))
+    table = _hash_here(items, cfg.image_column) if local_inputs(cfg) else _hash_on_ray(items, cfg.image_column)
+    if table.num_rows == 0:  # shards without a row or an image member
+        raise NoImages(f"no images in {', '.join(cfg.inputs)}: its {len(items):,} shards hold no image")
+    return table, skipped
+
+
+def _no_images_message(inputs: list[str], skipped: dict) -> str:
+    from dedup.sources import SKIP_REASONS
+
+    where = ", ".join(inputs)
+    if not skipped["files"]:
+        return f"no images in {where}: it holds no files"
+    why = "; ".join(f"{n:,} {SKIP_REASONS.get(r, r)}" for r, n in skipped["by_reason"].items())
+    exts = ", ".join(f"{e} {n:,}" for e, n in list(skipped["by_extension"].items())[:5])
+    return f"no images in {where}: all {skipped['files']:,} files were skipped ({why}; extensions: {exts})"
 
 
 def _hash_here(items: list[dict], image_column: str | None, per_chunk: int = 256) -> pa.Table:

@@ -97,23 +97,57 @@ def test_bad_inputs_are_recorded_and_the_job_goes_on(ray_local, tmp_path):
     write(root / "rotated.jpg", encode(base_image(2, (300, 200)), "JPEG", exif=exif.tobytes()))
     write(root / "misnamed.jpg", encode(base_image(3), "PNG"))
     os.symlink(root / "does-not-exist.jpg", root / "broken-link.jpg")
-    missing_src = str(tmp_path / "no-such-folder")
 
     out = tmp_path / "out"
-    summary = run(DedupConfig(inputs=[str(root), missing_src], output=str(out), model="thumb", max_pixels=4_000_000))
-    man, err = check_accounting(out, 13)  # 12 files (one a broken link) + 1 missing source
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", max_pixels=4_000_000))
+    man, err = check_accounting(out, 12)  # 12 files (one a broken link)
     reasons = dict(zip(err["path"].map(os.path.basename), err["error"]))
     assert "empty" in reasons["empty.jpg"]
     assert "truncated" in reasons["truncated.jpg"] or "corrupt" in reasons["truncated.jpg"]
     assert "not a recognised image" in reasons["notes.jpg"]
     assert "too large" in reasons["huge.png"]
     assert "not found" in reasons["broken-link.jpg"] or "broken" in reasons["broken-link.jpg"]
-    assert "not found" in reasons["no-such-folder"]
     ok = man.set_index(man["path"].map(os.path.basename))
     assert set(ok.index) == {"good.jpg", "one_pixel.png", "deep.png", "cmyk.jpg", "palette.gif", "rotated.jpg", "misnamed.jpg"}
     assert (ok.loc["rotated.jpg", "width"], ok.loc["rotated.jpg", "height"]) == (200, 300)
     assert ok.loc["misnamed.jpg", "format"] == "PNG"
-    assert summary["counts"]["errors"] == 6
+    assert summary["counts"]["errors"] == 5
+
+
+def test_only_image_files_are_inputs_and_the_rest_is_counted_as_skipped(ray_local, tmp_path):
+    """Sidecars, hidden files, an earlier run's output folder and --exclude matches are skipped and counted
+    (summary.json), never errors; misnamed images (an image extension, or none) are still read by content."""
+    root = tmp_path / "in"
+    img = base_image(5)
+    write(root / "a.jpg", encode(img))
+    write(root / "b" / "a_copy.JPG", encode(img))
+    write(root / "no_extension", encode(base_image(6), "PNG"))  # told apart by content
+    write(root / "misnamed.jpg", encode(base_image(7), "PNG"))
+    for side in ("a.txt", "a.json", "b/notes.md", "index.html", "labels.csv"):
+        write(root / side, b"not an image")
+    write(root / ".DS_Store", b"\0\0")
+    write(root / "._a.jpg", b"AppleDouble")
+    write(root / "drafts" / "d.jpg", encode(base_image(8)))
+    earlier = tmp_path / "earlier"
+    run(DedupConfig(inputs=[str(root / "b")], output=str(earlier), model="thumb"))
+    os.rename(earlier, root / "old-run")  # an earlier output folder, moved inside the input
+    n_old = sum(1 for p in (root / "old-run").rglob("*") if p.is_file())
+
+    out = tmp_path / "out"
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", exclude=["drafts/*"]))
+    man, err = check_accounting(out, 4)
+    assert len(err) == 0
+    assert sorted(man["path"].map(lambda p: os.path.relpath(p, root))) == ["a.jpg", "b/a_copy.JPG", "misnamed.jpg", "no_extension"]
+    skipped = summary["stages"]["discover"]["skipped"]
+    assert skipped["by_reason"] == {"not_image": 5, "hidden": 2, "excluded": 1, "earlier_output": n_old}
+    assert skipped["files"] == 8 + n_old
+    assert skipped["by_extension"][".txt"] == 3 and skipped["by_extension"][".md"] == 1  # a.txt, the old keep.txt, remove.txt
+    assert json.loads((out / "summary.json").read_text())["stages"]["discover"]["skipped"] == skipped
+
+    # --include narrows, and a changed filter reruns discovery
+    summary = run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", include=["*.jpg"]))
+    assert summary["counts"]["inputs"] == 3 and "discover" not in summary["reused_stages"]  # a, misnamed, drafts/d
+    assert summary["stages"]["discover"]["skipped"]["by_reason"]["not_included"] == 7  # case-sensitive: not a_copy.JPG
 
 
 def test_parquet_and_webdataset_shards(ray_local, tmp_path):

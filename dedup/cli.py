@@ -4,16 +4,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, HASH_MODELS, MODELS, PREPROCESS, ConfigError, DedupConfig
+from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, DEFAULT_VERIFY_BANDS, HASH_MODELS, MODELS, PREPROCESS, ConfigError, DedupConfig
 
 RUN_HELP = """\
 Find duplicate and near-duplicate images and write a manifest.
 
 examples:
   dedup run --input ./photos --output ./dedup-out
-  dedup run --input s3://bucket/images gs://other/shards --output ./out --threshold 0.92
+  dedup run --input s3://bucket/images gs://other/shards --output ./out --threshold 0.5
   dedup run --input ./shards --input-format parquet --image-column jpg --output ./out
-  dedup run --config job.yaml --threshold 0.95      (flags override the YAML file)
+  dedup run --config job.yaml --threshold 0.4       (flags override the YAML file)
 
 outputs (in --output): manifest.csv/.parquet (one row per image: cluster_id, canonical_path,
 is_canonical, similarity_to_canonical, ...), errors.csv/.parquet (inputs that could not be used,
@@ -34,6 +34,17 @@ image's nearest-neighbour similarity (below the threshold too) with the threshol
 threshold in the valley between the two hills. A lower threshold finds heavier edits (crops, overlays)
 and risks calling different parts of one photo copies; a higher one removes less. See README.
 """
+
+
+def _threshold_help() -> str:
+    """--threshold's help from the defaults runs use: with the content check, the verify band's bottom."""
+    band = ", ".join(f"{m} {lo:.2f} (checked below {hi:.2f})" for m, (lo, hi) in DEFAULT_VERIFY_BANDS.items())
+    plain = ", ".join(f"{m} {t:.2f}" for m, t in DEFAULT_THRESHOLDS.items() if m not in DEFAULT_VERIFY_BANDS)
+    off = ", ".join(f"{m} {DEFAULT_THRESHOLDS[m]:.2f}" for m in DEFAULT_VERIFY_BANDS)
+    return ("cosine similarity at or above which two images can be duplicates; not for hash models (--max-bits). "
+            f"Default: {band}: the bottom of the verify band, where pairs below the band's top are duplicates only "
+            f"if the content check finds shared content; {plain}; with --verify off {off}. A threshold at or above "
+            "the band's top turns the content check off (the run warns). See 'choosing a threshold' above")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -63,7 +74,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
 
     g = p.add_argument_group("similarity")
-    g.add_argument("--threshold", "-t", type=float, help="cosine similarity at or above which two images are duplicates (default per model: " + ", ".join(f"{m} {t}" for m, t in DEFAULT_THRESHOLDS.items()) + "; not for hash models). See 'choosing a threshold' above")
+    g.add_argument("--threshold", "-t", type=float, help=_threshold_help())
     g.add_argument("--verify", choices=["band", "all", "off"], help="the content check (local features matched under one geometric transform): band (default for SSCD): pairs with similarity in --verify-band are duplicates only where the two images share content, pairs above it need no check; all: every pair is checked; off (default for the other models): the threshold alone")
     g.add_argument("--verify-band", type=float, nargs=2, metavar=("LO", "HI"), help="the similarities checked (default for SSCD: 0.30 0.90, sscd-mobile 0.30 0.85); LO is the threshold: pairs below it are never searched")
     g.add_argument("--nn-floor", type=float, help="each image's nearest-neighbour similarity is recorded down to this (default: the threshold - 0.3), for the report's histogram")

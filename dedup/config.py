@@ -297,6 +297,10 @@ class DedupConfig:
         if self.verify is None:
             calibrated = band is not None and (self.threshold is None or self.threshold < band[1])
             self.verify = "band" if self.verify_band is not None or calibrated else "off"
+            if self.verify == "off" and band is not None:
+                self._warn(f"--threshold {self.threshold:g} is at or above the top of {self.learned_model}'s verify band "
+                           f"({band[1]:g}): the content check is off, pairs at or above {self.threshold:g} are duplicates "
+                           f"on similarity alone (--verify all checks them; the default threshold is {band[0]:g} with the check)")
         if self.verify not in VERIFY_MODES:
             raise ConfigError(f"--verify must be one of {', '.join(VERIFY_MODES)}, got {self.verify!r}")
         if self.verify_band is not None:
@@ -312,6 +316,15 @@ class DedupConfig:
             raise ConfigError(f"--model {self.model} has no calibrated verify band: pass --verify-band LO HI, or --verify all")
         if self.threshold is None:
             self.threshold = band[0] if self.verify != "off" and band is not None else DEFAULT_THRESHOLDS[self.learned_model or self.model]
+
+    def _warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.__dict__.setdefault("_warnings", []).append(message)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What validate() resolved that a person should hear about (the job prints them, summary.json keeps them)."""
+        return list(self.__dict__.get("_warnings", []))
 
     def verify_range(self) -> tuple[float, float | None] | None:
         """(lo, hi) of the similarities checked (hi None: every edge), or None with --verify off."""

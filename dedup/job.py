@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import sys
 import time
 
 from dedup import summary as summaries
@@ -67,6 +68,8 @@ def run(cfg: DedupConfig, whole_process: bool = False) -> dict:
     layout = OutputLayout.of(cfg.output)
     check_inputs(cfg)
     check_output(layout)
+    for w in cfg.warnings:
+        print(f"dedup: warning: {w}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     timeline = {"process_start_to_run": _since_process_start()} if whole_process else {}
     services = Services(cfg, layout)
@@ -170,6 +173,7 @@ def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float, 
         counts.update(reference_matches=int((man["match"] == "reference").sum()), exact_copies_of_reference=len(ctx.value("reference").exact))
     s = summaries.build(counts, ctx.params, timings, seconds, ctx.layout.outputs())
     s["timeline"] = timeline
+    s["warnings"] = cfg.warnings
     summaries.write(ctx.layout.summary, s)
     if cfg.report:
         from dedup.report import write_report

@@ -95,6 +95,7 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
         if st.get("reused"):
             rate = "reused from an earlier run" + (f" (edges filtered from threshold {st['filtered_from_threshold']})" if "filtered_from_threshold" in st else "")
         lines.append(f"    {name:<13} {st['seconds']:>8.1f}s  {rate}")
+    lines += [f"  warning: {text}" for text in summary.get("warnings", [])]
     if not w.get("meaningful", True):
         lines.append("  RANDOM WEIGHTS: the clusters above mean nothing; do not act on remove.txt.")
     lines.append(f"  manifest: {summary['outputs']['manifest_csv']}")

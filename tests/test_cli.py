@@ -98,3 +98,29 @@ def test_an_input_with_no_image_is_an_error_that_says_what_was_skipped(tmp_path)
     assert r.returncode == 5, r.stderr[-3000:]
     line = _one_error_line(r.stderr)
     assert f"no images in {tmp_path / 'notes'}" in line and "2 files were skipped" in line and ".txt" in line
+
+
+def test_run_help_gives_the_threshold_runs_use():
+    from dedup.config import DedupConfig
+
+    text = " ".join(subprocess.run([sys.executable, "-m", "jobs.dedup", "run", "--help"], cwd=ROOT, capture_output=True, text=True).stdout.split())
+    assert DedupConfig(inputs=["x"]).validate().threshold == 0.30
+    assert "Default: sscd 0.30 (checked below 0.90)" in text and "sscd 0.8," not in text
+    assert "turns the content check off (the run warns)" in text
+
+
+@pytest.mark.slow
+def test_a_threshold_above_the_band_warns_that_the_content_check_is_off(tmp_path, tiny_sscd_file):
+    import json
+
+    from dedup.synth import base_image, encode, write
+
+    for i in range(3):
+        write(tmp_path / "imgs" / f"{i}.jpg", encode(base_image(i)))
+    r = _dedup("--input", tmp_path / "imgs", "--output", tmp_path / "o", "--weights", tiny_sscd_file, "--threshold", "0.92")
+    assert r.returncode == 0, r.stderr[-3000:]
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("dedup: warning:")]
+    assert len(warnings) == 1 and "--threshold 0.92" in warnings[0] and "content check is off" in warnings[0]
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["parameters"]["verify"] == "off" and "content check is off" in summary["warnings"][0]
+    assert "warning: --threshold 0.92" in r.stdout  # and again under the run's summary

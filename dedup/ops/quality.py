@@ -8,7 +8,8 @@ what its file says about itself:
 * ``colourfulness``: Hasler and Suesstrunk's measure (0 for grey; a grey or sepia version is below the
   colour photo it was made from);
 * ``jpeg_quality``: the quality a JPEG's quantisation tables were made with (IJG scaling, 1-100); 100
-  for a lossless file (``lossless``: PNG, TIFF, BMP, WebP, GIF, PPM);
+  for any other file; ``lossless``: PNG, TIFF, BMP, GIF, PPM, lossless WebP; ``lossy``: a lossy file that
+  is not a JPEG (a lossy WebP: the usual re-encode of a JPEG for the web);
 * ``native_x``, ``native_y``: how much of the detail is at the image's own pixel scale along each axis
   (:func:`native_steps`): an enlarged or stretched copy, or a rotated one (resampled), has less;
 * ``digest``: a hash of the decoded pixels, so that a lossless re-save of a JPEG (the same pixels) is seen;
@@ -21,10 +22,12 @@ what its file says about itself:
   re-encoders usually drop it;
 * ``width``, ``height``: the upright image's size (a stretched copy is longer along one axis only).
 
-Two more measures are not fields (they are arrays, kept for the comparisons, not written to the table):
-the ``tone`` of the view (:func:`tone_levels`: where a tone or colour edit moved the copy) and, for a JPEG,
+Three more measures are not fields (they are arrays, kept for the comparisons, not written to the table):
+the ``tone`` of the view (:func:`tone_levels`: where a tone or colour edit moved the copy); for a JPEG,
 its luma DCT coefficients on a central square with its quantisation table (:class:`Lattice`: a copy
-re-saved at a finer quality from a coarser JPEG keeps the coarser file's lattice).
+re-saved at a finer quality from a coarser JPEG keeps the coarser file's lattice); for any other file, its
+luma on the square a JPEG of its size would have (:func:`square_luma`: a PNG or WebP saved from a JPEG's
+decoded pixels keeps that JPEG's lattice in it).
 
 The image is decoded at full resolution (no JPEG draft: ``native_*`` and ``digest`` need its own pixels);
 the other pixel measures are taken on one view, the upright image with its longer side at :data:`VIEW`
@@ -43,7 +46,7 @@ from PIL import Image
 
 VIEW = 256  # px, the longer side of the view the pixel measures are taken on
 DETAIL = 768  # px, at most, the longer side of the grey detail view (local edits are found on it)
-FIELDS = ("picture_pixels", "native_x", "native_y", "colourfulness", "jpeg_quality", "lossless", "clipped", "flat",
+FIELDS = ("picture_pixels", "native_x", "native_y", "colourfulness", "jpeg_quality", "lossless", "lossy", "clipped", "flat",
           "sharpness", "camera", "digest", "width", "height")
 TONE_LEVELS = (2, 10, 25, 50, 75, 90, 98)  # percentiles of each colour channel (:func:`tone_levels`)
 LATTICE_SIDE = 512  # px, the central square (on the JPEG's 8 x 8 grid) whose luma coefficients are kept
@@ -56,7 +59,7 @@ _STD_LUMA = np.array([
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], np.float64)
 _CAMERA_TAGS = (0x010F, 0x0110)  # Make, Model
 _EXIF_IFD, _DATE_TAKEN = 0x8769, 0x9003  # ExifIFD, DateTimeOriginal
-_LOSSLESS = ("PNG", "TIFF", "BMP", "PPM", "WEBP", "GIF")
+_LOSSLESS = ("PNG", "TIFF", "BMP", "PPM", "WEBP", "GIF")  # WebP only where its bitstream is VP8L (:func:`webp_lossless`)
 
 
 @dataclass(frozen=True)
@@ -76,10 +79,11 @@ class Lattice:
     origin: tuple[int, int] = (0, 0)  # (top, left) of ``luma`` and of the square in the file's own pixels
 
 
-def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Lattice | None]:
+def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Lattice | None, np.ndarray | None]:
     """:data:`FIELDS` of one image (its file's bytes), its grey view and its grey detail view (uint8), its
-    tone (:func:`tone_levels`) and, for a JPEG, its :class:`Lattice` (:func:`luma_lattice`), for the
-    pairwise checks of :mod:`dedup.ops.canonical`. Raises what PIL raises on a file it cannot decode."""
+    tone (:func:`tone_levels`), for a JPEG its :class:`Lattice` (:func:`luma_lattice`) and for any other
+    file its luma on a JPEG's square (:func:`square_luma`), for the pairwise checks of
+    :mod:`dedup.ops.canonical`. Raises what PIL raises on a file it cannot decode."""
     from dedup.ops.decode import load_rgb
 
     opened = Image.open(io.BytesIO(data))
@@ -90,19 +94,23 @@ def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Latt
     full_grey = upright.convert("L")
     sx, sy = native_steps(np.asarray(full_grey, np.float32))
     w, h = upright.size
+    lossless = opened.format in _LOSSLESS and (opened.format != "WEBP" or webp_lossless(data))
+    lattice = luma_lattice(data)
     return {
         "picture_pixels": int(round(w * trim_w) * round(h * trim_h)),
         "native_x": round(sx, 4), "native_y": round(sy, 4),
         "colourfulness": round(colourfulness(view.astype(np.float32)), 3),
         "jpeg_quality": int(jpeg_quality(opened)),
-        "lossless": int(opened.format in _LOSSLESS),
+        "lossless": int(lossless),
+        "lossy": int(not lossless and opened.format != "JPEG"),
         "clipped": round(float(np.mean((grey <= 1) | (grey >= 254))), 5),
         "flat": round(flat_share(grey), 5),
         "sharpness": round(float(_laplacian(grey).var() / max(float(grey.var()), 1e-6)), 5),
         "camera": int(has_camera_exif(opened)),
         "digest": hashlib.sha1(np.ascontiguousarray(np.asarray(upright, np.uint8)).tobytes()).hexdigest()[:16],
         "width": w, "height": h,
-    }, grey.astype(np.uint8), np.asarray(_view(full_grey, DETAIL, "L"), np.uint8), tone_levels(view), luma_lattice(data)
+    }, grey.astype(np.uint8), np.asarray(_view(full_grey, DETAIL, "L"), np.uint8), tone_levels(view), lattice, \
+        (None if opened.format == "JPEG" else square_luma(full_grey))
 
 
 def tone_levels(rgb: np.ndarray) -> np.ndarray:
@@ -129,7 +137,7 @@ def _lattice(img: Image.Image) -> Lattice | None:
     if img.mode == "RGB":
         img.draft("YCbCr", size)  # the decoded luma itself, not luma recomputed from RGB
     w, h = size
-    top, left = (max(0, (h - LATTICE_SIDE) // 2) // 8) * 8, (max(0, (w - LATTICE_SIDE) // 2) // 8) * 8
+    top, left = _square_origin(w, h)
     far = LATTICE_SIDE + LATTICE_MARGIN
     luma = np.asarray(img.crop((left, top, min(w, left + far), min(h, top + far))))  # on the 8 x 8 grid
     luma = luma[..., 0] if luma.ndim == 3 else luma
@@ -138,6 +146,36 @@ def _lattice(img: Image.Image) -> Lattice | None:
         return None
     q = np.asarray(tables[min(tables)], np.float32)[:64][LATTICE_FREQS]
     return Lattice(size, q, np.round(coef * 16).astype(np.int16), np.ascontiguousarray(luma, np.uint8), (top, left))
+
+
+def square_luma(grey: Image.Image) -> np.ndarray | None:
+    """The luma (PIL's "L": ITU-R 601, as a JPEG's Y) of the central :data:`LATTICE_SIDE` square a JPEG
+    of this size would keep (:func:`_lattice`), uint8; None for an image smaller than one 8 x 8 block."""
+    w, h = grey.size
+    if w < 8 or h < 8:
+        return None
+    top, left = _square_origin(w, h)
+    return np.asarray(grey.crop((left, top, min(w, left + LATTICE_SIDE), min(h, top + LATTICE_SIDE))), np.uint8)
+
+
+def _square_origin(w: int, h: int) -> tuple[int, int]:
+    """(top, left) of the central square, on the 8 x 8 grid."""
+    return (max(0, (h - LATTICE_SIDE) // 2) // 8) * 8, (max(0, (w - LATTICE_SIDE) // 2) // 8) * 8
+
+
+def webp_lossless(data: bytes) -> bool:
+    """A WebP file whose image is a VP8L (lossless) bitstream rather than VP8 (lossy): the first of the two
+    chunks found, walking the RIFF chunks (an extended file puts VP8X, ICC or animation chunks first)."""
+    pos = 12
+    while pos + 8 <= len(data):
+        kind, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if kind in (b"VP8L", b"VP8 "):
+            return kind == b"VP8L"
+        if kind == b"ANMF":  # an animation frame holds its bitstream's chunk after a 16-byte header
+            pos += 8 + 16
+            continue
+        pos += 8 + size + (size & 1)
+    return False
 
 
 def block_dct(y: np.ndarray) -> np.ndarray | None:

@@ -123,7 +123,7 @@ def test_whole_image_edits_are_not_local_edits(original, edit):
 
 def test_measured_signals_on_made_images():
     im = photo()
-    f, view, detail, tone, lattice = measure(jpeg(ImageOps.expand(im, border=(40, 0, 40, 0), fill=(250, 250, 250))))
+    f, view, detail, tone, lattice, _ = measure(jpeg(ImageOps.expand(im, border=(40, 0, 40, 0), fill=(250, 250, 250))))
     assert (f["width"], f["height"]) == (im.width + 80, im.height) and tone.shape == (21,) and lattice.size == (im.width + 80, im.height)
     assert measure(encode(im, "PNG"))[4] is None  # a lattice for JPEGs only
     assert abs(f["picture_pixels"] - im.width * im.height) / (im.width * im.height) < 0.03  # the letterbox trimmed
@@ -323,3 +323,74 @@ def test_a_symmetric_picture_is_not_a_turned_copy():
     assert np.corrcoef(mirrored.ravel().astype(float), x.lattice.luma[:360, :480].ravel().astype(float))[0, 1] > 0.9
     assert canonical.turned_from(x.lattice, y.lattice) == 0 and canonical.turned_from(y.lattice, x.lattice) == 0
     assert dict(canonical.RULES)["reoriented"](x, y) == 0
+
+
+# ---- re-encodes across formats (issue 25): the JPEG they were made from is kept ------------------------
+
+
+def _noisy(im: Image.Image, seed: int = 0) -> Image.Image:
+    """Another decoder's pixels: +-1 level here and there."""
+    a = np.asarray(im).astype(np.int16) + np.random.default_rng(seed).integers(-1, 2, np.asarray(im).shape)
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("quality", [75, 90])
+@pytest.mark.parametrize("made", ["PNG from another decoder", "lossless WebP"])
+def test_a_file_saved_from_a_jpeg_keeps_its_lattice_and_loses(made, quality):
+    src = jpeg(textured_image(11), quality)
+    im = _img(src)
+    data = {"PNG from another decoder": lambda: encode(_noisy(im), "PNG"),
+            "lossless WebP": lambda: encode(_noisy(im), "WEBP", lossless=True)}[made]()
+    o, c = version(src, 1), version(data, 0)
+    assert canonical.jpeg_kept_in(o, c) > 0.3
+    assert compare(o, c) == (1, "saved_from_jpeg") and compare(c, o) == (-1, "saved_from_jpeg")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_jpeg_made_from_another_format_does_not_win_by_lattice(fmt):
+    """The other way: the PNG (or WebP) is the original and the JPEG was saved from it: the JPEG's lattice is
+    not in the original's pixels (chance level), so the rule says nothing; nor where the original's pixels
+    are themselves a decoded JPEG of another quality (``photo``: quality 92; the lattices share points)."""
+    for im, chance in ((textured_image(12), True), (photo(12), False)):
+        src = encode(im, fmt, **({"quality": 90} if fmt == "WEBP" else {}))
+        for q in (75, 95):
+            o, c = version(src, 1), version(jpeg(_img(src), q), 0)
+            assert not chance or canonical.jpeg_kept_in(c, o) < 0.15
+            assert dict(canonical.RULES)["saved_from_jpeg"](o, c) == 0
+
+
+@pytest.mark.parametrize("quality", [50, 80, 95])
+def test_a_lossy_webp_re_save_loses_to_its_jpeg(quality):
+    """The issue's case: a lossy WebP of a JPEG won on jpeg_quality_exact (100 for any file not a JPEG)."""
+    src = jpeg(textured_image(13), 92)
+    webp = encode(_img(src), "WEBP", quality=quality)
+    f = measure(webp)[0]
+    assert f["lossy"] == 1 and f["lossless"] == 0
+    assert measure(encode(_img(src), "WEBP", lossless=True))[0]["lossless"] == 1
+    o, c = version(src, 1), version(webp, 0)
+    assert compare(o, c)[0] == 1 and choose([c, o])[0] == 1
+    assert dict(canonical.RULES)["jpeg_format"](c, o) == -1  # the tie-break alone, either order
+    assert dict(canonical.RULES)["jpeg_format"](version(encode(_img(src), "PNG")), o) == 0  # a lossless file: no format rule
+
+
+def test_webp_lossless_reads_the_bitstream_behind_extended_chunks():
+    from dedup.ops.quality import webp_lossless
+
+    im = photo(14)
+    assert not webp_lossless(encode(im, "WEBP", quality=80, icc_profile=b"x" * 301))  # VP8X, ICCP, then VP8
+    assert webp_lossless(encode(im, "WEBP", lossless=True, icc_profile=b"x" * 301))
+    assert not webp_lossless(b"RIFF\x00\x00\x00\x00WEBP")  # truncated
+
+
+def test_lossy_copy_needs_pixels_that_differ_only_by_compression():
+    """A WebP re-save at quality 80 is close to its JPEG (lossy_copy decides before rules that read
+    compression's side effects as edits); a blurred or brightened WebP is not a re-encode, and the rules
+    for those edits decide."""
+    src = jpeg(textured_image(15), 92)
+    im = _img(src)
+    o = version(src, 1)
+    assert compare(o, version(encode(im, "WEBP", quality=80), 0)) == (1, "lossy_copy")
+    rule = dict(canonical.RULES)["lossy_copy"]
+    for edited in (im.filter(ImageFilter.GaussianBlur(1.5)), ImageEnhance.Brightness(im).enhance(1.15), _caption(im)):
+        c = version(encode(edited, "WEBP", quality=90), 0)
+        assert rule(o, c) == 0 and compare(o, c)[0] == 1

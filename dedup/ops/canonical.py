@@ -82,6 +82,7 @@ class Version:
     tone: np.ndarray | None = None
     lattice: Lattice | None = None
     luma: np.ndarray | None = None  # a file that is not a JPEG: its luma on a JPEG's square (quality.square_luma)
+    energy: float | None = None  # its detail view's edge energy (:func:`edge_energy`), once asked for
 
 
 def _more(a: float, b: float, factor: float) -> int:
@@ -230,11 +231,24 @@ def _drawn_on(x: Version, y: Version, blur: float = 0.4, ratio: float = 3.0) -> 
     return _unless_blurred(_continued(x, y, mask, ratio), ex, ey, blur)
 
 
-def _clip_rule(x: Version, y: Version) -> int:
+def edge_energy(v: Version) -> float:
+    """The mean absolute Laplacian of ``v``'s whole detail view (kept on it: several pairs ask)."""
+    if v.energy is None:
+        v.energy = _edge_energy(v.detail, np.ones(v.detail.shape, bool)) if v.detail is not None else 0.0
+    return v.energy
+
+
+def _clip_rule(x: Version, y: Version, blur: float = 0.4) -> int:
+    """Aligned versions, one pure white or black where the other has detail (:func:`clipped_detail`): that
+    one lost it and the other wins, unless the other is the blurred one (:func:`_unless_blurred` on the
+    whole detail views): a blur spreads a photo's own clipped highlights into their surroundings, which
+    looks like detail there (a blur of 3 px won so in 4 of 40 photos; a brightened copy keeps 0.5-1.5 of
+    the photo's edge energy, a blurred one of 1.5 px 0.05-0.56, of 3 px 0.02-0.30)."""
     if not aligned(x, y):
         return 0
     lost_x, lost_y = clipped_detail(x.view, y.view), clipped_detail(y.view, x.view)
-    return int(lost_y) - int(lost_x)
+    r = int(lost_y) - int(lost_x)
+    return _unless_blurred(r, edge_energy(x), edge_energy(y), blur) if r else 0
 
 
 def _native(v: Version) -> float:

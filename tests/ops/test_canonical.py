@@ -394,3 +394,42 @@ def test_lossy_copy_needs_pixels_that_differ_only_by_compression():
     for edited in (im.filter(ImageFilter.GaussianBlur(1.5)), ImageEnhance.Brightness(im).enhance(1.15), _caption(im)):
         c = version(encode(edited, "WEBP", quality=90), 0)
         assert rule(o, c) == 0 and compare(o, c)[0] == 1
+
+
+# ---- copies that must never be kept (issue 25) ----------------------------------------------------------
+
+
+def _with_highlights(seed: int) -> Image.Image:
+    """A photo with blown-out highlights: thin pure white streaks (glints, wires against the sky) in
+    textured surroundings."""
+    from PIL import ImageDraw
+
+    im = _img(jpeg(textured_image(seed), 95))
+    d = ImageDraw.Draw(im)
+    rng = np.random.default_rng(seed)
+    for _ in range(14):
+        x, y = int(rng.integers(0, im.width)), int(rng.integers(0, im.height))
+        d.line([x, y, x + int(rng.integers(-120, 120)), y + int(rng.integers(-80, 80))], fill=(255, 255, 255), width=8)
+    return im
+
+
+@pytest.mark.parametrize("radius", [1.5, 3.0])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_a_blurred_copy_loses_even_where_it_spreads_the_highlights(radius, fmt):
+    """A blur spreads the photo's pure white into its surroundings, where the photo is clipped: that looked
+    like detail the photo lost (clipped_detail kept the blur of 3 px, at any file quality)."""
+    src = jpeg(_with_highlights(16), 90)
+    blurred = encode(_img(src).filter(ImageFilter.GaussianBlur(radius)), fmt, **({"quality": 98} if fmt == "JPEG" else {}))
+    o, c = version(src, 1), version(blurred, 0)
+    clip = dict(canonical.RULES)["clipped_detail"]
+    assert clip(o, c) >= 0 and clip(c, o) <= 0  # never for the blur
+    assert compare(o, c)[0] == 1 and choose([c, o])[0] == 1
+    if radius == 3.0:
+        assert canonical._clip_rule(o, c, blur=0.0) == -1  # without the guard: the blur wins
+
+
+def test_a_brightened_copy_still_loses_on_clipped_detail(original):
+    """The guard leaves clipped_detail's own case: a brightened copy is not blurred."""
+    im = _img(original)
+    o, c = version(original, 1), version(jpeg(ImageEnhance.Brightness(im).enhance(1.6), 95), 0)
+    assert dict(canonical.RULES)["clipped_detail"](o, c) == 1

@@ -304,6 +304,10 @@ def _colour(x: Version, y: Version) -> int:
 
 
 def _poor_jpeg(x: Version, y: Version) -> int:
+    """A heavily compressed JPEG loses (a lossy WebP's ``jpeg_quality`` of 100 says nothing of its
+    compression: no decision against one)."""
+    if x.f.get("lossy") or y.f.get("lossy"):
+        return 0
     qx, qy = x.f["jpeg_quality"], y.f["jpeg_quality"]
     return (1 if qx > qy else -1) if min(qx, qy) < 70 and abs(qx - qy) >= 10 else 0
 

@@ -371,6 +371,9 @@ def test_a_lossy_webp_re_save_loses_to_its_jpeg(quality):
     assert compare(o, c)[0] == 1 and choose([c, o])[0] == 1
     assert dict(canonical.RULES)["jpeg_format"](c, o) == -1  # the tie-break alone, either order
     assert dict(canonical.RULES)["jpeg_format"](version(encode(_img(src), "PNG")), o) == 0  # a lossless file: no format rule
+    poor = version(jpeg(_img(src), 50), 1)
+    assert dict(canonical.RULES)["jpeg_quality"](poor, c) == 0  # a WebP's "quality 100" is no evidence
+    assert compare(poor, version(encode(_img(jpeg(_img(src), 50)), "WEBP", quality=quality), 0))[0] == 1
 
 
 def test_webp_lossless_reads_the_bitstream_behind_extended_chunks():

@@ -36,6 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from dedup.stages.base import Stage, StageContext, StageResult
+from dedup.summary import stage_line
 
 
 class StageFailed(RuntimeError):
@@ -145,7 +146,7 @@ class Runner:
         print("[dedup] ray start ...", file=sys.stderr, flush=True)
         self.start_ray()
         self.startup["ray_start"] = {"seconds": round(time.perf_counter() - t0, 3), "beside": beside}
-        print(f"[dedup] ray start: {time.perf_counter() - t0:.1f}s (beside {', '.join(beside) or 'nothing'})", file=sys.stderr, flush=True)
+        print(f"[dedup] ray start: {time.perf_counter() - t0:.1f} s" + (f", beside {', '.join(beside)}" if beside else ""), file=sys.stderr, flush=True)
 
     def _one(self, st: Stage) -> None:
         t0 = time.perf_counter()
@@ -160,7 +161,7 @@ class Runner:
         self.fps[st.name] = fp
         self.ctx.values[st.name] = res.value
         self.timings[st.name] = self._timing(st, res, reused, seconds)
-        print(f"[dedup] {st.name}: {seconds:.1f}s {res.metrics}", file=sys.stderr, flush=True)
+        print(f"[dedup] {stage_line(st.name, seconds, res.metrics, st.items, reused)}", file=sys.stderr, flush=True)
 
     def _load_or_run(self, st: Stage) -> tuple[StageResult, bool, str | None]:
         parts = st.fingerprint(self.ctx)

@@ -1,4 +1,5 @@
 """The command line, as a user and `ray job submit` run it (separate processes, their own Ray)."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +125,7 @@ def test_a_threshold_above_the_band_warns_that_the_content_check_is_off(tmp_path
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["parameters"]["verify"] == "off" and "content check is off" in summary["warnings"][0]
     assert "warning: --threshold 0.92" in r.stdout  # and again under the run's summary
+    # the stage lines are for a person (no raw dicts), and Ray Data has tqdm for its progress bars
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[dedup]")]
+    assert not [ln for ln in lines if "{" in ln], lines
+    assert re.search(r"^\[dedup\] discover: 3 files, [0-9.]+ MB in [0-9.]+ s$", r.stderr, re.M) and "tqdm is not installed" not in r.stderr

@@ -126,3 +126,17 @@ def test_stages_that_need_no_ray_run_beside_its_start(tmp_path):
     assert order.index(("end", "ray")) < order.index(("start", "embed")) and order.index(("end", "d2")) < order.index(("start", "embed"))
     assert ctx.values["embed"] == "embed+d2+d+w"
     assert r.startup["ray_start"]["beside"][:1] == ["w"] and r.startup["ray_start"]["seconds"] >= 0.3
+
+
+def test_stage_lines_are_for_a_person():
+    from dedup.summary import stage_line
+
+    skipped = {"files": 25, "by_reason": {"not_image": 25}, "by_extension": {".txt": 20, ".json": 5}}
+    assert stage_line("discover", 0.61, {"files": 2036, "megabytes": 96.12, "skipped": skipped}, "files") == \
+        "discover: 2,036 files, 96.1 MB in 0.6 s - 25 skipped: .txt 20, .json 5"
+    assert stage_line("decode_embed", 12.3, {"images": 2036, "decode_errors": 0, "model_seconds": 0.005, "model_images_per_second": 647.46},
+                      "images") == "decode_embed: 2,036 images in 12.3 s - 0 decode errors, model 647 images/s"
+    assert stage_line("store", 0.8, {"vectors": 3, "step_seconds": {"create": 0.029}, "method": "insert (driver)"}, "vectors") == \
+        "store: 3 vectors in 0.8 s - insert (driver)"
+    assert stage_line("manifest", 0.1, {"rows": 4}, "rows", reused=True) == "manifest: 4 rows in 0.1 s - reused from an earlier run"
+    assert stage_line("other", 1.0, {"a": 1, "b": {"x": 1}, "c": 0.25}) == "other: in 1.0 s - 1 a, 0.25 c"

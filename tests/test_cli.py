@@ -129,3 +129,53 @@ def test_a_threshold_above_the_band_warns_that_the_content_check_is_off(tmp_path
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[dedup]")]
     assert not [ln for ln in lines if "{" in ln], lines
     assert re.search(r"^\[dedup\] discover: 3 files, [0-9.]+ MB in [0-9.]+ s$", r.stderr, re.M) and "tqdm is not installed" not in r.stderr
+
+
+def test_run_help_is_short_and_help_all_lists_every_option():
+    """`run --help` fits a screen (80 columns, at most 80 lines) with the options most runs need; the tuning
+    options (Milvus bulk import, actors, search) are under --help-all only."""
+    import os
+
+    env = {**os.environ, "COLUMNS": "80"}
+    short = subprocess.run([sys.executable, "-m", "jobs.dedup", "run", "--help"], cwd=ROOT, capture_output=True, text=True, env=env)
+    full = subprocess.run([sys.executable, "-m", "jobs.dedup", "run", "--help-all"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert short.returncode == 0 and full.returncode == 0, short.stderr + full.stderr
+    assert len(short.stdout.splitlines()) <= 80, short.stdout
+    for needed in ["--input", "--output", "--model", "--threshold", "--verify", "--canonical", "--include", "--exclude",
+                   "--fresh", "--no-report", "--ray-address", "--milvus-uri", "--debug", "--verbose", "--help-all"]:
+        assert needed in short.stdout, needed
+    for advanced in ["--bulk-bucket", "--embed-actors", "--search-limit", "--exact-below", "--reference", "--weights"]:
+        listed = re.compile(rf"^\s+{advanced}[ ,\n]", re.M)
+        assert not listed.search(short.stdout) and listed.search(full.stdout), advanced
+    # every option the parser takes is in --help-all
+    options = {o for a in build_parser()._subparsers._group_actions[0].choices["run"]._actions for o in a.option_strings}
+    assert not [o for o in options if o.startswith("--") and o not in full.stdout]
+
+
+def test_ray_lines_a_quiet_run_leaves_out():
+    from dedup.quiet import dropped
+
+    assert dropped(b"[2026-12-06 06:46:30,168 E 4269 4269] core_worker.cc:2465: Actor with class name: 'MapWorker(MapBatches(DecodeEmbedder))' "
+                   b"and ID: '4c2c' has constructor arguments in the object store and max_restarts > 0. If the arguments ...\n")
+    assert dropped(b"(MapWorker pid=12) [2026-12-06 06:46:30,168 W 12 12] memory_monitor.cc:1: something\n")
+    assert not dropped(b"[2026-12-06 06:46:30,168 E 4269 4269] raylet_client.cc:1: the raylet died\n")  # other errors pass
+    assert not dropped(b"[2026-12-06 06:46:30,168 F 4269 4269] core_worker.cc:1: check failed\n")
+    assert not dropped(b"[dedup] discover: 3 files, 0.0 MB in 0.1 s\n") and not dropped(b"dedup: error: x\n")
+
+
+@pytest.mark.slow
+def test_a_run_prints_no_ray_noise_unless_verbose(tmp_path, tiny_sscd_file):
+    """Ray's own lines (the driver's core_worker.cc ERROR about actor restarts, the token-auth notice, Ray
+    Data's 'Progress bars disabled' and INFO lines) are left off a run's stderr; --verbose shows them."""
+    from dedup.synth import base_image, encode, write
+
+    for i in range(3):
+        write(tmp_path / "imgs" / f"{i}.jpg", encode(base_image(i)))
+    noise = ["core_worker.cc", "max_restarts", "Token authentication", "Progress bars disabled", "\tINFO "]
+    r = _dedup("--input", tmp_path / "imgs", "--output", tmp_path / "o", "--weights", tiny_sscd_file)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not [n for n in noise if n in r.stderr], r.stderr
+    assert re.search(r"^\[dedup\] decode_embed: 3 images", r.stderr, re.M)
+    r = _dedup("--input", tmp_path / "imgs", "--output", tmp_path / "o2", "--weights", tiny_sscd_file, "--verbose")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Token authentication is enabled" in r.stderr and "Progress bars disabled" in r.stderr

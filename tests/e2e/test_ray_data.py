@@ -146,3 +146,22 @@ def test_integer_ids_and_pixel_arrays_from_items(ray_local, tmp_path):
     df = t.to_pandas().set_index("n").sort_index()
     assert df["dedup_canonical_id"].tolist()[:3] == [10, 20, 10] and df["dedup_keep"].tolist() == [True, True, False, False]
     assert "pixel array of shape (8, 8, 2)" in df.loc[40, "dedup_error"]
+
+
+def test_the_example_job_reads_shards_from_a_uri_and_writes_the_deduplicated_shards(ray_local, tmp_path, capsys):
+    """jobs/dedup_parquet.py (what README's `ray job submit` example runs), on file:// URIs here."""
+    from jobs.dedup_parquet import main
+
+    rows = [r for r in corpus_rows() if r[0].startswith(("g0", "g1", "s"))]
+    src = tmp_path / "shards"
+    src.mkdir()
+    pq.write_table(pa.table({"key": [r[0] for r in rows], "jpg": pa.array([r[1] for r in rows], pa.binary()),
+                             "caption": [r[2] for r in rows]}), src / "part-0.parquet")
+    dst = tmp_path / "deduplicated"
+    assert main(["--input", f"file://{src}", "--output", f"file://{dst}", "--image-column", "jpg", "--id-column", "key",
+                 "--work", str(tmp_path / "work"), "--shards", f"file://{tmp_path / 'scratch'}", "--model", "thumb",
+                 "--threshold", "0.9", "--set", "report=false"]) == 0
+    got = pq.read_table(str(dst)).to_pandas()
+    assert sorted(got["key"]) == ["g0-copy", "g1-copy", "s0", "s1"] and list(got.columns) == ["key", "jpg", "caption"]
+    assert "10 images, 0 errors, 4 clusters, 6 duplicates; kept rows written" in capsys.readouterr().out
+    assert not (tmp_path / "work" / "report.html").exists() and any((tmp_path / "scratch").iterdir())

@@ -23,18 +23,18 @@ LEARNED_MODELS = ("sscd", "sscd-mobile", "resnet50")
 COMBO_MODELS = tuple(f"{m}+{h}" for m in LEARNED_MODELS for h in HASH_MODELS)
 MODELS = (*LEARNED_MODELS, "thumb", *HASH_MODELS, *COMBO_MODELS)
 DEFAULT_MODEL = "sscd"
-# Cosine thresholds without the content check (--verify off; see README, "Choosing a threshold";
+# Cosine thresholds without the content check (--verify off; see docs/how-it-decides.md, "Choosing a threshold";
 # bench/results/bench.md has the sweeps).
 DEFAULT_THRESHOLDS = {"sscd": 0.80, "sscd-mobile": 0.80, "resnet50": 0.90, "thumb": 0.90}
 DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[DEFAULT_MODEL]
 # The content check (stage verify): pairs with similarity in [lo, hi) are kept only where the two images
-# share content; lo is then the search threshold. Calibrated for SSCD on the bench corpus (README,
-# "Verifying ambiguous pairs"); the other models have no calibrated band, so they default to --verify off.
+# share content; lo is then the search threshold. Calibrated for SSCD on the bench corpus
+# (docs/how-it-decides.md, "Verifying ambiguous pairs"); the other models have no calibrated band, so they default to --verify off.
 VERIFY_MODES = ("band", "all", "off")
 DEFAULT_VERIFY_BANDS = {"sscd": (0.30, 0.90), "sscd-mobile": (0.30, 0.85)}
 # How each model's input is made (--preprocess, --image-size): ResNet-50 as torchvision evaluates it
 # (shorter side to 224, centre crop); SSCD resized to a 288 x 288 square without keeping the aspect ratio
-# (the skewed square SSCD's authors recommend for batching; chosen by the preprocessing sweep, see README).
+# (the skewed square SSCD's authors recommend for batching; chosen by the preprocessing sweep, see docs/models.md).
 PREPROCESS = ("square", "short-side", "center-crop")
 DEFAULT_PREPROCESS = {"sscd": ("square", 288), "sscd-mobile": ("square", 288), "resnet50": ("center-crop", 224),
                       "thumb": ("center-crop", 224)}
@@ -131,7 +131,7 @@ class DedupConfig:
     local_below: int = 20_000
     # Search engine: exact (every pair's cosine from the vectors in memory, numpy/BLAS in the driver) or
     # milvus (the stored collection's index). auto: exact below exact_below vectors (default: 1,000,000
-    # with Milvus Lite, 100,000 with a Milvus server; measured on 2 CPUs, README "Search"); the vectors
+    # with Milvus Lite, 100,000 with a Milvus server; measured on 2 CPUs, docs/how-it-decides.md, "The steps", Search); the vectors
     # are stored in Milvus either way.
     search_engine: str = "auto"
     exact_below: int | None = None
@@ -226,7 +226,7 @@ class DedupConfig:
 
     def resolved_exact_below(self) -> int:
         """Below this many vectors ``--search-engine auto`` searches exactly in memory. Measured on this
-        project's 2-CPU machine (README "Search"): exact in memory 20,000 x 256-d in 1.3 s, 100,000 in
+        project's 2-CPU machine (docs/how-it-decides.md, "The steps", Search): exact in memory 20,000 x 256-d in 1.3 s, 100,000 in
         29 s, where Milvus Lite's range search took 43 s at 20,000 and 645 s at 100,000 and the embedded
         Milvus server 96 s at 100,000; exact's cost grows with the square of the vectors, so it stops at
         1,000,000 with Lite (~50 min here, Lite's extrapolates to hours) and at 100,000 with a server, whose

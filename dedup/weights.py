@@ -393,7 +393,7 @@ def _sscd_auto(model: str, spec: str, gpu: bool, download: bool) -> ModelFile:
     ts_allowed = model == "sscd" and spec != "onnx"  # the mobile student exists as ONNX only
     onnx_path = packaged_onnx_path(model) if spec != "torchscript" else None
     # GPU actors run the TorchScript with torch (bf16, CUDA graphs): cached, else fetched, else the ONNX
-    # file. CPU actors run the int8 ONNX file on ONNX Runtime where it is installed (see README, "The model").
+    # file. CPU actors run the int8 ONNX file on ONNX Runtime where it is installed (docs/models.md, "The model: SSCD").
     want_ts = ts_allowed and (gpu or spec == "torchscript" or onnx_path is None)
     if want_ts and (os.path.exists(sscd_hub_path()) or (download and _fetch_torchscript(quiet=onnx_path is not None))):
         return _hub_torchscript()

@@ -2,7 +2,7 @@
 
 * ``standard``: photos kept once (their bytes copied); a seeded ``fraction`` of them (default 40 %) also
   get 1 to 4 copies, each with one edit of :data:`EDITS` (downscale, JPEG quality, brightness, contrast,
-  grey, a 80-95 % crop, a small rotation, PNG, a caption). The corpus the README's first tables used.
+  grey, a 80-95 % crop, a small rotation, PNG, a caption). The corpus the first benchmark tables used (docs/benchmarks.md).
 * ``hard``: a seeded share of the photos (``hard``, default 20 % of those not in ``near_miss``) get 1 to 3
   copies with the heavier edits people make to copies (:data:`HARD_EDITS`): a crop to 35-65 % of the
   area, an off-centre re-framing, a quarter turn, a mirror image, a 8-20 degree rotation, a border or

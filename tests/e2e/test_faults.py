@@ -1,7 +1,7 @@
 """Faults, owned by the runner: the job process SIGKILLed inside each stage and in the middle of the
 embedding, an embedding actor killed while it embeds, the Milvus Lite server killed as the store starts.
 Each time the run recovers (Ray's retries) or stops with an error naming the stage, and the same command
-afterwards finishes with a manifest byte-identical to an uninterrupted run's. (The README's fault table.)
+afterwards finishes with a manifest byte-identical to an uninterrupted run's. (The fault table of docs/faults.md.)
 
 The jobs run as processes of their own group (killed whole afterwards) against one Ray of this module's,
 started once (`ray start --head`, single-machine mode, a token of its own): a job's own local Ray would

@@ -75,3 +75,42 @@ def test_help_shows_the_public_api_with_typed_signatures():
     assert "class Result" in text and "dedup.ray.deduplicate(ds, *, image_column, id_column, output" in text
     ray_text = pydoc.render_doc(dedup.ray, renderer=pydoc.plaintext)
     assert "deduplicate(ds: 'ray.data.Dataset', *, image_column: 'str', id_column: 'str', output: 'str | os.PathLike', keep_only: 'bool' = False" in ray_text
+
+
+def readme_python_blocks(*headings):
+    """The ```python blocks of README.md under the given '## ' headings, as written there."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = []
+    for heading in headings:
+        section = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## )", text, re.S | re.M)
+        assert section, f"README has no section '## {heading}'"
+        blocks += re.findall(r"```python\n(.*?)```", section.group(1), re.S)
+    return blocks
+
+
+@pytest.mark.slow
+def test_the_readme_python_examples_run_as_written(tmp_path):
+    """README's 'From Python' and 'In a Ray Data pipeline' examples, verbatim (default model: SSCD), in a
+    Python of their own started in a folder holding ./photos and ./shards (made here): Ray resolves
+    relative paths in its workers' folder, which is the one Ray was started in."""
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    truth = make_corpus(tmp_path / "photos", groups=2)
+    rel = sorted(truth)
+    (tmp_path / "shards").mkdir()
+    pq.write_table(pa.table({"key": rel, "jpg": [(tmp_path / "photos" / p).read_bytes() for p in rel]}), tmp_path / "shards" / "part-0.parquet")
+    blocks = readme_python_blocks("From Python", "In a Ray Data pipeline")
+    assert len(blocks) == 2
+    (tmp_path / "examples.py").write_text("\n".join(blocks))
+    done = subprocess.run([sys.executable, "examples.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "4 kept, 6 to remove; report:" in done.stdout
+    kept = pq.read_table(tmp_path / "shards-deduplicated").column("key").to_pylist()
+    assert len(kept) == 4 and {truth[k] for k in kept} == {"g0", "g1", "s0", "s1"}

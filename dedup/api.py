@@ -47,7 +47,7 @@ class Result:
     summary: dict
     report: Path | None
     output: Path
-    _tmp: Any = field(default=None, repr=False, compare=False)  # a TemporaryDirectory: removed with the Result
+    _tmp: Any = field(default=None, init=False, repr=False, compare=False)  # a TemporaryDirectory: removed with the Result
 
     def __repr__(self) -> str:
         n_clusters = int(self.clusters["cluster"].nunique()) if len(self.clusters) else 0

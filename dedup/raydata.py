@@ -79,6 +79,8 @@ def deduplicate(ds: ray.data.Dataset, *, image_column: str, id_column: str, outp
 
 
 def _check_columns(ds, image_column: str, id_column: str) -> None:
+    if image_column == id_column:
+        raise ValueError(f"image_column and id_column are both {id_column!r}: the id must be a column of its own")
     names = ds.schema().names
     for what, col in (("image_column", image_column), ("id_column", id_column)):
         if col not in names:

@@ -77,6 +77,22 @@ def test_help_shows_the_public_api_with_typed_signatures():
     assert "deduplicate(ds: 'ray.data.Dataset', *, image_column: 'str', id_column: 'str', output: 'str | os.PathLike', keep_only: 'bool' = False" in ray_text
 
 
+def test_dedup_ray_is_importable_every_way_and_shadows_no_ray_package():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import dedup.ray
+    from dedup.ray import deduplicate
+
+    assert dedup.ray.deduplicate is deduplicate and dedup.ray.__name__ == "dedup.raydata"
+    assert "ray" not in dedup.__all__  # `from dedup import *` must not bind the name ray
+    package = Path(dedup.__file__).parent  # a Python started in dedup/ has it first on sys.path
+    code = "import ray, sys; print(ray.__file__); sys.exit(0 if hasattr(ray, 'init') else 1)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=package, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "site-packages" in done.stdout, done.stdout + done.stderr
+
+
 def readme_python_blocks(*headings):
     """The ```python blocks of README.md under the given '## ' headings, as written there."""
     import re

@@ -83,6 +83,7 @@ class Version:
     lattice: Lattice | None = None
     luma: np.ndarray | None = None  # a file that is not a JPEG: its luma on a JPEG's square (quality.square_luma)
     energy: float | None = None  # its detail view's edge energy (:func:`edge_energy`), once asked for
+    reg: list | None = None  # its registration view and keypoints (:func:`dedup.ops.lineage.reg_view`), once asked for
 
 
 def _more(a: float, b: float, factor: float) -> int:
@@ -544,6 +545,34 @@ def _lossy_copy(x: Version, y: Version) -> int:
     return r if reencode_close(x.detail, y.detail) else 0
 
 
+def _framed(x: Version, y: Version) -> int:
+    """Two versions whose pictures register (:mod:`dedup.ops.lineage`), one of them the other's picture with
+    something added around it or put in a new frame (pad, letterbox, meme card, caption bar, canvas,
+    screenshot, the filled corners of a rotation or a perspective warp): the edge of the other's frame in it
+    is a step the picture does not make (:func:`dedup.ops.lineage.added_to`), and the other wins. Versions
+    closely aligned (:func:`aligned` within 0.1 standard deviations at the median pixel: re-encodes, tone
+    edits, overlays; a 20 degree turn of a photo with a plain sky gives 0.17) have no extra and are not
+    registered (the cost)."""
+    from dedup.ops.lineage import added_to
+
+    if x.detail is None or y.detail is None or x.f.get("digest") == y.f.get("digest") or aligned(x, y, 0.1):
+        return 0
+    return added_to(x, y)
+
+
+def _recompressed(x: Version, y: Version, step: int = 10) -> int:
+    """Two JPEGs of one size whose pixels differ only as a re-encode does (:func:`reencode_close`), one
+    saved at a clearly lower quality (``step`` below, :func:`_poor_jpeg`'s) and not re-saved from the
+    other at that quality (:func:`_requantized` finds no lattice): the lower one is a re-save of the other,
+    which wins (before :func:`_central`: a re-save is as close to the others as its source)."""
+    if not (_is_jpeg(x) and _is_jpeg(y)) or x.detail is None or y.detail is None or \
+            (x.f["width"], x.f["height"]) != (y.f["width"], y.f["height"]) or abs(x.f["jpeg_quality"] - y.f["jpeg_quality"]) < step:
+        return 0
+    if _requantized(x, y) or not reencode_close(x.detail, y.detail):
+        return 0
+    return 1 if x.f["jpeg_quality"] > y.f["jpeg_quality"] else -1
+
+
 Rule = tuple[str, Callable[[Version, Version], int]]
 # +1: the first version is better, -1: the second, 0: no clear difference (the next rule decides). In order of
 # how sure each is: a contradiction between two decisions is settled for the rule higher in the list.
@@ -551,8 +580,10 @@ RULES: list[Rule] = [
     ("same_pixels", _same_pixels),  # a lossless re-save of the JPEG: the JPEG is the source
     ("saved_from_jpeg", _saved_from_jpeg),  # a PNG or WebP whose luma keeps a JPEG's lattice was saved from it
     ("lossy_copy", _lossy_copy),  # a lossy WebP with the JPEG's pixels but for compression noise: made from it
+    ("framed", _framed),  # the other's picture with a frame, pad, card, canvas or fill added around it
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
     ("drawn_on", _drawn_on),  # alike but in one region, which in one of them does not continue its surroundings
+    ("recompressed", _recompressed),  # a JPEG re-saved at a clearly lower quality, nothing else changed
     ("central", _central),  # three or more distinct versions: the one closest to all the others is their source
     ("reoriented", _reoriented),  # a mirrored or turned JPEG that keeps the other's lattice was made from it
     ("clipped_detail", _clip_rule),  # aligned pairs: lost highlights or shadows (brightened, captioned)
@@ -578,8 +609,10 @@ PLAIN = {
     "saved_from_jpeg": "{other} was saved from it in another format (its pixels keep this JPEG's compression)",
     "lossy_copy": "{other} is a lossy re-encode of it in another format (WebP)",
     "jpeg_format": "it is the JPEG and {other} a lossy re-encode in another format (WebP)",
+    "framed": "{other} is this picture put in a frame, with a pad, a card, a caption bar or a canvas added around it, or warped with filled corners",
     "local_edit": "{other} has something drawn on it (caption, watermark, patch)",
     "drawn_on": "{other} has something drawn on it (caption, watermark, patch)",
+    "recompressed": "{other} is a re-save of it at a lower JPEG quality",
     "central": "it is the version closest to all the others (they are edits of it)",
     "reoriented": "{other} is a mirrored or turned re-save of it",
     "clipped_detail": "{other} lost highlights or shadows (brightened, more contrast or a pasted box)",

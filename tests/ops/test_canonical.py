@@ -43,12 +43,12 @@ EDITS = {  # edit -> (the copy's bytes from the original's image, the rule that 
     "watermark text": (lambda im: jpeg(_watermark(im)), "local_edit"),
     "opaque patch": (lambda im: jpeg(_patch(im)), "local_edit"),
     "zoomed re-framing": (lambda im: jpeg(im.crop((80, 60, 400, 300)).resize(im.size, Image.Resampling.BICUBIC)), "resampled"),
-    "rotated 4 degrees": (lambda im: jpeg(im.rotate(4, resample=Image.Resampling.BILINEAR)), "local_edit"),  # black corners, filled
+    "rotated 4 degrees": (lambda im: jpeg(im.rotate(4, resample=Image.Resampling.BILINEAR)), "framed"),  # black corners, filled
     "enlarged": (lambda im: jpeg(im.resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC)), "enlarged"),
     "stretched": (lambda im: jpeg(im.resize((im.width * 7 // 5, im.height), Image.Resampling.BICUBIC)), "stretched"),
     "downscaled": (lambda im: jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)), "picture"),
     "cropped": (lambda im: jpeg(im.crop((0, 0, im.width * 4 // 5, im.height * 4 // 5))), "picture"),
-    "border": (lambda im: jpeg(ImageOps.expand(im, border=60, fill=(30, 120, 200))), "flat"),  # trimmed: same picture, more flat
+    "border": (lambda im: jpeg(ImageOps.expand(im, border=60, fill=(30, 120, 200))), "framed"),  # a pad around the picture
     "grey": (lambda im: jpeg(ImageOps.grayscale(im).convert("RGB")), "colour"),
     "heavy JPEG": (lambda im: jpeg(im, 30), None),  # resampled or jpeg_quality: both say the same
 }
@@ -436,3 +436,97 @@ def test_a_brightened_copy_still_loses_on_clipped_detail(original):
     im = _img(original)
     o, c = version(original, 1), version(jpeg(ImageEnhance.Brightness(im).enhance(1.6), 95), 0)
     assert dict(canonical.RULES)["clipped_detail"](o, c) == 1
+
+
+# ---- framed (dedup.ops.lineage): content added around the picture, or the picture put in a new frame -----
+
+
+def _canvas(size: tuple[int, int], seed: int = 9) -> Image.Image:
+    """A textured background, not a uniform one (a gradient, soft noise and a grid, as a made canvas)."""
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    noise = np.kron(rng.normal(0, 18, (h // 16 + 1, w // 16 + 1)), np.ones((16, 16)))[:h, :w]
+    base = np.stack([90 + 80 * xx / w + noise, 110 + 60 * yy / h + noise, 150 - 50 * (xx + yy) / (w + h) + noise], -1)
+    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(4))
+    draw = ImageDraw.Draw(img)
+    for x in range(0, w, 64):
+        draw.line([(x, 0), (x, h)], fill=(235, 235, 235))
+    return img
+
+
+def _meme(im: Image.Image) -> Image.Image:
+    from PIL import ImageDraw
+
+    out = Image.new("RGB", (im.width, im.height + 120), "white")
+    out.paste(im, (0, 120))
+    ImageDraw.Draw(out).text((20, 40), "WHEN THE CODE WORKS ON THE FIRST TRY", fill="black")
+    return out
+
+
+def _pasted(im: Image.Image) -> Image.Image:
+    out = _canvas((im.width * 2, im.height * 2))
+    out.paste(im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.Resampling.LANCZOS), (im.width // 3, im.height // 2))
+    return out
+
+
+def _letterbox(im: Image.Image) -> Image.Image:
+    out = Image.new("RGB", (im.width, im.width * 9 // 8), (0, 0, 0))
+    out.paste(im, (0, (out.height - im.height) // 2))
+    return out
+
+
+FRAMES = {  # the copy's bytes from the original's image: all made from it by adding content around it
+    "meme card": lambda im: jpeg(_meme(im), 95),
+    "pasted small on a textured canvas": lambda im: jpeg(_pasted(im), 95),
+    "letterbox bars": lambda im: jpeg(_letterbox(im), 95),
+    "rotated 20 degrees in its frame, grey corners": lambda im: jpeg(im.rotate(20, Image.Resampling.BICUBIC, fillcolor=(128, 128, 128)), 95),
+    "perspective warp in its frame": lambda im: jpeg(im.transform(im.size, Image.Transform.PERSPECTIVE,
+                                                                  (1.05, 0.08, -20, 0.03, 1.1, -25, 0.0002, 0.0001), Image.Resampling.BICUBIC), 95),
+}
+
+
+@pytest.mark.parametrize("edit", list(FRAMES))
+def test_a_copy_with_content_added_around_the_picture_loses_by_framed(edit):
+    """The copy is saved at a higher JPEG quality than the original and is larger (or as large): only
+    the evidence of the added frame keeps the original."""
+    original = jpeg(photo(5), 80)
+    o, c = version(original, 1), version(FRAMES[edit](_img(original)), 0)
+    assert dict(canonical.RULES)["framed"](o, c) == 1, edit
+    assert compare(o, c) == (1, "framed") and compare(c, o) == (-1, "framed")
+
+
+@pytest.mark.parametrize("box", [(0, 0, 400, 300), (60, 40, 420, 330), (100, 0, 480, 360)])
+def test_a_crop_is_not_framed(box):
+    """A crop's source has picture around the crop, which goes on across the crop's edges: no decision
+    (``picture`` keeps the source)."""
+    src = photo(7).resize((480, 360))
+    o, c = version(jpeg(src, 90), 1), version(jpeg(src.crop(box), 95), 0)
+    assert dict(canonical.RULES)["framed"](o, c) == 0
+    assert compare(o, c)[0] == 1
+
+
+def test_edge_step_tells_a_pasted_edge_from_a_cut_one():
+    from dedup.ops.lineage import edge_step
+
+    g = np.asarray(photo(5).convert("L"), np.float32)  # 480 x 360 or so
+    h, w = g.shape
+    inner = np.array([[60, 50], [w - 60, 50], [w - 60, h - 50], [60, h - 50]], np.float64)
+    assert edge_step(g, inner) < 2.0  # the picture goes on across a crop's edges
+    im = photo(5)
+    framed = np.asarray(_pasted(im).convert("L"), np.float32)
+    x0, y0, pw, ph = im.width // 3, im.height // 2, im.width * 3 // 4, im.height * 3 // 4
+    pasted = np.array([[x0, y0], [x0 + pw - 1, y0], [x0 + pw - 1, y0 + ph - 1], [x0, y0 + ph - 1]], np.float64)
+    assert edge_step(framed, pasted) > 2.0  # every edge of the pasted picture is a step
+    assert edge_step(g, np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float64)) is None  # no edge inside
+
+
+def test_recompressed_a_lower_quality_re_save_loses():
+    src = jpeg(natural(6, 40, 200), 95)
+    o, c = version(src, 1), version(jpeg(_img(src), 75), 0)
+    assert dict(canonical.RULES)["recompressed"](o, c) == 1
+    assert compare(o, c) == (1, "recompressed")
+    brighter = version(jpeg(ImageEnhance.Brightness(_img(src)).enhance(1.3), 70), 0)
+    assert dict(canonical.RULES)["recompressed"](o, brighter) == 0  # not only compression: not this rule's

@@ -1,0 +1,183 @@
+"""Which of two versions was made from the other, from where each one's picture lies in the other's frame
+(no Ray; :mod:`dedup.ops.canonical`'s rule ``framed`` asks).
+
+The two grey detail views are registered (ORB keypoints, a similarity transform or, where it explains
+clearly more matches, a homography; the mirror image is tried where neither matches). Each version's
+*extra* is the part of its frame the other's frame does not cover once mapped into it: a crop's source has
+the picture around the crop; a padded, letterboxed, captioned, meme-carded or pasted-on-a-canvas copy has
+the added frame; a rotated or warped copy inside its own frame has the filled corners, and its source the
+corners the warp cut off.
+
+Whether an extra continues the picture is the evidence: photographed content goes on across the edge of
+the shared part (a crop cut it there), added content does not (a pad, a card, a canvas or a fill was put
+there). It is measured as :func:`dedup.ops.canonical.unexplained` measures a drawn-on region: how far the
+extra's pixels a few px past the edge are from what the shared part predicts, against the same measure a
+few px inside the shared part (what this photo's own texture gives at that distance). No margin is read
+off a corpus: an extra is added where that error is ``ratio`` (3, :func:`dedup.ops.canonical._continued`'s)
+times the photo's own, each +1 grey level.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SIDE = 384  # px, the longer side the detail views are registered and compared at
+MIN_MATCHES = 12  # RANSAC inliers a registration needs
+MIN_EXTRA = 0.005  # share of a frame under which it has no extra (an edge of the other's frame along its own border)
+
+
+def reg_view(v, mirrored: bool = False) -> tuple[np.ndarray, tuple]:
+    """(the grey detail view at :data:`SIDE`, its ORB keypoints and descriptors), or with ``mirrored`` the
+    mirror image's keypoints (described on first use); kept on the version (``v.reg``)."""
+    import cv2
+
+    if getattr(v, "reg", None) is None:
+        g = v.detail
+        scale = SIDE / max(g.shape)
+        if scale < 1:
+            g = cv2.resize(g, (max(1, round(g.shape[1] * scale)), max(1, round(g.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+        v.reg = [np.ascontiguousarray(g), _describe(g), None]
+    if mirrored and v.reg[2] is None:
+        v.reg[2] = _describe(np.ascontiguousarray(v.reg[0][:, ::-1]))
+    return v.reg[0], v.reg[2 if mirrored else 1]
+
+
+def _describe(g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    import cv2
+
+    kp, des = cv2.ORB_create(nfeatures=1000).detectAndCompute(g, None)
+    return np.float32([k.pt for k in kp]).reshape(-1, 2), des
+
+
+def _fit(a: tuple, b: tuple) -> tuple[int, np.ndarray | None]:
+    """(inliers, 3 x 3 transform from ``b``'s points to ``a``'s): a similarity, or a homography where it
+    keeps 1.2 times the inliers (a perspective warp, a changed aspect ratio)."""
+    import cv2
+
+    (pa, da), (pb, db) = a, b
+    if da is None or db is None or len(da) < MIN_MATCHES or len(db) < MIN_MATCHES:
+        return 0, None
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(db, da, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    if len(good) < MIN_MATCHES:
+        return 0, None
+    src, dst = pb[[m.queryIdx for m in good]], pa[[m.trainIdx for m in good]]
+    cv2.setRNGSeed(0)
+    sim, keep = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0, maxIters=2000)
+    n_sim = int(keep.sum()) if sim is not None else 0
+    hom, hkeep = cv2.findHomography(src, dst, cv2.RANSAC, 3.0) if len(good) >= MIN_MATCHES else (None, None)
+    n_hom = int(hkeep.sum()) if hom is not None else 0
+    if hom is not None and n_hom >= 1.2 * n_sim and abs(np.linalg.det(hom[:2, :2])) > 1e-3:
+        return n_hom, hom
+    return n_sim, (np.vstack([sim, [0, 0, 1]]) if sim is not None else None)
+
+
+def register(x, y) -> np.ndarray | None:
+    """The 3 x 3 transform from ``y``'s registration view (:func:`reg_view`) to ``x``'s, or None where they
+    do not match (:data:`MIN_MATCHES`); a mirror image is tried where the plain views do not match."""
+    (gx, fx), (gy, fy) = reg_view(x), reg_view(y)
+    n, t = _fit(fx, fy)
+    if n < MIN_MATCHES:
+        n, t = _fit(fx, reg_view(y, mirrored=True)[1])
+        if t is not None:  # y's mirror -> x, after y -> y's mirror
+            t = t @ np.array([[-1, 0, gy.shape[1] - 1], [0, 1, 0], [0, 0, 1]], np.float64)
+    return t if n >= MIN_MATCHES else None
+
+
+def covered(shape_to: tuple, shape_from: tuple, t: np.ndarray) -> np.ndarray:
+    """The pixels of a frame of ``shape_to`` that a frame of ``shape_from``, mapped by ``t``, covers."""
+    import cv2
+
+    ones = np.ones(shape_from, np.uint8)
+    return cv2.warpPerspective(ones, t, (shape_to[1], shape_to[0]), flags=cv2.INTER_NEAREST) > 0
+
+
+def quad(t: np.ndarray, shape_from: tuple) -> np.ndarray:
+    """The corners of a frame of ``shape_from`` mapped by ``t`` (4 x 2, x y, in order round the frame)."""
+    h, w = shape_from
+    c = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], np.float64).T
+    m = t @ c
+    return (m[:2] / m[2]).T
+
+
+def edge_profiles(g: np.ndarray, corners: np.ndarray, reach: int = 8, step: float = 2.0) -> list[np.ndarray]:
+    """For each edge of the polygon ``corners`` (the other version's frame mapped into this one) that lies
+    inside ``g``'s frame, how much ``g`` changes across lines parallel to it at offsets -``reach`` ..
+    +``reach`` px (outwards positive): the median, over the edge's points, of the absolute difference
+    between the pixels one px either side of each line. Only the points whose whole profile lies inside
+    ``g`` count (an edge along ``g``'s own border has no outside); an edge with under 10 such points is
+    left out."""
+    from scipy.ndimage import map_coordinates
+
+    h, w = g.shape
+    centre, offsets = corners.mean(axis=0), np.arange(-reach - 1, reach + 2, dtype=np.float64)
+    out = []
+    for a, b in zip(corners, np.roll(corners, -1, axis=0)):
+        length = float(np.hypot(*(b - a)))
+        if length < 8:
+            continue
+        n = np.array([b[1] - a[1], a[0] - b[0]]) / length
+        n = n if np.dot(n, (a + b) / 2 - centre) > 0 else -n  # outwards
+        p = a + np.linspace(0.05, 0.95, max(2, int(length / step)))[:, None] * (b - a)
+        xy = p[:, None, :] + offsets[None, :, None] * n  # (points, offsets, 2)
+        inside = ((xy[..., 0] >= 0) & (xy[..., 0] <= w - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= h - 1)).all(axis=1)
+        if inside.sum() < 10:
+            continue
+        xy = xy[inside]
+        v = map_coordinates(g.astype(np.float32), [xy[..., 1].ravel(), xy[..., 0].ravel()], order=1).reshape(xy.shape[:2])
+        out.append(np.median(np.abs(v[:, 2:] - v[:, :-2]), axis=0))
+    return out
+
+
+def edge_step(g: np.ndarray, corners: np.ndarray, near: int = 2, far: int = 5) -> float | None:
+    """How much more ``g`` changes across the mapped frame's edges than beside them: per edge
+    (:func:`edge_profiles`), the largest change within ``near`` px of it (registration's error) over the
+    median change across lines ``far`` px or more away on either side; the smallest over the edges. About 1
+    where the picture goes on across the edges (the other version is a crop: at most one edge of a crop
+    falls on a boundary in the picture), several times that where a frame, a card or a fill was put
+    around the picture (every edge is a step). None where no edge lies inside ``g``."""
+    ratios = []
+    for d in edge_profiles(g, corners):
+        reach = (len(d) - 1) // 2
+        o = np.abs(np.arange(-reach, reach + 1))
+        ratios.append(float(d[o <= near].max() / max(float(np.median(d[o >= far])), 1.0)))
+    return min(ratios) if ratios else None
+
+
+def extras(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(the part of x's registration view that y's frame covers, the part of y's that x's covers, y's frame's
+    corners in x, x's frame's corners in y), or None where the two do not register."""
+    t = register(x, y)
+    if t is None:
+        return None
+    gx, gy = reg_view(x)[0], reg_view(y)[0]
+    try:
+        back = np.linalg.inv(t)
+    except np.linalg.LinAlgError:
+        return None
+    return covered(gx.shape, gy.shape, t), covered(gy.shape, gx.shape, back), quad(t, gy.shape), quad(back, gx.shape)
+
+
+def frame_step(g: np.ndarray, shared: np.ndarray, corners: np.ndarray) -> float:
+    """:func:`edge_step` of the other's frame in ``g``; 1 (nothing added) where ``g`` has no extra (under
+    :data:`MIN_EXTRA` of it) or no edge of that frame lies inside it."""
+    if 1.0 - float(shared.mean()) < MIN_EXTRA:
+        return 1.0
+    s = edge_step(g, corners)
+    return 1.0 if s is None else s
+
+
+def added_to(x, y, ratio: float = 2.0) -> int:
+    """+1 where ``y`` is ``x``'s picture with content added around it or put into a new frame (a pad, a
+    letterbox, a card, a caption bar, a canvas, a screenshot, the filled corners of a rotation or a warp
+    inside its frame): the change across the edge of ``x``'s frame in ``y`` (:func:`frame_step`) is over
+    ``ratio`` and ``ratio`` times the change across ``y``'s frame in ``x`` (the picture a crop or a warp cut
+    away goes on across it); -1 the other way; 0 where they do not register or neither is clear."""
+    e = extras(x, y)
+    if e is None:
+        return 0
+    shared_x, shared_y, corners_y, corners_x = e
+    sx = frame_step(reg_view(x)[0], shared_x, corners_y)
+    sy = frame_step(reg_view(y)[0], shared_y, corners_x)
+    if max(sx, sy) <= ratio or max(sx, sy) <= ratio * min(sx, sy):
+        return 0
+    return 1 if sy > sx else -1

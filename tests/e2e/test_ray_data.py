@@ -165,3 +165,20 @@ def test_the_example_job_reads_shards_from_a_uri_and_writes_the_deduplicated_sha
     assert sorted(got["key"]) == ["g0-copy", "g1-copy", "s0", "s1"] and list(got.columns) == ["key", "jpg", "caption"]
     assert "10 images, 0 errors, 4 clusters, 6 duplicates; kept rows written" in capsys.readouterr().out
     assert not (tmp_path / "work" / "report.html").exists() and any((tmp_path / "scratch").iterdir())
+
+
+def test_a_webdataset_read_without_decoding(ray_local, tmp_path):
+    """read_webdataset(decoder=None): the members' bytes (a Python-object column), keyed by __key__."""
+    import tarfile
+
+    img = encode(base_image(1))
+    with tarfile.open(tmp_path / "s-000.tar", "w") as tar:
+        for name, data in [("a.jpg", img), ("a.json", b"{}"), ("b.jpg", img), ("c.jpg", encode(base_image(2))), ("d.jpg", b"nope")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    ds = ray_local.data.read_webdataset(str(tmp_path / "s-000.tar"), decoder=None)
+    got = dedup.ray.deduplicate(ds, image_column="jpg", id_column="__key__", output=tmp_path / "o", model="multihash", report=False)
+    df = got.select_columns(["__key__", "dedup_keep", "dedup_canonical_id", "dedup_error"]).to_pandas().set_index("__key__").sort_index()
+    assert df["dedup_keep"].tolist() == [True, False, True, False] and df["dedup_canonical_id"].tolist()[:3] == ["a", "a", "c"]
+    assert df["dedup_error"].notna().tolist() == [False, False, False, True]

@@ -54,7 +54,7 @@ class VerifyStage(Stage):
         band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
         a, b = edges["a"].to_numpy()[band], edges["b"].to_numpy()[band]
         cached, todo, counts, seconds = self._check(ctx, a, b, vp)
-        cached, template = without_templates(cached, a, b)
+        cached, template = without_templates(cached, a, b) if vp.templates else (cached, 0)
         checks = apply(edges, cached, lo, hi)
         pq.write_table(checks, ctx.layout.edges_checked)
         v = checks["verified"].to_numpy()

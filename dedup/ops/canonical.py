@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,24 @@ class Version:
     luma: np.ndarray | None = None  # a file that is not a JPEG: its luma on a JPEG's square (quality.square_luma)
     energy: float | None = None  # its detail view's edge energy (:func:`edge_energy`), once asked for
     reg: list | None = None  # its registration view and keypoints (:func:`dedup.ops.lineage.reg_view`), once asked for
+    memo: dict = field(default_factory=dict, repr=False)  # arrays derived from it, once asked for (:func:`_memo`)
+
+
+def _memo(v: Version, key, make: Callable[[], object]):
+    """``make()`` kept on ``v`` under ``key``: what the pairwise rules derive from one version (a standardised
+    view, a Laplacian, a DCT) is computed once per version, not once per pair."""
+    if key not in v.memo:
+        v.memo[key] = make()
+    return v.memo[key]
+
+
+def _pair_memo(x: Version, y: Version, key, make: Callable[[], object]):
+    """``make()`` kept on ``x`` for the pair (``x``, ``y``): two rules that ask the same of one pair
+    (:func:`_region`) compute it once."""
+    kept = x.memo.setdefault(key, {})
+    if id(y) not in kept or kept[id(y)][0] is not y:
+        kept[id(y)] = (y, make())
+    return kept[id(y)][1]
 
 
 def _more(a: float, b: float, factor: float) -> int:
@@ -98,26 +116,38 @@ def aligned(x: Version, y: Version, max_median: float = 0.3) -> bool:
     or a mirror image moves all of them: about 0.5-0.9)."""
     if x.view is None or y.view is None or x.view.shape != y.view.shape or x.view.size < 64:
         return False
-    a, b = x.view.astype(np.float32).ravel(), y.view.astype(np.float32).ravel()
-    if a.std() < 1 or b.std() < 1:
+    za, zb = _standard_view(x), _standard_view(y)
+    if za is None or zb is None:
         return False
-    za, zb = (a - a.mean()) / a.std(), (b - b.mean()) / b.std()
     return float(np.median(np.abs(za - zb))) < max_median
 
 
-def clipped_detail(x: np.ndarray, y: np.ndarray, min_share: float = 0.001, spread: float = 4.0) -> bool:
+def _standard_view(v: Version) -> np.ndarray | None:
+    """``v``'s view, flattened and standardised (float32); None for a flat one (standard deviation under 1)."""
+    def make():
+        a = v.view.astype(np.float32).ravel()
+        return None if a.std() < 1 else (a - a.mean()) / a.std()
+    return _memo(v, "standard_view", make)
+
+
+def clipped_detail(x: np.ndarray, y: np.ndarray, min_share: float = 0.001, spread: float = 4.0,
+                   masks: list | None = None) -> bool:
     """``x`` is pure white (or pure black) where the aligned ``y`` still has detail: x lost what y has
     (brightening or a contrast boost that clipped, a pasted caption box). Where y is flat there (y's own
-    clipped sky, made grey by a darkened copy), there is nothing lost and no evidence."""
-    from scipy.ndimage import binary_erosion
-
-    for mask in (x >= 253, x <= 2):
-        # the inside of the clipped areas only: at their edges a blurred or resampled copy mixes in the
-        # neighbours, which is not detail the clipped image lost
-        mask = binary_erosion(mask, iterations=1)
+    clipped sky, made grey by a darkened copy), there is nothing lost and no evidence. ``masks``: x's
+    :func:`clipped_areas`, where they are kept."""
+    for mask in clipped_areas(x) if masks is None else masks:
         if mask.mean() > min_share and float(y[mask].astype(np.float32).std()) > spread:
             return True
     return False
+
+
+def clipped_areas(x: np.ndarray) -> list[np.ndarray]:
+    """The inside of ``x``'s pure white and of its pure black areas (at their edges a blurred or resampled
+    copy mixes in the neighbours, which is not detail the clipped image lost)."""
+    from scipy.ndimage import binary_erosion
+
+    return [binary_erosion(mask, iterations=1) for mask in (x >= 253, x <= 2)]
 
 
 def edited_region(a: np.ndarray, b: np.ndarray, z: float = 1.5, lo: float = 0.002, hi: float = 0.5) -> np.ndarray | None:
@@ -125,7 +155,12 @@ def edited_region(a: np.ndarray, b: np.ndarray, z: float = 1.5, lo: float = 0.00
     (:func:`_robust_z`) grey levels differ by more than ``z`` standard deviations (and five times the median difference). None
     when the images are not alike (the median pixel differs by 0.3 or more: a crop, a mirror image) or the
     region is not a local one (under ``lo`` or over ``hi`` of the image: a re-encode, a tone edit)."""
-    za, zb = _robust_z(a), _robust_z(b)
+    return _differ(_robust_z(a), _robust_z(b), z, lo, hi)
+
+
+def _differ(za: np.ndarray | None, zb: np.ndarray | None, z: float = 1.5, lo: float = 0.002,
+            hi: float = 0.5) -> np.ndarray | None:
+    """:func:`edited_region` of two images already standardised (:func:`_robust_z`)."""
     if za is None or zb is None:
         return None
     d = np.abs(za - zb)
@@ -139,9 +174,16 @@ def edited_region(a: np.ndarray, b: np.ndarray, z: float = 1.5, lo: float = 0.00
 def _robust_z(v: np.ndarray) -> np.ndarray | None:
     """Grey levels standardised by their median and interquartile range (an overlay on a quarter of the
     image hardly moves them, unlike the mean and standard deviation); None for a flat image."""
+    from dedup.ops.quality import percentiles_u8
+
     f = v.astype(np.float32)
-    q1, med, q3 = np.percentile(f.ravel()[::7], [25, 50, 75])  # a sample is enough for three quantiles
+    q1, med, q3 = percentiles_u8(v.ravel()[::7], [25, 50, 75])  # a sample is enough for three quantiles
     return None if q3 - q1 < 1 else (f - med) / ((q3 - q1) / 1.349)
+
+
+def _robust_z_of(v: Version) -> np.ndarray | None:
+    """:func:`_robust_z` of ``v``'s detail view, once per version."""
+    return _memo(v, "robust_z", lambda: _robust_z(v.detail))
 
 
 def synthetic_share(values: np.ndarray, tol: int = 4) -> float:
@@ -154,22 +196,30 @@ def synthetic_share(values: np.ndarray, tol: int = 4) -> float:
 
 def _region(x: Version, y: Version) -> tuple[np.ndarray, float, float] | None:
     """Where two versions of one size differ (:func:`edited_region`) and each one's edge energy (the mean
-    absolute Laplacian of the detail view) outside it, 3 px away; None where they are not alike but there."""
+    absolute Laplacian of the detail view) outside it, 3 px away; None where they are not alike but there.
+    Kept for the pair (:func:`_local_edit` and :func:`_drawn_on` both ask)."""
     from scipy.ndimage import binary_dilation
 
     if x.detail is None or y.detail is None or x.detail.shape != y.detail.shape:
         return None
-    mask = edited_region(x.detail, y.detail)
-    if mask is None:
-        return None
-    outside = ~binary_dilation(mask, iterations=3)
-    return mask, _edge_energy(x.detail, outside), _edge_energy(y.detail, outside)
+
+    def make():
+        mask = _differ(_robust_z_of(x), _robust_z_of(y))
+        if mask is None:
+            return None
+        outside = ~binary_dilation(mask, iterations=3)
+        return mask, _edge_energy(x, outside), _edge_energy(y, outside)
+    return _pair_memo(x, y, "region", make)
 
 
-def _edge_energy(v: np.ndarray, where: np.ndarray) -> float:
+def _edge_energy(v: Version, where: np.ndarray) -> float:
+    """The mean absolute Laplacian of ``v``'s detail view over ``where`` (the Laplacian kept on ``v``)."""
     from scipy.ndimage import laplace
 
-    return float(np.abs(laplace(v.astype(np.float32))[where]).mean()) if where.any() else 0.0
+    if not where.any():
+        return 0.0
+    lap = _memo(v, "abs_laplace", lambda: np.abs(laplace(v.detail.astype(np.float32))))
+    return float(lap[where].mean())
 
 
 def _unless_blurred(r: int, ex: float, ey: float, blur: float) -> int:
@@ -183,13 +233,26 @@ def unexplained(v: np.ndarray, mask: np.ndarray, sigma: float = 3.0, min_pixels:
     absolute difference from the Gaussian-weighted mean (``sigma`` px) of the grey levels outside the mask,
     over the masked pixels that have such surroundings. Photographed detail mostly continues its
     surroundings; text, marks or a box drawn over a photo do not. None with too few such pixels."""
+    around = _surroundings(mask, sigma, min_pixels)
+    return None if around is None else _unexplained_in(v, around, sigma)
+
+
+def _surroundings(mask: np.ndarray, sigma: float = 3.0, min_pixels: int = 20) -> tuple | None:
+    """What :func:`unexplained` needs of the mask alone (the same for both versions of a pair): the unmasked
+    pixels (float32), their Gaussian weight, and the masked pixels near them; None with too few of those."""
     from scipy.ndimage import gaussian_filter
 
-    f, outside = v.astype(np.float32), (~mask).astype(np.float32)
+    outside = (~mask).astype(np.float32)
     weight = gaussian_filter(outside, sigma)
     near = mask & (weight > 0.05)
-    if near.sum() < min_pixels:
-        return None
+    return None if near.sum() < min_pixels else (outside, weight, near)
+
+
+def _unexplained_in(v: np.ndarray, around: tuple, sigma: float = 3.0) -> float:
+    from scipy.ndimage import gaussian_filter
+
+    outside, weight, near = around
+    f = v.astype(np.float32)
     predicted = gaussian_filter(f * outside, sigma)[near] / weight[near]
     return float(np.mean(np.abs(f[near] - predicted)))
 
@@ -197,9 +260,10 @@ def unexplained(v: np.ndarray, mask: np.ndarray, sigma: float = 3.0, min_pixels:
 def _continued(x: Version, y: Version, mask: np.ndarray, ratio: float = 3.0) -> int:
     """+1 where x's pixels in ``mask`` continue their surroundings and y's do not (:func:`unexplained`,
     ``ratio`` times x's, +1 grey level each): y was drawn on; -1 the other way; 0 for no clear difference."""
-    ux, uy = unexplained(x.detail, mask), unexplained(y.detail, mask)
-    if ux is None or uy is None:
+    around = _surroundings(mask)
+    if around is None:
         return 0
+    ux, uy = _unexplained_in(x.detail, around), _unexplained_in(y.detail, around)
     return 1 if uy + 1 > ratio * (ux + 1) else (-1 if ux + 1 > ratio * (uy + 1) else 0)
 
 
@@ -235,7 +299,7 @@ def _drawn_on(x: Version, y: Version, blur: float = 0.4, ratio: float = 3.0) -> 
 def edge_energy(v: Version) -> float:
     """The mean absolute Laplacian of ``v``'s whole detail view (kept on it: several pairs ask)."""
     if v.energy is None:
-        v.energy = _edge_energy(v.detail, np.ones(v.detail.shape, bool)) if v.detail is not None else 0.0
+        v.energy = _edge_energy(v, np.ones(v.detail.shape, bool)) if v.detail is not None else 0.0
     return v.energy
 
 
@@ -247,7 +311,8 @@ def _clip_rule(x: Version, y: Version, blur: float = 0.4) -> int:
     the photo's edge energy, a blurred one of 1.5 px 0.05-0.56, of 3 px 0.02-0.30)."""
     if not aligned(x, y):
         return 0
-    lost_x, lost_y = clipped_detail(x.view, y.view), clipped_detail(y.view, x.view)
+    lost_x = clipped_detail(x.view, y.view, masks=_memo(x, "clipped", lambda: clipped_areas(x.view)))
+    lost_y = clipped_detail(y.view, x.view, masks=_memo(y, "clipped", lambda: clipped_areas(y.view)))
     r = int(lost_y) - int(lost_x)
     return _unless_blurred(r, edge_energy(x), edge_energy(y), blur) if r else 0
 
@@ -375,8 +440,15 @@ def turned_square(src: Lattice, other: Lattice, turn: tuple[bool, bool, bool]) -
     r, c = r - other.origin[0], c - other.origin[1]
     if r.min() < 0 or c.min() < 0 or r.max() >= other.luma.shape[0] or c.max() >= other.luma.shape[1]:
         return None
-    block = other.luma[np.ix_(r, c)]
+    block = other.luma[_span(r), _span(c)]  # r and c run by +1 or -1: a view, not a copy
     return block.T if transpose else block
+
+
+def _span(idx: np.ndarray) -> slice:
+    """The slice that takes the indices ``idx`` (consecutive, rising or falling)."""
+    step = 1 if len(idx) < 2 or idx[1] > idx[0] else -1
+    stop = int(idx[-1]) + step
+    return slice(int(idx[0]), stop if stop >= 0 else None, step)
 
 
 def lattice_coherence(src: Lattice, coef: np.ndarray, min_step: float = 4.0, min_count: int = 200) -> float | None:
@@ -488,7 +560,7 @@ def jpeg_kept_in(src: Version, other: Version) -> float | None:
     own = src.lattice.luma[:LATTICE_SIDE, :LATTICE_SIDE]
     if src.lattice.size != (other.f["width"], other.f["height"]) or other.luma.shape != own.shape:
         return None
-    coef = block_dct(other.luma.astype(np.float32))
+    coef = _memo(other, "luma_dct", lambda: block_dct(other.luma.astype(np.float32)))
     return None if coef is None else lattice_coherence(src.lattice, coef)
 
 

@@ -92,7 +92,7 @@ def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Latt
     grey = np.asarray(Image.fromarray(view).convert("L"), np.float32)
     trim_w, trim_h = trimmed_fraction(view)
     full_grey = upright.convert("L")
-    sx, sy = native_steps(np.asarray(full_grey, np.float32))
+    sx, sy = native_steps(np.asarray(_centre(full_grey, 512), np.float32))
     w, h = upright.size
     lossless = opened.format in _LOSSLESS and (opened.format != "WEBP" or webp_lossless(data))
     lattice = luma_lattice(data)
@@ -116,7 +116,25 @@ def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Latt
 def tone_levels(rgb: np.ndarray) -> np.ndarray:
     """The :data:`TONE_LEVELS` percentiles of each channel of an RGB view (float32): a brightness,
     contrast, grey or colour edit moves them; a crop, a mirror image, a resize or a re-encode hardly does."""
-    return np.percentile(rgb.reshape(-1, 3).astype(np.float32), TONE_LEVELS, axis=0).astype(np.float32).ravel()
+    flat = rgb.reshape(-1, 3)
+    return np.stack([percentiles_u8(flat[:, c], TONE_LEVELS) for c in range(3)], axis=1).astype(np.float32).ravel()
+
+
+def percentiles_u8(values: np.ndarray, q) -> np.ndarray:
+    """``np.percentile(values.astype(np.float32), q)`` (linear interpolation) of uint8 ``values``, the same
+    numbers read off their histogram instead of a partial sort (a tenth of the time): the order statistics
+    either side of each virtual index, interpolated by numpy's own rule (its ``_lerp``: from the upper one
+    where the weight is 0.5 or more)."""
+    v = np.asarray(values, np.uint8).ravel()
+    n = v.size
+    index = (n - 1) * np.true_divide(np.asarray(q), 100)
+    below = np.floor(index)
+    above = np.minimum(below + 1, n - 1)
+    cum = np.cumsum(np.bincount(v, minlength=256))
+    a = np.searchsorted(cum, np.minimum(below, n - 1), side="right").astype(np.float32)
+    b = np.searchsorted(cum, above, side="right").astype(np.float32)
+    t = index - below
+    return np.where(t >= 0.5, b - (b - a) * (1 - t), a + (b - a) * t)
 
 
 def luma_lattice(data: bytes) -> Lattice | None:
@@ -227,6 +245,13 @@ def _run(lines: np.ndarray, tol: float = 10.0, chunk: int = 16) -> int:
         if len(bad):
             return start + int(bad[0])
     return len(lines)
+
+
+def _centre(img: Image.Image, side: int) -> Image.Image:
+    """The central ``side`` x ``side`` crop :func:`native_steps` reads (the rest need not become floats)."""
+    w, h = img.size
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return img.crop((x0, y0, min(w, x0 + side), min(h, y0 + side)))
 
 
 def native_steps(grey: np.ndarray, side: int = 512) -> tuple[float, float]:

@@ -4,7 +4,8 @@ Contract:
 
 * **Reads** a finished run's output folder: ``manifest.parquet`` (the keep set is the rows with
   ``is_canonical``; it must agree with ``keep.txt``), ``files.parquet`` (each item's unit and kind) and
-  ``summary.json`` (``parameters.inputs``, the order of the sources).
+  ``summary.json`` (``parameters.inputs``, the order of the sources); with ``--run``, the manifest, keep
+  list and summary of an earlier run kept under ``runs/<run id>/`` (:mod:`dedup.runs`).
 * **Writes** only under ``DEST`` (a local folder or any fsspec URI), never anything else:
 
   - a kept plain file is copied to ``DEST/<path relative to its source>`` (``--link``: hard-linked
@@ -134,6 +135,7 @@ class KeepSet:
     kept: list[dict[str, Any]]  # path, kind, unit, source, bytes, sha of each kept item
     n_images: int
     manifest_sha256: str
+    run: str | None = None  # the run id (dedup.runs) whose manifest this is, where the folder keeps runs
 
 
 def _sha256_file(path: Path) -> str:
@@ -154,15 +156,29 @@ def _guess_kind(path: str) -> tuple[str, str]:
     return "file", path
 
 
-def load_keep_set(output: str | Path) -> KeepSet:
-    """Read the keep set of a finished run; ``ApplyError`` if the folder is not one."""
+def load_keep_set(output: str | Path, run: str | None = None) -> KeepSet:
+    """Read the keep set of a finished run (``run``: one kept under ``OUTPUT/runs/``, see :mod:`dedup.runs`;
+    None: the latest, the files at the top of the folder); ``ApplyError`` if the folder is not one."""
     out = Path(output).expanduser().resolve()
     layout = OutputLayout.of(out)
-    manifest = layout.manifest_parquet
+    run_id = None
+    if run is not None:
+        from dedup import runs
+
+        try:
+            found = runs.resolve(out, run)
+        except runs.RunNotFound as e:
+            raise ApplyError(str(e)) from None
+        run_id, results = found.id, OutputLayout(found.path)
+    else:
+        from dedup.runs import latest_id
+
+        run_id, results = latest_id(layout), layout
+    manifest = results.manifest_parquet
     if not manifest.is_file():
         raise ApplyError(f"{out} is not a finished dedup output folder (no manifest.parquet)")
     man = pq.read_table(manifest, columns=["path", "is_canonical", "bytes", "sha", "source"]).to_pylist()
-    summary_path = layout.summary
+    summary_path = results.summary
     inputs = json.loads(summary_path.read_text()).get("parameters", {}).get("inputs", []) if summary_path.is_file() else []
     kinds: dict[str, tuple[str, str]] = {}
     if layout.files.is_file():
@@ -174,11 +190,11 @@ def load_keep_set(output: str | Path) -> KeepSet:
         units.setdefault(unit, (kind, r["source"]))
         if r["is_canonical"]:
             kept.append({**r, "kind": kind, "unit": unit})
-    keep_txt = layout.keep
+    keep_txt = results.keep
     if keep_txt.is_file() and set(keep_txt.read_text().splitlines()) != {r["path"] for r in kept}:
         raise ApplyError(f"{keep_txt} and manifest.parquet disagree on the keep set; was the folder edited?")
     ordered = list(inputs) + sorted({s for _, s in units.values()} - set(inputs))
-    return KeepSet(out, ordered, units, kept, len(man), _sha256_file(manifest))
+    return KeepSet(out, ordered, units, kept, len(man), _sha256_file(manifest), run_id)
 
 
 def _source_root(source: str, unit_paths: list[str]) -> Location:
@@ -265,6 +281,7 @@ class Plan:
     overwrite: bool = False
     prefixed: bool = False
     log: dict[str, Any] = field(default_factory=dict)
+    run: str | None = None
 
     def of(self, status: str, kinds: tuple[str, ...] = ("file", *SHARD_KINDS)) -> list[Action]:
         return [a for a in self.actions if a.status == status and a.kind in kinds]
@@ -344,9 +361,10 @@ def _resolve(action: Action, dest: Location, log: dict[str, Any], overwrite: boo
         action.note = "exists with other content"
 
 
-def make_plan(output: str | Path, to: str, link: bool = False, overwrite: bool = False) -> Plan:
-    """Compute what ``apply`` would write (reads only); ApplyError on any refusal."""
-    ks = load_keep_set(output)
+def make_plan(output: str | Path, to: str, link: bool = False, overwrite: bool = False, run: str | None = None) -> Plan:
+    """Compute what ``apply`` would write (reads only); ApplyError on any refusal. ``run``: an earlier run
+    kept under ``OUTPUT/runs/`` (None: the latest)."""
+    ks = load_keep_set(output, run)
     dest = locate(to)
     by_source: dict[str, list[str]] = {}
     for unit, (_, src) in ks.units.items():
@@ -375,7 +393,7 @@ def make_plan(output: str | Path, to: str, link: bool = False, overwrite: bool =
         _resolve(a, dest, log, overwrite)
     actions.sort(key=lambda a: a.rel)
     return Plan(ks.output, dest, actions, ks.n_images, len(ks.kept), ks.manifest_sha256, link, overwrite,
-                any(prefixes.values()), log)
+                any(prefixes.values()), log, ks.run)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -546,6 +564,7 @@ def execute(plan: Plan) -> Result:
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "output": str(plan.output),
             "manifest_sha256": plan.manifest_sha256,
+            "run": plan.run,
             "written": len(written), "skipped": len(plan.of("skip")), "failed": len(failed), "bytes": total,
         })
         target = plan.dest.child(LOG_NAME)
@@ -554,9 +573,10 @@ def execute(plan: Plan) -> Result:
     return Result(written, plan.of("skip"), failed, total)
 
 
-def apply(output: str | Path, to: str, execute_: bool = False, link: bool = False, overwrite: bool = False) -> tuple[Plan, Result | None]:
+def apply(output: str | Path, to: str, execute_: bool = False, link: bool = False, overwrite: bool = False,
+          run: str | None = None) -> tuple[Plan, Result | None]:
     """Plan, and when ``execute_`` carry out, ``dedup apply``. Dry run (``Result`` None) by default."""
-    plan = make_plan(output, to, link=link, overwrite=overwrite)
+    plan = make_plan(output, to, link=link, overwrite=overwrite, run=run)
     return plan, (execute(plan) if execute_ else None)
 
 
@@ -572,7 +592,7 @@ def format_plan(plan: Plan, limit: int = 10) -> str:
     shards = [a for a in todo if a.kind in SHARD_KINDS]
     verb = "link or copy" if plan.link else "copy"
     lines = [
-        f"from {plan.output}: {plan.n_images} images, {plan.n_kept} kept",
+        f"from {plan.output}" + (f" (run {plan.run})" if plan.run else "") + f": {plan.n_images} images, {plan.n_kept} kept",
         f"to   {plan.dest.uri}" + ("  (one folder per source: relative paths collide)" if plan.prefixed else ""),
         f"  files : {len(files)} to {verb} ({sum(a.size or 0 for a in files):,} bytes), "
         f"{len(plan.of('skip', ('file',)))} already there",
@@ -619,6 +639,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--execute", action="store_true", help="write (default: dry run, print the plan only)")
     p.add_argument("--link", action="store_true", help="hard-link plain files instead of copying where source and DEST share a local filesystem (DEST then shares the files' storage: do not edit them in place)")
     p.add_argument("--overwrite", action="store_true", help="replace destination files that exist with other content (default: refuse)")
+    p.add_argument("--run", metavar="RUN", help="apply an earlier run kept under OUTPUT_DIR/runs/ (its id, a unique part of it; "
+                   "`dedup report OUTPUT_DIR --runs` lists them; default: the latest, the files at the top of OUTPUT_DIR)")
     p.set_defaults(func=main)
     return p
 
@@ -626,7 +648,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     """Run ``dedup apply`` from parsed arguments; returns the exit status."""
     try:
-        plan, result = apply(args.output_dir, args.to, execute_=args.execute, link=args.link, overwrite=args.overwrite)
+        plan, result = apply(args.output_dir, args.to, execute_=args.execute, link=args.link, overwrite=args.overwrite,
+                             run=getattr(args, "run", None))
     except ApplyError as e:
         print(f"dedup apply: error: {e}", file=sys.stderr)
         return e.code

@@ -12,10 +12,11 @@ from __future__ import annotations
 import sys
 import time
 
+from dedup import runs
 from dedup import summary as summaries
 from dedup.config import DedupConfig
 from dedup.layout import OutputLayout
-from dedup.errors import InputNotFound, JobError, OutputNotWritable
+from dedup.errors import InputNotFound, JobError, NoImages, OutputNotWritable
 from dedup.runner import Runner, RunState, StageFailed
 from dedup.stages import (CanonicalStage, DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, ReferenceStage, SearchReferenceStage,
                           SearchStage, StoreStage, UnionStage, VerifyStage, WeightsStage)
@@ -85,10 +86,11 @@ def run(cfg: DedupConfig, whole_process: bool = False) -> dict:
             if isinstance(e.__cause__, JobError):  # a person's to fix (no input, no image): that error alone
                 raise e.__cause__ from None
             raise
+        check_some_image(cfg, ctx)
         if cfg.drop_collection:
             _drop_collections(cfg, ctx)
         timeline.update(runner.startup, **services.timeline())
-        s = _finish(cfg, ctx, timings, time.perf_counter() - t0, timeline)
+        s = _finish(cfg, ctx, timings, time.perf_counter() - t0, timeline, runs.run_key(runner.fps, cfg))
         return s
     finally:
         t1 = time.perf_counter()
@@ -100,6 +102,24 @@ def run(cfg: DedupConfig, whole_process: bool = False) -> dict:
         if s is not None:  # the shutdown's own line, once it is over
             s["timeline"]["shutdown"] = {"seconds": round(time.perf_counter() - t1, 3)}
             summaries.write(ctx.layout.summary, s)
+            runs.save_summary(ctx.layout, s.get("run_id"))
+
+
+def check_some_image(cfg: DedupConfig, ctx: StageContext) -> None:
+    """:class:`NoImages` (exit 5) when not one input could be read and decoded as an image: a run of only
+    errors is no result. ``errors.csv`` is written by then, with every file's reason. (With --reference the
+    new images may all be the reference's: no check.)"""
+    man, errs = ctx.value("manifest")
+    if len(man) or not len(errs) or cfg.references:
+        return
+    msg = errs["error"].fillna("unknown error").astype(str)
+    reasons = msg.str.extract(r"^([^:(]*)", expand=False).str.strip()  # as the report groups them: details vary per file
+    top = reasons.where(reasons.str.len() > 0, msg).value_counts()
+    why = "; ".join(f"{reason}: {count:,}" for reason, count in top.head(3).items()) + ("; ..." if len(top) > 3 else "")
+    err = NoImages(f"no images in {', '.join(map(str, cfg.inputs))}: none of its {len(errs):,} files could be read as an image "
+                   f"({why}; e.g. {errs['path'].iloc[0]}); every file's reason is in {ctx.layout.errors_csv}")
+    err.errors_written = True  # this run's manifest and errors are written (dedup.ray reads them back)
+    raise err
 
 
 def check_inputs(cfg: DedupConfig) -> None:
@@ -165,8 +185,9 @@ def _drop_collections(cfg: DedupConfig, ctx: StageContext) -> None:
         RunState(ctx.layout.state).forget(sig.store)
 
 
-def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float, timeline: dict) -> dict:
-    """summary.json, then the report (it reads summary.json), then the summary names the report."""
+def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float, timeline: dict, key: str) -> dict:
+    """summary.json, then the report (it reads summary.json), then the summary names the report; then
+    the run's files are kept under runs/<run id>/ too (:mod:`dedup.runs`), where the next run leaves them."""
     files, (man, errs) = ctx.value("discover"), ctx.value("manifest")
     counts = summaries.counts(files.table, man, errs, files.n, ctx.value("graph").split_off)
     if cfg.references:
@@ -174,6 +195,8 @@ def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float, 
     s = summaries.build(counts, ctx.params, timings, seconds, ctx.layout.outputs())
     s["timeline"] = timeline
     s["warnings"] = cfg.warnings
+    s["run_id"] = runs.next_id(ctx.layout, key)
+    s["outputs"]["run"] = str(ctx.layout.run_dir(s["run_id"]))
     summaries.write(ctx.layout.summary, s)
     if cfg.report:
         from dedup.report import write_report
@@ -181,4 +204,7 @@ def _finish(cfg: DedupConfig, ctx: StageContext, timings: dict, seconds: float, 
         s["outputs"]["report"] = str(write_report(ctx.layout.root))
         summaries.write(ctx.layout.summary, s)
     s["outputs"]["summary"] = str(ctx.layout.summary)
+    if not cfg.report:  # no report for this run: the top-level one is an earlier run's
+        ctx.layout.report.unlink(missing_ok=True)
+    runs.save(ctx.layout, s["run_id"])
     return s

@@ -50,6 +50,19 @@ class OutputLayout:
     def summary(self) -> Path:
         return self.root / "summary.json"
 
+    # the runs kept (dedup.runs): each finished run's results, and which is the latest
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs / run_id
+
+    @property
+    def latest_run(self) -> Path:
+        """Names the latest run's id (its files are also the ones at the top of the folder)."""
+        return self.runs / "latest"
+
     # what the stages keep for re-runs
     @property
     def state(self) -> Path:

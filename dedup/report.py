@@ -18,6 +18,8 @@ the inputs. The page needs no server, no internet and no JavaScript: thumbnails 
 * a few of the pairs the content check (stage `verify`) rejected, most similar first, side by side with
   their similarity and inliers, so a user can see what the check refused (``edges_checked.parquet``);
 * the errors grouped by reason (stage, count, a few example paths);
+* the runs kept on the folder (``runs/``, :mod:`dedup.runs`), each linked to its own report, and what this
+  run changed against the one before it (``dedup report --compare`` lists the images);
 * the stage timings.
 
 The page stays small and opens quickly for any corpus size: at most ``max_clusters`` clusters and
@@ -617,6 +619,37 @@ def _section_errors(errors: pd.DataFrame) -> str:
             f'<table id="errors-table"><tr><th>reason</th><th>stage</th><th class="num">count</th><th>examples</th></tr>{"".join(rows)}</table></section>')
 
 
+def _section_runs(out: Path, summary: dict) -> str:
+    """The runs kept on this output folder (``runs/``, :mod:`dedup.runs`), each linked to its own report,
+    and what this run changed against the one before it. Nothing for a folder with one run."""
+    from dedup import runs
+
+    layout = OutputLayout(out)
+    this = summary.get("run_id")
+    kept = [r for r in runs.list_runs(layout) if r.id != this]
+    if not kept:
+        return ""
+    current = runs.Run(this or out.name, out, summary)
+    rows = []
+    for r in kept + [current]:
+        name = (f'<a {runs.RUN_LINK}runs/{_e(r.id)}/report.html">{_e(r.id)}</a>' if r is not current
+                else f'{_e(r.id)} <span class="badge keep">this report</span>')
+        rows.append(f"<tr><td>{name}</td><td>{_e(r.describe())}</td></tr>")
+    previous = [r for r in kept if r.id < current.id] or kept
+    diff = runs.compare(previous[-1], current)
+    if diff["same_result"]:
+        change = f"the same result as the run before it ({_e(previous[-1].id)})."
+    else:
+        change = (f"against the run before it ({_e(previous[-1].id)}): {diff['removed_in_a_kept_in_b']['count']:,} images it removed "
+                  f"are kept here, {diff['kept_in_a_removed_in_b']['count']:,} it kept are removed here, "
+                  f"{diff['clusters_merged_in_b']['count']:,} clusters merged, {diff['clusters_split_in_b']['count']:,} split.")
+        if diff["parameters"]:
+            change += " Parameters that differ: " + _e("; ".join(f"{k} {runs._fmt(a)} -> {runs._fmt(b)}" for k, (a, b) in diff["parameters"].items())) + "."
+    return (f'<section id="runs"><h2>Runs on this output folder</h2><p>This run, {change} '
+            f'<code>dedup report {_e(out)} --compare {_e(previous[-1].id)}</code> lists the images.</p>'
+            f'<table id="runs-table"><tr><th>run</th><th>parameters and result</th></tr>{"".join(rows)}</table></section>')
+
+
 def _fmt_detail(v: object, depth: int = 0) -> str:
     """A stage metric as text (escaped later): numbers as _fmt_num, a dict as "(key value, ...)", a list
     joined, True/False as yes/no; nothing of Python's repr."""
@@ -702,6 +735,7 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
         _section_clusters(members, dup_sizes, thumbs, thumb_px, max_clusters, max_members),
         _section_rejected(rejected, thumbs, layout.edges_checked.exists(), man),
         _section_errors(errors),
+        _section_runs(out, summary),
         _section_timings(summary),
     ])
     page = (
@@ -711,7 +745,7 @@ def write_report(out_dir: Path, *, max_clusters: int = 200, max_members: int = 2
         f'<header><h1>{_e(title)}</h1><p class="muted">Output folder {_e(out.resolve())}; report generated {_e(generated)} '
         f"by ray-image-dedup {_e(__version__)} in {{elapsed}}.</p>{warning}"
         '<nav><a href="#counts">counts</a><a href="#histogram">similarities</a><a href="#clusters">clusters</a><a href="#rejected">rejected pairs</a>'
-        '<a href="#errors">errors</a><a href="#timings">timings</a></nav></header>'
+        '<a href="#errors">errors</a><a href="#runs">runs</a><a href="#timings">timings</a></nav></header>'
         f"<main>{body}</main><footer class=\"muted\">Self-contained page: no scripts, no network. The manifest "
         "(manifest.csv) is the full result; this page shows a capped view of it.</footer></body></html>"
     )
@@ -732,6 +766,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "One file, no server, no internet.",
     )
     p.add_argument("output_dir", metavar="OUTPUT_DIR", help="the --output folder of a finished dedup run")
+    p.add_argument("--runs", action="store_true", help="list the runs kept under OUTPUT_DIR/runs/ (each re-run with other parameters adds one) and exit")
+    p.add_argument("--compare", nargs="+", metavar="RUN", help="compare two runs (RUN_A RUN_B; one RUN: with the latest) and exit: "
+                   "parameters, images one removes and the other keeps, clusters merged or split. A RUN is a run id, a unique "
+                   "part of one (its key or time), latest, previous (the run before the latest), or the path of a run or output folder")
+    p.add_argument("--json", action="store_true", help="with --compare: print the comparison as JSON")
     p.add_argument("--max-clusters", type=int, default=200, help="clusters shown, largest first (default 200)")
     p.add_argument("--max-members", type=int, default=24, help="images shown per cluster (default 24)")
     p.add_argument("--thumb-px", type=int, default=128, help="thumbnail size in pixels (default 128)")
@@ -740,7 +779,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    """``dedup report``: 0 on success, 2 when the folder is not a finished run's output."""
+    """``dedup report``: 0 on success, 2 when the folder is not a finished run's output (or a run is not there)."""
+    if getattr(args, "runs", False) or getattr(args, "compare", None):
+        return _runs_main(args)
     for name in ("max_clusters", "max_members", "thumb_px"):
         if getattr(args, name) < 1:
             print(f"dedup report: error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
@@ -751,6 +792,27 @@ def main(args: argparse.Namespace) -> int:
         print(f"dedup report: error: {e}", file=sys.stderr)
         return 2
     print(f"report: {path}")
+    return 0
+
+
+def _runs_main(args: argparse.Namespace) -> int:
+    """``dedup report OUTPUT --runs`` / ``--compare A [B]`` (text on stdout, or JSON)."""
+    from dedup import runs
+
+    if args.runs:
+        print(runs.format_runs(args.output_dir))
+        return 0
+    if len(args.compare) > 2:
+        print("dedup report: error: --compare takes one or two runs", file=sys.stderr)
+        return 2
+    try:
+        a = runs.resolve(args.output_dir, args.compare[0])
+        b = runs.resolve(args.output_dir, args.compare[1] if len(args.compare) > 1 else "latest")
+    except runs.RunNotFound as e:
+        print(f"dedup report: error: {e}", file=sys.stderr)
+        return 2
+    diff = runs.compare(a, b)
+    print(json.dumps(diff, indent=2, default=str) if args.json else runs.format_compare(diff))
     return 0
 
 

@@ -159,6 +159,8 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
     lines.append(f"  summary:  {summary['outputs']['summary']}")
     if "report" in summary["outputs"]:
         lines.append(f"  report:   {summary['outputs']['report']}")
+    if "run" in summary["outputs"]:
+        lines.append(f"  this run: {summary['outputs']['run']} (kept beside earlier runs: dedup report OUTPUT --runs, --compare)")
     print("\n".join(lines), file=stream, flush=True)
 
 

@@ -3,7 +3,8 @@
 ``dedup run`` exits 0 on success; 1 on an unexpected error (``--debug`` shows the traceback); 2 for a
 bad option or an ``--input`` that does not exist (:class:`InputNotFound`, checked before Ray starts for
 local paths); 3 for a missing or wrong model file; 4 when a stage failed (the same command resumes);
-5 when the inputs hold no image (:class:`NoImages`); 6 when ``--output`` cannot be written
+5 when the inputs hold no image (:class:`NoImages`: no file found, or not one could be read and decoded
+as an image); 6 when ``--output`` cannot be written
 (:class:`OutputNotWritable`, checked before Ray starts); 130 when interrupted (Ctrl-C).
 """
 from __future__ import annotations

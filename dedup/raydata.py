@@ -63,6 +63,7 @@ def deduplicate(ds: ray.data.Dataset, *, image_column: str, id_column: str, outp
     running: the returned Dataset needs it).
     """
     from dedup.api import make_config
+    from dedup.errors import NoImages
     from dedup.job import run
     from dedup.ray_env import init_ray
 
@@ -73,7 +74,11 @@ def deduplicate(ds: ray.data.Dataset, *, image_column: str, id_column: str, outp
     base = shards or os.path.join(os.path.abspath(os.path.expanduser(os.fspath(output))), "input-shards")
     files, rows = write_shards(ds, image_column, id_column, base, prune=shards is None)
     if files:
-        run(make_config("deduplicate", files, os.fspath(output), options, **fixed))
+        try:
+            run(make_config("deduplicate", files, os.fspath(output), options, **fixed))
+        except NoImages as e:  # every row broken: each comes back with its reason (this run's errors are written)
+            if not getattr(e, "errors_written", False):
+                raise
     lookup = results(output, rows) if files else _empty_lookup()
     return annotate(ds, id_column, lookup, keep_only)
 

@@ -101,6 +101,25 @@ def test_an_input_with_no_image_is_an_error_that_says_what_was_skipped(tmp_path)
     assert f"no images in {tmp_path / 'notes'}" in line and "2 files were skipped" in line and ".txt" in line
 
 
+@pytest.mark.slow
+def test_an_input_whose_files_all_fail_to_decode_is_exit_5_not_a_result(tmp_path):
+    """Every file has an image extension but none is an image: not 0 with everything in errors.csv, but
+    exit 5 with one line giving the reasons (errors.csv is still written, with every file's)."""
+    (tmp_path / "broken").mkdir()
+    for i in range(3):
+        (tmp_path / "broken" / f"x{i}.jpg").write_bytes(b"not an image %d" % i)
+    (tmp_path / "broken" / "y.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    r = _dedup("--input", tmp_path / "broken", "--output", tmp_path / "o", "--model", "thumb")
+    assert r.returncode == 5, r.stderr[-3000:]
+    line = _one_error_line(r.stderr)
+    assert f"no images in {tmp_path / 'broken'}: none of its 4 files could be read as an image" in line, line
+    assert str(tmp_path / "o" / "errors.csv") in line
+    import pandas as pd
+
+    assert len(pd.read_csv(tmp_path / "o" / "errors.csv")) == 4
+    assert not (tmp_path / "o" / "runs").exists()  # no result: no run kept
+
+
 def test_run_help_gives_the_threshold_runs_use():
     from dedup.config import DedupConfig
 

@@ -79,11 +79,12 @@ class Lattice:
     origin: tuple[int, int] = (0, 0)  # (top, left) of ``luma`` and of the square in the file's own pixels
 
 
-def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Lattice | None, np.ndarray | None]:
+def measure(data: bytes, want_lattice: bool = True) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Lattice | None, np.ndarray | None]:
     """:data:`FIELDS` of one image (its file's bytes), its grey view and its grey detail view (uint8), its
     tone (:func:`tone_levels`), for a JPEG its :class:`Lattice` (:func:`luma_lattice`) and for any other
     file its luma on a JPEG's square (:func:`square_luma`), for the pairwise checks of
-    :mod:`dedup.ops.canonical`. Raises what PIL raises on a file it cannot decode."""
+    :mod:`dedup.ops.canonical`; without ``want_lattice`` neither (None: no other version of its size to compare
+    them with, and a JPEG's lattice costs a second decode). Raises what PIL raises on a file it cannot decode."""
     from dedup.ops.decode import load_rgb
 
     opened = Image.open(io.BytesIO(data))
@@ -95,7 +96,7 @@ def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Latt
     sx, sy = native_steps(np.asarray(_centre(full_grey, 512), np.float32))
     w, h = upright.size
     lossless = opened.format in _LOSSLESS and (opened.format != "WEBP" or webp_lossless(data))
-    lattice = luma_lattice(data)
+    lattice = luma_lattice(data) if want_lattice else None
     return {
         "picture_pixels": int(round(w * trim_w) * round(h * trim_h)),
         "native_x": round(sx, 4), "native_y": round(sy, 4),
@@ -110,7 +111,7 @@ def measure(data: bytes) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray, Latt
         "digest": hashlib.sha1(np.ascontiguousarray(np.asarray(upright, np.uint8)).tobytes()).hexdigest()[:16],
         "width": w, "height": h,
     }, grey.astype(np.uint8), np.asarray(_view(full_grey, DETAIL, "L"), np.uint8), tone_levels(view), lattice, \
-        (None if opened.format == "JPEG" else square_luma(full_grey))
+        (None if opened.format == "JPEG" or not want_lattice else square_luma(full_grey))
 
 
 def tone_levels(rgb: np.ndarray) -> np.ndarray:

@@ -50,15 +50,26 @@ class CanonicalStage(Stage):
         groups = candidates(clusters.canonical, edges["a"].to_numpy(), edges["b"].to_numpy(), is_ref)
         where = ctx.value("discover").reps.set_index("vid")[["kind", "unit", "path"]]
         sims = cluster_sims(groups, edges["a"].to_numpy(), edges["b"].to_numpy(), edges["sim"].to_numpy())
-        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims)
+        cpu: dict = {}
+        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims, cpu)
         out = rechoose(clusters, chosen, edges)
         frame = pd.DataFrame(rows)
         if len(frame):
             frame.to_parquet(ctx.layout.canonical, index=False)
         changed = sum(1 for c, (v, _) in chosen.items() if v != c)
+        count = int(sum(len(g) for g in groups.values()))
         return StageResult(Choice(out, {v: why for v, why in chosen.values()}),
-                           {"policy": "quality", "clusters": len(groups), "candidates": int(sum(len(g) for g in groups.values())),
-                            "changed_from_largest": changed, "unreadable": int(sum(1 for r in rows if r.get("error")))})
+                           {"policy": "quality", "clusters": len(groups), "candidates": count,
+                            "changed_from_largest": changed, "unreadable": int(sum(1 for r in rows if r.get("error"))),
+                            **cpu_metrics(cpu, count)})
+
+
+def cpu_metrics(cpu: dict, candidates: int) -> dict:
+    """The stage's CPU seconds on its tasks (``time.process_time`` inside them, summed), measuring and
+    choosing apart, and per candidate in ms."""
+    measure, choose = round(cpu.get("measure", 0.0), 3), round(cpu.get("choose", 0.0), 3)
+    return {"task_cpu_seconds": round(measure + choose, 3), "measure_cpu_seconds": measure, "choose_cpu_seconds": choose,
+            "cpu_ms_per_candidate": round(1000 * (measure + choose) / max(1, candidates), 2)}
 
 
 def candidates(canonical: np.ndarray, a: np.ndarray, b: np.ndarray, is_ref: np.ndarray) -> dict[int, list[int]]:
@@ -102,10 +113,11 @@ def cluster_sims(groups: dict[int, list[int]], a: np.ndarray, b: np.ndarray, s: 
 
 
 def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[str, np.ndarray], image_column: str | None,
-                sims: dict[int, np.ndarray] | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+                sims: dict[int, np.ndarray] | None = None, cpu: dict | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
     """Measure and choose on Ray tasks of whole clusters. Returns (one row per candidate, {cluster: (kept
     vid, why)}). ``size``: pixels and bytes per vid (:func:`dedup.ops.canonical.per_vid`); ``sims``: per
-    cluster, its candidates' similarities (:func:`cluster_sims`)."""
+    cluster, its candidates' similarities (:func:`cluster_sims`); ``cpu``, where given, gets the tasks'
+    CPU seconds measuring and choosing (``measure``, ``choose``), summed."""
     import ray
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -117,9 +129,12 @@ def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[st
     refs = [remote.remote(task, {v: info_of[v] for _, vs in task for v in vs}, image_column, {c: sims.get(c) for c, _ in task})
             for task in tasks]
     rows, chosen = [], {}
-    for part_rows, part_chosen in ray.get(refs):
+    for part_rows, part_chosen, part_cpu in ray.get(refs):
         rows += part_rows
         chosen.update(part_chosen)
+        for k, sec in part_cpu.items():
+            if cpu is not None:
+                cpu[k] = cpu.get(k, 0.0) + sec
     return rows, chosen
 
 
@@ -143,12 +158,34 @@ def batches(groups: list, per_task: int) -> list[list]:
 
 
 def _task(task, info, image_column, sims):
-    return choose_groups(task, measure_vids({v: i[:3] for v, i in info.items()}, image_column), info, sims)
+    import time
+
+    t0 = time.process_time()
+    measured = measure_vids({v: i[:3] for v, i in info.items()}, image_column, lattice_needed(task, info))
+    t1 = time.process_time()
+    rows, chosen = choose_groups(task, measured, info, sims)
+    return rows, chosen, {"measure": t1 - t0, "choose": time.process_time() - t1}
 
 
-def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | None = None) -> dict[int, tuple | str]:
+def lattice_needed(groups, info: dict) -> set[int]:
+    """The candidates whose JPEG lattice or JPEG-square luma a pairwise rule can read: those with another
+    candidate of their cluster of the same pixel count (every rule that reads them compares two files of
+    one size, or one turned a quarter), or an unknown one (0). ``info``: vid -> (kind, unit, path, pixels,
+    bytes)."""
+    from collections import Counter
+
+    out = set()
+    for _, vs in groups:
+        count = Counter(info[v][3] for v in vs)
+        out.update(v for v in vs if count[info[v][3]] > 1 or not info[v][3])
+    return out
+
+
+def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | None = None,
+                 lattice: set[int] | None = None) -> dict[int, tuple | str]:
     """vid -> what :func:`dedup.ops.quality.measure` returns (its evidence, views, tone, lattice), or why it
-    could not be measured; ``where``: vid -> (kind, unit, path) of its representative."""
+    could not be measured; ``where``: vid -> (kind, unit, path) of its representative; ``lattice``: the
+    vids whose lattice (or JPEG-square luma) is taken (:func:`lattice_needed`; None: all)."""
     from dedup.ops.quality import measure
     from dedup.sources import read_vids
 
@@ -157,7 +194,7 @@ def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | Non
         try:
             if error is not None:
                 raise ValueError(error)
-            measured[v] = measure(data)
+            measured[v] = measure(data, lattice is None or v in lattice)
         except Exception as e:  # noqa: BLE001 - a version that cannot be measured is not a candidate
             measured[v] = f"{type(e).__name__}: {e}"
     return measured

@@ -2,21 +2,25 @@
 images share content?
 
 Why. A global cosine threshold cannot separate hard copies from hard non-copies: a heavy crop or a tilted
-copy can score lower than two different halves of one photo of a symmetric object. Copy detection settles
-such pairs by checking that the two images share content: local features matched under one geometric
-transform. Here (:func:`check_pair`): OpenCV's ORB, :attr:`VerifyParams.features` keypoints on the image
-in grey with its longer side scaled to :attr:`VerifyParams.size` px (also on its mirror image), Lowe's
-ratio test, then RANSAC for a similarity transform (rotation, uniform scale, shift). A pair passes with
-at least ``min_inliers`` inliers (``min_inliers_mirrored`` when only the mirrored image matches: symmetric
-objects match their own mirror image, so it needs more evidence), a transform whose scale lies within
-``max_scale`` either way (a degenerate transform that maps every inlier near one point is not a copy), and
-containment (:func:`containment`): a copy is derived from the other image, so under that transform one of
-the two lies (almost) wholly inside the other; two framings of one scene that share a strip do not; and
-pixel agreement (:func:`agreement`): moved onto each other by that transform, the two images correlate
-(a repeated print matches itself shifted by one repeat, two halves of a symmetric scene match as mirror
-images, and the rest of the picture then disagrees). Images smaller than ``size`` are enlarged to it
-(ORB finds almost no keypoints on a thumbnail).
-The choices and what each measured are in the README ("Verifying ambiguous pairs").
+copy can score lower than two different halves of one photo of a symmetric object, and two different photos
+in one screenshot template score higher than a photo and its screenshot. Copy detection settles such pairs
+by checking that the two images share content: local features matched under one geometric transform, and
+the pixels that transform moves onto each other agreeing.
+
+How (:func:`check`): OpenCV's ORB keypoints on the image in grey, matched with Lowe's ratio test, RANSAC
+for a similarity transform (rotation, uniform scale, shift); coarse to fine: first on a 256 px view with
+500 keypoints, and only where that does not pass at 400 px with 1000, then a homography (perspective, a
+changed aspect ratio), then the mirror image. A match is plausible with ``min_inliers`` inliers (more for
+the mirror image and the homography), a scale within ``max_scale`` either way, and containment
+(:func:`containment`): a copy is derived from the other image, so one image's content (its frame less a
+uniform fill from a corner: pads, a rotation's corners, :func:`content_mask`) lies (almost) wholly inside
+the other's frame; two framings that share a strip do not. It passes where the pixels agree
+(:func:`agreements`): as a whole (a repeated print matches itself shifted; two halves of a symmetric scene
+match as mirror images, and the rest then disagrees) and locally, over the detailed area the two overlap
+in (two photos under one meme card or one watermark agree only in the card). Pairs that match only a frame
+recurring across the corpus (an app's screenshot, a canvas) are found over all the pairs together
+(:func:`templates`). Images smaller than ``size`` are enlarged to it (ORB finds almost no keypoints on a
+thumbnail). The choices and what each measured: ``docs/how-it-decides.md`` ("Verifying ambiguous pairs").
 
 :func:`plan_tasks` splits a set of edges into connected groups, so that each task reads and describes an
 image once (:func:`check_edges` caches the features per image); :func:`apply` puts the results on the
@@ -43,7 +47,7 @@ CHECKED_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("ok", pa.bool
 class VerifyParams:
     """How a pair is checked (all of it goes into the cache key of ``verify.parquet``)."""
 
-    detector: str = "orb"  # orb | akaze | sift (OpenCV); see the README for what each measured
+    detector: str = "orb"  # orb | akaze | sift (OpenCV); docs/how-it-decides.md says what each measured
     size: int = 400  # longer side of the grey image the keypoints are found on, px
     features: int = 1000  # keypoints per image (orb, sift; akaze finds its own number)
     ratio: float = 0.8  # Lowe's ratio test on the two nearest descriptors
@@ -81,7 +85,7 @@ class VerifyParams:
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 8  # bump when the check changes for the same parameters
+    version: int = 9  # bump when the check changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -402,8 +406,8 @@ def check_pair(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, 
 
 
 def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float, int]:
-    """(shares content, inliers, mirrored, scale, where a same-frame pair disagrees: grid bits) for two
-    images' features (see the module docstring).
+    """(shares content, inliers, mirrored, scale, where a same-frame match disagrees: grid bits, also for a
+    pair that failed, for :func:`templates`) for two images' features (see the module docstring).
 
     Tried in turn: a similarity transform (on the coarse views first: :attr:`VerifyParams.coarse`); where it
     does not pass, a homography (perspective, a changed
@@ -412,18 +416,20 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
     def plausible(n: int, floor: int, scale: float, contained: float) -> bool:
         return n >= floor and 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
 
+    seen = 0  # where the first plausible same-frame match disagreed: a failed pair still tells of a template
     if params.coarse and fa.coarse is not None and fb.coarse is not None:
         ca, cb = fa.coarse, fb.coarse
         n, scale, contained, moved = _match(ca.plain, cb.plain, ca.params, (ca, cb))
         if plausible(n, params.min_inliers, scale, contained):
-            ok, grid = _agrees(ca, cb, moved, ca.params, False)
+            ok, seen = _agrees(ca, cb, moved, ca.params, False)
             if ok:
-                return True, n, False, scale, grid
+                return True, n, False, scale, seen
     found = _good_matches(fa.plain, fb.plain, params)
     n, scale, contained, moved = _match(fa.plain, fb.plain, params, (fa, fb), found)
     matched = plausible(n, params.min_inliers, scale, contained)
     if matched:  # a repeated motif (a print, tiles) matches itself shifted; the rest of the picture then disagrees
         ok, grid = _agrees(fa, fb, moved, params, False)
+        seen = seen or grid
         if ok:
             return True, n, False, scale, grid
     if params.homography:
@@ -432,15 +438,15 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
             ok, grid = _agrees(fa, fb, hmoved, params, False)
             if ok:
                 return True, hn, False, hscale, grid
-            matched = True
+            matched, seen = True, seen or grid
     if matched or fb.mirrored is None:
-        return False, n, False, scale, 0
+        return False, n, False, scale, seen
     m, mscale, mcontained, moved = _match(fa.plain, fb.mirrored, params, (fa, fb))
     if plausible(m, params.min_inliers_mirrored, mscale, mcontained):
         # a mirror copy is the other's pixels mirrored; a symmetric scene matches its mirror image only
         # where it is symmetric (the two halves of a railing)
-        return _agrees(fa, fb, moved, params, True)[0], m, True, mscale, 0
-    return (False, m, True, mscale, 0) if m > n else (False, n, False, scale, 0)
+        return _agrees(fa, fb, moved, params, True)[0], m, True, mscale, seen
+    return (False, m, True, mscale, seen) if m > n else (False, n, False, scale, seen)
 
 
 def _bits(x: np.ndarray) -> np.ndarray:
@@ -452,7 +458,8 @@ def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, mi
     """Which passed pairs matched only a template: a frame that recurs across the corpus around different
     pictures (an app's screenshot, a meme card, a canvas).
 
-    Such pairs come in triangles: three images of one frame, each two agreeing except in the same place
+    Such pairs come in triangles: three images of one frame, each two matching (passed or not: ``grid`` is
+    also kept for a same-frame match that failed) and agreeing except in the same place
     (``grid``, :func:`_local_share`'s bits, at least ``min_cells`` cells, each two pairs' cells sharing
     ``overlap`` of the smaller). A copy's edits (a caption, a sticker) sit in different places, and two
     re-posts of one edited copy agree everywhere. Then any other passed pair of a template's image that
@@ -460,7 +467,7 @@ def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, mi
     disagrees in a few cells only."""
     a, b, grid, ok = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(grid, np.int64), np.asarray(ok, bool)
     cells = _bits(grid) if len(grid) else np.zeros(0, np.int64)
-    out = _triangles(a, b, grid, cells, np.flatnonzero(ok & (cells >= min_cells)), overlap)
+    out = _triangles(a, b, grid, cells, np.flatnonzero(cells >= min_cells), overlap)
     region: dict[int, int] = {}
     for i in np.flatnonzero(out).tolist():
         for v in (int(a[i]), int(b[i])):
@@ -468,7 +475,7 @@ def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, mi
     for i in np.flatnonzero(ok & ~out & (cells > 0)).tolist():
         inside = max(_bits(np.int64(grid[i] & region.get(int(v), 0)))[0] for v in (a[i], b[i]))
         out[i] = inside >= overlap * cells[i]
-    return out
+    return out & ok
 
 
 def _triangles(a, b, grid, cells, cand: np.ndarray, overlap: float) -> np.ndarray:

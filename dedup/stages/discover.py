@@ -42,7 +42,26 @@ class DiscoverStage(Stage):
 
     def fingerprint(self, ctx: StageContext):
         cfg = ctx.cfg
-        return [sorted(cfg.inputs), cfg.input_format, cfg.image_column, cfg.include, cfg.exclude, "skips-v1"]
+        return [sorted(cfg.inputs), cfg.input_format, cfg.image_column, cfg.include, cfg.exclude, "skips-v1", self._listing(ctx)]
+
+    def _listing(self, ctx: StageContext) -> str:
+        """What the inputs hold now: every unit found, with a local file's size and modification time, so that
+        a file added, removed or changed since the stored run reruns discovery (and what depends on it)."""
+        import hashlib
+        import os
+
+        from dedup.sources import find_inputs
+
+        cfg = ctx.cfg
+        self._found = find_inputs(cfg.inputs, cfg.input_format, cfg.include, cfg.exclude, skip_dirs=[str(ctx.layout.root)])
+        h = hashlib.sha1()
+        for u in self._found.units:
+            try:
+                st = os.stat(u.path) if "://" not in u.path else None
+                h.update(f"{u.kind}\t{u.path}\t{st.st_size if st else ''}\t{st.st_mtime_ns if st else ''}\n".encode())
+            except OSError:
+                h.update(f"{u.kind}\t{u.path}\tunreadable\n".encode())
+        return h.hexdigest()
 
     def artifacts(self, ctx: StageContext):
         return (ctx.layout.files,)
@@ -56,7 +75,7 @@ class DiscoverStage(Stage):
     def run(self, ctx: StageContext) -> StageResult:
         from dedup.ops import plan
 
-        hashed, skipped = _hash_inputs(ctx)
+        hashed, skipped = _hash_inputs(ctx, getattr(self, "_found", None))
         table, _ = plan.assign_vids(hashed)
         table = table.sort_by("path")
         tmp = ctx.layout.files.with_suffix(".tmp")
@@ -82,13 +101,14 @@ def local_inputs(cfg) -> bool:
     return local_run(cfg) and all("://" not in str(src) or str(src).startswith("file://") for src in cfg.inputs)
 
 
-def _hash_inputs(ctx: StageContext) -> tuple[pa.Table, dict]:
-    """The inputs' hashes, and the files left out (``Discovery.skipped_summary``)."""
+def _hash_inputs(ctx: StageContext, found=None) -> tuple[pa.Table, dict]:
+    """The inputs' hashes, and the files left out (``Discovery.skipped_summary``); ``found``: the listing the
+    fingerprint made, where it did."""
     from dedup.errors import InputNotFound, NoImages
     from dedup.sources import find_inputs
 
     cfg = ctx.cfg
-    found = find_inputs(cfg.inputs, cfg.input_format, cfg.include, cfg.exclude, skip_dirs=[str(ctx.layout.root)])
+    found = found or find_inputs(cfg.inputs, cfg.input_format, cfg.include, cfg.exclude, skip_dirs=[str(ctx.layout.root)])
     missing = [u.source for u in found.units if u.kind == "missing"]
     if missing:
         raise InputNotFound(f"input not found or not readable: {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))

@@ -44,3 +44,22 @@ def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_p
     # a changed model reruns decode+embed and everything after it; --fresh recomputes all
     assert set(run(DedupConfig(**cfg, threshold=0.8, image_size=192))["reused_stages"]) == {"discover"}
     assert run(DedupConfig(**cfg, threshold=0.8, fresh=True))["reused_stages"] == []
+
+
+def test_a_file_added_or_changed_since_the_stored_run_is_found(ray_local, tmp_path):
+    """The same command after the input folder changed: discovery runs again (it is not reused on the
+    options alone), so no new or changed file is left out."""
+    import shutil
+
+    root = tmp_path / "corpus"
+    make_corpus(root)
+    out = tmp_path / "out"
+    cfg = dict(inputs=[str(root)], output=str(out), model="thumb", threshold=0.9)
+    first = run(DedupConfig(**cfg))
+    new = root / "added.jpg"
+    shutil.copy(sorted(root.rglob("*.jpg"))[0], new)
+    again = run(DedupConfig(**cfg))
+    assert "discover" not in again["reused_stages"]
+    assert again["stages"]["discover"]["files"] == first["stages"]["discover"]["files"] + 1
+    assert str(new) in set(manifest(out)["path"])
+    assert "discover" in run(DedupConfig(**cfg))["reused_stages"]  # unchanged since: reused

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo bench bench-scale clean
+.PHONY: install test demo bench bench-hard bench-scale clean
 
 install: $(STAMP)
 
@@ -30,6 +30,12 @@ demo: install
 bench: install
 	bash bench/peers/install.sh
 	$(BIN)/dedup bench
+
+# Hard cases made with AugLy (templates, padded and warped copies, a held-out part), in AugLy's own venv
+# under bench/work/ (git-ignored): the default job on seeds 0 and 1, scored by part and edit (hard.md).
+bench-hard: install
+	bash bench/hard/install.sh
+	$(BIN)/dedup bench --hard 0 1
 
 # The vector stages alone (store, search, graph) at 10k, 100k and 1M synthetic vectors.
 bench-scale: install

@@ -298,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scale-milvus", nargs="+", choices=["lite", "server"], default=["lite", "server"], help="scale mode: Milvus Lite and/or the embedded Milvus server of the PyPI package `milvus` (default both)")
     b.add_argument("--throughput", type=int, metavar="N", help="only the speed mode: per model (--throughput-models) the bare model, decode alone, decode + embed and the job end to end with its timeline, on this machine's hardware (GPU actors where there is a GPU), on N JPEGs made from --src; results in RESULTS/throughput-<device>.md")
     b.add_argument("--side-by-side", type=int, metavar="N", help="only the side-by-side mode: `dedup run --model multihash` and immaculate's pdq as whole processes, in turn, on N JPEGs made from --src as --throughput makes them; results in RESULTS/side-by-side-N.md")
-    b.add_argument("--throughput-models", default="sscd,multihash", help="speed mode: the models, comma list (default sscd,multihash; resnet50 runs with random weights)")
+    b.add_argument("--throughput-models", default="sscd,sscd-default,multihash", help="speed mode: the models, comma list (default sscd,sscd-default,multihash; resnet50 runs with random weights; MODEL-default: the job as a user runs it, with the content check, the kept image and the report, where the plain rows switch the check off at a threshold nothing reaches)")
     b.add_argument("--embed-batch", type=int, help="speed mode: the job's and the bare model's batch size (default: the job's default)")
     b.set_defaults(func=_cmd_bench)
     from dedup.weights import PIP_INSTALL_ONNX

@@ -130,7 +130,8 @@ def _decode_chunk(files: list[str], args) -> int:
     return len(files)
 
 
-MODELS = ("sscd", "multihash")
+MODELS = ("sscd", "sscd-default", "multihash")
+DEFAULT_JOB = "-default"  # MODEL-default: the job exactly as a user runs it (content check, kept image, report)
 
 
 def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: int | None = None,
@@ -152,9 +153,11 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
     device = "cuda" if "gpu" in dev else "cpu"
     report = {"device": dev, "corpus": corpus_info, "models": {}}
     for model in models:
-        cfg = DedupConfig(inputs=[str(images)], output=str(work / f"out-throughput-{model}"), model=model, report=False)
+        as_user = model.endswith(DEFAULT_JOB)
+        cfg = DedupConfig(inputs=[str(images)], output=str(work / f"out-throughput-{model}"), model=model.removesuffix(DEFAULT_JOB),
+                          report=as_user)
         cfg.validate()
-        if not cfg.is_hash:
+        if not cfg.is_hash and not as_user:
             cfg.threshold, cfg.verify, cfg.search_engine = threshold, "off", "exact"
             if model == "resnet50":
                 cfg.weights = "random"
@@ -224,7 +227,8 @@ def to_markdown(r: dict) -> str:
                 lines.append(f"| {name} | {st.get('seconds')} | {timeline_note(st)} |")
         for name, st in m["stages"].items():
             note = {k: v for k, v in st.items() if k in ("images_per_second", "decode_images_per_cpu_second", "model_images_per_second",
-                                                         "background", "unique_edges", "files_per_second", "candidates", "why", "mode")}
+                                                         "background", "unique_edges", "files_per_second", "candidates", "why", "mode",
+                                                         "edges_checked", "cpu_ms_per_pair", "template_pairs", "cpu_ms_per_candidate")}
             lines.append(f"| {name} | {st.get('seconds')} | {json.dumps(note) if note else ''} |")
         if "shutdown" in m.get("timeline", {}):
             lines.append(f"| shutdown (after the summary) | {m['timeline']['shutdown']['seconds']} | |")

@@ -1,0 +1,42 @@
+"""dedup bench --hard's scoring (dedup.bench.hard): per edit family, the copies found with their photo and
+those put with another photo; the held-out part reported last. The corpora themselves need AugLy's own
+venv (bench/hard/install.sh), so the job on them is a bench run, not a test."""
+import pandas as pd
+
+from dedup.bench import hard
+
+
+def _truth():
+    rows = [("o/a.jpg", "a", "template", "original"), ("t/a.jpg", "a", "template", "screenshot"),
+            ("o/b.jpg", "b", "template", "original"), ("t/b.jpg", "b", "template", "screenshot"),
+            ("o/c.jpg", "c", "heldout", "original"), ("h/c.jpg", "c", "heldout", "shear_pad")]
+    return pd.DataFrame(rows, columns=["path", "group", "part", "edit"])
+
+
+def test_families_count_copies_with_their_photo_and_with_another():
+    truth = _truth()
+    manifest = pd.DataFrame({"path": ["o/a.jpg", "t/a.jpg", "o/b.jpg", "t/b.jpg", "o/c.jpg", "h/c.jpg"],
+                             "cluster_id": [0, 1, 2, 1, 3, 3]})  # the two screenshots together, c found
+    fam = hard.families(manifest, truth).set_index("edit")
+    assert fam.loc["screenshot", "with_photo"] == 0 and fam.loc["screenshot", "with_another_photo"] == 2
+    assert fam.loc["shear_pad", "with_photo"] == 1 and fam.loc["shear_pad", "with_another_photo"] == 0
+
+
+def test_unlisted_images_are_their_own_clusters():
+    manifest = pd.DataFrame({"path": ["o/a.jpg", "t/a.jpg"], "cluster_id": [0, 0]})
+    fam = hard.families(manifest, _truth()).set_index("edit")
+    assert fam.loc["screenshot", "copies"] == 2 and fam.loc["screenshot", "with_photo"] == 1
+    assert fam.loc["screenshot", "with_another_photo"] == 0
+
+
+def test_the_held_out_part_comes_last():
+    part = {"pair_precision": 1.0, "pair_recall": 1.0, "pair_f1": 1.0, "wrongly_removed": 0, "missed": 0, "kept_original": 1.0}
+    report = {"machine": {"cpus": 2}, "seeds": {0: {
+        "whole": {"pair_precision": 1.0, "pair_recall": 1.0, "wrongly_removed": 0},
+        "parts": {"heldout": part, "template": part, "warp": part},
+        "families": [{"part": "heldout", "edit": "shear_pad", "copies": 1, "with_photo": 1, "with_another_photo": 0},
+                     {"part": "warp", "edit": "letterbox", "copies": 1, "with_photo": 1, "with_another_photo": 0}],
+        "verify": {"edges_checked": 3, "template_pairs": 1, "cpu_ms_per_pair": 5.0}}}}
+    md = hard.to_markdown(report)
+    assert md.index("| template |") < md.index("| heldout |")
+    assert md.index("| warp | letterbox") < md.index("| heldout | shear_pad")

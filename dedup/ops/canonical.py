@@ -198,8 +198,6 @@ def _region(x: Version, y: Version) -> tuple[np.ndarray, float, float] | None:
     """Where two versions of one size differ (:func:`edited_region`) and each one's edge energy (the mean
     absolute Laplacian of the detail view) outside it, 3 px away; None where they are not alike but there.
     Kept for the pair (:func:`_local_edit` and :func:`_drawn_on` both ask)."""
-    from scipy.ndimage import binary_dilation
-
     if x.detail is None or y.detail is None or x.detail.shape != y.detail.shape:
         return None
 
@@ -207,9 +205,21 @@ def _region(x: Version, y: Version) -> tuple[np.ndarray, float, float] | None:
         mask = _differ(_robust_z_of(x), _robust_z_of(y))
         if mask is None:
             return None
-        outside = ~binary_dilation(mask, iterations=3)
+        outside = ~grown(mask, 3)
         return mask, _edge_energy(x, outside), _edge_energy(y, outside)
     return _pair_memo(x, y, "region", make)
+
+
+def grown(mask: np.ndarray, px: int) -> np.ndarray:
+    """``mask`` grown by ``px`` px (4-connected steps: the pixels within that city-block distance), as
+    ``scipy.ndimage.binary_dilation(mask, iterations=px)`` gives it, by OpenCV's dilation with that diamond
+    (the same pixels, a twentieth of the time)."""
+    import cv2
+
+    side = np.arange(2 * px + 1) - px
+    diamond = (np.abs(side)[:, None] + np.abs(side)[None, :] <= px).astype(np.uint8)
+    out = cv2.dilate(np.ascontiguousarray(mask, np.uint8), diamond, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return out.astype(bool)
 
 
 def _edge_energy(v: Version, where: np.ndarray) -> float:
@@ -239,20 +249,28 @@ def unexplained(v: np.ndarray, mask: np.ndarray, sigma: float = 3.0, min_pixels:
 
 def _surroundings(mask: np.ndarray, sigma: float = 3.0, min_pixels: int = 20) -> tuple | None:
     """What :func:`unexplained` needs of the mask alone (the same for both versions of a pair): the unmasked
-    pixels (float32), their Gaussian weight, and the masked pixels near them; None with too few of those."""
+    pixels (float32), their Gaussian weight, and the masked pixels near them; None with too few of those.
+    All on the mask's bounding box and the filter's reach around it (the rest is not read: the filtered
+    values at the masked pixels are the same)."""
     from scipy.ndimage import gaussian_filter
 
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return None
+    reach = int(4.0 * sigma + 0.5) + 1  # gaussian_filter's radius (truncate 4), and one more
+    box = (slice(max(0, rows[0] - reach), rows[-1] + 1 + reach), slice(max(0, cols[0] - reach), cols[-1] + 1 + reach))
+    mask = mask[box]
     outside = (~mask).astype(np.float32)
     weight = gaussian_filter(outside, sigma)
     near = mask & (weight > 0.05)
-    return None if near.sum() < min_pixels else (outside, weight, near)
+    return None if near.sum() < min_pixels else (outside, weight, near, box)
 
 
 def _unexplained_in(v: np.ndarray, around: tuple, sigma: float = 3.0) -> float:
     from scipy.ndimage import gaussian_filter
 
-    outside, weight, near = around
-    f = v.astype(np.float32)
+    outside, weight, near, box = around
+    f = v[box].astype(np.float32)
     predicted = gaussian_filter(f * outside, sigma)[near] / weight[near]
     return float(np.mean(np.abs(f[near] - predicted)))
 

@@ -45,7 +45,7 @@ def _describe(g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     import cv2
 
     kp, des = cv2.ORB_create(nfeatures=1000).detectAndCompute(g, None)
-    return np.float32([k.pt for k in kp]).reshape(-1, 2), des
+    return np.asarray(cv2.KeyPoint_convert(kp) if kp else (), np.float32).reshape(-1, 2), des
 
 
 def _fit(a: tuple, b: tuple) -> tuple[int, np.ndarray | None]:
@@ -56,11 +56,13 @@ def _fit(a: tuple, b: tuple) -> tuple[int, np.ndarray | None]:
     (pa, da), (pb, db) = a, b
     if da is None or db is None or len(da) < MIN_MATCHES or len(db) < MIN_MATCHES:
         return 0, None
-    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(db, da, k=2)
-    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    # the two nearest of ``a``'s descriptors to each of ``b``'s, as arrays (what BFMatcher.knnMatch(k=2)
+    # computes, without a Python object per match), and Lowe's ratio test
+    dist, nearest = cv2.batchDistance(db, da, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
+    good = np.flatnonzero((nearest[:, 1] >= 0) & (dist[:, 0] < 0.8 * dist[:, 1]))
     if len(good) < MIN_MATCHES:
         return 0, None
-    src, dst = pb[[m.queryIdx for m in good]], pa[[m.trainIdx for m in good]]
+    src, dst = pb[good], pa[nearest[good, 0]]
     cv2.setRNGSeed(0)
     sim, keep = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0, maxIters=2000)
     n_sim = int(keep.sum()) if sim is not None else 0

@@ -111,6 +111,7 @@ def edge_profiles(g: np.ndarray, corners: np.ndarray, reach: int = 8, step: floa
     from scipy.ndimage import map_coordinates
 
     h, w = g.shape
+    g = g.astype(np.float32)  # once, not once per edge
     centre, offsets = corners.mean(axis=0), np.arange(-reach - 1, reach + 2, dtype=np.float64)
     out = []
     for a, b in zip(corners, np.roll(corners, -1, axis=0)):
@@ -125,7 +126,7 @@ def edge_profiles(g: np.ndarray, corners: np.ndarray, reach: int = 8, step: floa
         if inside.sum() < 10:
             continue
         xy = xy[inside]
-        v = map_coordinates(g.astype(np.float32), [xy[..., 1].ravel(), xy[..., 0].ravel()], order=1).reshape(xy.shape[:2])
+        v = map_coordinates(g, [xy[..., 1].ravel(), xy[..., 0].ravel()], order=1).reshape(xy.shape[:2])
         out.append(np.median(np.abs(v[:, 2:] - v[:, :-2]), axis=0))
     return out
 

@@ -85,7 +85,7 @@ class VerifyParams:
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 9  # bump when the check changes for the same parameters
+    version: int = 10  # bump when the check changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -422,6 +422,10 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
         n, scale, contained, moved = _match(ca.plain, cb.plain, ca.params, (ca, cb))
         if plausible(n, params.min_inliers, scale, contained):
             ok, seen = _agrees(ca, cb, moved, ca.params, False)
+            if ok and seen == 0 and same_frame(ca.shape, cb.shape, moved):
+                # one frame: the pixels again at full size (a small picture in a large template is a few coarse
+                # windows, too few to disagree), with the coarse transform; no new keypoints
+                ok, seen = _agrees(fa, fb, _to_full(moved, ca, fa, cb, fb), params, False)
             if ok:
                 return True, n, False, scale, seen
     found = _good_matches(fa.plain, fb.plain, params)
@@ -447,6 +451,12 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
         # where it is symmetric (the two halves of a railing)
         return _agrees(fa, fb, moved, params, True)[0], m, True, mscale, seen
     return (False, m, True, mscale, seen) if m > n else (False, n, False, scale, seen)
+
+
+def _to_full(transform: np.ndarray, ca: Features, fa: Features, cb: Features, fb: Features) -> np.ndarray:
+    """A transform between two coarse views (a -> b) as one between the full-size images."""
+    sa, sb = ca.shape[1] / fa.shape[1], cb.shape[1] / fb.shape[1]
+    return np.diag([1 / sb, 1 / sb, 1.0]) @ _as3(np.asarray(transform, np.float64)) @ np.diag([sa, sa, 1.0])
 
 
 def _bits(x: np.ndarray) -> np.ndarray:

@@ -52,6 +52,11 @@ def test_quality_keeps_the_original_and_the_clusters_stay(ray_local, tmp_path):
     table = pd.read_parquet(tmp_path / "quality" / "canonical.parquet")
     assert table["kept"].sum() == 3 and table["error"].isna().all() and {"picture_pixels", "jpeg_quality", "why"} <= set(table.columns)
     assert "spread" not in table  # the photo and its lossless re-save are one group: two groups have no centre
+    import json  # the stage's CPU, summed inside its tasks, per candidate (issue 25's cost)
+    stage = json.loads((tmp_path / "quality" / "summary.json").read_text())["stages"]["canonical"]
+    assert stage["candidates"] >= 6 and stage["task_cpu_seconds"] > 0
+    assert stage["task_cpu_seconds"] == round(stage["measure_cpu_seconds"] + stage["choose_cpu_seconds"], 3)
+    assert stage["cpu_ms_per_candidate"] == round(1000 * stage["task_cpu_seconds"] / stage["candidates"], 2)
 
 
 def test_candidates_are_copies_of_every_other_member():

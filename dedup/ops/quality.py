@@ -108,7 +108,7 @@ def measure(data: bytes, want_lattice: bool = True) -> tuple[dict, np.ndarray, n
         "flat": round(flat_share(grey), 5),
         "sharpness": round(float(_laplacian(grey).var() / max(float(grey.var()), 1e-6)), 5),
         "camera": int(has_camera_exif(opened)),
-        "digest": hashlib.sha1(np.ascontiguousarray(np.asarray(upright, np.uint8)).tobytes()).hexdigest()[:16],
+        "digest": hashlib.sha1(upright.tobytes()).hexdigest()[:16],  # RGB: the bytes np.asarray(upright) holds
         "width": w, "height": h,
     }, grey.astype(np.uint8), np.asarray(_view(full_grey, DETAIL, "L"), np.uint8), tone_levels(view), lattice, \
         (None if opened.format == "JPEG" or not want_lattice else square_luma(full_grey))

@@ -1,5 +1,6 @@
 """The command line, as a user and `ray job submit` run it (separate processes, their own Ray)."""
 import re
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,10 @@ def test_hash_vectors_are_binary_on_a_server_and_float_on_milvus_lite():
 
 
 def _dedup(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "jobs.dedup", "run", *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    # as a user's shell: no RAY_AUTH_MODE that an in-process CLI test of this session set (quiet.quiet_ray_env)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    return subprocess.run([sys.executable, "-m", "jobs.dedup", "run", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
 def _one_error_line(stderr: str) -> str:

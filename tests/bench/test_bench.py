@@ -150,8 +150,10 @@ def test_throughput_mode_compares_the_job_with_the_bare_model(ray_local, tmp_pat
     for i in range(4):
         write(photos / f"p{i}.jpg", encode(base_image(500 + i, (400, 300))))
     report = throughput_bench(photos, tmp_path / "work", tmp_path / "results", 16, embed_batch=8, bare_seconds=0)
-    assert report["device"]["cpus"] and set(report["models"]) == {"sscd", "multihash"}
-    sscd, mh = report["models"]["sscd"], report["models"]["multihash"]
+    assert report["device"]["cpus"] and set(report["models"]) == {"sscd", "sscd-default", "multihash"}
+    sscd, mh, default = report["models"]["sscd"], report["models"]["multihash"], report["models"]["sscd-default"]
+    assert sscd["config"]["verify"] == "off" and default["config"]["verify"] == "band"  # the job as a user runs it
+    assert default["baseline"] == "bare model" and "verify" in default["stages"]
     assert sscd["baseline"] == "bare model" and sscd["bare_model"]["before_job"]["batch"] == 8
     assert sscd["end_to_end_over_baseline"] == round(sscd["end_to_end_images_per_second"] / sscd["bare_model_images_per_second"], 3)
     assert mh["baseline"] == "decode alone" and mh["decode_alone"]["images"] == 16

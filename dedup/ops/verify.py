@@ -85,7 +85,7 @@ class VerifyParams:
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 10  # bump when the check changes for the same parameters
+    version: int = 11  # bump when the check changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -418,16 +418,10 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
 
     seen = 0  # where the first plausible same-frame match disagreed: a failed pair still tells of a template
     if params.coarse and fa.coarse is not None and fb.coarse is not None:
-        ca, cb = fa.coarse, fb.coarse
-        n, scale, contained, moved = _match(ca.plain, cb.plain, ca.params, (ca, cb))
-        if plausible(n, params.min_inliers, scale, contained):
-            ok, seen = _agrees(ca, cb, moved, ca.params, False)
-            if ok and seen == 0 and same_frame(ca.shape, cb.shape, moved):
-                # one frame: the pixels again at full size (a small picture in a large template is a few coarse
-                # windows, too few to disagree), with the coarse transform; no new keypoints
-                ok, seen = _agrees(fa, fb, _to_full(moved, ca, fa, cb, fb), params, False)
-            if ok:
-                return True, n, False, scale, seen
+        done, result = _coarse(fa, fb, params, plausible)
+        if done:
+            return result
+        seen = result
     found = _good_matches(fa.plain, fb.plain, params)
     n, scale, contained, moved = _match(fa.plain, fb.plain, params, (fa, fb), found)
     matched = plausible(n, params.min_inliers, scale, contained)
@@ -451,6 +445,30 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
         # where it is symmetric (the two halves of a railing)
         return _agrees(fa, fb, moved, params, True)[0], m, True, mscale, seen
     return (False, m, True, mscale, seen) if m > n else (False, n, False, scale, seen)
+
+
+def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tuple[bool, tuple | int]:
+    """The coarse pass of :func:`check`: (decided, its result) or (not decided, the grid seen). Decided: a pass
+    (plain or mirrored), or a sure fail: a strong match (twice the inliers needed) whose pixels agree but
+    neither image's content lies in the other's frame (two framings of one scene; the full size would find
+    the same transform, and a match this strong is no mirror copy)."""
+    ca, cb = fa.coarse, fb.coarse
+    n, scale, contained, moved = _match(ca.plain, cb.plain, ca.params, (ca, cb))
+    if plausible(n, params.min_inliers, scale, contained):
+        ok, seen = _agrees(ca, cb, moved, ca.params, False)
+        if ok and seen == 0 and same_frame(ca.shape, cb.shape, moved):
+            # one frame: the pixels again at full size (a small picture in a large template is a few coarse
+            # windows, too few to disagree), with the coarse transform; no new keypoints
+            ok, seen = _agrees(fa, fb, _to_full(moved, ca, fa, cb, fb), params, False)
+        return (True, (True, n, False, scale, seen)) if ok else (False, seen)
+    if n >= 2 * params.min_inliers and plausible(n, params.min_inliers, scale, 1.0):
+        if agreements(ca.view, cb.view, moved)[0] >= params.min_agreement:
+            return True, (False, n, False, scale, 0)
+    if params.mirror and cb.mirrored is not None:
+        m, mscale, mcontained, mmoved = _match(ca.plain, cb.mirrored, ca.params, (ca, cb))
+        if plausible(m, params.min_inliers_mirrored, mscale, mcontained) and _agrees(ca, cb, mmoved, ca.params, True)[0]:
+            return True, (True, m, True, mscale, 0)
+    return False, 0
 
 
 def _to_full(transform: np.ndarray, ca: Features, fa: Features, cb: Features, fb: Features) -> np.ndarray:

@@ -197,8 +197,6 @@ class Features:
     def coarse(self) -> "Features | None":
         """The same image at :attr:`VerifyParams.coarse` px (None without a coarse pass)."""
         if self._coarse is None and self.params.coarse:
-            import cv2
-
             small = _resize(self.grey, self.params.coarse / max(self.shape))
             self._coarse = Features(small, replace(self.params, size=self.params.coarse, features=self.params.coarse_features, coarse=0))
         return self._coarse

@@ -77,9 +77,8 @@ class VerifyParams:
     min_inliers_homography: int = 20
     max_anisotropy: float = 2.5
     # Coarse to fine: each pair is first matched on a smaller view (longer side ``coarse`` px, ``coarse_features``
-    # keypoints; a quarter of the cost), with the same checks; only a pair that does not pass there is matched at
-    # ``size`` (with the homography and the mirror image). Most pairs in the band are copies, decided at once.
-    # 0: no coarse pass.
+    # keypoints), with the same checks; only a pair that this does not decide is matched at ``size`` (with the
+    # homography and the mirror image). Most pairs in the band are copies, decided there. 0: no coarse pass.
     coarse: int = 256
     coarse_features: int = 500
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
@@ -100,11 +99,10 @@ class VerifyParams:
 def grey_view(data: bytes, size: int, enlarge: bool = True) -> np.ndarray:
     """The image upright, in grey, its longer side scaled to ``size`` px (uint8 H x W); a smaller image
     keeps its size when not ``enlarge``."""
+    import cv2
     from PIL import Image
 
     from dedup.ops.decode import load_rgb
-
-    import cv2
 
     grey = np.asarray(load_rgb(Image.open(io.BytesIO(data)), size, grey=True), np.uint8)
     scale = size / max(grey.shape)
@@ -114,8 +112,8 @@ def grey_view(data: bytes, size: int, enlarge: bool = True) -> np.ndarray:
 
 
 def _resize(grey: np.ndarray, scale: float, enlarge=None) -> np.ndarray:
-    """``grey`` scaled by ``scale``: area-averaged below half size, bilinear above (OpenCV's area resampling at
-    a fractional ratio costs 4x as much, for no difference the checks see), ``enlarge`` (an OpenCV flag) above 1."""
+    """``grey`` scaled by ``scale``: area-averaged at half size or less, bilinear above (OpenCV's area
+    resampling at a fractional ratio costs several times as much), ``enlarge`` (an OpenCV flag) above 1."""
     import cv2
 
     shape = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))

@@ -288,9 +288,10 @@ def _homography(found, params: VerifyParams, shapes: tuple) -> tuple[int, float,
     sv = np.linalg.svd(h[:2, :2], compute_uv=False)
     ha, wa = shapes[0].shape[:2] if isinstance(shapes[0], Features) else shapes[0][:2]
     corners = np.float64([[0, 0, 1], [wa, 0, 1], [wa, ha, 1], [0, ha, 1]]).T
-    if sv[1] <= 0 or sv[0] / sv[1] > params.max_anisotropy or np.any(h[2] @ corners <= 0):
+    mapped = h @ corners
+    if sv[1] <= 0 or sv[0] / sv[1] > params.max_anisotropy or np.any(mapped[2] <= 0):
         return 0, 0.0, 0.0, None
-    quad = (h @ corners)[:2] / (h @ corners)[2]
+    quad = mapped[:2] / mapped[2]
     if not cv2.isContourConvex(quad.T.astype(np.float32).reshape(-1, 1, 2)):
         return 0, 0.0, 0.0, None
     return int(inliers.sum()), _scale(h), containment(*shapes, h), h
@@ -312,19 +313,22 @@ class View:
         self.scale = small.shape[1] / w  # the view's pixels per keypoint-image pixel (about 1/2)
 
     def mirrored(self) -> "View":
-        out = object.__new__(View)
-        out.smooth, out.detail = np.ascontiguousarray(self.smooth[:, ::-1]), np.ascontiguousarray(self.detail[:, ::-1])
-        out.scale = self.scale
-        return out
+        """The mirror image's view (made once)."""
+        if getattr(self, "_mirror", None) is None:
+            out = object.__new__(View)
+            out.smooth, out.detail = np.ascontiguousarray(self.smooth[:, ::-1]), np.ascontiguousarray(self.detail[:, ::-1])
+            out.scale, out._mirror = self.scale, self
+            self._mirror = out
+        return self._mirror
 
 
-def _in_views(transform: np.ndarray, sa: float, sb: float) -> np.ndarray:
-    """``transform`` (a -> b, keypoint-image pixels) between two :class:`View` frames of scales ``sa``, ``sb``."""
+def _rescaled(transform: np.ndarray, sa: float, sb: float) -> np.ndarray:
+    """``transform`` (a -> b) between the two images' frames scaled by ``sa`` and ``sb`` (3 x 3)."""
     return np.diag([sb, sb, 1.0]) @ _as3(np.asarray(transform, np.float64)) @ np.diag([1 / sa, 1 / sa, 1.0])
 
 
 def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr: float = 0.5,
-               texture: float = 3.0) -> tuple[float, float, int]:
+               texture: float = 3.0, local: bool = True) -> tuple[float, float, int]:
     """How well ``vb``, moved into ``va``'s frame by ``transform`` (a -> b, keypoint-image pixels), agrees
     with ``va``: (the correlation of the two over the part of ``a`` that ``b`` covers; the local share).
 
@@ -332,12 +336,13 @@ def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr
     local standard deviation over ``texture`` grey levels in a ``window`` px window), the share where both
     have it and correlate at ``corr`` or better. Uniform areas (pads, plain cards) count for nothing; a
     template that two different photos share agrees, the photos in it do not. Third: where they disagree
-    (:func:`_local_share`'s grid bits). (0.0, 0.0, 0) where they overlap in under 100 pixels."""
+    (:func:`_local_share`'s grid bits). (0.0, 0.0, 0) where they overlap in under 100 pixels; without ``local``,
+    the correlation alone (0.0, 0)."""
     import cv2
 
     h, w = va.smooth.shape
     try:
-        back = np.linalg.inv(_in_views(transform, va.scale, vb.scale))
+        back = np.linalg.inv(_rescaled(transform, va.scale, vb.scale))
     except np.linalg.LinAlgError:  # a degenerate transform moves nothing onto anything
         return 0.0, 0.0, 0
     covered = cv2.warpPerspective(np.ones(vb.smooth.shape, np.uint8), back, (w, h), flags=cv2.INTER_NEAREST)
@@ -345,6 +350,8 @@ def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr
         return 0.0, 0.0, 0
     x, y = va.smooth[covered > 0], cv2.warpPerspective(vb.smooth, back, (w, h), flags=cv2.INTER_LINEAR)[covered > 0]
     whole = 0.0 if x.std() < 1e-3 or y.std() < 1e-3 else float(np.corrcoef(x, y)[0, 1])
+    if not local:
+        return whole, 0.0, 0
     return whole, *_local_share(va.detail, cv2.warpPerspective(vb.detail, back, (w, h), flags=cv2.INTER_LINEAR),
                                cv2.erode(covered, np.ones((window, window), np.uint8)) > 0, window, corr, texture)
 
@@ -455,22 +462,17 @@ def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tupl
         if ok and seen == 0 and same_frame(ca.shape, cb.shape, moved):
             # one frame: the pixels again at full size (a small picture in a large template is a few coarse
             # windows, too few to disagree), with the coarse transform; no new keypoints
-            ok, seen = _agrees(fa, fb, _to_full(moved, ca, fa, cb, fb), params, False)
+            full = _rescaled(moved, fa.shape[1] / ca.shape[1], fb.shape[1] / cb.shape[1])
+            ok, seen = _agrees(fa, fb, full, params, False)
         return (True, (True, n, False, scale, seen)) if ok else (False, seen)
     if n >= 2 * params.min_inliers and plausible(n, params.min_inliers, scale, 1.0):
-        if agreements(ca.view, cb.view, moved)[0] >= params.min_agreement:
+        if agreements(ca.view, cb.view, moved, local=False)[0] >= params.min_agreement:
             return True, (False, n, False, scale, 0)
     if params.mirror and cb.mirrored is not None:
         m, mscale, mcontained, mmoved = _match(ca.plain, cb.mirrored, ca.params, (ca, cb))
         if plausible(m, params.min_inliers_mirrored, mscale, mcontained) and _agrees(ca, cb, mmoved, ca.params, True)[0]:
             return True, (True, m, True, mscale, 0)
     return False, 0
-
-
-def _to_full(transform: np.ndarray, ca: Features, fa: Features, cb: Features, fb: Features) -> np.ndarray:
-    """A transform between two coarse views (a -> b) as one between the full-size images."""
-    sa, sb = ca.shape[1] / fa.shape[1], cb.shape[1] / fb.shape[1]
-    return np.diag([1 / sb, 1 / sb, 1.0]) @ _as3(np.asarray(transform, np.float64)) @ np.diag([sa, sa, 1.0])
 
 
 def _bits(x: np.ndarray) -> np.ndarray:

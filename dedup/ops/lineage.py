@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dedup.ops.verify import ratio_matches
+
 SIDE = 384  # px, the longer side the detail views are registered and compared at
 MIN_MATCHES = 12  # RANSAC inliers a registration needs
 MIN_EXTRA = 0.005  # share of a frame under which it has no extra (an edge of the other's frame along its own border)
@@ -56,13 +58,10 @@ def _fit(a: tuple, b: tuple) -> tuple[int, np.ndarray | None]:
     (pa, da), (pb, db) = a, b
     if da is None or db is None or len(da) < MIN_MATCHES or len(db) < MIN_MATCHES:
         return 0, None
-    # the two nearest of ``a``'s descriptors to each of ``b``'s, as arrays (what BFMatcher.knnMatch(k=2)
-    # computes, without a Python object per match), and Lowe's ratio test
-    dist, nearest = cv2.batchDistance(db, da, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
-    good = np.flatnonzero((nearest[:, 1] >= 0) & (dist[:, 0] < 0.8 * dist[:, 1]))
+    good, nearest = ratio_matches(db, da, 0.8)
     if len(good) < MIN_MATCHES:
         return 0, None
-    src, dst = pb[good], pa[nearest[good, 0]]
+    src, dst = pb[good], pa[nearest]
     cv2.setRNGSeed(0)
     sim, keep = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0, maxIters=2000)
     n_sim = int(keep.sum()) if sim is not None else 0

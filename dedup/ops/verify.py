@@ -239,17 +239,26 @@ def containment(a: "Features | tuple", b: "Features | tuple", transform: np.ndar
     return max(_share_inside(ma, t, mb.shape), _share_inside(mb, back, ma.shape))
 
 
-def _good_matches(a, b, params: VerifyParams):
+def ratio_matches(query: np.ndarray, train: np.ndarray, ratio: float, binary: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(query indices, train indices) of the descriptor matches that pass Lowe's ratio test: each query
+    descriptor's two nearest in ``train`` (Hamming for ``binary`` descriptors, else L2), as arrays: what
+    BFMatcher.knnMatch(k=2) computes (it calls batchDistance), without a Python object per match."""
     import cv2
 
+    dist, nearest = cv2.batchDistance(query, train, cv2.CV_32S if binary else cv2.CV_32F,
+                                      normType=cv2.NORM_HAMMING if binary else cv2.NORM_L2, K=2)
+    good = np.flatnonzero((nearest[:, 1] >= 0) & (dist[:, 0] < ratio * dist[:, 1]))
+    return good, nearest[good, 0]
+
+
+def _good_matches(a, b, params: VerifyParams):
     (pa_, da), (pb, db) = a, b
     if da is None or db is None or len(da) < 2 or len(db) < 2:
         return None
-    pairs = cv2.BFMatcher(cv2.NORM_L2 if params.detector == "sift" else cv2.NORM_HAMMING).knnMatch(da, db, k=2)
-    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < params.ratio * m[1].distance]
-    if len(good) < 4:
+    qi, ti = ratio_matches(da, db, params.ratio, binary=params.detector != "sift")
+    if len(qi) < 4:
         return None
-    return pa_[[m.queryIdx for m in good]], pb[[m.trainIdx for m in good]]
+    return pa_[qi], pb[ti]
 
 
 def _scale(transform: np.ndarray) -> float:
@@ -619,5 +628,5 @@ def apply(edges: pa.Table, checked: pd.DataFrame, lo: float, hi: float | None) -
     return pa.table({"a": a, "b": b, "sim": sim, "verified": verified, "inliers": inliers, "mirrored": mirrored}, schema=VERIFY_SCHEMA)
 
 
-__all__ = ["VerifyParams", "check", "check_pair", "templates", "same_frame", "check_edges", "plan_tasks", "apply", "containment", "Features", "grey_view",
+__all__ = ["VerifyParams", "check", "check_pair", "ratio_matches", "templates", "same_frame", "check_edges", "plan_tasks", "apply", "containment", "Features", "grey_view",
            "VERIFIED", "REJECTED", "NOT_NEEDED"]

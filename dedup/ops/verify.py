@@ -104,11 +104,44 @@ def grey_view(data: bytes, size: int, enlarge: bool = True) -> np.ndarray:
 
     from dedup.ops.decode import load_rgb
 
-    grey = np.asarray(load_rgb(Image.open(io.BytesIO(data)), size, grey=True), np.uint8)
+    img = Image.open(io.BytesIO(data))
+    grey = _jpeg_grey(img, data, size)
+    if grey is None:
+        grey = np.asarray(load_rgb(img, size, grey=True), np.uint8)
     scale = size / max(grey.shape)
     if scale < 1 or (scale > 1 and enlarge):  # ORB finds few keypoints on a thumbnail: enlarged
         grey = _resize(grey, scale, cv2.INTER_CUBIC)
     return grey
+
+
+# EXIF orientation -> the numpy steps of PIL's transpose (ImageOps.exif_transpose's table)
+_ORIENT = {2: lambda g: g[:, ::-1], 3: lambda g: g[::-1, ::-1], 4: lambda g: g[::-1], 5: lambda g: g.T,
+           6: lambda g: g.T[:, ::-1], 7: lambda g: g[::-1, ::-1].T, 8: lambda g: g.T[::-1]}
+
+
+def _jpeg_grey(img, data: bytes, size: int) -> np.ndarray | None:
+    """A grey or colour JPEG (``img``: opened, not loaded) as :func:`~dedup.ops.decode.load_rgb` decodes it for
+    ``grey_view``: its luma at PIL's draft scale for ``size``, upright; by OpenCV's decoder, the same libjpeg
+    with less work around it. None for anything else (PIL decodes it): another format or mode, more than one
+    tile, or a file without its end marker (PIL refuses a truncated file, OpenCV would fill it in)."""
+    import cv2
+
+    if img.format != "JPEG" or img.mode not in ("L", "RGB") or len(img.tile) != 1 or data.rstrip(b"\0")[-2:] != b"\xff\xd9":
+        return None
+    w, h = img.size
+    scale = min(w // size, h // size)  # JpegImageFile.draft's choice of 1/8, 1/4, 1/2 or 1
+    s = 8 if scale >= 8 else 4 if scale >= 4 else 2 if scale >= 2 else 1
+    flag = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+            8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[s]
+    grey = cv2.imdecode(np.frombuffer(data, np.uint8), flag | cv2.IMREAD_IGNORE_ORIENTATION)
+    if grey is None or grey.shape != ((h + s - 1) // s, (w + s - 1) // s):
+        return None
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a malformed tag: the stored orientation, as load_rgb keeps it
+        orientation = 1
+    turn = _ORIENT.get(orientation)
+    return np.ascontiguousarray(turn(grey)) if turn else grey
 
 
 def _resize(grey: np.ndarray, scale: float, enlarge=None) -> np.ndarray:
@@ -162,7 +195,7 @@ class Features:
         self.params = params
         self.shape = grey.shape
         self.grey = grey
-        self._plain = self._mirrored = self._view = self._coarse = self._content = None
+        self._plain = self._mirrored = self._view = self._coarse = self._content = self._samples = None
 
     @property
     def content(self) -> np.ndarray:
@@ -170,6 +203,13 @@ class Features:
         if self._content is None:
             self._content = content_mask(self.grey) if self.params.fill_aware else np.ones(self.shape, bool)
         return self._content
+
+    @property
+    def samples(self) -> np.ndarray:
+        """The content's sample points that :func:`containment` moves (:func:`_samples`)."""
+        if self._samples is None:
+            self._samples = _samples(self.content)
+        return self._samples
 
     @property
     def plain(self):
@@ -210,12 +250,18 @@ def _as3(transform: np.ndarray) -> np.ndarray:
     return transform if transform.shape == (3, 3) else np.vstack([transform, [0, 0, 1]])
 
 
-def _share_inside(content: np.ndarray, transform: np.ndarray, shape: tuple, step: int = 8) -> float:
-    """The share of ``content`` (a mask) that ``transform`` (3 x 3) maps inside a frame of ``shape``."""
+def _samples(content: np.ndarray, step: int = 8) -> np.ndarray:
+    """The centres of the ``step`` px cells of ``content`` (a mask) that hold content, as homogeneous
+    coordinates (3 x N): what :func:`containment` moves."""
     ys, xs = np.nonzero(content[::step, ::step])
-    if len(xs) == 0:
+    return np.stack([xs * step + step / 2, ys * step + step / 2, np.ones(len(xs))])
+
+
+def _share_inside(pts: np.ndarray, transform: np.ndarray, shape: tuple) -> float:
+    """The share of the points ``pts`` (:func:`_samples`) that ``transform`` (3 x 3) maps inside a frame of
+    ``shape``."""
+    if pts.shape[1] == 0:
         return 0.0
-    pts = np.stack([xs * step + step / 2, ys * step + step / 2, np.ones(len(xs))])
     moved = transform @ pts
     with np.errstate(divide="ignore", invalid="ignore"):
         x, y = moved[0] / moved[2], moved[1] / moved[2]
@@ -227,16 +273,18 @@ def containment(a: "Features | tuple", b: "Features | tuple", transform: np.ndar
     """The larger of: the share of image A's content that ``transform`` (A -> B) maps inside B's frame, and
     the share of B's content that its inverse maps inside A's. 1.0 when one lies wholly within the other.
     ``a``, ``b``: Features (content masks), or plain shapes (the whole frame is content)."""
-    def mask(f):
-        return f.content if isinstance(f, Features) else np.ones(f[:2], bool)
+    def samples(f):  # a Features' are made once, not once per pair
+        return f.samples if isinstance(f, Features) else _samples(np.ones(f[:2], bool))
+
+    def shape(f):
+        return f.shape if isinstance(f, Features) else f[:2]
 
     t = _as3(np.asarray(transform, np.float64))
-    ma, mb = mask(a), mask(b)
     try:
         back = np.linalg.inv(t)
     except np.linalg.LinAlgError:
         return 0.0
-    return max(_share_inside(ma, t, mb.shape), _share_inside(mb, back, ma.shape))
+    return max(_share_inside(samples(a), t, shape(b)), _share_inside(samples(b), back, shape(a)))
 
 
 def ratio_matches(query: np.ndarray, train: np.ndarray, ratio: float, binary: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -320,20 +368,25 @@ class View:
         self.smooth = cv2.GaussianBlur(small, (0, 0), blur)
         self.detail = self.smooth - cv2.GaussianBlur(small, (0, 0), 4 * blur)
         self.scale = small.shape[1] / w  # the view's pixels per keypoint-image pixel (about 1/2)
+        self.ones = np.ones(small.shape, np.uint8)  # its frame, as :func:`agreements` moves it
 
     def mirrored(self) -> "View":
         """The mirror image's view (made once)."""
         if getattr(self, "_mirror", None) is None:
             out = object.__new__(View)
             out.smooth, out.detail = np.ascontiguousarray(self.smooth[:, ::-1]), np.ascontiguousarray(self.detail[:, ::-1])
-            out.scale, out._mirror = self.scale, self
+            out.scale, out.ones, out._mirror = self.scale, self.ones, self
             self._mirror = out
         return self._mirror
 
 
 def _rescaled(transform: np.ndarray, sa: float, sb: float) -> np.ndarray:
-    """``transform`` (a -> b) between the two images' frames scaled by ``sa`` and ``sb`` (3 x 3)."""
-    return np.diag([sb, sb, 1.0]) @ _as3(np.asarray(transform, np.float64)) @ np.diag([1 / sa, 1 / sa, 1.0])
+    """``transform`` (a -> b) between the two images' frames scaled by ``sa`` and ``sb`` (3 x 3): diag(sb, sb,
+    1) @ transform @ diag(1/sa, 1/sa, 1), as its rows and columns scaled (the same products)."""
+    out = _as3(np.asarray(transform, np.float64)) * 1.0
+    out[:2] *= sb
+    out[:, :2] *= 1 / sa
+    return out
 
 
 def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr: float = 0.5,
@@ -354,15 +407,28 @@ def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr
         back = np.linalg.inv(_rescaled(transform, va.scale, vb.scale))
     except np.linalg.LinAlgError:  # a degenerate transform moves nothing onto anything
         return 0.0, 0.0, 0
-    covered = cv2.warpPerspective(np.ones(vb.smooth.shape, np.uint8), back, (w, h), flags=cv2.INTER_NEAREST)
-    if int(covered.sum()) < 100:
+    covered = cv2.warpPerspective(vb.ones, back, (w, h), flags=cv2.INTER_NEAREST)
+    inside = covered.view(bool)  # 0 or 1
+    if np.count_nonzero(covered) < 100:
         return 0.0, 0.0, 0
-    x, y = va.smooth[covered > 0], cv2.warpPerspective(vb.smooth, back, (w, h), flags=cv2.INTER_LINEAR)[covered > 0]
-    whole = 0.0 if x.std() < 1e-3 or y.std() < 1e-3 else float(np.corrcoef(x, y)[0, 1])
+    whole = _correlation(va.smooth[inside], cv2.warpPerspective(vb.smooth, back, (w, h), flags=cv2.INTER_LINEAR)[inside])
     if not local:
         return whole, 0.0, 0
     return whole, *_local_share(va.detail, cv2.warpPerspective(vb.detail, back, (w, h), flags=cv2.INTER_LINEAR),
                                cv2.erode(covered, np.ones((window, window), np.uint8)) > 0, window, corr, texture)
+
+
+def _correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's correlation of ``x`` and ``y`` (0.0 where either is flat): one pass of OpenCV's
+    double-precision sums rather than numpy's covariance matrix."""
+    import cv2
+
+    x, y = x.reshape(-1, 1), y.reshape(-1, 1)  # one channel, however long
+    mx, sx = (v.item() for v in cv2.meanStdDev(x))
+    my, sy = (v.item() for v in cv2.meanStdDev(y))
+    if sx < 1e-3 or sy < 1e-3:
+        return 0.0
+    return float(np.clip((cv2.mean(x * y)[0] - mx * my) / (sx * sy), -1.0, 1.0))
 
 
 GRID = 8  # the disagreement grid (:func:`_local_share`): GRID x GRID cells, one bit each in an int64
@@ -373,22 +439,23 @@ def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, c
     most of the detailed area holds other content in the two, as bits)."""
     import cv2
 
-    def mean(v):
-        return cv2.blur(v, (window, window))
-
-    mx, my = mean(x), mean(y)
-    vx, vy = mean(x * x) - mx * mx, mean(y * y) - my * my
+    # the local means of x, y, x*x, y*y in one box filter over their four channels (the same sums per channel)
+    means = cv2.blur(cv2.merge([x, y, x * x, y * y]), (window, window))
+    mx, my = means[..., 0], means[..., 1]
+    vx, vy = means[..., 2] - mx * mx, means[..., 3] - my * my
     tx, ty = vx > texture ** 2, vy > texture ** 2
     detailed = inner & (tx | ty)
-    if detailed.sum() < window * window:
+    n = np.count_nonzero(detailed)
+    if n < window * window:
         return 0.0, 0
-    r = (mean(x * y) - mx * my) / np.sqrt(np.maximum(vx, 1e-6) * np.maximum(vy, 1e-6))
-    agree = tx & ty & (r >= corr)
+    r = (cv2.blur(x * y, (window, window)) - mx * my) / np.sqrt(np.maximum(vx, 1e-6) * np.maximum(vy, 1e-6))
+    both = detailed & tx & ty
+    agree = both & (r >= corr)
     # a grid cell disagrees where most of its detailed area has detail in both images that does not correlate:
     # other content (detail lost on one side, clipped or blurred, is an edit of the same content)
-    cells = [cv2.resize(m.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) for m in (detailed, detailed & tx & ty & ~agree)]
+    cells = [cv2.resize(m.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) for m in (detailed, both & ~agree)]
     grid = (cells[0] >= 0.2) & (cells[1] >= 0.5 * cells[0])
-    return float(agree[detailed].mean()), int(np.packbits(grid.ravel()).view(">i8")[0])
+    return np.count_nonzero(agree) / n, int(np.packbits(grid.ravel()).view(">i8")[0])
 
 
 def _agrees(fa: "Features", fb: "Features", moved: np.ndarray, params: VerifyParams, mirrored: bool) -> tuple[bool, int]:

@@ -209,3 +209,37 @@ def test_same_frame():
     assert verify.same_frame((300, 400), (300, 400), np.float64([[1, 0, 1], [0, 1, -1]]))
     assert verify.same_frame((600, 800), (300, 400), np.float64([[0.5, 0, 0], [0, 0.5, 0]]))
     assert not verify.same_frame((300, 400), (300, 400), np.float64([[0.5, 0, 50], [0, 0.5, 50]]))
+
+
+@pytest.mark.parametrize("size, orientation, mode", [((500, 375), None, "RGB"), ((900, 840), None, "RGB"),  # draft 1/2
+                                                     ((1700, 1650), 6, "RGB"), ((420, 300), 8, "L"), ((500, 375), 5, "RGB"),
+                                                     ((500, 375), 2, "RGB"), ((500, 375), 7, "L"), ((500, 375), 3, "RGB"),
+                                                     ((500, 375), 4, "RGB")])
+def test_jpeg_grey_is_the_pil_decode(photo, size, orientation, mode):
+    """A JPEG's grey view by OpenCV's decoder is PIL's, pixel for pixel: draft scale and EXIF orientation."""
+    import io
+
+    from dedup.ops.decode import load_rgb
+
+    img = photo.resize(size).convert(mode)
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90, exif=exif.tobytes())
+    data = buf.getvalue()
+    fast = verify._jpeg_grey(Image.open(io.BytesIO(data)), data, P.size)
+    pil = np.asarray(load_rgb(Image.open(io.BytesIO(data)), P.size, grey=True), np.uint8)
+    assert fast is not None and fast.shape == pil.shape and np.array_equal(fast, pil)
+
+
+def test_jpeg_grey_leaves_other_images_to_pil(photo):
+    import io
+
+    png, cmyk, cut = io.BytesIO(), io.BytesIO(), encode(photo)[:-4000]  # cut: a truncated JPEG
+    photo.save(png, "PNG")
+    photo.convert("CMYK").save(cmyk, "JPEG")
+    for data in (png.getvalue(), cmyk.getvalue(), cut):
+        assert verify._jpeg_grey(Image.open(io.BytesIO(data)), data, P.size) is None
+    with pytest.raises(OSError):  # PIL refuses the truncated file, and the pair fails
+        verify.grey_view(cut, P.size)

@@ -60,7 +60,8 @@ def verify_cost_bench(src: Path, work: Path, results: Path, n_edges: int = 100_0
             table, counts = verify.run_checks(ea, eb, where, verify.VerifyParams())
             seconds = time.perf_counter() - t0
             report["runs"][name] = {"edges": int(len(ea)), "images": int(len(np.unique(np.concatenate([ea, eb])))), "seconds": round(seconds, 1),
-                                    "edges_per_second": round(len(ea) / seconds, 1), "passed": int(table["ok"].to_numpy().sum()), **counts}
+                                    "edges_per_second": round(len(ea) / seconds, 1), "passed": int(table["ok"].to_numpy().sum()),
+                                    "cpu_ms_per_edge": round(1000 * counts["task_cpu_seconds"] / max(1, len(ea)), 2), **counts}
     finally:
         if started:
             ray.shutdown()
@@ -69,11 +70,12 @@ def verify_cost_bench(src: Path, work: Path, results: Path, n_edges: int = 100_0
     lines = ["# Cost of the content check (stage verify)", "",
              f"{os.cpu_count()} CPUs ({platform.platform()}); {n_images} distinct JPEGs of 320-640 px made from `{src}`; "
              "the content check with VerifyParams' defaults (docs/how-it-decides.md), templates not looked for.", "",
-             "| edges | structure | images | tasks | images decoded | seconds | edges/s | CPU-seconds in tasks (wall) | passed |", "|---|---|---|---|---|---|---|---|---|"]
+             "| edges | structure | images | tasks | images decoded | seconds | edges/s | CPU-seconds in tasks (wall) | CPU ms per edge | passed |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in report["runs"].items():
         what = f"groups of {group} (every pair)" if name == "groups" else "random pairs (one giant component)"
         lines.append(f"| {r['edges']:,} | {what} | {r['images']:,} | {r['tasks']} | {r['images_decoded']:,} | {r['seconds']} | "
-                     f"{r['edges_per_second']} | {r['task_cpu_seconds']} ({r['task_seconds']}) | {r['passed']} |")
+                     f"{r['edges_per_second']} | {r['task_cpu_seconds']} ({r['task_seconds']}) | {r['cpu_ms_per_edge']} | {r['passed']} |")
     md = "\n".join(lines) + "\n"
     (results / "verify-cost.md").write_text(md)
     print(md)

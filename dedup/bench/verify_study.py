@@ -22,9 +22,11 @@ from dedup.ops.verify import VerifyParams
 BASE = VerifyParams()
 BEFORE = replace(BASE, min_local_share=0.0, fill_aware=False, homography=False, templates=False, coarse=0)
 VARIANTS = {
-    "default (coarse pass: orb 256 px, 500 features; then orb 400 px, 1000 features, 15 inliers, mirror 25, scale 1/4-4, "
-    "containment of content 0.9, agreement 0.2, mirrored 0.9, local share 0.4, homography 20, templates)": BASE,
+    "default (coarse pass: orb 256 px, 500 features, a mirrored match out of frame failed there under 0.75; then orb 400 px, "
+    "1000 features, 15 inliers, mirror 25, scale 1/4-4, containment of content 0.9, agreement 0.2, mirrored 0.9, local share 0.4, "
+    "homography 20, templates)": BASE,
     "no coarse pass (400 px, 1000 features at once)": replace(BASE, coarse=0),
+    "coarse pass without the mirrored sure fail": replace(BASE, coarse_mirror_fail=0.0),
     "coarse pass at 320 px": replace(BASE, coarse=320),
     "before issue 30 (no local share, frame containment, no homography, no templates)": BEFORE,
     "no template rule": replace(BASE, templates=False),

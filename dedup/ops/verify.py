@@ -81,10 +81,15 @@ class VerifyParams:
     # homography and the mirror image). Most pairs in the band are copies, decided there. 0: no coarse pass.
     coarse: int = 256
     coarse_features: int = 500
+    # The coarse pass also decides a strong mirrored match whose pixels agree but whose content lies well
+    # outside the other's frame as failed (two framings of a mirrored scene), where its containment is under
+    # this: the coarse view's containment comes within a few points of the full size's, so a copy near
+    # ``min_containment`` is still matched at full size. 0: such pairs go on to the full size.
+    coarse_mirror_fail: float = 0.75
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 11  # bump when the check changes for the same parameters
+    version: int = 12  # bump when the check changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -471,12 +476,15 @@ def same_frame(shape_a: tuple, shape_b: tuple, transform: np.ndarray, tol: float
     """The two images are one frame: ``transform`` (a -> b) maps a's corners onto b's, within ``tol`` of
     the size (a template's copies: different pictures in one screenshot, meme card or canvas)."""
     (ha, wa), (hb, wb) = shape_a[:2], shape_b[:2]
-    ca = np.float64([[0, 0, 1], [wa, 0, 1], [wa, ha, 1], [0, ha, 1]]).T
-    moved = _as3(np.asarray(transform, np.float64)) @ ca
-    if np.any(np.abs(moved[2]) < 1e-9):
-        return False
-    cb = np.float64([[0, 0], [wb, 0], [wb, hb], [0, hb]]).T
-    return bool(np.abs(moved[:2] / moved[2] - cb).max() <= tol * max(wb, hb))
+    t = _as3(np.asarray(transform, np.float64)).tolist()  # four corners: plain floats cost less than arrays
+    limit = tol * max(wb, hb)
+    for (xa, ya), (xb, yb) in zip(((0, 0), (wa, 0), (wa, ha), (0, ha)), ((0, 0), (wb, 0), (wb, hb), (0, hb))):
+        z = t[2][0] * xa + t[2][1] * ya + t[2][2]
+        if abs(z) < 1e-9:
+            return False
+        if abs((t[0][0] * xa + t[0][1] * ya + t[0][2]) / z - xb) > limit or abs((t[1][0] * xa + t[1][1] * ya + t[1][2]) / z - yb) > limit:
+            return False
+    return True
 
 
 def check_pair(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float]:
@@ -530,7 +538,8 @@ def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tupl
     """The coarse pass of :func:`check`: (decided, its result) or (not decided, the grid seen). Decided: a pass
     (plain or mirrored), or a sure fail: a strong match (twice the inliers needed) whose pixels agree but
     neither image's content lies in the other's frame (two framings of one scene; the full size would find
-    the same transform, and a match this strong is no mirror copy)."""
+    the same transform, and a match this strong is no mirror copy); or, with no plain match, such a match
+    with the mirror image whose containment is well short (:attr:`VerifyParams.coarse_mirror_fail`)."""
     ca, cb = fa.coarse, fb.coarse
     n, scale, contained, moved = _match(ca.plain, cb.plain, ca.params, (ca, cb))
     if plausible(n, params.min_inliers, scale, contained):
@@ -548,6 +557,11 @@ def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tupl
         m, mscale, mcontained, mmoved = _match(ca.plain, cb.mirrored, ca.params, (ca, cb))
         if plausible(m, params.min_inliers_mirrored, mscale, mcontained) and _agrees(ca, cb, mmoved, ca.params, True)[0]:
             return True, (True, m, True, mscale, 0)
+        # no plain match, and the mirror image matched strongly but out of frame: what the full size would find
+        if (n < params.min_inliers and m >= 2 * params.min_inliers_mirrored and mcontained < params.coarse_mirror_fail
+                and plausible(m, params.min_inliers_mirrored, mscale, 1.0)
+                and agreements(ca.view, cb.view.mirrored(), mmoved, local=False)[0] >= params.min_mirrored_agreement):
+            return True, (False, m, True, mscale, 0)
     return False, 0
 
 

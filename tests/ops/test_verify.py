@@ -243,3 +243,20 @@ def test_jpeg_grey_leaves_other_images_to_pil(photo):
         assert verify._jpeg_grey(Image.open(io.BytesIO(data)), data, P.size) is None
     with pytest.raises(OSError):  # PIL refuses the truncated file, and the pair fails
         verify.grey_view(cut, P.size)
+
+
+def test_mirrored_framings_fail_at_the_coarse_pass(photo):
+    """Two framings of a photo, one mirrored, sharing a strip that neither frame holds: the coarse pass decides
+    the fail (a strong mirrored match out of frame), as the full size does without that rule."""
+    import dataclasses
+
+    w, h = photo.size
+    fa = _features(photo.crop((0, 0, 300, h)))
+    fb = _features(ImageOps.mirror(photo.crop((160, 0, w, h))))
+
+    def plausible(n, floor, scale, contained):
+        return n >= floor and 1 / P.max_scale <= scale <= P.max_scale and contained >= P.min_containment
+
+    done, (ok, _, mirrored, _, _) = verify._coarse(fa, fb, P, plausible)
+    assert done and not ok and mirrored
+    assert not verify.check(fa, fb, dataclasses.replace(P, coarse_mirror_fail=0.0))[0]

@@ -104,7 +104,13 @@ class DedupConfig:
     # Milvus's top-k cap, on a server; no re-ask on Lite); one that fills that too is brute-forced.
     search_limit: int | None = None
     search_max_limit: int | None = None
-    search_batch: int = 32  # queries per search request
+    # Queries per search request (default: 1024 with Milvus Lite, whose every request walks all the stored
+    # ids in Python before it searches, so many queries per request; 32 with a server).
+    search_batch: int | None = None
+    # How Milvus is asked: topk (a top-k per query; a query whose hits all pass the threshold is re-asked
+    # at --search-max-limit) or range (every hit down to the floor, capped by the limit). auto: topk with
+    # Milvus Lite (its range search is a top-k filtered afterwards), range with a server.
+    search_mode: str = "auto"
     insert_batch: int = 2000  # rows per insert request
 
     drop_collection: bool = False  # drop the run's collection when the job ends (default: keep it for re-runs)
@@ -174,6 +180,10 @@ class DedupConfig:
             raise ConfigError(f"--decode-batch must be at least 1, got {self.decode_batch}")
         if self.search_engine not in ("auto", "exact", "milvus"):
             raise ConfigError(f"--search-engine must be auto, exact or milvus, got {self.search_engine!r}")
+        if self.search_mode not in ("auto", "topk", "range"):
+            raise ConfigError(f"--search-mode must be auto, topk or range, got {self.search_mode!r}")
+        if self.search_batch is not None and self.search_batch < 1:
+            raise ConfigError(f"--search-batch must be at least 1, got {self.search_batch}")
         if self.store_method not in ("auto", "bulk", "insert"):
             raise ConfigError(f"--store-method must be auto, bulk or insert, got {self.store_method!r}")
         if self.hash_vectors not in ("auto", "float", "binary"):
@@ -251,6 +261,10 @@ class DedupConfig:
         if self.search_engine != "auto":
             return f"--search-engine {self.search_engine}"
         where = "exact in memory" if self.exact_search(vectors) else "Milvus"
+        if where == "Milvus":
+            who = (f"from the driver below --local-below {self.local_below}" if vectors < self.local_below
+                   else f"{self.search_actors} search actors at or above --local-below {self.local_below}")
+            where += f" ({self.resolved_search_mode()} requests of {self.resolved_search_batch()} queries, {who})"
         return (f"auto: {vectors} vectors; exact below {self.resolved_exact_below()} (--exact-below) and "
                 f"{self.EXACT_MAX_BYTES >> 30} GiB of vectors: {where}")
 
@@ -365,10 +379,22 @@ class DedupConfig:
         elif self.threshold is None:
             self.threshold = DEFAULT_THRESHOLDS[self.learned_model]
 
+    def resolved_search_mode(self) -> str:
+        if self.search_mode != "auto":
+            return self.search_mode
+        return "range" if self.milvus_uri else "topk"
+
+    def resolved_search_batch(self) -> int:
+        if self.search_batch is not None:
+            return int(self.search_batch)
+        return 32 if self.milvus_uri else 1024
+
     def resolved_search_limit(self) -> int:
         if self.search_limit is not None:
             return int(self.search_limit)
-        return 512 if self.milvus_uri else 16
+        if not self.milvus_uri:
+            return 16
+        return 512 if self.resolved_search_mode() == "range" else 32
 
     def resolved_search_max_limit(self) -> int:
         if self.search_max_limit is not None:

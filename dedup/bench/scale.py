@@ -28,8 +28,14 @@ import pyarrow.parquet as pq
 from dedup.layout import OutputLayout
 
 
-def planted_vectors(n: int, dim: int = 256, group_fraction: float = 0.1, noise: float = 0.2, seed: int = 0):
-    """(vectors (n, dim) float32 unit rows, group id per row (-1: no group)); rows in random order."""
+def planted_vectors(n: int, dim: int = 256, group_fraction: float = 0.1, noise: float = 0.2, seed: int = 0,
+                    copy_cos: tuple[float, float] | None = None):
+    """(vectors (n, dim) float32 unit rows, group id per row (-1: no group)); rows in random order.
+
+    ``copy_cos`` (lo, hi): each copy's cosine to its group's base is drawn uniformly from it (noise
+    orthogonal-ish to the base, of norm sqrt(1/c^2 - 1)), so two copies of one base meet at the product of
+    their cosines: SSCD-like pairs spread from clear copies down past a low threshold, instead of ``noise``'s
+    one level."""
     rng = np.random.default_rng(seed)
     sizes = []
     total = 0
@@ -42,7 +48,13 @@ def planted_vectors(n: int, dim: int = 256, group_fraction: float = 0.1, noise: 
     base = rng.standard_normal((n_groups + n_single, dim), dtype=np.float32)
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     group_of_base = np.repeat(np.arange(n_groups), sizes)
-    copies = base[group_of_base] + rng.standard_normal((total, dim), dtype=np.float32) * (noise / np.sqrt(dim))
+    if copy_cos is None:
+        copies = base[group_of_base] + rng.standard_normal((total, dim), dtype=np.float32) * (noise / np.sqrt(dim))
+    else:
+        c = rng.uniform(copy_cos[0], copy_cos[1], total).astype(np.float32)
+        step = rng.standard_normal((total, dim), dtype=np.float32)
+        step /= np.linalg.norm(step, axis=1, keepdims=True)
+        copies = base[group_of_base] + step * np.sqrt(1.0 / c**2 - 1.0)[:, None]
     vecs = np.concatenate([copies, base[n_groups:]])[:n]
     groups = np.concatenate([group_of_base, np.full(n_single, -1)])[:n]
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -66,6 +78,20 @@ def planted_pairs(vecs: np.ndarray, groups: np.ndarray, threshold: float, every:
                 a, b = sorted((int(members[i]), int(members[j])))
                 if sims[i, j] >= threshold and (a % every == 0 or b % every == 0):
                     pairs.add((a, b))
+    return pairs
+
+
+def exact_pairs_of(vecs: np.ndarray, sample: np.ndarray, threshold: float, block: int = 256) -> set[tuple[int, int]]:
+    """Every pair (a < b) with exact cosine >= ``threshold`` that involves a vid of ``sample``: the truth a
+    search's recall is measured against (the sample's queries against every vector, by brute force)."""
+    pairs = set()
+    for start in range(0, len(sample), block):
+        q = sample[start : start + block]
+        sims = vecs[q] @ vecs.T
+        r, c = np.nonzero(sims >= threshold)
+        a, b = q[r], c
+        keep = a != b
+        pairs.update(zip(np.minimum(a, b)[keep].tolist(), np.maximum(a, b)[keep].tolist()))
     return pairs
 
 
@@ -121,8 +147,14 @@ class PeakMemory:
 
 
 def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index: str = "FLAT",
-              query_every: int = 1, milvus_uri: str | None = None) -> dict:
-    """Store + search + graph on ``n`` planted vectors; returns times, memory, recall."""
+              query_every: int = 1, milvus_uri: str | None = None, copy_cos: tuple[float, float] | None = None,
+              recall_sample: int = 0, label: str = "", **overrides) -> dict:
+    """Store + search + graph on ``n`` planted vectors; returns times, memory, recall and the engine's reason.
+
+    Recall: of the planted pairs at or above the threshold, and with ``recall_sample`` > 0 also of every pair
+    at or above it that involves one of that many sampled queries, found by brute force (``recall_exact``).
+    ``overrides``: config fields as the job takes them (search_engine, exact_below, local_below,
+    search_batch, search_mode, ...), so each engine is timed as the job runs it."""
     import pandas as pd
 
     from dedup.config import DedupConfig
@@ -133,17 +165,22 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     from dedup.stages import SearchStage, StoreStage, Vectors
     from dedup.stages.base import StageContext
 
-    out = (work / f"scale-{n}-{index.lower()}{'-server' if milvus_uri else ''}").resolve()
+    out = (work / f"scale-{n}-{index.lower()}{'-server' if milvus_uri else ''}{'-' + label if label else ''}").resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     t0 = time.perf_counter()
-    vecs, groups = planted_vectors(n, dim)
+    vecs, groups = planted_vectors(n, dim, copy_cos=copy_cos)
     write_vectors(vecs, OutputLayout.of(out).vectors)
     truth = planted_pairs(vecs, groups, threshold, query_every)
+    sample = np.zeros(0, np.int64)
+    if recall_sample:
+        queried = np.arange(0, n, query_every)
+        sample = np.sort(np.random.default_rng(1).choice(queried, min(recall_sample, len(queried)), replace=False))
+    exact = exact_pairs_of(vecs, sample, threshold) if len(sample) else set()
     gen_s = time.perf_counter() - t0
     del vecs
     cfg = DedupConfig(inputs=["synthetic"], output=str(out), model="thumb", threshold=threshold, index=index,
-                      milvus_uri=milvus_uri, drop_collection=bool(milvus_uri)).validate()
+                      milvus_uri=milvus_uri, drop_collection=bool(milvus_uri), **overrides).validate()
     layout = OutputLayout.of(out)
     sig = dataclasses.replace(signals(cfg)[0], dim=dim)
     services = Services(cfg, layout)
@@ -153,7 +190,9 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
                     given={"decode_embed": (vectors, f"synthetic-{n}-{dim}")})
     try:
         with PeakMemory() as mem:
+            t_run = time.perf_counter()
             stages = runner.run()
+            store_search_wall = time.perf_counter() - t_run
             edges = ctx.value("search")
             t0 = time.perf_counter()
             a, b, s = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
@@ -170,17 +209,25 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     stats = stages["search"]
     found = set(zip(a.tolist(), b.tolist())) if len(a) < 20_000_000 else set()
     recall = len(truth & found) / len(truth) if truth else 1.0
-    return {
+    row = {
         "n": n, "dim": dim, "index": (stages.get("store", {}).get("index") or {}).get("type", index), "milvus": "server" if milvus_uri else "lite", "threshold": threshold,
-        "query_every": query_every, "queries": stats.get("queries"),
+        "engine": "exact" if stats.get("mode", "").startswith("exact") else f"milvus: {stats.get('mode')}",
+        "label": label, "query_every": query_every, "queries": stats.get("queries"),
         "planted_pairs": len(truth), "recall": round(recall, 4), "edges": int(len(a)),
         "seconds": {k: v["seconds"] for k, v in stages.items()},
+        "store_plus_search_wall_seconds": round(store_search_wall, 1),
         "per_second": {k: next((x for key, x in v.items() if key.endswith("_per_second")), None) for k, v in stages.items()},
         "generate_seconds": round(gen_s, 1),
         "peak_driver_mb": round(mem.driver / 2**20), "peak_all_processes_mb": round(mem.total / 2**20),
-        "search": {k: stats.get(k) for k in ("saturated_brute_forced", "requeried_at_max_limit", "edges_found", "mode")},
-        "store": {k: v for k, v in stages.get("store", {}).items() if k in ("method", "index", "bulk_fallback_reason")},
+        "search": {k: stats.get(k) for k in ("saturated_brute_forced", "requeried_at_max_limit", "edges_found", "mode", "requests", "why")},
+        "store": {k: v for k, v in stages.get("store", {}).items() if k in ("method", "index", "bulk_fallback_reason", "background")},
     }
+    if len(sample):
+        chosen = set(sample.tolist())
+        sampled_found = {p for p in found if p[0] in chosen or p[1] in chosen}
+        row.update(recall_sample=int(len(sample)), exact_pairs_of_sample=len(exact),
+                   recall_exact=round(len(exact & sampled_found) / len(exact), 4) if exact else 1.0)
+    return row
 
 
 def graph_only(n_vectors: int, n_edges: int, seed: int = 0) -> dict:

@@ -123,6 +123,7 @@ class MilvusSearch:
         parts = [(a[real], b[real], s[real])] + self._brute_force(ctx, sig, saturated)
         edges, found = _unique(parts)
         metrics = {"mode": "driver" if self.local else f"{cfg.search_actors} search actors", "queries": _queries(vectors.ok_count, every),
+                   "requests": f"{cfg.resolved_search_mode()}, {args['batch']} queries each",
                    "limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit(), "edges_found": found,
                    "requeried_at_max_limit": int(np.sum(b == kernels.REASKED)), "saturated_brute_forced": int(len(saturated)),
                    "why": cfg.search_choice(vectors.ok_count)}
@@ -134,9 +135,9 @@ class MilvusSearch:
 
         cfg, choice = ctx.cfg, ctx.value(sig.store)
         return {"target": ctx.services.milvus(), "collection": collection_name(cfg, sig), "threshold": sig.threshold,
-                "limit": cfg.resolved_search_limit(), "batch": cfg.search_batch, "index": choice.index_type,
+                "limit": cfg.resolved_search_limit(), "batch": cfg.resolved_search_batch(), "index": choice.index_type,
                 "index_params": choice.search_params, "max_limit": cfg.resolved_search_max_limit(),
-                "range_search": bool(cfg.milvus_uri), "binary": sig.binary, "floor": sig.floor}
+                "range_search": cfg.resolved_search_mode() == "range", "binary": sig.binary, "floor": sig.floor}
 
     @staticmethod
     def _local(vectors, sig: Signal, args: dict, every: int) -> pa.Table:
@@ -145,8 +146,8 @@ class MilvusSearch:
         q = vectors.table(sig.column)
         if every > 1:
             q = q.filter(pa.array(q["vid"].to_numpy() % every == 0))
-        searcher = Searcher(**args)
-        parts = [pa.table(searcher(q.slice(i, 256)), schema=kernels.EDGE_SCHEMA) for i in range(0, q.num_rows, 256)]
+        searcher, step = Searcher(**args), args["batch"]
+        parts = [pa.table(searcher(q.slice(i, step)), schema=kernels.EDGE_SCHEMA) for i in range(0, q.num_rows, step)]
         return pa.concat_tables(parts or [kernels.EDGE_SCHEMA.empty_table()])
 
     @staticmethod
@@ -162,7 +163,7 @@ class MilvusSearch:
         queries = vectors.dataset(sig.column, _blocks(cfg, vectors.ok_count))
         if every > 1:
             queries = queries.map_batches(lambda t: t.filter(pa.array(t["vid"].to_numpy() % every == 0)), batch_format="pyarrow")
-        queries.map_batches(Searcher, fn_constructor_kwargs=args, batch_size=256, batch_format="pyarrow",
+        queries.map_batches(Searcher, fn_constructor_kwargs=args, batch_size=max(256, args["batch"]), batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5).write_parquet(str(scratch))
         e = pads.dataset(str(scratch), format="parquet").to_table() if scratch.exists() else kernels.EDGE_SCHEMA.empty_table()
         shutil.rmtree(scratch, ignore_errors=True)

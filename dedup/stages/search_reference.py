@@ -94,7 +94,7 @@ def _milvus(ctx: StageContext, run, new: pa.Table, sig: Signal, best: np.ndarray
     cfg = ctx.cfg
     target = MilvusTarget(run.milvus_uri, cfg.milvus_token, cfg.milvus_db)
     choice = choose_index(max(loaded_count(target, run.collection), 1), "AUTO", cfg.resolved_search_limit())
-    searcher = Searcher(target, run.collection, threshold=sig.threshold, limit=cfg.resolved_search_limit(), batch=cfg.search_batch,
+    searcher = Searcher(target, run.collection, threshold=sig.threshold, limit=cfg.resolved_search_limit(), batch=cfg.resolved_search_batch(),
                         index=choice.index_type, index_params=choice.search_params, max_limit=cfg.resolved_search_max_limit(),
                         range_search=True, floor=sig.floor)
     q_vids = new["vid"].to_numpy()

@@ -296,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
     b.add_argument("--preprocess", action="store_true", help="only the preprocessing mode: SSCD at each input size and resize (square 288/320/224, short-side 288, center-crop 224), quality and speed; results in RESULTS/preprocess.md")
     b.add_argument("--scale", nargs="*", type=int, metavar="N", help="only the scale mode: the vector stages (store, search, graph) on N synthetic vectors for each N (default 10000 100000 1000000); results in RESULTS/scale.md")
+    b.add_argument("--scale-engines", nargs="+", type=int, metavar="N", help="only the engine comparison: each search engine as the job runs it (exact in memory, Milvus Lite by request size) on N SSCD-like 512-d vectors for each N, recall against brute force on a sample; the fastest per size is what --search-engine auto picks; results in RESULTS/scale.md")
+    b.add_argument("--scale-job", type=int, metavar="N", help="only the whole job at scale: --model multihash on N small JPEGs made from --src's photos (5 %% byte copies, 10 %% near copies; kept in --work), then dedup apply --link; wall time per stage, peak memory, every output's size; results in RESULTS/scale-job-N.md")
     b.add_argument("--scale-milvus", nargs="+", choices=["lite", "server"], default=["lite", "server"], help="scale mode: Milvus Lite and/or the embedded Milvus server of the PyPI package `milvus` (default both)")
     b.add_argument("--throughput", type=int, metavar="N", help="only the speed mode: per model (--throughput-models) the bare model, decode alone, decode + embed and the job end to end with its timeline, on this machine's hardware (GPU actors where there is a GPU), on N JPEGs made from --src; results in RESULTS/throughput-<device>.md")
     b.add_argument("--side-by-side", type=int, metavar="N", help="only the side-by-side mode: `dedup run --model multihash` and immaculate's pdq as whole processes, in turn, on N JPEGs made from --src as --throughput makes them; results in RESULTS/side-by-side-N.md")
@@ -366,6 +368,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     from dedup.bench.run import DEFAULT_SRC, bench
 
+    if args.scale_engines:
+        from dedup.bench.scale import engines_bench
+
+        engines_bench(args.scale_engines, Path(args.work), Path(args.results))
+        return 0
     if args.scale is not None:
         from dedup.bench.scale import scale_bench
 
@@ -375,6 +382,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not src.is_dir():
         print(f"dedup bench: error: no photo folder at {src}; pass --src DIR", file=sys.stderr)
         return 2
+    if args.scale_job is not None:
+        from dedup.bench.scale_job import scale_job
+
+        scale_job(args.scale_job, Path(args.work), src, Path(args.results))
+        return 0
     if args.throughput is not None:
         from dedup.bench.throughput import throughput_bench
 

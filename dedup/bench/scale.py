@@ -377,3 +377,83 @@ def pca_recall(n: int = 20_000, dim: int = 2048, k: int = 256, threshold: float 
     return {"n": n, "dim": dim, "k": k, "threshold": threshold, "true_pairs": len(truth),
             "explained_variance": round(explained, 4), "fit_seconds": round(fit_s, 1), "rows": rows,
             "memory_per_million_vectors_gb": {"full": round(dim * 4e6 / 1e9, 1), "pca": round(k * 4e6 / 1e9, 1)}}
+
+
+# The engine comparison (``dedup bench --scale-engines N ...``): SSCD-sized vectors and an SSCD-like threshold,
+# each engine as the job runs it, so the auto choice per size can be read off the table.
+SSCD_DIM, SSCD_THRESHOLD, SSCD_COPY_COS = 512, 0.30, (0.45, 0.99)
+ENGINES_MARK = "## Engines per size"
+
+
+def engine_plan(n: int) -> list[tuple[str, dict]]:
+    """(label, scale_run keywords) per engine timed at ``n`` vectors. Where every query would take too long
+    on a 2-core machine, a sample of queries is timed (``query_every``) and the full time extrapolated."""
+    every_exact = 1 if n <= 50_000 else max(1, n // 10_000)
+    every_lite = 1 if n <= 20_000 else max(1, n // 20_000)
+    plan = [("exact", {"search_engine": "exact", "query_every": every_exact}),
+            ("lite, requests of 32 (before)", {"search_engine": "milvus", "search_batch": 32, "query_every": every_lite}),
+            ("lite, requests of 1024", {"search_engine": "milvus", "query_every": every_lite})]
+    return plan
+
+
+def engines_bench(sizes, work: Path, results: Path | None = None, recall_sample: int = 1000) -> list[dict]:
+    """Each engine of :func:`engine_plan` at each size on SSCD-like planted vectors; the fastest per size is
+    what ``--search-engine auto`` should pick. Adds its section to RESULTS/scale.md and ``engines`` to scale.json."""
+    import json
+
+    import ray
+
+    from dedup.ray_env import init_ray
+
+    started = init_ray(logging_level="ERROR")
+    rows = []
+    try:
+        for n in sizes:
+            for label, kw in engine_plan(n):
+                kw = dict(kw)
+                every = kw.pop("query_every")
+                try:
+                    r = scale_run(n, work, dim=SSCD_DIM, threshold=SSCD_THRESHOLD, index="AUTO", query_every=every,
+                                  copy_cos=SSCD_COPY_COS, recall_sample=recall_sample, label=label.split(",")[0] + str(kw.get("search_batch", "")), **kw)
+                except Exception as e:  # noqa: BLE001 - a failed engine is a row saying why
+                    r = {"n": n, "error": f"{type(e).__name__}: {e}"}
+                r["label"] = label
+                if "seconds" in r:
+                    r["search_seconds_all_queries"] = round(r["seconds"]["search"] * every, 1)
+                    r["store_plus_search_seconds"] = round((0 if r["store"].get("background") else r["seconds"]["store"])
+                                                           + r["search_seconds_all_queries"], 1)
+                rows.append(r)
+                print(engines_markdown(rows[-1:]), flush=True)
+    finally:
+        if started:
+            ray.shutdown()
+    if results is not None:
+        results.mkdir(parents=True, exist_ok=True)
+        js = results / "scale.json"
+        report = json.loads(js.read_text()) if js.exists() else {}
+        earlier = [r for r in report.get("engines", []) if r.get("n") not in set(sizes)]
+        report["engines"] = sorted(earlier + rows, key=lambda r: r.get("n", 0))
+        js.write_text(json.dumps(report, indent=2))
+        md = results / "scale.md"
+        head = md.read_text().split(ENGINES_MARK)[0].rstrip() + "\n\n" if md.exists() else ""
+        md.write_text(head + engines_markdown(report["engines"]))
+    return rows
+
+
+def engines_markdown(rows: list[dict]) -> str:
+    lines = [ENGINES_MARK, "",
+             f"{SSCD_DIM}-d planted vectors: 10 % in groups of 2-5 copies whose cosine to their base is uniform in "
+             f"{SSCD_COPY_COS[0]}-{SSCD_COPY_COS[1]}, threshold {SSCD_THRESHOLD} (SSCD's default); recall of the planted pairs, "
+             "and of every pair at or above the threshold that involves one of the sampled queries (brute force). "
+             "A sampled search (queries < vectors) is extrapolated to all queries; the store of an exact run is in the background.", "",
+             "| vectors | engine | index | queries timed | store s | search s | search s, all queries | store + search s | recall (planted) | recall (exact, sample) | peak driver MB | peak all MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['n']:,} | {r.get('label')} | {r['error']} | | | | | | | | | |")
+            continue
+        sec = r["seconds"]
+        lines.append(f"| {r['n']:,} | {r['label']} | {r['index']} | {r['queries']:,} | {sec.get('store')} | {sec.get('search')} | "
+                     f"{r['search_seconds_all_queries']} | {r['store_plus_search_seconds']} | {r['recall']} | {r.get('recall_exact')} | "
+                     f"{r['peak_driver_mb']} | {r['peak_all_processes_mb']} |")
+    return "\n".join(lines) + "\n"

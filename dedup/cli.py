@@ -193,7 +193,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
     g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")
     g.add_argument("--search-engine", choices=["auto", "exact", "milvus"], help="how similar pairs are found: exact (every pair's cosine from the vectors in memory, in the driver; what Milvus's FLAT index computes, much faster on small runs) or milvus (the stored collection's index, for large runs). auto: exact below --exact-below vectors; vectors are stored in Milvus either way")
-    g.add_argument("--exact-below", type=int, help="with --search-engine auto: exact search below this many vectors (default 1000000 with Milvus Lite, 100000 with --milvus-uri: measured, see docs/how-it-decides.md, 'The steps')")
+    g.add_argument("--exact-below", type=int, help="with --search-engine auto: exact search below this many vectors (default: any count whose vectors fit 4 GiB with Milvus Lite, where exact was the fastest engine measured at every size; 100000 with --milvus-uri; see docs/how-it-decides.md, 'The steps')")
     g.add_argument("--local-below", type=int, help=f"store and search from the driver with one Milvus client below this many vectors, where actor pools cost more to start than they save (default {d.local_below}; 0: always actors)")
 
     g = p.add_argument_group("messages")

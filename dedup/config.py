@@ -136,9 +136,9 @@ class DedupConfig:
     # seconds to start and only pay off on larger runs. 0: always use the actor pools.
     local_below: int = 20_000
     # Search engine: exact (every pair's cosine from the vectors in memory, numpy/BLAS in the driver) or
-    # milvus (the stored collection's index). auto: exact below exact_below vectors (default: 1,000,000
-    # with Milvus Lite, 100,000 with a Milvus server; measured on 2 CPUs, docs/how-it-decides.md, "The steps", Search); the vectors
-    # are stored in Milvus either way.
+    # milvus (the stored collection's index). auto: exact below exact_below vectors (default: any count
+    # within EXACT_MAX_BYTES with Milvus Lite, 100,000 with a Milvus server; see resolved_exact_below);
+    # the vectors are stored in Milvus either way.
     search_engine: str = "auto"
     exact_below: int | None = None
     # How hash bits are stored in Milvus: float (+1/-1 per bit, COSINE; Milvus Lite has no binary vectors)
@@ -234,16 +234,16 @@ class DedupConfig:
             return self.resolved_embed_batch(gpu=True)
         return 32 if self.uses_model else 256
 
-    def resolved_exact_below(self) -> int:
-        """Below this many vectors ``--search-engine auto`` searches exactly in memory. Measured on this
-        project's 2-CPU machine (docs/how-it-decides.md, "The steps", Search): exact in memory 20,000 x 256-d in 1.3 s, 100,000 in
-        29 s, where Milvus Lite's range search took 43 s at 20,000 and 645 s at 100,000 and the embedded
-        Milvus server 96 s at 100,000; exact's cost grows with the square of the vectors, so it stops at
-        1,000,000 with Lite (~50 min here, Lite's extrapolates to hours) and at 100,000 with a server, whose
-        search actors and index spread over a cluster."""
+    def resolved_exact_below(self) -> int | None:
+        """Below this many vectors ``--search-engine auto`` searches exactly in memory; None: at any count
+        (within :attr:`EXACT_MAX_BYTES`). With Milvus Lite, None: Lite's FLAT search computes the same
+        products as the exact search plus a pass in Python over every stored id per request, its IVF index
+        misses pairs near an SSCD-like threshold and its HNSW build costs more than the exact search it would
+        save, so exact was the fastest engine measured at every size (bench/results/scale.md, "Engines per
+        size"). With a server, 100,000: the server's search actors and index spread over a cluster."""
         if self.exact_below is not None:
             return int(self.exact_below)
-        return 100_000 if self.milvus_uri else 1_000_000
+        return 100_000 if self.milvus_uri else None
 
     EXACT_MAX_BYTES = 4 << 30  # auto never holds more vectors than this in the driver for an exact search
 
@@ -254,7 +254,8 @@ class DedupConfig:
 
         if self.search_engine != "auto":
             return self.search_engine == "exact"
-        return vectors < self.resolved_exact_below() and vectors * embedding_dim(self.model) * 4 <= self.EXACT_MAX_BYTES
+        below = self.resolved_exact_below()
+        return (below is None or vectors < below) and vectors * embedding_dim(self.model) * 4 <= self.EXACT_MAX_BYTES
 
     def search_choice(self, vectors: int) -> str:
         """Why the search runs where it does (for summary.json)."""
@@ -265,8 +266,10 @@ class DedupConfig:
             who = (f"from the driver below --local-below {self.local_below}" if vectors < self.local_below
                    else f"{self.search_actors} search actors at or above --local-below {self.local_below}")
             where += f" ({self.resolved_search_mode()} requests of {self.resolved_search_batch()} queries, {who})"
-        return (f"auto: {vectors} vectors; exact below {self.resolved_exact_below()} (--exact-below) and "
-                f"{self.EXACT_MAX_BYTES >> 30} GiB of vectors: {where}")
+        below = self.resolved_exact_below()
+        rule = (f"exact below {below} (--exact-below) and" if below is not None else
+                "with Milvus Lite exact (the fastest engine measured at every size) up to")
+        return f"auto: {vectors} vectors; {rule} {self.EXACT_MAX_BYTES >> 30} GiB of vectors: {where}"
 
     @property
     def is_hash(self) -> bool:

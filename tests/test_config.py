@@ -21,7 +21,12 @@ def test_config_defaults_per_model():
 
 def test_auto_search_is_exact_up_to_the_measured_crossover_and_the_memory_cap():
     lite = DedupConfig(inputs=["x"], model="multihash").validate()
-    assert lite.resolved_exact_below() == 1_000_000 and lite.exact_search(999_999) and not lite.exact_search(1_000_000)
+    # With Milvus Lite exact was the fastest engine at every size measured: no count limit, only the memory cap.
+    assert lite.resolved_exact_below() is None and lite.exact_search(999_999) and lite.exact_search(1_000_000)
+    sscd = DedupConfig(inputs=["x"]).validate()  # 512-d float32: 4 GiB is 2,097,152 vectors
+    assert sscd.exact_search(2_097_152) and not sscd.exact_search(2_097_153)
+    assert "fastest engine measured" in sscd.search_choice(1_000_000) and "Milvus (topk requests of 1024" in sscd.search_choice(3_000_000)
+    assert DedupConfig(inputs=["x"], exact_below=1000).validate().search_choice(1000).endswith("Milvus (topk requests of 1024 queries, from the driver below --local-below 20000)")
     server = DedupConfig(inputs=["x"], model="multihash", milvus_uri="http://h:19530").validate()
     assert server.resolved_exact_below() == 100_000 and not server.exact_search(100_000)
     assert "exact in memory" in lite.search_choice(10) and "Milvus" in server.search_choice(200_000)

@@ -396,7 +396,7 @@ def engine_plan(n: int) -> list[tuple[str, dict]]:
     return plan
 
 
-def engines_bench(sizes, work: Path, results: Path | None = None, recall_sample: int = 1000) -> list[dict]:
+def engines_bench(sizes, work: Path, results: Path | None = None, recall_sample: int = 1000, only: str | None = None) -> list[dict]:
     """Each engine of :func:`engine_plan` at each size on SSCD-like planted vectors; the fastest per size is
     what ``--search-engine auto`` should pick. Adds its section to RESULTS/scale.md and ``engines`` to scale.json."""
     import json
@@ -410,13 +410,18 @@ def engines_bench(sizes, work: Path, results: Path | None = None, recall_sample:
     try:
         for n in sizes:
             for label, kw in engine_plan(n):
+                if only and not label.startswith(only):
+                    continue
                 kw = dict(kw)
                 every = kw.pop("query_every")
-                try:
-                    r = scale_run(n, work, dim=SSCD_DIM, threshold=SSCD_THRESHOLD, index="AUTO", query_every=every,
-                                  copy_cos=SSCD_COPY_COS, recall_sample=recall_sample, label=label.split(",")[0] + str(kw.get("search_batch", "")), **kw)
-                except Exception as e:  # noqa: BLE001 - a failed engine is a row saying why
-                    r = {"n": n, "error": f"{type(e).__name__}: {e}"}
+                for attempt in (1, 2):  # a Milvus Lite server forked beside Ray's threads can die at start: once more
+                    try:
+                        r = scale_run(n, work, dim=SSCD_DIM, threshold=SSCD_THRESHOLD, index="AUTO", query_every=every,
+                                      copy_cos=SSCD_COPY_COS, recall_sample=recall_sample,
+                                      label=label.split(",")[0] + str(kw.get("search_batch", "")), **kw)
+                        break
+                    except Exception as e:  # noqa: BLE001 - a failed engine is a row saying why
+                        r = {"n": n, "error": f"{type(e).__name__}: {e}", "attempts": attempt}
                 r["label"] = label
                 if "seconds" in r:
                     r["search_seconds_all_queries"] = round(r["seconds"]["search"] * every, 1)
@@ -431,8 +436,9 @@ def engines_bench(sizes, work: Path, results: Path | None = None, recall_sample:
         results.mkdir(parents=True, exist_ok=True)
         js = results / "scale.json"
         report = json.loads(js.read_text()) if js.exists() else {}
-        earlier = [r for r in report.get("engines", []) if r.get("n") not in set(sizes)]
-        report["engines"] = sorted(earlier + rows, key=lambda r: r.get("n", 0))
+        done = {(r.get("n"), r.get("label")) for r in rows}
+        earlier = [r for r in report.get("engines", []) if (r.get("n"), r.get("label")) not in done]
+        report["engines"] = sorted(earlier + rows, key=lambda r: (r.get("n", 0), r.get("label", "")))
         js.write_text(json.dumps(report, indent=2))
         md = results / "scale.md"
         head = md.read_text().split(ENGINES_MARK)[0].rstrip() + "\n\n" if md.exists() else ""

@@ -151,7 +151,7 @@ def scale_job(n: int, work: Path, src: Path, results: Path | None = None, seed: 
     stages = {k: {"seconds": v.get("seconds"), **({"reused": True} if v.get("reused") else {})}
               for k, v in summary.get("stages", {}).items() if isinstance(v, dict)}
     search = summary.get("stages", {}).get("search", {})
-    row = {"n": n, "files": files, "job_seconds": round(job_s, 1), "stages": stages,
+    row = {"n": n, "files": files, "options": {"model": "multihash", **overrides}, "job_seconds": round(job_s, 1), "stages": stages,
            "peak_driver_mb": round(mem.driver / 2**20), "peak_all_processes_mb": round(mem.total / 2**20),
            "counts": {k: v for k, v in summary.get("counts", {}).items() if k in ("images", "errors", "clusters", "kept", "duplicates")},
            "search": {k: search.get(k) for k in ("mode", "why", "requests", "unique_edges", "saturated_brute_forced")},
@@ -184,7 +184,8 @@ def scale_job(n: int, work: Path, src: Path, results: Path | None = None, seed: 
 
 def to_markdown(r: dict) -> str:
     f = r["files"]
-    lines = [f"## The whole job at {r['n']:,} images (--model multihash, {r['machine_cpus']} CPUs)", "",
+    opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in r["options"].items())
+    lines = [f"## The whole job at {r['n']:,} images ({opts}; {r['machine_cpus']} CPUs)", "",
              f"Files: {f['images']:,} JPEGs, {f['megabytes']:,} MB, made from {f['photos']} photos in {f.get('build_seconds')} s "
              f"(planted: {f['planted']['exact']:,} byte copies, {f['planted']['near']:,} near copies). "
              f"Job: {r['job_seconds']} s; peak memory {r['peak_driver_mb']:,} MB in the driver, "

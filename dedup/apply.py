@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -88,10 +89,10 @@ class Location:
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return protocol in ("file", "local")
 
-    @property
+    @functools.cached_property  # compared for every kept file against every source: resolved once
     def key(self) -> tuple[str, str]:
         if self.local:
-            return ("file", os.path.realpath(self.path))
+            return ("file", _realpath(self.path))
         protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
         return (protocol, self.path.rstrip("/"))
 
@@ -113,8 +114,30 @@ class Location:
         return a == b or a.startswith(b.rstrip(sep) + sep)
 
 
+@functools.lru_cache(maxsize=1)
+def _local_fs():
+    return fsspec.filesystem("file")
+
+
+@functools.lru_cache(maxsize=65536)
+def _real_dir(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _realpath(path: str) -> str:
+    """``os.path.realpath``, with each folder resolved once: a million kept files share a few thousand
+    folders, and resolving a path costs a system call per component."""
+    folder, name = os.path.split(os.path.abspath(path))
+    if not name:
+        return _real_dir(folder)
+    full = os.path.join(_real_dir(folder), name)
+    return os.path.realpath(full) if name in (".", "..") or os.path.islink(full) else full
+
+
 def locate(uri: str) -> Location:
     """Location of a local path or fsspec URI (local paths made absolute, ``~`` expanded)."""
+    if "::" not in uri and ":" not in uri.split("/", 1)[0]:  # a plain local path (one per kept file): no URL parsing
+        return Location(_local_fs(), os.path.abspath(os.path.expanduser(uri)))
     fs, path = url_to_fs(os.path.expanduser(uri) if "://" not in uri else uri)
     loc = Location(fs, path)
     return Location(fs, os.path.abspath(path)) if loc.local else loc
@@ -364,6 +387,7 @@ def _resolve(action: Action, dest: Location, log: dict[str, Any], overwrite: boo
 def make_plan(output: str | Path, to: str, link: bool = False, overwrite: bool = False, run: str | None = None) -> Plan:
     """Compute what ``apply`` would write (reads only); ApplyError on any refusal. ``run``: an earlier run
     kept under ``OUTPUT/runs/`` (None: the latest)."""
+    _real_dir.cache_clear()  # folders resolved for this plan only: links may have changed since the last
     ks = load_keep_set(output, run)
     dest = locate(to)
     by_source: dict[str, list[str]] = {}

@@ -26,6 +26,19 @@ def exact_search(ctx: StageContext) -> bool:
     return ctx.cfg.exact_search(ctx.value("decode_embed").ok_count)
 
 
+def index_choice(ctx: StageContext, n: int, binary: bool):
+    """The index for ``n`` stored vectors: ``--index`` (AUTO: by count, see
+    :func:`dedup.vectordb.milvus.choose_index`), except that a Milvus Lite collection this run searches
+    exactly in memory gets FLAT under AUTO: Lite builds an ANN index segment by segment inside the store,
+    where it would cost more than the search it is not used for."""
+    from dedup.vectordb.milvus import IndexChoice, choose_index
+
+    cfg = ctx.cfg
+    if cfg.index == "AUTO" and not cfg.milvus_uri and exact_search(ctx):
+        return IndexChoice("FLAT", {}, {}, "AUTO: searched exactly in memory; Milvus Lite's FLAT needs no build")
+    return choose_index(n, cfg.index, cfg.resolved_search_limit(), binary=binary)
+
+
 def collection_name(cfg, signal: Signal) -> str:
     from dedup.vectordb.milvus import run_collection_name
 
@@ -48,7 +61,7 @@ class StoreStage(Stage):
         return [cfg.milvus_uri, cfg.milvus_db, collection_name(cfg, self.signal), cfg.index, cfg.model, self.signal.binary]
 
     def load(self, ctx: StageContext, stored: dict) -> StageResult | None:
-        from dedup.vectordb.milvus import choose_index, loaded_count
+        from dedup.vectordb.milvus import loaded_count
 
         vectors, cfg = ctx.value("decode_embed"), ctx.cfg
         name = collection_name(cfg, self.signal)
@@ -57,7 +70,7 @@ class StoreStage(Stage):
             return StageResult(None, {"vectors": 0})
         if loaded_count(ctx.services.milvus(), name) != vectors.ok_count:
             return None  # dropped or incomplete since: store again
-        choice = choose_index(vectors.ok_count, cfg.index, cfg.resolved_search_limit(), binary=self.signal.binary)
+        choice = index_choice(ctx, vectors.ok_count, self.signal.binary)
         return StageResult(choice, {"vectors": vectors.ok_count, **self._describe(choice)})
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -76,7 +89,7 @@ class StoreStage(Stage):
         inserted, how = self._insert(ctx, target, name)
         steps["insert"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        choice = build_index_and_load(target, name, cfg.index, limit=cfg.resolved_search_limit(), binary=sig.binary)
+        choice = build_index_and_load(target, name, index_choice(ctx, vectors.ok_count, sig.binary), binary=sig.binary)
         steps["flush_index_load"] = round(time.perf_counter() - t0, 3)
         if inserted != vectors.ok_count:
             raise RuntimeError(f"Milvus took {inserted} vectors, expected {vectors.ok_count}")

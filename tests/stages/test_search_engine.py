@@ -7,7 +7,7 @@ KW = dict(dim=64, threshold=0.5, copy_cos=(0.6, 0.99), recall_sample=300)
 
 
 def test_each_crossover_picks_its_engine_and_all_find_the_same_pairs(ray_local, tmp_path):
-    exact = scale_run(N, tmp_path, exact_below=N + 1, local_below=N + 1, label="exact", **KW)
+    exact = scale_run(N, tmp_path, exact_below=N + 1, local_below=N + 1, label="exact", index="AUTO", **KW)
     driver = scale_run(N, tmp_path, exact_below=N, local_below=N + 1, search_batch=256, label="driver", **KW)
     actors = scale_run(N, tmp_path, exact_below=N, local_below=N, label="actors", **KW)
 
@@ -17,6 +17,8 @@ def test_each_crossover_picks_its_engine_and_all_find_the_same_pairs(ray_local, 
     assert actors["engine"] == "milvus: 2 search actors" and "search actors at or above --local-below" in actors["search"]["why"]
     assert actors["search"]["requests"] == "topk, 1024 queries each"  # Milvus Lite's default request size
     assert exact["store"].get("background") and not driver["store"].get("background")
+    # Searched exactly, the Lite collection gets FLAT under AUTO: no ANN build in the background store.
+    assert exact["store"]["index"]["type"] == "FLAT" and "searched exactly" in exact["store"]["index"]["why"]
     for r in (exact, driver, actors):
         assert r["planted_pairs"] > 50 and r["recall"] == 1.0
         assert r["exact_pairs_of_sample"] > 0 and r["recall_exact"] == 1.0

@@ -135,7 +135,6 @@ def scale_job(n: int, work: Path, src: Path, results: Path | None = None, seed: 
     """Build the files, run the whole job on them (multihash, a first run), then ``dedup apply``.
     ``overrides``: other job options (config fields), as a user would add them."""
     from dedup import run
-    from dedup.apply import execute, make_plan
     from dedup.bench.scale import PeakMemory
     from dedup.config import DedupConfig
 
@@ -160,26 +159,31 @@ def scale_job(n: int, work: Path, src: Path, results: Path | None = None, seed: 
     if report.exists():
         html = report.read_text(errors="replace")
         row["report"] = {"bytes": report.stat().st_size, "clusters_shown": html.count('<section class="cluster"')}
-    dest = work / f"job-apply-{n}"
-    shutil.rmtree(dest, ignore_errors=True)
-    with PeakMemory() as amem:
-        t0 = time.perf_counter()
-        plan = make_plan(output, str(dest), link=True)
-        plan_s = time.perf_counter() - t0
-        done = None
-        if apply_files:
-            t0 = time.perf_counter()
-            done = execute(plan)
-            exec_s = time.perf_counter() - t0
-    row["apply"] = {"actions": len(plan.actions), "plan_seconds": round(plan_s, 1), "peak_driver_mb": round(amem.driver / 2**20)}
-    if done is not None:
-        row["apply"].update(execute_seconds=round(exec_s, 1), written=sum(1 for _ in dest.rglob("*.jpg")))
+    row["apply"] = measure_apply(output, work / f"job-apply-{n}", apply_files)
     if results is not None:
         results.mkdir(parents=True, exist_ok=True)
         (results / f"scale-job-{n}.json").write_text(json.dumps(row, indent=2, default=str))
         (results / f"scale-job-{n}.md").write_text(to_markdown(row))
     print(to_markdown(row))
     return row
+
+
+def measure_apply(output: Path, dest: Path, execute_: bool = True) -> dict:
+    """``dedup apply OUTPUT --to DEST --link``: the plan, then (``execute_``) the writing; time and memory."""
+    from dedup.apply import execute, make_plan
+    from dedup.bench.scale import PeakMemory
+
+    shutil.rmtree(dest, ignore_errors=True)
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        plan = make_plan(output, str(dest), link=True)
+        out = {"actions": len(plan.actions), "plan_seconds": round(time.perf_counter() - t0, 1)}
+        if execute_:
+            t0 = time.perf_counter()
+            execute(plan)
+            out.update(execute_seconds=round(time.perf_counter() - t0, 1), written=sum(1 for _ in dest.rglob("*.jpg")))
+    out["peak_driver_mb"] = round(mem.driver / 2**20)
+    return out
 
 
 def to_markdown(r: dict) -> str:

@@ -97,8 +97,9 @@ class ExactSearch:
             nearest = pa.table({"vid": vids[near], "sim": np.minimum(e["nearest"][near], 1.0)}, schema=kernels.NEAREST_SCHEMA)
         else:  # a sample of queries (the scale benchmark) against every vector
             q = vids % every == 0
-            e = kernels.brute_force_edges(local, (vids[q], vecs[q]), sig.threshold)
-            ua, ub, us = dedupe_edges(e["a"], e["b"], e["sim"], int(vids.max()) + 1)
+            step = 65_536  # stored vectors per pass: each pass holds step x 1,024 similarities
+            parts = [kernels.brute_force_edges(local.slice(i, step), (vids[q], vecs[q]), sig.threshold) for i in range(0, len(vids), step)]
+            ua, ub, us = dedupe_edges(*(np.concatenate([p[k] for p in parts]) for k in ("a", "b", "sim")), int(vids.max()) + 1)
         edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=kernels.EDGE_SCHEMA)
         return edges, nearest, {"mode": "exact (driver, every pair)", "queries": _queries(len(vids), every),
                                 "why": ctx.cfg.search_choice(len(vids))}

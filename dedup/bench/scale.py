@@ -488,6 +488,9 @@ def engines_markdown(rows: list[dict]) -> str:
             continue
         sec = r["seconds"]
         lines.append(f"| {r['n']:,} | {r['label']} | {r['index']} | {r['queries']:,} | {sec.get('store')} | {sec.get('search')} | "
-                     f"{r.get('store_plus_search_wall_seconds')} | {r['search_seconds_all_queries']} | {r['store_plus_search_seconds']} | {r['recall']} | {r.get('recall_exact')} | "
+                     f"{r.get('store_plus_search_wall_seconds') or '-'} | {r['search_seconds_all_queries']} | {r['store_plus_search_seconds']} | {r['recall']} | {r.get('recall_exact')} | "
                      f"{r['peak_driver_mb']} | {r['peak_all_processes_mb']} |")
+    lines += ["", "`dedup bench --scale-engines N ...` (one size at a time here). The fastest row per size is the engine "
+              "`--search-engine auto` picks with Milvus Lite. A row with an error says what stopped it; a note in "
+              "scale.json says where a row was taken from a run's printed line."]
     return "\n".join(lines) + "\n"

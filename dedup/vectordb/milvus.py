@@ -63,6 +63,11 @@ class MilvusTarget:
         from pymilvus import MilvusClient
 
         kwargs = {"uri": self.uri, "timeout": 600}
+        if self.uri.startswith(("http://127.0.0.1:", "http://localhost:")):
+            # pymilvus pings every 10 s; a gRPC server's default policy allows one ping per 5 minutes while no
+            # data flows, and Milvus Lite keeps that default: a client waiting on a long request (a store of a
+            # million vectors) got GOAWAY "too_many_pings" and lost its connection. Loopback needs no keepalive.
+            kwargs["grpc_options"] = {"grpc.keepalive_time_ms": 600_000, "grpc.keepalive_permit_without_calls": False}
         if self.token:
             kwargs["token"] = self.token
         if self.db_name:

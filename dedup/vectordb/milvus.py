@@ -27,7 +27,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -81,15 +80,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the server's process before exec: on Linux, ask for SIGTERM when the job's process dies, so that a
-    job killed with SIGKILL (OOM, a lost session) leaves no server holding the data dir for its re-run."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - not Linux: the server outlives a killed job until it is stopped by hand
-        pass
+# Run in the server's own process before it execs the server: on Linux, ask for SIGTERM when the job's
+# process dies, so that a job killed with SIGKILL (OOM, a lost session) leaves no server holding the data dir
+# for its re-run. A small interpreter does it, not a preexec_fn: a preexec_fn runs Python in a fork of the
+# job's process, which beside Ray's threads could abort before the exec (the server then "exited at start").
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n"
+    "    ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG\n"
+    "    if os.getppid() != int(sys.argv[1]):\n"
+    "        sys.exit(0)  # the job died before the request took hold\n"
+    "except OSError:\n"
+    "    pass  # not Linux: the server outlives a killed job until it is stopped by hand\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 class MilvusLiteServer:
@@ -124,7 +128,9 @@ class MilvusLiteServer:
         self.port = _free_port()
         log = open(self.log_path, "ab")
         cmd = self._command() + ["--data-dir", self.data_dir, "--host", "127.0.0.1", "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        exe = shutil.which(cmd[0]) or cmd[0]
+        cmd = [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), exe, *cmd[1:]]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         self._started = time.monotonic()
         self._ready = False

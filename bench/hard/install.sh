@@ -47,7 +47,7 @@ print(f"  Pillow {PIL.__version__}, numpy {np.__version__}")
 EOF
 }
 
-if [ -x "$VENV/bin/python" ] && check >/dev/null; then
+if [ -x "$VENV/bin/python" ] && check >/dev/null && "$VENV/bin/python" -c "import cv2" 2>/dev/null; then
   echo "AugLy venv already works: $VENV"
   check
   exit 0
@@ -109,6 +109,11 @@ if [ "$ok" = 0 ] && command -v python3.11 >/dev/null; then
      && "$VENV/bin/pip" install "${PIPQ[@]}" --no-deps 'augly==1.0.0' && check >/dev/null; then
     ok=1
   fi
+fi
+
+# make_lineage.py writes WebP copies with OpenCV (this Pillow build may lack WebP); 4.8 still takes numpy 1.23
+if [ "$ok" = 1 ]; then
+  "$VENV/bin/pip" install "${PIPQ[@]}" 'opencv-python-headless==4.8.1.78' || ok=0
 fi
 
 if [ "$ok" = 0 ]; then

@@ -737,6 +737,8 @@ PLAIN = {
     "flat": "{other} has flat areas added (a border or a box)",
     "sharpness": "{other} is blurred",
     "camera": "it keeps the camera's EXIF",
+    "noise": "{other} has grain or noise added",
+    "hues": "{other} has a colour filter or tint (fewer hues)",
     "jpeg_quality_exact": "{other} is a more compressed JPEG",
     "largest": "largest (no evidence told them apart)",
     "largest (versions unreadable)": "largest (the other versions could not be read)",
@@ -765,29 +767,27 @@ def compare(x: Version, y: Version, rules: list[Rule] | None = None) -> tuple[in
 
 
 def choose(versions: list[Version], sims: np.ndarray | None = None, rules: list[Rule] | None = None,
-           spread: dict | None = None) -> tuple[int, str]:
-    """(index of the version kept, why), by ranked pairs: every two versions compared (:func:`compare`;
-    ``sims``: their descriptor similarities, n x n, for :func:`set_spread`, with ``spread``'s keywords),
-    the decisions taken strongest rule first (``rules``, default :data:`RULES`, is in order of how sure
-    each is; the canonical study passes others), each one kept
-    unless it contradicts those already kept (a cycle: A over B, B over C, C over A). The kept version is
-    one that no kept decision puts another over; of several (pairs no rule decided), the first in the
-    largest order. Why: the rules of the decisions it won, most used first (``largest`` when none)."""
-    rules = RULES if rules is None else rules
-    names = [name for name, _ in rules]
-    n = len(versions)
+           spread: dict | None = None, model: dict | None = None) -> tuple[int, str]:
+    """(index of the version kept, why), by ranked pairs: every two versions compared, the decisions taken
+    surest first, each one kept unless it contradicts those already kept (a cycle: A over B, B over C, C
+    over A). With ``model`` (by default :func:`dedup.ops.evidence.load_model`'s): the forensic rules and
+    the rules of direct evidence first (:func:`_by_model`), then the model's decisions, the largest scores first;
+    with ``rules`` (such as :data:`RULES`; the canonical study passes others): their decisions, in their order.
+    ``sims``: the versions' descriptor similarities, n x n, for :func:`set_spread` (with ``spread``'s
+    keywords). The kept version is one that no kept decision puts another over; of several, the first in
+    the largest order. Why: the rules of the decisions it won, most used first (``largest`` when none)."""
+    if rules is None and model is None:
+        from dedup.ops.evidence import load_model
+
+        model = load_model()
     set_spread(versions, sims, **(spread or {}))
-    decided = []
-    for i in range(n):
-        for j in range(i + 1, n):
-            r, name = compare(versions[i], versions[j], rules)
-            if r:
-                decided.append((names.index(name), (i, j) if r > 0 else (j, i), name))
+    decided = _by_model(versions, model) if model is not None else _by_rules(versions, rules)
+    n = len(versions)
     over = np.zeros((n, n), bool)  # over[w, l]: w is kept over l, directly or through others
     by: list[Counter] = [Counter() for _ in versions]
     for _, (w, lose), name in sorted(decided, key=lambda d: d[0]):
         if over[lose, w]:
-            continue  # contradicts stronger decisions
+            continue  # contradicts surer decisions
         over[w, lose] = True
         by[w][name] += 1
         into, out_of = over[:, w].copy(), over[lose].copy()
@@ -797,3 +797,37 @@ def choose(versions: list[Version], sims: np.ndarray | None = None, rules: list[
     best = min(free, key=lambda i: versions[i].rank)
     why = ", ".join(name for name, _ in by[best].most_common()) or "largest"
     return best, why
+
+
+def _by_rules(versions: list[Version], rules: list[Rule]) -> list[tuple]:
+    """(strength key, (winner, loser), rule) for every two versions a rule of ``rules`` decides."""
+    names = [name for name, _ in rules]
+    decided = []
+    for i in range(len(versions)):
+        for j in range(i + 1, len(versions)):
+            r, name = compare(versions[i], versions[j], rules)
+            if r:
+                decided.append(((names.index(name),), (i, j) if r > 0 else (j, i), name))
+    return decided
+
+
+def _by_model(versions: list[Version], model: dict) -> list[tuple]:
+    """(strength key, (winner, loser), evidence) for every two versions: the decision of a forensic rule or
+    a rule of direct evidence where one holds (:data:`dedup.ops.evidence.FORENSIC`, then
+    :data:`dedup.ops.evidence.SURE`, in order), else the model's (:func:`dedup.ops.evidence.score`), surer
+    for a larger score."""
+    from dedup.ops.evidence import FORENSIC, SURE, score
+
+    rules = dict(RULES)
+    sure = [(name, rules[name]) for name in FORENSIC + SURE]
+    decided = []
+    for i in range(len(versions)):
+        for j in range(i + 1, len(versions)):
+            r, name = compare(versions[i], versions[j], sure)
+            if r:
+                decided.append(((0, (FORENSIC + SURE).index(name)), (i, j) if r > 0 else (j, i), name))
+                continue
+            s, name = score(versions[i], versions[j], model, known=dict.fromkeys(SURE, 0))  # none of them decided
+            if s:
+                decided.append(((1, -abs(s)), (i, j) if s > 0 else (j, i), name))
+    return decided

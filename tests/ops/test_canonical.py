@@ -148,7 +148,7 @@ def test_ranked_pairs_settle_a_cycle_for_the_stronger_rule():
     b = Version({**base, "lossless": 1, "digest": "p", "jpeg_quality": 100}, 1)  # a's pixels saved losslessly
     c = Version({**base, "picture_pixels": 2000, "pixels": 2000, "jpeg_quality": 94}, 2)  # more picture than a and b
     assert compare(a, b)[1] == "same_pixels" and compare(c, a)[1] == "picture"
-    kept, why = choose([a, b, c])
+    kept, why = choose([a, b, c], rules=canonical.RULES)
     assert kept == 2 and "picture" in why
 
 
@@ -185,10 +185,10 @@ def test_the_source_of_three_versions_is_the_central_one():
     bright, mirror = jpeg(ImageEnhance.Brightness(im).enhance(1.15), 90), jpeg(ImageOps.mirror(im), 90)
     versions = [version(bright, 0), version(mirror, 1), version(o, 2)]
     sims = np.array([[1, 0.90, 0.95], [0.90, 1, 0.95], [0.95, 0.95, 1]])  # descriptor similarities as a model gives them
-    kept, why = choose(versions, sims)
+    kept, why = choose(versions, sims, rules=canonical.RULES)
     assert kept == 2 and why.startswith("central"), why
     assert versions[2].f["spread"] < min(versions[0].f["spread"], versions[1].f["spread"])
-    assert choose(versions[:2] + versions[2:], None)[1] != "central"  # no similarities: no spread
+    assert choose(versions[:2] + versions[2:], None, rules=canonical.RULES)[1] != "central"  # no similarities: no spread
     two = [version(bright, 0), version(o, 1)]
     choose(two, np.array([[1, 0.95], [0.95, 1]]))
     assert "spread" not in two[0].f  # two versions are equally central: no evidence

@@ -1,0 +1,115 @@
+"""The evidence of which of two versions was made from the other, weighed by a small trained model.
+
+:func:`features` turns two candidates (:class:`dedup.ops.canonical.Version`) into one vector: what each
+soft rule of :data:`dedup.ops.canonical.RULES` says (+1 / 0 / -1) and the differences of their measures
+(picture kept, detail at the pixel scale, sharpness, colour, clipped tones, flat areas, format, closeness to the other versions, noise in smooth areas, the spread of hues). It is antisymmetric: ``features(y, x) ==
+-features(x, y)``, so the model's score ``w . features(x, y)`` says "x is the source" when positive and has no
+order bias. The weights (``kept_model.json`` beside this file) are a logistic regression fitted on (source,
+copy) pairs made by AugLy edit chains (``dedup bench --kept-model``, ``make kept-model``), whole families of
+edits and a share of the photos held out; the forensic rules (:data:`FORENSIC`: lossless and lossy re-saves
+of a JPEG's own pixels) and the rules of direct evidence (:data:`SURE`: a frame, a caption or a sticker added,
+a turned copy that keeps the source's JPEG lattice...) stay decisions of their own, taken before the model,
+which weighs what is left: the pairs none of those decides (it is fitted on those pairs only).
+"""
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+MODEL_FILE = Path(__file__).with_name("kept_model.json")
+# Sure by construction (the other file holds the JPEG's own decoded pixels): decided before the model.
+FORENSIC = ("same_pixels", "saved_from_jpeg", "lossy_copy")
+# Direct evidence of what was added to or kept from the other version, right in 0.91-1.0 of the (source,
+# copy) pairs it decides on both the AugLy lineage corpus and the bench corpus (`dedup bench --kept-model`):
+# decided by these rules, in this order, after the forensic ones and before the model.
+SURE = ("framed", "local_edit", "drawn_on", "reoriented", "requantized", "stretched", "camera")
+# Rules whose vote the model weighs (the rest of dedup.ops.canonical.RULES).
+VOTES = ("framed", "local_edit", "drawn_on", "recompressed", "central", "reoriented", "clipped_detail", "resampled",
+         "stretched", "enlarged", "picture", "colour", "requantized", "jpeg_quality", "flat", "sharpness", "camera",
+         "jpeg_format")
+# Differences of the two versions' measures, each with the rule whose plain words say what it means.
+MEASURES = {
+    "log_picture": "picture", "log_pixels": "picture", "native": "resampled", "log_sharpness": "sharpness",
+    "colour": "colour", "clipped": "clipped_detail", "flat": "flat", "lossless": "jpeg_format",
+    "lossy": "jpeg_format", "spread": "central", "noise": "noise", "hues": "hues",
+}
+NAMES = tuple(f"vote_{r}" for r in VOTES) + tuple(MEASURES)
+
+
+def _measures(x, y) -> list[float]:
+    fx, fy = x.f, y.f
+    spread = fy["spread"] - fx["spread"] if "spread" in fx and "spread" in fy else 0.0
+    return [
+        math.log(max(fx["picture_pixels"], 1) / max(fy["picture_pixels"], 1)),
+        math.log(max(fx["pixels"], 1) / max(fy["pixels"], 1)),
+        min(fx["native_x"], fx["native_y"]) - min(fy["native_x"], fy["native_y"]),
+        math.log((fx["sharpness"] + 1e-3) / (fy["sharpness"] + 1e-3)),
+        (fx["colourfulness"] - fy["colourfulness"]) / 50.0,
+        float(fx["clipped"] - fy["clipped"]),
+        float(fx["flat"] - fy["flat"]),
+        float(fx.get("lossless", 0) - fy.get("lossless", 0)),
+        float(fx.get("lossy", 0) - fy.get("lossy", 0)),
+        10.0 * spread,
+        math.log((fx.get("noise", 0.0) + 0.5) / (fy.get("noise", 0.0) + 0.5)),
+        fx.get("hues", 0.0) - fy.get("hues", 0.0),
+    ]
+
+
+def features(x, y, known: dict | None = None) -> np.ndarray:
+    """The evidence vector of :data:`NAMES` for versions ``x`` and ``y`` (antisymmetric); ``known``: votes
+    already taken (rule name -> vote), not taken again (the registration behind ``framed`` is the costly one)."""
+    from dedup.ops.canonical import RULES
+
+    rules, known = dict(RULES), known or {}
+    votes = [float(known[name] if name in known else rules[name](x, y)) for name in VOTES]
+    return np.asarray(votes + _measures(x, y), np.float64)
+
+
+@lru_cache(maxsize=4)
+def load_model(path: str | None = None) -> dict:
+    """The fitted model: ``{"names": [...], "weights": [...], "version": ...}``; its names must be
+    :data:`NAMES` (a model fitted on other evidence is refused, not misread)."""
+    model = json.loads(Path(path or MODEL_FILE).read_text())
+    if tuple(model["names"]) != NAMES:
+        raise ValueError(f"{path or MODEL_FILE} was fitted on other evidence ({model['names'][:3]}...)")
+    model["w"] = np.asarray(model.get("weights") or np.zeros(len(NAMES)), np.float64)
+    return model
+
+
+def _walk(tree, phi: np.ndarray, used: list) -> float:
+    while isinstance(tree, dict):
+        used.append(tree["f"])
+        tree = tree["l"] if phi[tree["f"]] <= tree["t"] else tree["r"]
+    return tree
+
+
+def tree_score(trees: list, phi: np.ndarray) -> tuple[float, np.ndarray]:
+    """(F(phi) - F(-phi)) / 2 of boosted trees (antisymmetric), and each feature's share of it: a tree's
+    difference credited to the features it split on."""
+    total, credit = 0.0, np.zeros(len(phi))
+    for tree in trees:
+        a, b = [], []
+        d = (_walk(tree, phi, a) - _walk(tree, -phi, b)) / 2
+        total += d
+        for k in set(a + b):
+            credit[k] += d / len(set(a + b))
+    return total, credit
+
+
+def score(x, y, model: dict | None = None, known: dict | None = None) -> tuple[float, str]:
+    """(the model's score, > 0: ``x`` is the source of ``y``; the rule name of the evidence that weighed most
+    in that direction); ``known``: as for :func:`features`."""
+    model = model or load_model()
+    phi = features(x, y, known)
+    if model.get("trees"):
+        s, parts = tree_score(model["trees"], phi)
+    else:
+        parts = model["w"] * phi
+        s = float(parts.sum())
+    k = int(np.argmax(parts * (1 if s >= 0 else -1)))
+    name = NAMES[k]
+    return s, (name[5:] if name.startswith("vote_") else MEASURES[name])

@@ -1,0 +1,129 @@
+"""The kept-image model (dedup.ops.evidence) and the per-image measures it added (noise floor, hue spread),
+on images made here."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageFilter
+
+from dedup.ops import evidence
+from dedup.ops.canonical import RULES, choose, in_words
+from dedup.ops.quality import hue_spread, noise_floor
+from tests.ops.test_canonical import jpeg, photo, version
+
+
+def _sepia(im: Image.Image) -> Image.Image:
+    m = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], np.float32)
+    return Image.fromarray(np.clip(np.asarray(im, np.float32) @ m.T, 0, 255).astype(np.uint8))
+
+
+def _noisy(im: Image.Image, sigma: float = 12.0) -> Image.Image:
+    a = np.asarray(im, np.float32) + np.random.default_rng(0).normal(0, sigma, (im.height, im.width, 3))
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+
+def test_noise_floor_rises_with_added_noise_and_falls_with_blur():
+    grey = np.asarray(photo().convert("L"), np.float32)
+    noisy = np.asarray(_noisy(photo()).convert("L"), np.float32)
+    blurred = np.asarray(photo().filter(ImageFilter.GaussianBlur(2)).convert("L"), np.float32)
+    assert noise_floor(noisy) > 3 * noise_floor(grey)
+    assert noise_floor(blurred) <= noise_floor(grey)
+    assert noise_floor(np.zeros((8, 8), np.float32)) == 0.0  # too small to tell
+
+
+def test_hue_spread_narrows_under_a_tint_not_under_saturation():
+    rgb = np.asarray(photo(), np.uint8)
+    base = hue_spread(rgb)
+    assert hue_spread(np.asarray(_sepia(photo()), np.uint8)) < base - 0.5
+    assert hue_spread(np.asarray(photo().convert("L").convert("RGB"), np.uint8)) == 0.0
+    more = np.asarray(ImageEnhance.Color(photo()).enhance(1.6), np.uint8)
+    assert abs(hue_spread(more) - base) < 0.3
+
+
+@pytest.fixture(scope="module")
+def versions():
+    im = photo()
+    return {
+        "original": version(jpeg(im, 92), 1),
+        "blurred": version(jpeg(im.filter(ImageFilter.GaussianBlur(2.5)), 92), 0),
+        "noisy": version(jpeg(_noisy(im), 92), 0),
+        "sepia": version(jpeg(_sepia(im), 92), 0),
+        "downscaled": version(jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS), 92), 0),
+    }
+
+
+def test_features_are_antisymmetric(versions):
+    o = versions["original"]
+    for name, c in versions.items():
+        if name != "original":
+            assert np.allclose(evidence.features(o, c), -evidence.features(c, o)), name
+    assert len(evidence.features(o, versions["blurred"])) == len(evidence.NAMES)
+
+
+@pytest.mark.parametrize("edit", ["blurred", "sepia", "downscaled"])  # added noise: see docs/how-it-decides.md
+def test_the_model_keeps_the_original(versions, edit):
+    o, c = versions["original"], versions[edit]
+    s, why = evidence.score(o, c)
+    assert s > 0, (edit, s, why)
+    assert evidence.score(c, o)[0] == pytest.approx(-s)
+    best, reason = choose([c, o])  # the copy first in the tie-break order
+    assert best == 1, (edit, reason)
+    assert "largest" not in in_words(reason)
+
+
+def test_all_copies_in_one_cluster(versions):
+    names = ["blurred", "original", "sepia", "downscaled"]
+    best, _ = choose([versions[n] for n in names], np.full((4, 4), 0.9) + 0.1 * np.eye(4))
+    assert names[best] == "original"
+
+
+def test_the_rule_list_is_still_there_on_request(versions):
+    best, why = choose([versions["downscaled"], versions["original"]], rules=RULES)
+    assert best == 1 and why == "picture"
+
+
+def test_a_model_fitted_on_other_evidence_is_refused(tmp_path):
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"names": ["something_else"], "weights": [1.0]}))
+    with pytest.raises(ValueError, match="other evidence"):
+        evidence.load_model(str(path))
+
+
+def test_the_shipped_model_matches_the_evidence():
+    model = evidence.load_model()
+    assert len(model["w"]) == len(evidence.NAMES) and np.isfinite(model["w"]).all()
+
+
+def test_logistic_fit_recovers_a_direction():
+    from dedup.bench.kept_model import fit
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    y = (X @ np.array([2.0, -1.0, 0.0]) + rng.normal(0, 0.3, 400) > 0).astype(float)
+    w = fit(X, y, 0.01)
+    assert w[0] > 1 and w[1] < -0.5 and abs(w[2]) < 0.1 * abs(w[0])
+
+
+def test_boosted_trees_are_antisymmetric_and_learn_the_direction():
+    from dedup.bench.kept_model import boost
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] - 0.5 * X[:, 2] > 0).astype(float)
+    trees = boost(X, y, rounds=30, depth=2)
+    for row in X[:20]:
+        s, credit = evidence.tree_score(trees, row)
+        assert s == pytest.approx(-evidence.tree_score(trees, -row)[0])
+        assert credit.sum() == pytest.approx(s)
+    z = np.array([evidence.tree_score(trees, row)[0] for row in X])
+    assert np.mean((z > 0) == (y == 1)) > 0.85
+
+
+def test_ancestors_follow_chains_of_copies():
+    import pandas as pd
+
+    from dedup.bench.kept_model import ancestors
+
+    truth = pd.DataFrame({"path": ["o", "a", "b", "c"], "parent": ["", "o", "a", "o"]})
+    anc = ancestors(truth)
+    assert anc["b"] == {"a", "o"} and anc["c"] == {"o"} and anc["o"] == set()

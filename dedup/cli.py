@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, DEFAULT_VERIFY_BANDS, HASH_MODELS, MODELS, PREPROCESS, ConfigError, DedupConfig
@@ -202,9 +203,8 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> DedupConfig:
-    base = DedupConfig.from_yaml(args.config).to_dict() if args.config else {}
-    if base.get("milvus_token") == "***":
-        base["milvus_token"] = DedupConfig.from_yaml(args.config).milvus_token
+    # asdict, not to_dict(): to_dict masks the secrets (milvus_token, bulk_secret_key) for printing
+    base = dataclasses.asdict(DedupConfig.from_yaml(args.config)) if args.config else {}
     overrides = {k: v for k, v in vars(args).items() if k not in ("config", "command", "func", "debug", "verbose") and v is not None}
     base.update(overrides)
     return DedupConfig.from_dict(base)

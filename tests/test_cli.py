@@ -22,6 +22,17 @@ def test_yaml_config_with_flag_overrides(tmp_path):
     assert cfg.inputs == ["a", "b"] and cfg.threshold == 0.95 and cfg.canonical_keys() == ["bytes", "path"]
 
 
+def test_secrets_in_a_yaml_config_reach_the_job_unmasked(tmp_path):
+    """to_dict() masks secrets for printing; the config a run gets from YAML must keep them (a
+    bulk_secret_key once reached the job as '***')."""
+    cfg_file = tmp_path / "job.yaml"
+    cfg_file.write_text(yaml.safe_dump({"inputs": ["a"], "milvus_token": "user:pw", "bulk_secret_key": "s3cr3t",
+                                        "bulk_access_key": "key"}))
+    cfg = config_from_args(build_parser().parse_args(["run", "--config", str(cfg_file)]))
+    assert cfg.milvus_token == "user:pw" and cfg.bulk_secret_key == "s3cr3t" and cfg.bulk_access_key == "key"
+    assert cfg.to_dict()["bulk_secret_key"] == "***"
+
+
 @pytest.mark.parametrize("bad", [["--threshold", "1.5"], ["--canonical", "size"], ["--search-limit", "0"],
                                  ["--model", "multihash", "--hash-vectors", "binary"]])  # binary needs a server
 def test_bad_options_are_refused_before_any_work(bad, tmp_path):

@@ -31,11 +31,12 @@ SURE = ("framed", "local_edit", "drawn_on", "reoriented", "requantized", "stretc
 VOTES = ("framed", "local_edit", "drawn_on", "recompressed", "central", "reoriented", "clipped_detail", "resampled",
          "stretched", "enlarged", "picture", "colour", "requantized", "jpeg_quality", "flat", "sharpness", "camera",
          "jpeg_format")
-# Differences of the two versions' measures, each with the rule whose plain words say what it means.
+# Differences of the two versions' measures, each with the name of what it says in plain words (canonical.PLAIN;
+# a difference can weigh either way, so its words name the difference, not a direction).
 MEASURES = {
-    "log_picture": "picture", "log_pixels": "picture", "native": "resampled", "log_sharpness": "sharpness",
-    "colour": "colour", "clipped": "clipped_detail", "flat": "flat", "lossless": "jpeg_format",
-    "lossy": "jpeg_format", "spread": "central", "noise": "noise", "hues": "hues",
+    "log_picture": "picture", "log_pixels": "picture", "native": "resampled", "log_sharpness": "detail",
+    "colour": "colourfulness", "clipped": "clipped_detail", "flat": "flat", "lossless": "format", "lossy": "format",
+    "spread": "central", "noise": "grain", "hues": "hues",
 }
 NAMES = tuple(f"vote_{r}" for r in VOTES) + tuple(MEASURES)
 

@@ -146,6 +146,21 @@ class PeakMemory:
         self._thread.join()
 
 
+def _sampled_queries(n: int, query_every: int, recall_sample: int) -> np.ndarray:
+    """``recall_sample`` of the queried vids (every ``query_every``-th), sorted; none for 0."""
+    if not recall_sample:
+        return np.zeros(0, np.int64)
+    queried = np.arange(0, n, query_every)
+    return np.sort(np.random.default_rng(1).choice(queried, min(recall_sample, len(queried)), replace=False))
+
+
+def _drop(cfg, services, sig) -> None:
+    from dedup.stages.store import collection_name
+    from dedup.vectordb.milvus import drop_collection
+
+    drop_collection(services.milvus(), collection_name(cfg, sig), owner=cfg.output_path)
+
+
 def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index: str = "FLAT",
               query_every: int = 1, milvus_uri: str | None = None, copy_cos: tuple[float, float] | None = None,
               recall_sample: int = 0, label: str = "", **overrides) -> dict:
@@ -172,10 +187,7 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     vecs, groups = planted_vectors(n, dim, copy_cos=copy_cos)
     write_vectors(vecs, OutputLayout.of(out).vectors)
     truth = planted_pairs(vecs, groups, threshold, query_every)
-    sample = np.zeros(0, np.int64)
-    if recall_sample:
-        queried = np.arange(0, n, query_every)
-        sample = np.sort(np.random.default_rng(1).choice(queried, min(recall_sample, len(queried)), replace=False))
+    sample = _sampled_queries(n, query_every, recall_sample)
     exact = exact_pairs_of(vecs, sample, threshold) if len(sample) else set()
     gen_s = time.perf_counter() - t0
     del vecs
@@ -200,10 +212,7 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
             stages["graph"] = {"seconds": round(time.perf_counter() - t0, 3), "vectors": n, "edges": int(len(a)),
                                "clusters_with_copies": int(np.sum(np.bincount(clusters.canonical, minlength=n) > 1))}
         if cfg.drop_collection:
-            from dedup.stages.store import collection_name
-            from dedup.vectordb.milvus import drop_collection
-
-            drop_collection(services.milvus(), collection_name(cfg, sig), owner=cfg.output_path)
+            _drop(cfg, services, sig)
     finally:
         services.close()
     stats = stages["search"]

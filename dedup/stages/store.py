@@ -35,7 +35,7 @@ def index_choice(ctx: StageContext, n: int, binary: bool):
 
     cfg = ctx.cfg
     if cfg.index == "AUTO" and not cfg.milvus_uri and exact_search(ctx):
-        return IndexChoice("FLAT", {}, {}, "AUTO: searched exactly in memory; Milvus Lite's FLAT needs no build")
+        return IndexChoice("FLAT", {}, {}, "AUTO: searched exactly in memory; FLAT in Milvus Lite needs no build")
     return choose_index(n, cfg.index, cfg.resolved_search_limit(), binary=binary)
 
 

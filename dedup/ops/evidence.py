@@ -2,14 +2,16 @@
 
 :func:`features` turns two candidates (:class:`dedup.ops.canonical.Version`) into one vector: what each
 soft rule of :data:`dedup.ops.canonical.RULES` says (+1 / 0 / -1) and the differences of their measures
-(picture kept, detail at the pixel scale, sharpness, colour, clipped tones, flat areas, format, closeness to the other versions, noise in smooth areas, the spread of hues). It is antisymmetric: ``features(y, x) ==
--features(x, y)``, so the model's score ``w . features(x, y)`` says "x is the source" when positive and has no
-order bias. The weights (``kept_model.json`` beside this file) are a logistic regression fitted on (source,
-copy) pairs made by AugLy edit chains (``dedup bench --kept-model``, ``make kept-model``), whole families of
-edits and a share of the photos held out; the forensic rules (:data:`FORENSIC`: lossless and lossy re-saves
-of a JPEG's own pixels) and the rules of direct evidence (:data:`SURE`: a frame, a caption or a sticker added,
-a turned copy that keeps the source's JPEG lattice...) stay decisions of their own, taken before the model,
-which weighs what is left: the pairs none of those decides (it is fitted on those pairs only).
+(picture kept, detail at the pixel scale, sharpness, colour, clipped tones, flat areas, format, closeness to
+the other versions, the noise floor in smooth areas, the spread of hues). It is antisymmetric:
+``features(y, x) == -features(x, y)``. The model (``kept_model.json`` beside this file) is boosted trees
+``F`` whose score ``(F(phi) - F(-phi)) / 2`` (:func:`tree_score`) is antisymmetric too: positive says "x is
+the source", and the order of a pair never matters. It is fitted on (source, copy) pairs made by AugLy edit
+chains and on the bench corpus (``dedup bench --kept-model``, ``make kept-model``), whole families of edits and
+a share of the photos held out. The forensic rules (:data:`FORENSIC`: lossless and lossy re-saves of a JPEG's
+own pixels) and the rules of direct evidence (:data:`SURE`: a frame, a caption or a sticker added, a turned
+copy that keeps the source's JPEG lattice...) stay decisions of their own, taken before the model, which
+weighs what is left: the pairs none of those decides (it is fitted on those pairs only).
 """
 from __future__ import annotations
 
@@ -72,8 +74,9 @@ def features(x, y, known: dict | None = None) -> np.ndarray:
 
 @lru_cache(maxsize=4)
 def load_model(path: str | None = None) -> dict:
-    """The fitted model: ``{"names": [...], "weights": [...], "version": ...}``; its names must be
-    :data:`NAMES` (a model fitted on other evidence is refused, not misread)."""
+    """The fitted model: ``{"names": [...], "trees": [...], "depth": ..., "trained_on": ...}`` (or
+    ``"weights"``: a linear model, the study's baseline, as ``w``); its names must be :data:`NAMES` (a model
+    fitted on other evidence is refused, not misread)."""
     model = json.loads(Path(path or MODEL_FILE).read_text())
     if tuple(model["names"]) != NAMES:
         raise ValueError(f"{path or MODEL_FILE} was fitted on other evidence ({model['names'][:3]}...)")

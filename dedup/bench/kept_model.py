@@ -5,10 +5,11 @@ photo with copies made from it or from each other, so every two files of a group
 copy (one made, through a chain, from the other) or siblings. The default job runs on it (``dedup run``,
 SSCD); every cluster's candidates are measured by the stage's own code and compared in pairs.
 
-Protocol: the model is fitted on the ``tune`` part only (tune photos, tune families), the depth of its trees chosen
-by leaving whole tune families out in turn; ``heldout_photos`` (the tune families on photos never used) and
-``heldout_family`` (edit families never used: a zoom back to the same size, a vignette, posterize, a pasted logo, a warm
-filter) are scored once, after.
+Protocol: the model is fitted on the ``tune`` part of the first seed (tune photos, tune families) and on the
+bench corpus's (original, copy) pairs (``dedup bench``'s run), only on the pairs no rule of direct evidence
+decides; the depth of its trees is chosen by leaving a fifth of the families out in turn. ``heldout_photos``
+(the tune families on photos never used), ``heldout_family`` (edit families never used: a zoom back to the
+same size, a vignette, posterize, a pasted logo, a warm filter) and the other seeds are scored after.
 Kept original is :func:`dedup.bench.score.kept_original` over the clusters that hold the group's original
 among their candidates, for the rule list (``rules``, the order before the model) and the model.
 """

@@ -42,9 +42,9 @@ def load_run(out: Path, corpus: Path, cache: Path, truth: pd.DataFrame | None = 
     if cache.exists():
         groups, measured, info, sims = pickle.loads(cache.read_bytes())
         return groups, measured, info, sims, truth
-    groups, ch = run_candidates(out), QualityChooser(out)
-    edges = load_stored(out).edges
-    a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
+    stored = load_stored(out)
+    groups, ch = run_candidates(out, stored), QualityChooser(out)
+    a, b, s = (stored.edges[c].to_numpy() for c in ("a", "b", "sim"))
     info = stage.vid_info(ch.where, ch.size, [v for vs in groups.values() for v in vs])
     info = {v: (k, u, str(Path(p).resolve()), px, nb) for v, (k, u, p, px, nb) in info.items()}
     # the largest order first, as the stage has them (whatever the run kept): the tie-break
@@ -55,13 +55,12 @@ def load_run(out: Path, corpus: Path, cache: Path, truth: pd.DataFrame | None = 
     return groups, measured, info, sims, truth
 
 
-def run_candidates(out: Path) -> dict[int, list[int]]:
+def run_candidates(out: Path, stored) -> dict[int, list[int]]:
     """The candidates of every cluster of the run ``out`` (:func:`dedup.stages.canonical.candidates`: the
-    members that are near copies of every other one), whatever policy chose its kept images."""
-    from dedup import load_stored
+    members that are near copies of every other one), whatever policy chose its kept images; ``stored``:
+    its :func:`dedup.load_stored`."""
     from dedup.stages import canonical as stage
 
-    stored = load_stored(out)
     vid_of = dict(zip(stored.files["path"], stored.files["vid"]))
     manifest = pd.read_parquet(out / "manifest.parquet", columns=["path", "canonical_path"])
     canonical = np.arange(stored.n)

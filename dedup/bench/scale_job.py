@@ -20,6 +20,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from dedup.bench.throughput import reuse_or_reset
+
 CORPUS_VERSION = 1
 EXACT_COPY, NEAR_COPY = 0.05, 0.10
 
@@ -92,13 +94,9 @@ def build_files(src: Path, out: Path, n: int, seed: int = 0, workers: int | None
     images = out / "images"
     key = {"version": CORPUS_VERSION, "n": n, "seed": seed, "photos": len(photos), "src": str(Path(src).resolve())}
     marker = out / "files.json"
-    if marker.exists() and images.is_dir():
-        old = json.loads(marker.read_text())
-        if {k: old.get(k) for k in key} == key:
-            return images, {**old, "reused": True}
-    shutil.rmtree(images, ignore_errors=True)
-    marker.unlink(missing_ok=True)
-    images.mkdir(parents=True)
+    old = reuse_or_reset(images, marker, key)
+    if old is not None:
+        return images, old
     t0 = time.perf_counter()
     step = 1000
     jobs = [(photos, s, min(n, s + step), seed, str(images)) for s in range(0, n, step)]

@@ -58,6 +58,19 @@ def _make(args: tuple[list[str], int, int, int, str]) -> int:
     return stop - start
 
 
+def reuse_or_reset(images: Path, marker: Path, key: dict) -> dict | None:
+    """A built corpus's info (``marker``'s JSON, ``reused`` set) when it was made with ``key``; else None,
+    with ``images`` emptied and ``marker`` removed, for a fresh build."""
+    if marker.exists() and images.is_dir():
+        old = json.loads(marker.read_text())
+        if {k: old.get(k) for k in key} == key:
+            return {**old, "reused": True}
+    shutil.rmtree(images, ignore_errors=True)
+    marker.unlink(missing_ok=True)
+    images.mkdir(parents=True)
+    return None
+
+
 def build_corpus(src: Path, out: Path, n: int, seed: int = 0, workers: int | None = None) -> tuple[Path, dict]:
     """N distinct JPEGs under OUT/images, made from the photos under SRC (see the module's doc); reused when
     OUT/corpus.json says it was made from the same photos with the same N and seed."""
@@ -65,13 +78,9 @@ def build_corpus(src: Path, out: Path, n: int, seed: int = 0, workers: int | Non
     images = out / "images"
     key = {"version": CORPUS_VERSION, "n": n, "seed": seed, "photos": len(photos), "src": str(Path(src).resolve())}
     marker = out / "corpus.json"
-    if marker.exists() and images.is_dir():
-        old = json.loads(marker.read_text())
-        if {k: old.get(k) for k in key} == key:
-            return images, {**old, "reused": True}
-    shutil.rmtree(images, ignore_errors=True)
-    marker.unlink(missing_ok=True)
-    images.mkdir(parents=True)
+    old = reuse_or_reset(images, marker, key)
+    if old is not None:
+        return images, old
     t0 = time.perf_counter()
     step = 250
     jobs = [(photos, s, min(n, s + step), seed, str(images)) for s in range(0, n, step)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -81,27 +82,77 @@ def load_model(path: str | None = None) -> dict:
     if tuple(model["names"]) != NAMES:
         raise ValueError(f"{path or MODEL_FILE} was fitted on other evidence ({model['names'][:3]}...)")
     model["w"] = np.asarray(model.get("weights") or np.zeros(len(NAMES)), np.float64)
+    if model.get("trees"):
+        model["forest"] = forest(model["trees"])
     return model
 
 
-def _walk(tree, phi: np.ndarray, used: list) -> float:
-    while isinstance(tree, dict):
-        used.append(tree["f"])
-        tree = tree["l"] if phi[tree["f"]] <= tree["t"] else tree["r"]
-    return tree
+@dataclass(frozen=True)
+class Forest:
+    """Boosted trees as arrays, every tree padded to a complete tree of ``depth`` (a padded node has feature
+    -1 and threshold +inf: it always goes left, to a copy of the leaf it stands for), so that all trees are
+    walked at once, a level at a time."""
+
+    feat: np.ndarray  # (trees, 2**depth - 1) int, node index in breadth-first order; -1: padded
+    thr: np.ndarray  # (trees, 2**depth - 1) float
+    leaf: np.ndarray  # (trees, 2**depth) float
+    depth: int
 
 
-def tree_score(trees: list, phi: np.ndarray) -> tuple[float, np.ndarray]:
+def forest(trees: list) -> Forest:
+    """The :class:`Forest` of trees as the model file holds them (``{"f", "t", "l", "r"}`` nodes, leaves as numbers)."""
+    def height(t) -> int:
+        return 1 + max(height(t["l"]), height(t["r"])) if isinstance(t, dict) else 0
+
+    depth = max([height(t) for t in trees] + [1])
+    nodes, leaves = 2 ** depth - 1, 2 ** depth
+    feat, thr, leaf = np.full((len(trees), nodes), -1, np.int64), np.full((len(trees), nodes), np.inf), np.zeros((len(trees), leaves))
+
+    def fill(k: int, t, i: int, level: int) -> None:
+        if level == depth:
+            leaf[k, i - nodes] = t
+            return
+        if isinstance(t, dict):
+            feat[k, i], thr[k, i] = t["f"], t["t"]
+            fill(k, t["l"], 2 * i + 1, level + 1)
+            fill(k, t["r"], 2 * i + 2, level + 1)
+        else:  # a leaf above the bottom: padded nodes below it, every leaf under it the same
+            fill(k, t, 2 * i + 1, level + 1)
+            fill(k, t, 2 * i + 2, level + 1)
+
+    for k, t in enumerate(trees):
+        fill(k, t, 0, 0)
+    return Forest(feat, thr, leaf, depth)
+
+
+def _walk(f: Forest, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(each tree's leaf value for ``phi``, the features each tree's path split on: (trees, depth), -1 padded)."""
+    ext = np.append(phi, 0.0)  # feature -1 (padded nodes) reads this; their threshold sends it left
+    rows, i = np.arange(len(f.feat)), np.zeros(len(f.feat), np.int64)
+    used = np.empty((len(f.feat), f.depth), np.int64)
+    for level in range(f.depth):
+        k = f.feat[rows, i]
+        used[:, level] = k
+        i = 2 * i + 1 + ~(ext[k] <= f.thr[rows, i])  # left where phi[f] <= t, as the trees were fitted (NaN: right)
+    return f.leaf[rows, i - len(f.feat[0])], used
+
+
+def tree_score(trees: "list | Forest", phi: np.ndarray) -> tuple[float, np.ndarray]:
     """(F(phi) - F(-phi)) / 2 of boosted trees (antisymmetric), and each feature's share of it: a tree's
-    difference credited to the features it split on."""
-    total, credit = 0.0, np.zeros(len(phi))
-    for tree in trees:
-        a, b = [], []
-        d = (_walk(tree, phi, a) - _walk(tree, -phi, b)) / 2
-        total += d
-        for k in set(a + b):
-            credit[k] += d / len(set(a + b))
-    return total, credit
+    difference credited equally to the features it split on (along either walk)."""
+    f = trees if isinstance(trees, Forest) else forest(trees)
+    phi = np.asarray(phi, np.float64)
+    (va, ua), (vb, ub) = _walk(f, phi), _walk(f, -phi)
+    d = (va - vb) / 2
+    used = np.sort(np.concatenate([ua, ub], axis=1), axis=1)
+    first = np.ones(used.shape, bool)
+    first[:, 1:] = used[:, 1:] != used[:, :-1]
+    first &= used >= 0
+    share = d / np.maximum(first.sum(axis=1), 1)
+    credit = np.zeros(len(phi))
+    rows = np.nonzero(first)
+    np.add.at(credit, used[rows], share[rows[0]])
+    return float(sum(d.tolist())), credit  # summed tree by tree, in order: the same total as one tree at a time
 
 
 def score(x, y, model: dict | None = None, known: dict | None = None) -> tuple[float, str]:
@@ -110,7 +161,7 @@ def score(x, y, model: dict | None = None, known: dict | None = None) -> tuple[f
     model = model or load_model()
     phi = features(x, y, known)
     if model.get("trees"):
-        s, parts = tree_score(model["trees"], phi)
+        s, parts = tree_score(model.get("forest") or forest(model["trees"]), phi)
     else:
         parts = model["w"] * phi
         s = float(parts.sum())

@@ -27,9 +27,10 @@ MIN_MATCHES = 12  # RANSAC inliers a registration needs
 MIN_EXTRA = 0.005  # share of a frame under which it has no extra (an edge of the other's frame along its own border)
 
 
-def reg_view(v, mirrored: bool = False) -> tuple[np.ndarray, tuple]:
+def reg_view(v, mirrored: bool = False, keypoints: bool = True) -> tuple[np.ndarray, tuple | None]:
     """(the grey detail view at :data:`SIDE`, its ORB keypoints and descriptors), or with ``mirrored`` the
-    mirror image's keypoints (described on first use); kept on the version (``v.reg``)."""
+    mirror image's keypoints; each described on first use (none without ``keypoints``) and kept on the
+    version (``v.reg``)."""
     import cv2
 
     if getattr(v, "reg", None) is None:
@@ -37,10 +38,11 @@ def reg_view(v, mirrored: bool = False) -> tuple[np.ndarray, tuple]:
         scale = SIDE / max(g.shape)
         if scale < 1:
             g = cv2.resize(g, (max(1, round(g.shape[1] * scale)), max(1, round(g.shape[0] * scale))), interpolation=cv2.INTER_AREA)
-        v.reg = [np.ascontiguousarray(g), _describe(g), None]
-    if mirrored and v.reg[2] is None:
-        v.reg[2] = _describe(np.ascontiguousarray(v.reg[0][:, ::-1]))
-    return v.reg[0], v.reg[2 if mirrored else 1]
+        v.reg = [np.ascontiguousarray(g), None, None]
+    k = 2 if mirrored else 1
+    if keypoints and v.reg[k] is None:
+        v.reg[k] = _describe(np.ascontiguousarray(v.reg[0][:, ::-1]) if mirrored else v.reg[0])
+    return v.reg[0], v.reg[k]
 
 
 def _describe(g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -65,7 +67,9 @@ def _fit(a: tuple, b: tuple) -> tuple[int, np.ndarray | None]:
     cv2.setRNGSeed(0)
     sim, keep = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0, maxIters=2000)
     n_sim = int(keep.sum()) if sim is not None else 0
-    hom, hkeep = cv2.findHomography(src, dst, cv2.RANSAC, 3.0) if len(good) >= MIN_MATCHES else (None, None)
+    if len(good) < 1.2 * n_sim:  # a homography keeps at most every match: it cannot win, and costs most of a fit
+        return n_sim, np.vstack([sim, [0, 0, 1]])
+    hom, hkeep = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
     n_hom = int(hkeep.sum()) if hom is not None else 0
     if hom is not None and n_hom >= 1.2 * n_sim and abs(np.linalg.det(hom[:2, :2])) > 1e-3:
         return n_hom, hom
@@ -74,7 +78,12 @@ def _fit(a: tuple, b: tuple) -> tuple[int, np.ndarray | None]:
 
 def register(x, y) -> np.ndarray | None:
     """The 3 x 3 transform from ``y``'s registration view (:func:`reg_view`) to ``x``'s, or None where they
-    do not match (:data:`MIN_MATCHES`); a mirror image is tried where the plain views do not match."""
+    do not match (:data:`MIN_MATCHES`). Where the content check matched the two (``links``: its transform, in
+    unit coordinates), that transform, moved to these views (no keypoints); else ORB keypoints, and a
+    mirror image is tried where the plain views do not match."""
+    known = linked(x, y)
+    if known is not None:
+        return known
     (gx, fx), (gy, fy) = reg_view(x), reg_view(y)
     n, t = _fit(fx, fy)
     if n < MIN_MATCHES:
@@ -82,6 +91,24 @@ def register(x, y) -> np.ndarray | None:
         if t is not None:  # y's mirror -> x, after y -> y's mirror
             t = t @ np.array([[-1, 0, gy.shape[1] - 1], [0, 1, 0], [0, 0, 1]], np.float64)
     return t if n >= MIN_MATCHES else None
+
+
+def linked(x, y) -> np.ndarray | None:
+    """The content check's transform between the two (:func:`dedup.ops.verify.unit_transform`, kept on the
+    versions as ``links``) from ``y``'s registration view to ``x``'s; None where it has none."""
+    from dedup.ops.verify import from_unit
+
+    unit = getattr(y, "links", {}).get(getattr(x, "vid", -1))  # y -> x
+    if unit is None:
+        unit = getattr(x, "links", {}).get(getattr(y, "vid", -1))  # x -> y
+        if unit is None:
+            return None
+        try:
+            unit = np.linalg.inv(np.asarray(unit, np.float64).reshape(3, 3))
+        except np.linalg.LinAlgError:
+            return None
+    gx, gy = reg_view(x, keypoints=False)[0], reg_view(y, keypoints=False)[0]
+    return from_unit(np.asarray(unit, np.float64).reshape(3, 3), gy.shape, gx.shape)
 
 
 def covered(shape_to: tuple, shape_from: tuple, t: np.ndarray) -> np.ndarray:
@@ -151,7 +178,7 @@ def extras(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None
     t = register(x, y)
     if t is None:
         return None
-    gx, gy = reg_view(x)[0], reg_view(y)[0]
+    gx, gy = reg_view(x, keypoints=False)[0], reg_view(y, keypoints=False)[0]
     try:
         back = np.linalg.inv(t)
     except np.linalg.LinAlgError:
@@ -178,8 +205,8 @@ def added_to(x, y, ratio: float = 2.0) -> int:
     if e is None:
         return 0
     shared_x, shared_y, corners_y, corners_x = e
-    sx = frame_step(reg_view(x)[0], shared_x, corners_y)
-    sy = frame_step(reg_view(y)[0], shared_y, corners_x)
+    sx = frame_step(reg_view(x, keypoints=False)[0], shared_x, corners_y)
+    sy = frame_step(reg_view(y, keypoints=False)[0], shared_y, corners_x)
     if max(sx, sy) <= ratio or max(sx, sy) <= ratio * min(sx, sy):
         return 0
     return 1 if sy > sx else -1

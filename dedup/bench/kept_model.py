@@ -29,8 +29,10 @@ QUANTILES = (0.005, 0.01, 0.02, *np.linspace(0.05, 0.95, 15), 0.98, 0.99, 0.995)
 
 
 def load_run(out: Path, corpus: Path, cache: Path, truth: pd.DataFrame | None = None):
-    """(groups {cluster: [vid]}, measured, info, sims, truth) of the default run ``out`` on ``corpus`` (its
-    ``truth.csv`` unless ``truth`` is given); measured once and kept in ``cache`` (a pickle)."""
+    """(groups {cluster: [vid]}, measured, info, sims, truth, links) of the default run ``out`` on ``corpus``
+    (its ``truth.csv`` unless ``truth`` is given); measured once and kept in ``cache`` (a pickle); links: the
+    content check's transforms of the run's pairs, as the stage has them
+    (:func:`dedup.stages.canonical.pair_transforms`; none from a run made before the check kept them)."""
     from dedup import load_stored
     from dedup.bench.score import QualityChooser
     from dedup.stages import canonical as stage
@@ -41,7 +43,7 @@ def load_run(out: Path, corpus: Path, cache: Path, truth: pd.DataFrame | None = 
             truth[col] = [str((corpus / p).resolve()) if isinstance(p, str) and p else "" for p in truth[col]]
     if cache.exists():
         groups, measured, info, sims = pickle.loads(cache.read_bytes())
-        return groups, measured, info, sims, truth
+        return groups, measured, info, sims, truth, run_links(out, groups)
     stored = load_stored(out)
     groups, ch = run_candidates(out, stored), QualityChooser(out)
     a, b, s = (stored.edges[c].to_numpy() for c in ("a", "b", "sim"))
@@ -52,7 +54,17 @@ def load_run(out: Path, corpus: Path, cache: Path, truth: pd.DataFrame | None = 
     measured = stage.measure_vids({v: i[:3] for v, i in info.items()})
     sims = stage.cluster_sims(groups, a, b, s)
     cache.write_bytes(pickle.dumps((groups, measured, info, sims)))
-    return groups, measured, info, sims, truth
+    return groups, measured, info, sims, truth, run_links(out, groups)
+
+
+def run_links(out: Path, groups: dict) -> dict:
+    """The content check's transforms between the candidates of ``groups`` in the run ``out``."""
+    import pyarrow.parquet as pq
+
+    from dedup.stages.canonical import pair_transforms
+
+    f = out / "edges_checked.parquet"
+    return pair_transforms(groups, pq.read_table(f)) if f.exists() else {}
 
 
 def run_candidates(out: Path, stored) -> dict[int, list[int]]:
@@ -85,12 +97,12 @@ def ancestors(truth: pd.DataFrame) -> dict[str, set[str]]:
     return out
 
 
-def versions_of(vs, measured, info, sim):
-    from dedup.ops.canonical import Version, set_spread
+def versions_of(vs, measured, info, sim, links=None):
+    from dedup.ops.canonical import set_spread
+    from dedup.stages.canonical import make_versions
 
-    keep = [i for i, v in enumerate(vs) if not isinstance(measured.get(v, "x"), str)]
+    keep, ver = make_versions(vs, measured, info, links)
     ok = [vs[i] for i in keep]
-    ver = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, r, *measured[v][1:]) for r, v in enumerate(ok)]
     set_spread(ver, None if sim is None else sim[np.ix_(keep, keep)])
     return ok, ver
 
@@ -102,7 +114,7 @@ def undecided(table: pd.DataFrame) -> pd.DataFrame:
     return table[(table[[f"vote_{r}" for r in SURE if f"vote_{r}" in table]] == 0).all(axis=1)]
 
 
-def pairs(groups, measured, info, sims, truth) -> pd.DataFrame:
+def pairs(groups, measured, info, sims, truth, links=None) -> pd.DataFrame:
     """One row per two candidates of a cluster where one was made from the other: the evidence
     (:func:`dedup.ops.evidence.features` of the source against the copy, label 1, or the other way round
     for every second pair, label 0), the part and the family."""
@@ -113,7 +125,7 @@ def pairs(groups, measured, info, sims, truth) -> pd.DataFrame:
     family = dict(zip(truth["path"], truth["family"]))
     rows, flip = [], False
     for c, vs in groups.items():
-        ok, ver = versions_of(vs, measured, info, sims.get(c))
+        ok, ver = versions_of(vs, measured, info, sims.get(c), (links or {}).get(c))
         paths = [info[v][2] for v in ok]
         for i in range(len(ok)):
             for j in range(len(ok)):
@@ -185,13 +197,13 @@ def _leaf(tree, row) -> float:
     return tree
 
 
-def kept_by_part(groups, measured, info, sims, truth, policy: dict) -> dict:
+def kept_by_part(groups, measured, info, sims, truth, policy: dict, links=None) -> dict:
     """Kept original per part and per family, choosing with ``policy`` (:func:`dedup.ops.canonical.choose`'s
     keywords: ``rules`` for the rule list, ``model`` for a model)."""
     from dedup.bench.score import kept_original
     from dedup.stages.canonical import choose_groups
 
-    _, chosen = choose_groups(list(groups.items()), measured, info, sims, **policy)
+    _, chosen = choose_groups(list(groups.items()), measured, info, sims, links, **policy)
     cand = pd.DataFrame([{"cluster": c, "path": info[v][2], "is_canonical": v == chosen[c][0]}
                          for c, vs in groups.items() for v in vs])
     cand = cand.merge(truth[["path", "group", "part", "family"]], on="path", how="left")
@@ -207,8 +219,8 @@ def bench_pairs(work: Path) -> tuple[pd.DataFrame, Path, Path]:
     ``dedup bench``; each copy there is made from the original), its families prefixed ``bench:``."""
     truth_csv, out = (work / "corpus" / "truth.csv").resolve(), (work / "out-sscd").resolve()
     truth = bench_truth(truth_csv)
-    groups, measured, info, sims, _ = load_run(out, truth_csv.parent, work / "measured-out-sscd.pkl", truth)
-    table = pairs(groups, measured, info, sims, truth)
+    groups, measured, info, sims, _, links = load_run(out, truth_csv.parent, work / "measured-out-sscd.pkl", truth)
+    table = pairs(groups, measured, info, sims, truth, links)
     table["part"], table["family"] = "tune", "bench:" + table["family"].astype(str)
     return table, out, truth_csv
 
@@ -257,13 +269,13 @@ def _family_cv(tune: pd.DataFrame, depth: int | None, folds: int = 5) -> float:
     return round(hits / max(total, 1), 4)
 
 
-def score_run(groups, measured, info, sims, truth) -> dict:
+def score_run(groups, measured, info, sims, truth, links=None) -> dict:
     """Kept original by part and family, with the rule list and with the package's model."""
     from dedup.ops.canonical import RULES
     from dedup.ops.evidence import load_model
 
-    return {"rules": kept_by_part(groups, measured, info, sims, truth, {"rules": RULES}),
-            "model": kept_by_part(groups, measured, info, sims, truth, {"model": load_model()})}
+    return {"rules": kept_by_part(groups, measured, info, sims, truth, {"rules": RULES}, links),
+            "model": kept_by_part(groups, measured, info, sims, truth, {"model": load_model()}, links)}
 
 
 def build(src: Path, out: Path, seed: int, photos: int) -> Path:

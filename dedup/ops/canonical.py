@@ -84,6 +84,8 @@ class Version:
     luma: np.ndarray | None = None  # a file that is not a JPEG: its luma on a JPEG's square (quality.square_luma)
     energy: float | None = None  # its detail view's edge energy (:func:`edge_energy`), once asked for
     reg: list | None = None  # its registration view and keypoints (:func:`dedup.ops.lineage.reg_view`), once asked for
+    vid: int = -1  # which image it is (the keys of ``links``)
+    links: dict = field(default_factory=dict)  # vid -> the content check's transform from this frame to that one's (unit)
     memo: dict = field(default_factory=dict, repr=False)  # arrays derived from it, once asked for (:func:`_memo`)
 
 

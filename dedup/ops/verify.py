@@ -37,10 +37,14 @@ import pandas as pd
 import pyarrow as pa
 
 VERIFIED, REJECTED, NOT_NEEDED = 1, 0, -1
+# ``transform``: for a pair that passed, the transform that matched it, a -> b in unit coordinates of the two
+# upright frames, row-major 3 x 3 (:func:`unit_transform`); the kept-image stage registers the pair with it
+TRANSFORM = pa.list_(pa.float32(), 9)
 VERIFY_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("sim", pa.float32()), ("verified", pa.int8()),
-                           ("inliers", pa.int32()), ("mirrored", pa.bool_())])
+                           ("inliers", pa.int32()), ("mirrored", pa.bool_()), ("transform", TRANSFORM)])
 CHECKED_SCHEMA = pa.schema([("a", pa.int64()), ("b", pa.int64()), ("ok", pa.bool_()), ("inliers", pa.int32()),
-                            ("mirrored", pa.bool_()), ("scale", pa.float32()), ("grid", pa.int64()), ("error", pa.string())])
+                            ("mirrored", pa.bool_()), ("scale", pa.float32()), ("grid", pa.int64()), ("error", pa.string()),
+                            ("transform", TRANSFORM)])
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ class VerifyParams:
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 12  # bump when the check changes for the same parameters
+    version: int = 13  # bump when the check or what it records changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -359,6 +363,47 @@ def _homography(found, params: VerifyParams, shapes: tuple) -> tuple[int, float,
     return int(inliers.sum()), _scale(h), containment(*shapes, h), h
 
 
+def _precise(found, n: int, transform: np.ndarray, params: VerifyParams) -> np.ndarray:
+    """The transform to record for a pair that passed with the similarity ``transform`` (``n`` inliers of
+    the matches ``found``): a homography fitted by least squares to the matches within ``reproj_px`` of it,
+    refitted once to those within ``reproj_px`` of the homography, where it keeps as many and fits them in
+    under :data:`_SHARPER` of the similarity's error (a perspective warp, a changed aspect ratio: the
+    kept-image stage finds such a copy's frame with it); else ``transform``. No RANSAC: the similarity's
+    inliers are the sample; a few hundred points, well under a millisecond."""
+    import cv2
+
+    if found is None or n < params.min_inliers_homography:
+        return transform
+    src, dst = (np.asarray(p, np.float64).reshape(-1, 2) for p in found)
+    sim = _as3(np.asarray(transform, np.float64))
+    err_sim = _residuals(sim, src, dst)
+    keep = err_sim < params.reproj_px
+    h = None
+    for _ in range(2):
+        if keep.sum() < params.min_inliers_homography:
+            return transform
+        h, _ = cv2.findHomography(src[keep], dst[keep], 0)
+        if h is None or abs(h[2, 2]) < 1e-9:
+            return transform
+        h = h / h[2, 2]
+        err = _residuals(h, src, dst)
+        keep = err < params.reproj_px
+    if keep.sum() < n or err[keep].mean() >= _SHARPER * err_sim[err_sim < params.reproj_px].mean():
+        return transform
+    sv = np.linalg.svd(h[:2, :2], compute_uv=False)
+    return h if sv[1] > 0 and sv[0] / sv[1] <= params.max_anisotropy and np.linalg.det(h[:2, :2]) > 0 else transform
+
+
+_SHARPER = 0.7  # a homography is recorded where it fits the matches in under this share of the similarity's error
+
+
+def _residuals(t: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """How far (px) ``t`` puts each of ``src`` from its ``dst``."""
+    m = np.c_[src, np.ones(len(src))] @ t.T
+    z = np.where(np.abs(m[:, 2]) < 1e-9, 1e-9, m[:, 2])
+    return np.hypot(m[:, 0] / z - dst[:, 0], m[:, 1] / z - dst[:, 1])
+
+
 class View:
     """An image's pixels as the agreement checks compare them: half the keypoints' size (the checks are
     coarse: a 1 px blur there is the 2 px one at full size), slightly blurred, and its band-passed detail
@@ -492,9 +537,33 @@ def check_pair(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, 
     return check(fa, fb, params)[:4]
 
 
-def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float, int]:
+_MIRROR_UNIT = np.array([[-1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # u -> 1 - u: a frame's mirror image
+
+
+def _to_unit(shape: tuple) -> np.ndarray:
+    """Pixels of a view of ``shape`` -> unit coordinates ((x + 0.5) / width, (y + 0.5) / height)."""
+    h, w = shape[:2]
+    return np.array([[1.0 / w, 0.0, 0.5 / w], [0.0, 1.0 / h, 0.5 / h], [0.0, 0.0, 1.0]])
+
+
+def unit_transform(transform: np.ndarray, shape_a: tuple, shape_b: tuple, mirrored: bool = False) -> np.ndarray:
+    """``transform`` (a -> b, in pixels of views of ``shape_a`` and ``shape_b``; of b's mirror image where
+    ``mirrored``) in unit coordinates of the two upright frames, to b's own frame: the same for any view of
+    either image (the kept-image stage registers them on its own views with it: :func:`from_unit`)."""
+    n = _to_unit(shape_b) @ _as3(np.asarray(transform, np.float64)) @ np.linalg.inv(_to_unit(shape_a))
+    n = _MIRROR_UNIT @ n if mirrored else n
+    return n / n[2, 2]
+
+
+def from_unit(unit: np.ndarray, shape_a: tuple, shape_b: tuple) -> np.ndarray:
+    """A :func:`unit_transform` (a -> b) in pixels of views of ``shape_a`` and ``shape_b``."""
+    return np.linalg.inv(_to_unit(shape_b)) @ np.asarray(unit, np.float64) @ _to_unit(shape_a)
+
+
+def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, bool, float, int, np.ndarray | None]:
     """(shares content, inliers, mirrored, scale, where a same-frame match disagrees: grid bits, also for a
-    pair that failed, for :func:`templates`) for two images' features (see the module docstring).
+    pair that failed, for :func:`templates`; for a pair that passed, the transform that matched it, a -> b, in
+    unit coordinates: :func:`unit_transform`) for two images' features (see the module docstring).
 
     Tried in turn: a similarity transform (on the coarse views first: :attr:`VerifyParams.coarse`); where it
     does not pass, a homography (perspective, a changed
@@ -516,22 +585,23 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
         ok, grid = _agrees(fa, fb, moved, params, False)
         seen = seen or grid
         if ok:
-            return True, n, False, scale, grid
+            return True, n, False, scale, grid, unit_transform(_precise(found, n, moved, params), fa.shape, fb.shape)
     if params.homography:
         hn, hscale, hcontained, hmoved = _homography(found, params, (fa, fb))
         if plausible(hn, params.min_inliers_homography, hscale, hcontained):
             ok, grid = _agrees(fa, fb, hmoved, params, False)
             if ok:
-                return True, hn, False, hscale, grid
+                return True, hn, False, hscale, grid, unit_transform(hmoved, fa.shape, fb.shape)
             matched, seen = True, seen or grid
     if matched or fb.mirrored is None:
-        return False, n, False, scale, seen
+        return False, n, False, scale, seen, None
     m, mscale, mcontained, moved = _match(fa.plain, fb.mirrored, params, (fa, fb))
     if plausible(m, params.min_inliers_mirrored, mscale, mcontained):
         # a mirror copy is the other's pixels mirrored; a symmetric scene matches its mirror image only
         # where it is symmetric (the two halves of a railing)
-        return _agrees(fa, fb, moved, params, True)[0], m, True, mscale, seen
-    return (False, m, True, mscale, seen) if m > n else (False, n, False, scale, seen)
+        ok = _agrees(fa, fb, moved, params, True)[0]
+        return ok, m, True, mscale, seen, (unit_transform(moved, fa.shape, fb.shape, True) if ok else None)
+    return (False, m, True, mscale, seen, None) if m > n else (False, n, False, scale, seen, None)
 
 
 def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tuple[bool, tuple | int]:
@@ -541,7 +611,8 @@ def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tupl
     the same transform, and a match this strong is no mirror copy); or, with no plain match, such a match
     with the mirror image whose containment is well short (:attr:`VerifyParams.coarse_mirror_fail`)."""
     ca, cb = fa.coarse, fb.coarse
-    n, scale, contained, moved = _match(ca.plain, cb.plain, ca.params, (ca, cb))
+    found = _good_matches(ca.plain, cb.plain, ca.params)
+    n, scale, contained, moved = _match(ca.plain, cb.plain, ca.params, (ca, cb), found)
     if plausible(n, params.min_inliers, scale, contained):
         ok, seen = _agrees(ca, cb, moved, ca.params, False)
         if ok and seen == 0 and same_frame(ca.shape, cb.shape, moved):
@@ -549,19 +620,21 @@ def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tupl
             # windows, too few to disagree), with the coarse transform; no new keypoints
             full = _rescaled(moved, fa.shape[1] / ca.shape[1], fb.shape[1] / cb.shape[1])
             ok, seen = _agrees(fa, fb, full, params, False)
-        return (True, (True, n, False, scale, seen)) if ok else (False, seen)
+        if not ok:
+            return False, seen
+        return True, (True, n, False, scale, seen, unit_transform(_precise(found, n, moved, ca.params), ca.shape, cb.shape))
     if n >= 2 * params.min_inliers and plausible(n, params.min_inliers, scale, 1.0):
         if agreements(ca.view, cb.view, moved, local=False)[0] >= params.min_agreement:
-            return True, (False, n, False, scale, 0)
+            return True, (False, n, False, scale, 0, None)
     if params.mirror and cb.mirrored is not None:
         m, mscale, mcontained, mmoved = _match(ca.plain, cb.mirrored, ca.params, (ca, cb))
         if plausible(m, params.min_inliers_mirrored, mscale, mcontained) and _agrees(ca, cb, mmoved, ca.params, True)[0]:
-            return True, (True, m, True, mscale, 0)
+            return True, (True, m, True, mscale, 0, unit_transform(mmoved, ca.shape, cb.shape, True))
         # no plain match, and the mirror image matched strongly but out of frame: what the full size would find
         if (n < params.min_inliers and m >= 2 * params.min_inliers_mirrored and mcontained < params.coarse_mirror_fail
                 and plausible(m, params.min_inliers_mirrored, mscale, 1.0)
                 and agreements(ca.view, cb.view.mirrored(), mmoved, local=False)[0] >= params.min_mirrored_agreement):
-            return True, (False, m, True, mscale, 0)
+            return True, (False, m, True, mscale, 0, None)
     return False, 0
 
 
@@ -670,32 +743,34 @@ def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, s
             feats[v] = Features(grey_view(data, params.size, params.enlarge), params)
         except Exception as e:  # noqa: BLE001 - one bad image fails its pairs, never the job
             feats[v] = f"{type(e).__name__}: {e}"
-    names = ("ok", "inliers", "mirrored", "scale", "grid", "error")
+    names = ("ok", "inliers", "mirrored", "scale", "grid", "transform", "error")
     out = {k: [] for k in names}
     for x, y in zip(a.tolist(), b.tolist()):
         fx, fy = feats.get(x, "not read"), feats.get(y, "not read")
         if isinstance(fx, str) or isinstance(fy, str):
-            res, err = (False, -1, False, 0.0, 0), fx if isinstance(fx, str) else fy
+            res, err = (False, -1, False, 0.0, 0, None), fx if isinstance(fx, str) else fy
         else:
             res, err = check(fx, fy, params), None
         for k, v in zip(names, (*res, err)):
             out[k].append(v)
+    out["transform"] = [None if t is None else np.asarray(t, np.float32).ravel() for t in out["transform"]]
     return {"a": np.asarray(a, np.int64), "b": np.asarray(b, np.int64), "ok": np.asarray(out["ok"], bool),
             "inliers": np.asarray(out["inliers"], np.int32), "mirrored": np.asarray(out["mirrored"], bool),
             "scale": np.asarray(out["scale"], np.float32), "grid": np.asarray(out["grid"], np.int64),
-            "error": np.asarray(out["error"], object), "images_decoded": len(feats),
+            "error": np.asarray(out["error"], object), "transform": out["transform"], "images_decoded": len(feats),
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0}
 
 
 def apply(edges: pa.Table, checked: pd.DataFrame, lo: float, hi: float | None) -> pa.Table:
-    """The edges with ``verified``/``inliers``/``mirrored`` from ``checked`` (pairs at or above ``hi`` are
-    NOT_NEEDED; ``hi`` None: every edge was to be checked)."""
+    """The edges with ``verified``/``inliers``/``mirrored``/``transform`` from ``checked`` (pairs at or above
+    ``hi`` are NOT_NEEDED; ``hi`` None: every edge was to be checked)."""
     a, b, sim = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
     n = int(max(a.max(initial=0), b.max(initial=0))) + 1
     in_band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(a), bool)
     verified = np.full(len(a), NOT_NEEDED, np.int8)
     inliers = np.full(len(a), -1, np.int32)
     mirrored = np.zeros(len(a), bool)
+    transform = np.full(len(a), None, object)
     if in_band.any():
         key = checked["a"].to_numpy(np.int64) * n + checked["b"].to_numpy(np.int64)
         order = np.argsort(key)
@@ -706,8 +781,11 @@ def apply(edges: pa.Table, checked: pd.DataFrame, lo: float, hi: float | None) -
         verified[in_band] = np.where(checked["ok"].to_numpy()[pos], VERIFIED, REJECTED)
         inliers[in_band] = checked["inliers"].to_numpy()[pos]
         mirrored[in_band] = checked["mirrored"].to_numpy()[pos]
-    return pa.table({"a": a, "b": b, "sim": sim, "verified": verified, "inliers": inliers, "mirrored": mirrored}, schema=VERIFY_SCHEMA)
+        if "transform" in checked:  # a template's pair has one from its check, and failed after
+            transform[in_band] = np.where(verified[in_band] == VERIFIED, checked["transform"].to_numpy()[pos], None)
+    return pa.table({"a": a, "b": b, "sim": sim, "verified": verified, "inliers": inliers, "mirrored": mirrored,
+                     "transform": pa.array(transform.tolist(), TRANSFORM)}, schema=VERIFY_SCHEMA)
 
 
-__all__ = ["VerifyParams", "check", "check_pair", "ratio_matches", "templates", "same_frame", "check_edges", "plan_tasks", "apply", "containment", "Features", "grey_view",
+__all__ = ["VerifyParams", "check", "check_pair", "unit_transform", "from_unit", "ratio_matches", "templates", "same_frame", "check_edges", "plan_tasks", "apply", "containment", "Features", "grey_view",
            "VERIFIED", "REJECTED", "NOT_NEEDED"]

@@ -21,6 +21,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from dedup.ops.canonical import per_vid
 from dedup.stages.base import Stage, StageContext, StageResult
@@ -54,8 +55,9 @@ class CanonicalStage(Stage):
         groups = candidates(clusters.canonical, edges["a"].to_numpy(), edges["b"].to_numpy(), is_ref)
         where = ctx.value("discover").reps.set_index("vid")[["kind", "unit", "path"]]
         sims = cluster_sims(groups, edges["a"].to_numpy(), edges["b"].to_numpy(), edges["sim"].to_numpy())
+        links = pair_transforms(groups, ctx.value("verify").checks)
         cpu: dict = {}
-        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims, cpu)
+        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims, cpu, links)
         out = rechoose(clusters, chosen, edges)
         frame = pd.DataFrame(rows)
         if len(frame):
@@ -117,11 +119,13 @@ def cluster_sims(groups: dict[int, list[int]], a: np.ndarray, b: np.ndarray, s: 
 
 
 def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[str, np.ndarray], image_column: str | None,
-                sims: dict[int, np.ndarray] | None = None, cpu: dict | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+                sims: dict[int, np.ndarray] | None = None, cpu: dict | None = None,
+                links: dict | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
     """Measure and choose on Ray tasks of whole clusters. Returns (one row per candidate, {cluster: (kept
     vid, why)}). ``size``: pixels and bytes per vid (:func:`dedup.ops.canonical.per_vid`); ``sims``: per
     cluster, its candidates' similarities (:func:`cluster_sims`); ``cpu``, where given, gets the tasks'
-    CPU seconds measuring and choosing (``measure``, ``choose``), summed."""
+    CPU seconds measuring and choosing (``measure``, ``choose``), summed; ``links``: per cluster, the
+    content check's transforms (:func:`pair_transforms`)."""
     import ray
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -129,8 +133,9 @@ def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[st
     tasks = batches(list(groups.items()), int(min(IMAGES_PER_TASK, max(16, -(-total // (4 * cpus))))))
     info_of = vid_info(where, size, [v for vs in groups.values() for v in vs])
     remote = ray.remote(num_cpus=1)(_task)
-    sims = sims or {}
-    refs = [remote.remote(task, {v: info_of[v] for _, vs in task for v in vs}, image_column, {c: sims.get(c) for c, _ in task})
+    sims, links = sims or {}, links or {}
+    refs = [remote.remote(task, {v: info_of[v] for _, vs in task for v in vs}, image_column, {c: sims.get(c) for c, _ in task},
+                          {c: links[c] for c, _ in task if c in links})
             for task in tasks]
     rows, chosen = [], {}
     for part_rows, part_chosen, part_cpu in ray.get(refs):
@@ -149,6 +154,29 @@ def vid_info(where: pd.DataFrame, size: dict[str, np.ndarray], vids: list[int]) 
                               size["pixels"][vids].tolist(), size["bytes"][vids].tolist())))
 
 
+def pair_transforms(groups: dict[int, list[int]], checks) -> dict[int, dict[tuple[int, int], np.ndarray]]:
+    """Per cluster, the content check's transform of each two of its candidates that it passed
+    (``checks``: the verify stage's table, ``transform`` a -> b in unit coordinates, or None with ``--verify
+    off``), as {(a, b): 3 x 3}: the kept-image stage registers those pairs with it instead of matching
+    keypoints again (pairs above the band were not checked, and are)."""
+    if checks is None or "transform" not in checks.column_names or not groups:
+        return {}
+    n = int(max(max(vs) for vs in groups.values())) + 1
+    cluster = np.full(n, -1, np.int64)
+    for c, vs in groups.items():
+        cluster[vs] = c
+    a, b = (np.asarray(checks.column(k).to_numpy(), np.int64) for k in ("a", "b"))
+    inside = (a < n) & (b < n)
+    ca, cb = cluster[np.where(inside, a, 0)], cluster[np.where(inside, b, 0)]
+    keep = inside & (ca >= 0) & (ca == cb) & (checks.column("verified").to_numpy() == 1) & \
+        checks.column("transform").is_valid().to_numpy(zero_copy_only=False)
+    mats = checks.filter(pa.array(keep)).column("transform").combine_chunks().flatten().to_numpy()
+    out: dict[int, dict] = {}
+    for c, x, y, m in zip(ca[keep].tolist(), a[keep].tolist(), b[keep].tolist(), mats.reshape(-1, 3, 3).astype(np.float64)):
+        out.setdefault(c, {})[(x, y)] = m
+    return out
+
+
 def batches(groups: list, per_task: int) -> list[list]:
     """Whole clusters into tasks of about ``per_task`` images."""
     tasks, cur, count = [], [], 0
@@ -161,13 +189,13 @@ def batches(groups: list, per_task: int) -> list[list]:
     return [*tasks, cur] if cur else tasks
 
 
-def _task(task, info, image_column, sims):
+def _task(task, info, image_column, sims, links=None):
     import time
 
     t0 = time.process_time()
     measured = measure_vids({v: i[:3] for v, i in info.items()}, image_column, lattice_needed(task, info))
     t1 = time.process_time()
-    rows, chosen = choose_groups(task, measured, info, sims)
+    rows, chosen = choose_groups(task, measured, info, sims, links)
     return rows, chosen, {"measure": t1 - t0, "choose": time.process_time() - t1}
 
 
@@ -204,19 +232,19 @@ def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | Non
     return measured
 
 
-def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None, **policy) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None, links: dict | None = None,
+                  **policy) -> tuple[list[dict], dict[int, tuple[int, str]]]:
     """For each (cluster, candidates) of ``groups``: the version kept (:func:`dedup.ops.canonical.choose`,
     with ``policy``'s ``rules`` and ``spread`` where given) and why, and one row per candidate (its
     evidence, and its ``spread`` where there is one). ``info``: vid -> (kind, unit, path, pixels, bytes);
-    ``sims``: per cluster, its candidates' similarities."""
-    from dedup.ops.canonical import Version, choose
+    ``sims``: per cluster, its candidates' similarities; ``links``: per cluster, the content check's
+    transforms of its pairs ({(a, b): a -> b}, :func:`pair_transforms`)."""
+    from dedup.ops.canonical import choose
 
     rows, chosen = [], {}
     for c, vs in groups:
-        keep = [i for i, v in enumerate(vs) if not isinstance(measured.get(v, "not read"), str)]
+        keep, versions = make_versions(vs, measured, info, (links or {}).get(c))
         ok = [vs[i] for i in keep]
-        versions = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, rank, *measured[v][1:])
-                    for rank, v in enumerate(ok)]
         sim = (sims or {}).get(c)
         sim = None if sim is None else sim[np.ix_(keep, keep)]
         best, why = choose(versions, sim, **policy) if len(ok) >= 2 else (None, "largest (versions unreadable)")
@@ -230,6 +258,22 @@ def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None, 
             row.update({k: val for k, val in evidence.get(v, {}).items() if k not in ("pixels", "bytes")})
             rows.append(row)
     return rows, chosen
+
+
+def make_versions(vs: list[int], measured: dict, info: dict, links: dict | None = None) -> tuple[list[int], list]:
+    """(the positions in ``vs`` of the candidates that were measured, their
+    :class:`~dedup.ops.canonical.Version`, in that order: the rank is the largest order among them) with
+    their vids and the content check's transforms between them (``links``: {(a, b): a -> b})."""
+    from dedup.ops.canonical import Version
+
+    keep = [i for i, v in enumerate(vs) if not isinstance(measured.get(v, "not read"), str)]
+    versions = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, rank, *measured[v][1:], vid=v)
+                for rank, v in enumerate(vs[i] for i in keep)]
+    by_vid = {ver.vid: ver for ver in versions}
+    for (a, b), t in (links or {}).items():
+        if a in by_vid:
+            by_vid[a].links[b] = t
+    return keep, versions
 
 
 def rechoose(clusters, chosen: dict[int, tuple[int, str]], edges):

@@ -508,6 +508,58 @@ def test_a_crop_is_not_framed(box):
     assert compare(o, c)[0] == 1
 
 
+def _checked(a: bytes, b: bytes):
+    """The content check's result for (a, b): (passed, its transform a -> b in unit coordinates)."""
+    from dedup.ops import verify
+
+    p = verify.VerifyParams()
+    fa, fb = (verify.Features(verify.grey_view(d, p.size, p.enlarge), p) for d in (a, b))
+    r = verify.check(fa, fb, p)
+    return r[0], r[5]
+
+
+@pytest.mark.parametrize("edit", list(FRAMES))
+def test_framed_registers_with_the_content_checks_transform(edit):
+    """Where the content check matched the pair, ``framed`` takes its transform (``links``) and finds the
+    same frame without keypoints of its own, whichever of the two holds it."""
+    original = jpeg(photo(5), 80)
+    copy = FRAMES[edit](_img(original))
+    ok, t = _checked(original, copy)
+    assert ok and t is not None
+    for holder in ("source", "copy"):
+        o, c = version(original, 1), version(copy, 0)
+        o.vid, c.vid = 1, 2
+        if holder == "source":
+            o.links[2] = t  # source -> copy
+        else:
+            c.links[1] = np.linalg.inv(t)  # copy -> source
+        framed = dict(canonical.RULES)["framed"]
+        assert framed(o, c) == 1 and framed(c, o) == -1, (edit, holder)
+        assert o.reg[1] is None and c.reg[1] is None  # no keypoints were described
+
+
+@pytest.mark.parametrize("box", [(0, 0, 400, 300), (60, 40, 420, 330)])
+def test_a_crop_is_not_framed_under_the_content_checks_transform(box):
+    src = photo(7).resize((480, 360))
+    a, b = jpeg(src, 90), jpeg(src.crop(box), 95)
+    ok, t = _checked(a, b)
+    o, c = version(a, 1), version(b, 0)
+    o.vid, c.vid, o.links[2] = 1, 2, t
+    assert ok and dict(canonical.RULES)["framed"](o, c) == 0
+
+
+def test_a_mirror_copys_transform_is_the_mirror_in_unit_coordinates():
+    """A mirrored match is kept to the other image's own frame: u -> 1 - u (any view size of either)."""
+    from dedup.ops.verify import from_unit
+
+    src = photo(5)
+    ok, t = _checked(jpeg(src, 90), jpeg(ImageOps.mirror(src).resize((src.width // 2, src.height // 2)), 90))
+    assert ok
+    np.testing.assert_allclose(t, [[-1, 0, 1], [0, 1, 0], [0, 0, 1]], atol=0.02)
+    px = from_unit(t, (360, 480), (180, 240))  # pixels of a 480 x 360 view -> a 240 x 180 one
+    np.testing.assert_allclose(px @ [0, 0, 1], [239 - 0.5 * 0 - 0.0, 0, 1], atol=1.5)  # the left edge goes right
+
+
 def test_edge_step_tells_a_pasted_edge_from_a_cut_one():
     from dedup.ops.lineage import edge_step
 

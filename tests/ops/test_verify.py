@@ -257,6 +257,6 @@ def test_mirrored_framings_fail_at_the_coarse_pass(photo):
     def plausible(n, floor, scale, contained):
         return n >= floor and 1 / P.max_scale <= scale <= P.max_scale and contained >= P.min_containment
 
-    done, (ok, _, mirrored, _, _) = verify._coarse(fa, fb, P, plausible)
-    assert done and not ok and mirrored
+    done, (ok, _, mirrored, _, _, transform) = verify._coarse(fa, fb, P, plausible)
+    assert done and not ok and mirrored and transform is None
     assert not verify.check(fa, fb, dataclasses.replace(P, coarse_mirror_fail=0.0))[0]

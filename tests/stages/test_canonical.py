@@ -78,3 +78,28 @@ def test_cluster_sims_are_the_candidates_edges():
     sims = cluster_sims(groups, a, b, s)
     assert np.allclose(sims[0], [[1, 0.9, 0.7], [0.9, 1, 0.8], [0.7, 0.8, 1]])  # in the candidates' order
     assert np.allclose(sims[7], [[1, 0.95], [0.95, 1]])  # edges to vids outside the candidates are left out
+
+
+def test_pair_transforms_are_the_checks_of_pairs_inside_one_cluster():
+    """The content check's transforms reach the kept-image stage for passed pairs of two candidates of one
+    cluster only (not for rejected pairs, pairs across clusters, or pairs it did not check)."""
+    import pyarrow as pa
+
+    from dedup.ops.verify import VERIFY_SCHEMA, VERIFIED, REJECTED, NOT_NEEDED
+    from dedup.stages.canonical import make_versions, pair_transforms
+
+    groups = {0: [0, 2], 5: [5, 6]}
+    t = [float(x) for x in np.eye(3).ravel() * 2]
+    rows = [(0, 2, VERIFIED, t), (5, 6, REJECTED, t), (2, 5, VERIFIED, t), (5, 6, NOT_NEEDED, None), (1, 9, VERIFIED, t)]
+    checks = pa.table({"a": [r[0] for r in rows], "b": [r[1] for r in rows], "sim": [0.5] * len(rows),
+                       "verified": [r[2] for r in rows], "inliers": [30] * len(rows), "mirrored": [False] * len(rows),
+                       "transform": [r[3] for r in rows]}, schema=VERIFY_SCHEMA)
+    links = pair_transforms(groups, checks)
+    assert list(links) == [0] and list(links[0]) == [(0, 2)]
+    np.testing.assert_allclose(links[0][(0, 2)], np.eye(3) * 2)
+    assert pair_transforms(groups, None) == {}  # --verify off
+    f = {"picture_pixels": 1, "width": 1, "height": 1}
+    measured = {0: (f,), 2: (f,)}
+    keep, versions = make_versions([0, 2], measured, {0: (0, 0, "", 4, 9), 2: (0, 0, "", 4, 9)}, links[0])
+    assert keep == [0, 1] and [v.vid for v in versions] == [0, 2]
+    assert list(versions[0].links) == [2] and versions[1].links == {}

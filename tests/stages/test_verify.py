@@ -43,6 +43,10 @@ def test_job_verifies_every_pair_and_keeps_the_halves_apart(ray_local, tmp_path)
     assert v["edges_checked"] == v["edges"] and v["rejected"] >= 1 and v["images_decoded"] <= 6
     checked = pd.read_parquet(out / "edges_checked.parquet")
     assert set(checked["verified"]) <= {verify.VERIFIED, verify.REJECTED}
+    # each passed pair keeps the transform that matched it (the kept-image stage registers with it), no other
+    passed = checked["verified"] == verify.VERIFIED
+    assert checked.loc[passed, "transform"].notna().all() and checked.loc[~passed, "transform"].isna().all()
+    assert all(len(t) == 9 for t in checked.loc[passed, "transform"])
     # the report shows what the check refused, with thumbnails
     page = (out / "report.html").read_text()
     assert 'id="rejected"' in page and page.count('class="rejected-pair"') == min(v["rejected"], 12)

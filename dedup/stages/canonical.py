@@ -27,7 +27,7 @@ from dedup.ops.canonical import per_vid
 from dedup.stages.base import Stage, StageContext, StageResult
 
 MAX_CANDIDATES = 16  # the most versions of one cluster compared (the first in the largest order)
-IMAGES_PER_TASK = 256  # at most; fewer when that leaves CPUs idle (about four tasks per CPU)
+IMAGES_PER_TASK = 256  # at most; fewer when that leaves CPUs idle (about eight tasks per CPU: the last round's tail)
 
 
 @dataclasses.dataclass
@@ -130,7 +130,7 @@ def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[st
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     total = sum(len(vs) for vs in groups.values())
-    tasks = batches(list(groups.items()), int(min(IMAGES_PER_TASK, max(16, -(-total // (4 * cpus))))))
+    tasks = batches(list(groups.items()), int(min(IMAGES_PER_TASK, max(16, -(-total // (8 * cpus))))))
     info_of = vid_info(where, size, [v for vs in groups.values() for v in vs])
     remote = ray.remote(num_cpus=1)(_task)
     sims, links = sims or {}, links or {}

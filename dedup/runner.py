@@ -12,7 +12,9 @@ For each stage (:class:`dedup.stages.base.Stage`), in the order given:
 5. time it and keep its metrics for the summary.
 
 Ray starts (``start_ray``) just before the first stage that needs it; the stages before that one (the
-weights check, discovery of local inputs) run on the runner's threads beside it. Stages marked
+weights check, discovery of local inputs) run on the runner's threads beside it. On a re-run (``state.json``
+holds stages) a stage that would start it is asked first, once its inputs are done, whether it will be
+reused or needs Ray at all (:meth:`~Stage.needs_ray_now`): a run where nothing changed never starts Ray. Stages marked
 ``background`` run on a thread beside the stages after them; the runner joins each before
 the first stage that comes after it, and all of them before it returns (also when a stage fails). A
 stage that fails stops the run with an error naming it (:class:`StageFailed`); what finished before is
@@ -94,6 +96,7 @@ class Runner:
         the runner's threads (None: Ray is up already)."""
         self.stages, self.ctx, self.state = stages, ctx, state
         self.start_ray = start_ray
+        self.ray_up = start_ray is None
         self.startup: dict[str, dict] = {}  # the start-up's own lines (Ray's start), beside the stages
         self.fps: dict[str, str | None] = {}
         self.timings: dict[str, dict] = {}
@@ -113,17 +116,22 @@ class Runner:
 
     def run(self) -> dict[str, dict]:
         pending: dict[str, Future] = {}
-        ray_up = self.start_ray is None
+        self.ray_up = self.start_ray is None
+        rerun = bool(self.state.data)  # as it was before this run recorded anything
         with ThreadPoolExecutor(2, thread_name_prefix="dedup-stage") as pool:
             try:
                 for st in self.stages:
-                    if not ray_up and not st.needs_ray(self.ctx):
+                    if not self.ray_up and not st.needs_ray(self.ctx):
                         self._join_deps(st, pending)
                         pending[st.name] = pool.submit(self._one, st)  # beside Ray's start-up
                         continue
-                    if not ray_up:
+                    if not self.ray_up and rerun:  # this stage may need no Ray after all
+                        self._join_deps(st, pending)
+                        if self._reusable(st) or not st.needs_ray_now(self.ctx):
+                            self._one(st)
+                            continue
+                    if not self.ray_up:
                         self._start_ray(beside=list(pending))
-                        ray_up = True
                     self._join_deps(st, pending)
                     if st.in_background(self.ctx):
                         pending[st.name] = pool.submit(self._one, st)
@@ -141,7 +149,17 @@ class Runner:
             if dep in pending:
                 pending.pop(dep).result()
 
+    def _fingerprint(self, st: Stage) -> str | None:
+        parts = st.fingerprint(self.ctx)
+        return None if parts is None else fingerprint(st.name, parts, [self.fps.get(d) for d in st.depends(self.ctx)])
+
+    def _reusable(self, st: Stage) -> bool:
+        """Whether ``state.json`` holds this stage's fingerprint and its artifacts exist (its inputs done)."""
+        fp = self._fingerprint(st)
+        return fp is not None and self.state.get(st.name).get("fingerprint") == fp and all(p.exists() for p in st.artifacts(self.ctx))
+
     def _start_ray(self, beside: list[str]) -> None:
+        self.ray_up = True
         t0 = time.perf_counter()
         print("[dedup] ray start ...", file=sys.stderr, flush=True)
         self.start_ray()
@@ -164,14 +182,15 @@ class Runner:
         print(f"[dedup] {stage_line(st.name, seconds, res.metrics, st.items, reused)}", file=sys.stderr, flush=True)
 
     def _load_or_run(self, st: Stage) -> tuple[StageResult, bool, str | None]:
-        parts = st.fingerprint(self.ctx)
-        fp = None if parts is None else fingerprint(st.name, parts, [self.fps.get(d) for d in st.depends(self.ctx)])
+        fp = self._fingerprint(st)
         stored = self.state.get(st.name)
         if fp is not None and stored.get("fingerprint") == fp and all(p.exists() for p in st.artifacts(self.ctx)):
             res = st.load(self.ctx, stored)
             if res is not None:
                 self._maybe_kill(st)
                 return res, True, fp
+        if not self.ray_up and st.needs_ray_now(self.ctx):  # reusable after all it was not (a lower threshold)
+            self._start_ray(beside=[])
         if fp is not None:  # a recorded stage reruns: what was built on its old result goes too
             self.state.forget(st.name, *self.downstream(st.name))
         if self._fault == f"kill-milvus:{st.name}":

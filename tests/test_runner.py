@@ -128,6 +128,37 @@ def test_stages_that_need_no_ray_run_beside_its_start(tmp_path):
     assert r.startup["ray_start"]["beside"][:1] == ["w"] and r.startup["ray_start"]["seconds"] >= 0.3
 
 
+def test_a_rerun_with_nothing_changed_never_starts_ray(tmp_path):
+    """Ray is started only for a stage that will run and needs it: a re-run that reuses every stage, or
+    whose one unfingerprinted stage has nothing to do without Ray (needs_ray_now), starts none; a changed
+    parameter starts it just before the first stage that runs."""
+    class Cached(Rec):  # no fingerprint (runs every time), but needs Ray only where its cache is short
+        def fingerprint(self, ctx):
+            return None
+
+        def needs_ray_now(self, ctx):
+            return ctx.cfg.cache_short
+
+    starts = []
+    log = []
+
+    def go(**cfg):
+        ctx = StageContext(Cfg(**cfg), OutputLayout(tmp_path), {}, None)
+        stages = [Rec("embed", log=log), Rec("search", ["embed"], key="ks", log=log), Cached("verify", ["search"], log=log)]
+        r = Runner(stages, ctx, RunState(tmp_path / "state.json"), start_ray=lambda: starts.append(len(log)))
+        return r.run(), ctx
+
+    go(k=1, ks=1, cache_short=True)
+    assert starts == [0]  # a first run: Ray before the first stage
+    starts.clear()
+    timings, ctx = go(k=1, ks=1, cache_short=False)
+    assert starts == [] and timings["embed"].get("reused") and timings["search"].get("reused")
+    assert ctx.values["verify"] == "verify+search+embed"  # it ran, without Ray
+    log.clear()
+    go(k=1, ks=2, cache_short=False)  # search's parameter changed: Ray just before it runs
+    assert starts == [0] and [e[1] for e in log if e[0] == "start"] == ["search", "verify"]
+
+
 def test_stage_lines_are_for_a_person():
     from dedup.summary import stage_line
 

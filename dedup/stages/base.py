@@ -55,6 +55,11 @@ class Stage:
         """Whether the stage uses Ray. The stages before the first that does run beside Ray's start-up."""
         return True
 
+    def needs_ray_now(self, ctx: StageContext) -> bool:
+        """Asked on a re-run, once the stages it comes after are done and before Ray has started: whether
+        this run of it needs Ray (work that is all in a cache does not). A stage that will be reused never does."""
+        return self.needs_ray(ctx)
+
     def fingerprint(self, ctx: StageContext) -> Any:
         """What the stage's work depends on besides its upstream stages (JSON-able), or None: never reused."""
         return None

@@ -44,6 +44,36 @@ class CanonicalStage(Stage):
     def depends(self, ctx: StageContext) -> tuple[str, ...]:
         return self.after if ctx.cfg.references else ("discover", "decode_embed", "verify", "graph")
 
+    def fingerprint(self, ctx: StageContext):
+        """The policy; with ``quality``, also what the choice is made from (the clusters, the edges and the
+        check's transforms: the stages before it that are not fingerprinted) and by (the code and the model)."""
+        if ctx.cfg.canonical != "quality":
+            return [ctx.cfg.canonical]
+        return ["quality", ctx.cfg.image_column, MAX_CANDIDATES, _code_digest(), _inputs_digest(ctx)]
+
+    def artifacts(self, ctx: StageContext):
+        return (ctx.layout.canonical,) if ctx.cfg.canonical == "quality" else ()
+
+    def needs_ray_now(self, ctx: StageContext) -> bool:
+        return ctx.cfg.canonical == "quality" and bool(self._groups(ctx))
+
+    def load(self, ctx: StageContext, stored: dict) -> StageResult:
+        clusters = ctx.value("graph")
+        if ctx.cfg.canonical != "quality":
+            return StageResult(Choice(clusters, {}), {"policy": ctx.cfg.canonical})
+        t = pd.read_parquet(ctx.layout.canonical, columns=["cluster_vid", "vid", "kept", "why"])
+        kept = t[t["kept"].astype(bool)]
+        chosen = {int(c): (int(v), str(w)) for c, v, w in zip(kept["cluster_vid"], kept["vid"], kept["why"])}
+        out = rechoose(clusters, chosen, ctx.value("verify").edges)
+        return StageResult(Choice(out, {v: why for v, why in chosen.values()}), dict(stored.get("metrics", {})))
+
+    def _groups(self, ctx: StageContext) -> dict[int, list[int]]:
+        from dedup.stages.graph import graph_inputs
+
+        edges = ctx.value("verify").edges
+        is_ref = graph_inputs(ctx)[3]
+        return candidates(ctx.value("graph").canonical, edges["a"].to_numpy(), edges["b"].to_numpy(), is_ref)
+
     def run(self, ctx: StageContext) -> StageResult:
         from dedup.stages.graph import graph_inputs
 
@@ -57,17 +87,43 @@ class CanonicalStage(Stage):
         sims = cluster_sims(groups, edges["a"].to_numpy(), edges["b"].to_numpy(), edges["sim"].to_numpy())
         links = pair_transforms(groups, ctx.value("verify").checks)
         cpu: dict = {}
-        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims, cpu, links)
+        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims, cpu, links) if groups else ([], {})
         out = rechoose(clusters, chosen, edges)
-        frame = pd.DataFrame(rows)
-        if len(frame):
-            frame.to_parquet(ctx.layout.canonical, index=False)
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame({k: [] for k in ("cluster_vid", "vid", "path", "kept", "why", "error")})
+        frame.to_parquet(ctx.layout.canonical, index=False)  # also empty: a re-run reuses it
         changed = sum(1 for c, (v, _) in chosen.items() if v != c)
         count = int(sum(len(g) for g in groups.values()))
-        return StageResult(Choice(out, {v: why for v, why in chosen.values()}),
-                           {"policy": "quality", "clusters": len(groups), "candidates": count,
-                            "changed_from_largest": changed, "unreadable": int(sum(1 for r in rows if r.get("error"))),
-                            **cpu_metrics(cpu, count)})
+        metrics = {"policy": "quality", "clusters": len(groups), "candidates": count, "changed_from_largest": changed,
+                   "unreadable": int(sum(1 for r in rows if r.get("error"))), **cpu_metrics(cpu, count)}
+        return StageResult(Choice(out, {v: why for v, why in chosen.values()}), metrics, {"metrics": metrics})
+
+
+def _code_digest() -> str:
+    """The choice's code and model: a change to either chooses again."""
+    import hashlib
+    from pathlib import Path
+
+    from dedup.ops import canonical, evidence, lineage, quality, verify
+
+    h = hashlib.sha1()
+    for path in [*(m.__file__ for m in (canonical, evidence, lineage, quality, verify)), evidence.MODEL_FILE]:
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _inputs_digest(ctx: StageContext) -> str:
+    """The clusters, the edges kept and the check's record of them (its transforms), hashed."""
+    import hashlib
+
+    h = hashlib.sha1(np.ascontiguousarray(ctx.value("graph").canonical).tobytes())
+    checked = ctx.value("verify")
+    for table in (checked.edges, checked.checks):
+        if table is not None:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, table.schema) as w:
+                w.write_table(table)
+            h.update(sink.getvalue())
+    return h.hexdigest()[:16]
 
 
 def cpu_metrics(cpu: dict, candidates: int) -> dict:

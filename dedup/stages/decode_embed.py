@@ -103,7 +103,8 @@ class DecodeEmbedStage(Stage):
         return (ctx.layout.vectors,) if ctx.value("discover").n > len(_skipped(ctx)) else ()
 
     def load(self, ctx: StageContext, stored: dict) -> StageResult:
-        ctx.params["embed_resources"] = self._resources(ctx)
+        # what the run that made the vectors had (asking Ray again would start it for nothing)
+        ctx.params["embed_resources"] = stored.get("embed_resources") or self._resources(ctx)
         return self._result(ctx)
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -117,6 +118,7 @@ class DecodeEmbedStage(Stage):
             _decode_embed(ctx.cfg, reps, layout, res, refs)
         out = self._result(ctx)
         out.metrics.update(metrics)
+        out.state["embed_resources"] = res
         return out
 
     @staticmethod

@@ -29,6 +29,9 @@ class GraphStage(Stage):
     def depends(self, ctx: StageContext) -> tuple[str, ...]:
         return self.after if ctx.cfg.references else ("discover", "decode_embed", "verify")
 
+    def needs_ray(self, ctx: StageContext) -> bool:
+        return False  # tables in the driver
+
     def run(self, ctx: StageContext) -> StageResult:
         files, edges = ctx.value("discover"), ctx.value("verify").edges
         a, b, s = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))

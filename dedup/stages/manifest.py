@@ -23,6 +23,9 @@ class ManifestStage(Stage):
     def depends(self, ctx: StageContext) -> tuple[str, ...]:
         return self.after if ctx.cfg.references else ("discover", "decode_embed", "graph", "canonical", "verify")
 
+    def needs_ray(self, ctx: StageContext) -> bool:
+        return False  # tables in the driver
+
     def run(self, ctx: StageContext) -> StageResult:
         from dedup.stages.graph import graph_inputs
 

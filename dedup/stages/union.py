@@ -22,6 +22,9 @@ class UnionStage(Stage):
         self.searches = tuple(searches)
         self.after = ("decode_embed", "reference", *self.searches) if "search_reference" in self.searches else ("decode_embed", *self.searches)
 
+    def needs_ray(self, ctx: StageContext) -> bool:
+        return False  # tables in the driver
+
     def run(self, ctx: StageContext) -> StageResult:
         from dedup.ops.graph import dedupe_edges
         from dedup.ops.search import EDGE_SCHEMA

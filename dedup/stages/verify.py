@@ -50,9 +50,7 @@ class VerifyStage(Stage):
         lo, hi = rng
         vp = VerifyParams()
         ctx.params["verify_params"] = {**dataclasses.asdict(vp), "band": [lo, hi]}
-        sim = edges["sim"].to_numpy()
-        band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
-        a, b = edges["a"].to_numpy()[band], edges["b"].to_numpy()[band]
+        band, a, b = in_band(edges, lo, hi)
         cached, todo, counts, seconds = self._check(ctx, a, b, vp)
         cached, template = without_templates(cached, a, b) if vp.templates else (cached, 0)
         checks = apply(edges, cached, lo, hi)
@@ -68,12 +66,19 @@ class VerifyStage(Stage):
         kept = checks.filter(pc.not_equal(checks["verified"], pa.scalar(REJECTED, pa.int8())))
         return StageResult(Checked(kept.select(["a", "b", "sim"]), checks), metrics)
 
+    def needs_ray_now(self, ctx: StageContext) -> bool:
+        """Only where a pair in the band has no check in ``verify.parquet`` yet (a re-run checks nothing)."""
+        rng = ctx.cfg.verify_range()
+        if rng is None:
+            return False
+        _, a, b = in_band(ctx.value(self.edges_from), *rng)
+        return bool(unchecked(a, b, read_checks(ctx.layout.verify_cache, VerifyParams().key())).any())
+
     def _check(self, ctx: StageContext, a: np.ndarray, b: np.ndarray, vp: VerifyParams):
         """The pairs' checks: the cached ones, and the others run now (then added to the cache)."""
         cache = ctx.layout.verify_cache
         cached = read_checks(cache, vp.key())
-        n = int(max(a.max(initial=0), b.max(initial=0), cached["b"].to_numpy().max(initial=0))) + 1
-        todo = ~np.isin(a * n + b, cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64))
+        todo = unchecked(a, b, cached)
         t0 = time.perf_counter()
         reps = ctx.value("discover").reps
         if "reference" in ctx.values and len(ctx.value("reference").reps):  # pairs with a reference image: its bytes are there
@@ -85,6 +90,19 @@ class VerifyStage(Stage):
             pq.write_table(pa.Table.from_pandas(cached, preserve_index=False).replace_schema_metadata({"params": vp.key()}), tmp)
             tmp.replace(cache)
         return cached, todo, counts, time.perf_counter() - t0
+
+
+def in_band(edges: pa.Table, lo: float, hi: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(which edges are in the band [lo, hi), their a, their b); ``hi`` None: every edge."""
+    sim = edges["sim"].to_numpy()
+    band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
+    return band, edges["a"].to_numpy()[band], edges["b"].to_numpy()[band]
+
+
+def unchecked(a: np.ndarray, b: np.ndarray, cached: pd.DataFrame) -> np.ndarray:
+    """Which pairs (a[i], b[i]) ``cached`` (:func:`read_checks`) holds no check of."""
+    n = int(max(a.max(initial=0), b.max(initial=0), cached["b"].to_numpy().max(initial=0))) + 1
+    return ~np.isin(a * n + b, cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64))
 
 
 def without_templates(checked: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> tuple[pd.DataFrame, int]:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from dedup.ops import canonical
+from dedup.ops import canonical, lattices, regions
 
 MARGINS = (0.04, 0.06, 0.08)
 
@@ -124,7 +124,7 @@ def enlarge_margins(src: Path, every: int = 25) -> list[dict]:
 
 
 def requantized_pairs(groups, measured, info, truth: pd.DataFrame, scores=(0.3, 0.5, 0.7)) -> list[dict]:
-    """Every two JPEG candidates of one cluster with a lattice score (:func:`dedup.ops.canonical.lattice_score`),
+    """Every two JPEG candidates of one cluster with a lattice score (:func:`dedup.ops.lattices.lattice_score`),
     by how they are related in ``truth``: the finer made from the coarser (the rule should fire), the coarser
     made from the finer or both made from a third (it should not); per relation, the share over each score."""
     from itertools import combinations
@@ -138,7 +138,7 @@ def requantized_pairs(groups, measured, info, truth: pd.DataFrame, scores=(0.3, 
             if qx == qy:
                 continue
             coarse, fine = (x, y) if qx < qy else (y, x)
-            score = canonical.lattice_score(measured[coarse][4], measured[fine][4])
+            score = lattices.lattice_score(measured[coarse][4], measured[fine][4])
             if score is None:
                 continue
             ec, ef = edit.get(info[coarse][2]), edit.get(info[fine][2])
@@ -150,7 +150,7 @@ def requantized_pairs(groups, measured, info, truth: pd.DataFrame, scores=(0.3, 
 
 def region_pairs(groups, measured, info, truth: pd.DataFrame) -> list[dict]:
     """Every (original, copy) pair of one bench cluster that are alike but in one region
-    (:func:`dedup.ops.canonical.edited_region` on their detail views), by the copy's edit: the share that
+    (:func:`dedup.ops.regions.edited_region` on their detail views), by the copy's edit: the share that
     ``local_edit`` and ``drawn_on``, each alone, decide for the original (right) and for the copy (wrong)."""
     edit = dict(zip(truth["path"], truth["edit"]))
     rules = dict(canonical.RULES)
@@ -163,7 +163,7 @@ def region_pairs(groups, measured, info, truth: pd.DataFrame) -> list[dict]:
         o = canonical.Version(measured[orig[0]][0], 0, *measured[orig[0]][1:])
         for v in ok:
             c = canonical.Version(measured[v][0], 0, *measured[v][1:])
-            if v == orig[0] or canonical._region(o, c) is None:
+            if v == orig[0] or regions._region(o, c) is None:
                 continue
             rows.append({"edit": edit.get(info[v][2]), **{name: rules[name](o, c) for name in ("local_edit", "drawn_on")}})
     if not rows:

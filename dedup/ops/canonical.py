@@ -2,30 +2,36 @@
 
 Two policies, ``--canonical``:
 
-* ``quality`` (the default): the best version, by evidence from the images themselves. Every two
-  candidates are compared by :data:`RULES`, in order; the first rule that sees a clear difference decides
-  the pair (a rule with no clear difference passes to the next). The candidate that wins the most pairs
-  is kept; a tie goes to the ``largest`` order. Candidates are the cluster's images that are near copies of
-  every other one in it (for a cluster formed around one image, often all of them), so the cluster stays
-  the same and every removed image is still a copy of the kept one. The rules and why each is where it is
-  are in the README ("Which image is kept").
+* ``quality`` (the default): the best version, by evidence from the images themselves (:func:`choose`):
+  every two candidates are compared; the forensic rules and the rules of direct evidence decide a pair
+  where one sees a clear difference, the kept-image model (:mod:`dedup.ops.evidence`) weighs the rest of
+  the evidence for the pairs none of them decides, and the decisions are taken surest first (ranked
+  pairs). Candidates are the cluster's images that are near copies of every other one in it, so the
+  cluster stays the same and every removed image is still a copy of the kept one. ``docs/how-it-decides.md``
+  ("Which image is kept") says why each rule is where it is.
 * a comma list of keys, applied in order, each breaking the previous one's ties: ``pixels`` (more pixels
   first), ``bytes`` (larger file first), ``path`` (path order). ``largest`` is ``pixels,bytes,path``, the
   policy before ``quality`` existed.
 
-The chaining guard (:mod:`dedup.ops.graph`) forms clusters in the ``largest`` order (:func:`policy_rank`)
-under either policy; path order is always the last tie-break, so every choice is deterministic.
+The rules: here those read off a version's measures (resampled, stretched, enlarged, colour, flat, the
+central version) and the frame added around a picture (``framed``, :mod:`dedup.ops.lineage`); edits in one
+region in :mod:`dedup.ops.regions`; evidence from JPEG compression in :mod:`dedup.ops.lattices`; the
+candidate itself, :class:`~dedup.ops.versions.Version`, in :mod:`dedup.ops.versions`. The chaining guard
+(:mod:`dedup.ops.graph`) forms clusters in the ``largest`` order (:func:`policy_rank`) under either policy;
+path order is always the last tie-break, so every choice is deterministic.
 """
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from dedup.ops.quality import LATTICE_SIDE, Lattice
+from dedup.ops.lattices import (_jpeg_format, _lossy_copy, _recompressed, _reoriented, _requantized, _same_pixels,
+                                _saved_from_jpeg)
+from dedup.ops.regions import _clip_rule, _drawn_on, _local_edit
+from dedup.ops.versions import Version, _more, aligned
 
 LARGEST = "pixels,bytes,path"
 KEYS = ("pixels", "bytes", "path")
@@ -62,300 +68,6 @@ def rank_vids(keys: list[str], files: pd.DataFrame, meta: pd.DataFrame, n: int) 
     """Each vid's place in a key list's order (vids are numbered in path order, see `plan`)."""
     v = per_vid(files, meta, n)
     return policy_rank(keys, v["pixels"], v["bytes"], np.arange(n))
-
-
-# ---- the quality policy: every two candidates compared, rule by rule ----------------------------------
-
-
-@dataclass
-class Version:
-    """One candidate: its :data:`dedup.ops.quality.FIELDS`, its ``rank`` in the ``largest`` order (the
-    tie-break), its grey view and grey detail view (for the checks that compare two images pixel by
-    pixel), its tone levels and its JPEG lattice, or, not a JPEG, its luma on a JPEG's square
-    (:mod:`dedup.ops.quality`). :func:`choose` adds its
-    ``spread`` to ``f`` where the cluster holds three or more distinct versions (:func:`set_spread`)."""
-
-    f: dict
-    rank: int
-    view: np.ndarray | None = None
-    detail: np.ndarray | None = None
-    tone: np.ndarray | None = None
-    lattice: Lattice | None = None
-    luma: np.ndarray | None = None  # a file that is not a JPEG: its luma on a JPEG's square (quality.square_luma)
-    energy: float | None = None  # its detail view's edge energy (:func:`edge_energy`), once asked for
-    reg: list | None = None  # its registration view and keypoints (:func:`dedup.ops.lineage.reg_view`), once asked for
-    vid: int = -1  # which image it is (the keys of ``links``)
-    links: dict = field(default_factory=dict)  # vid -> the content check's transform from this frame to that one's (unit)
-    memo: dict = field(default_factory=dict, repr=False)  # arrays derived from it, once asked for (:func:`_memo`)
-
-
-def _memo(v: Version, key, make: Callable[[], object]):
-    """``make()`` kept on ``v`` under ``key``: what the pairwise rules derive from one version (a standardised
-    view, a Laplacian, a DCT) is computed once per version, not once per pair."""
-    if key not in v.memo:
-        v.memo[key] = make()
-    return v.memo[key]
-
-
-def _pair_memo(x: Version, y: Version, key, make: Callable[[], object]):
-    """``make()`` kept on ``x`` for the pair (``x``, ``y``): two rules that ask the same of one pair
-    (:func:`_region`) compute it once."""
-    kept = x.memo.setdefault(key, {})
-    if id(y) not in kept or kept[id(y)][0] is not y:
-        kept[id(y)] = (y, make())
-    return kept[id(y)][1]
-
-
-def _more(a: float, b: float, factor: float) -> int:
-    """+1 if a > b * factor, -1 if b > a * factor, else 0 (no clear difference)."""
-    return 1 if a > b * factor else (-1 if b > a * factor else 0)
-
-
-def aligned(x: Version, y: Version, max_median: float = 0.3) -> bool:
-    """The two views show the same pixels in the same places (tone or colour edits, re-encodes, overlays,
-    small rotations): same size, and their grey levels, each standardised, differ by less than
-    ``max_median`` standard deviations at the median pixel (an overlay changes only its own pixels; a crop
-    or a mirror image moves all of them: about 0.5-0.9)."""
-    if x.view is None or y.view is None or x.view.shape != y.view.shape or x.view.size < 64:
-        return False
-    za, zb = _standard_view(x), _standard_view(y)
-    if za is None or zb is None:
-        return False
-    return median_below(np.abs(za - zb), max_median)
-
-
-def median_below(values: np.ndarray, limit: float) -> bool:
-    """``float(np.median(values)) < limit`` (float32 ``values``, no NaN), from how many values are below
-    ``limit`` instead of a partial sort; only where the two middle values fall either side of it is their
-    mean taken, as numpy's median takes it."""
-    n, below = values.size, int(np.count_nonzero(values < limit))
-    if n % 2:
-        return below >= (n + 1) // 2
-    if below != n // 2:
-        return below > n // 2
-    middle = np.array([values[values < limit].max(), values[values >= limit].min()], values.dtype)
-    return float(np.mean(middle)) < limit
-
-
-def _standard_view(v: Version) -> np.ndarray | None:
-    """``v``'s view, flattened and standardised (float32); None for a flat one (standard deviation under 1)."""
-    def make():
-        a = v.view.astype(np.float32).ravel()
-        return None if a.std() < 1 else (a - a.mean()) / a.std()
-    return _memo(v, "standard_view", make)
-
-
-def clipped_detail(x: np.ndarray, y: np.ndarray, min_share: float = 0.001, spread: float = 4.0,
-                   masks: list | None = None) -> bool:
-    """``x`` is pure white (or pure black) where the aligned ``y`` still has detail: x lost what y has
-    (brightening or a contrast boost that clipped, a pasted caption box). Where y is flat there (y's own
-    clipped sky, made grey by a darkened copy), there is nothing lost and no evidence. ``masks``: x's
-    :func:`clipped_areas`, where they are kept."""
-    for mask in clipped_areas(x) if masks is None else masks:
-        if mask.mean() > min_share and float(y[mask].astype(np.float32).std()) > spread:
-            return True
-    return False
-
-
-def clipped_areas(x: np.ndarray) -> list[np.ndarray]:
-    """The inside of ``x``'s pure white and of its pure black areas (at their edges a blurred or resampled
-    copy mixes in the neighbours, which is not detail the clipped image lost)."""
-    from scipy.ndimage import binary_erosion
-
-    return [binary_erosion(mask, iterations=1) for mask in (x >= 253, x <= 2)]
-
-
-def edited_region(a: np.ndarray, b: np.ndarray, z: float = 1.5, lo: float = 0.002, hi: float = 0.5) -> np.ndarray | None:
-    """Where two grey images of one size, alike everywhere else, differ: the pixels whose standardised
-    (:func:`_robust_z`) grey levels differ by more than ``z`` standard deviations (and five times the median difference). None
-    when the images are not alike (the median pixel differs by 0.3 or more: a crop, a mirror image) or the
-    region is not a local one (under ``lo`` or over ``hi`` of the image: a re-encode, a tone edit)."""
-    return _differ(_robust_z(a), _robust_z(b), z, lo, hi)
-
-
-def _differ(za: np.ndarray | None, zb: np.ndarray | None, z: float = 1.5, lo: float = 0.002,
-            hi: float = 0.5) -> np.ndarray | None:
-    """:func:`edited_region` of two images already standardised (:func:`_robust_z`)."""
-    if za is None or zb is None:
-        return None
-    d = np.abs(za - zb)
-    median = float(np.median(d.ravel()[::7]))
-    if median >= 0.3:
-        return None
-    mask = d > max(z, 5 * median)
-    return mask if lo <= float(mask.mean()) <= hi else None
-
-
-def _robust_z(v: np.ndarray) -> np.ndarray | None:
-    """Grey levels standardised by their median and interquartile range (an overlay on a quarter of the
-    image hardly moves them, unlike the mean and standard deviation); None for a flat image."""
-    from dedup.ops.quality import percentiles_u8
-
-    f = v.astype(np.float32)
-    q1, med, q3 = percentiles_u8(v.ravel()[::7], [25, 50, 75])  # a sample is enough for three quantiles
-    return None if q3 - q1 < 1 else (f - med) / ((q3 - q1) / 1.349)
-
-
-def _robust_z_of(v: Version) -> np.ndarray | None:
-    """:func:`_robust_z` of ``v``'s detail view, once per version."""
-    return _memo(v, "robust_z", lambda: _robust_z(v.detail))
-
-
-def synthetic_share(values: np.ndarray, tol: int = 4) -> float:
-    """The share of ``values`` that look drawn rather than photographed: within ``tol`` grey levels of
-    their most common level (a filled box, a patch of one colour) or near pure white or black (text)."""
-    v = values.astype(np.int16)
-    mode = int(np.bincount(v, minlength=256).argmax())
-    return float(np.mean((np.abs(v - mode) <= tol) | (v >= 240) | (v <= 15)))
-
-
-def _region(x: Version, y: Version) -> tuple[np.ndarray, float, float] | None:
-    """Where two versions of one size differ (:func:`edited_region`) and each one's edge energy (the mean
-    absolute Laplacian of the detail view) outside it, 3 px away; None where they are not alike but there.
-    Kept for the pair (:func:`_local_edit` and :func:`_drawn_on` both ask)."""
-    if x.detail is None or y.detail is None or x.detail.shape != y.detail.shape:
-        return None
-
-    def make():
-        mask = _differ(_robust_z_of(x), _robust_z_of(y))
-        if mask is None:
-            return None
-        outside = ~grown(mask, 3)
-        return mask, _edge_energy(x, outside), _edge_energy(y, outside)
-    return _pair_memo(x, y, "region", make)
-
-
-def grown(mask: np.ndarray, px: int) -> np.ndarray:
-    """``mask`` grown by ``px`` px (4-connected steps: the pixels within that city-block distance), as
-    ``scipy.ndimage.binary_dilation(mask, iterations=px)`` gives it, by OpenCV's dilation with that diamond
-    (the same pixels, a twentieth of the time)."""
-    import cv2
-
-    side = np.arange(2 * px + 1) - px
-    diamond = (np.abs(side)[:, None] + np.abs(side)[None, :] <= px).astype(np.uint8)
-    out = cv2.dilate(np.ascontiguousarray(mask, np.uint8), diamond, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    return out.astype(bool)
-
-
-def _edge_energy(v: Version, where: np.ndarray) -> float:
-    """The mean absolute Laplacian of ``v``'s detail view over ``where`` (the Laplacian kept on ``v``)."""
-    if not where.any():
-        return 0.0
-    lap = _memo(v, "abs_laplace", lambda: abs_laplace(v.detail))
-    return float(lap[where].mean())
-
-
-def abs_laplace(g: np.ndarray) -> np.ndarray:
-    """``np.abs(scipy.ndimage.laplace(g.astype(np.float32)))`` of a uint8 image, in integers (the edge
-    pixel repeated past the border, as its ``reflect`` mode does): on grey levels every sum is an exact
-    integer, so the values are the same, for a third of the time."""
-    a = g.astype(np.int16)
-    up, down = np.concatenate([a[:1], a[:-1]]), np.concatenate([a[1:], a[-1:]])
-    left, right = np.concatenate([a[:, :1], a[:, :-1]], axis=1), np.concatenate([a[:, 1:], a[:, -1:]], axis=1)
-    return np.abs(up + down + left + right - 4 * a).astype(np.float32)
-
-
-def _unless_blurred(r: int, ex: float, ey: float, blur: float) -> int:
-    """``r``, or 0 where its winner has under ``blur`` of the loser's edge energy outside the region: a
-    blurred copy is smoother everywhere, so its region is no evidence of what was drawn."""
-    return 0 if (r > 0 and ex < blur * ey) or (r < 0 and ey < blur * ex) else r
-
-
-def unexplained(v: np.ndarray, mask: np.ndarray, sigma: float = 3.0, min_pixels: int = 20) -> float | None:
-    """How far the pixels of ``v`` in ``mask`` are from what their unmasked surroundings predict: the mean
-    absolute difference from the Gaussian-weighted mean (``sigma`` px) of the grey levels outside the mask,
-    over the masked pixels that have such surroundings. Photographed detail mostly continues its
-    surroundings; text, marks or a box drawn over a photo do not. None with too few such pixels."""
-    around = _surroundings(mask, sigma, min_pixels)
-    return None if around is None else _unexplained_in(v, around, sigma)
-
-
-def _surroundings(mask: np.ndarray, sigma: float = 3.0, min_pixels: int = 20) -> tuple | None:
-    """What :func:`unexplained` needs of the mask alone (the same for both versions of a pair): the unmasked
-    pixels (float32), their Gaussian weight, and the masked pixels near them; None with too few of those.
-    All on the mask's bounding box and the filter's reach around it (the rest is not read: the filtered
-    values at the masked pixels are the same)."""
-    from scipy.ndimage import gaussian_filter
-
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if not len(rows):
-        return None
-    reach = int(4.0 * sigma + 0.5) + 1  # gaussian_filter's radius (truncate 4), and one more
-    box = (slice(max(0, rows[0] - reach), rows[-1] + 1 + reach), slice(max(0, cols[0] - reach), cols[-1] + 1 + reach))
-    mask = mask[box]
-    outside = (~mask).astype(np.float32)
-    weight = gaussian_filter(outside, sigma)
-    near = mask & (weight > 0.05)
-    return None if near.sum() < min_pixels else (outside, weight, near, box)
-
-
-def _unexplained_in(v: np.ndarray, around: tuple, sigma: float = 3.0) -> float:
-    from scipy.ndimage import gaussian_filter
-
-    outside, weight, near, box = around
-    f = v[box].astype(np.float32)
-    predicted = gaussian_filter(f * outside, sigma)[near] / weight[near]
-    return float(np.mean(np.abs(f[near] - predicted)))
-
-
-def _continued(x: Version, y: Version, mask: np.ndarray, ratio: float = 3.0) -> int:
-    """+1 where x's pixels in ``mask`` continue their surroundings and y's do not (:func:`unexplained`,
-    ``ratio`` times x's, +1 grey level each): y was drawn on; -1 the other way; 0 for no clear difference."""
-    around = _surroundings(mask)
-    if around is None:
-        return 0
-    ux, uy = _unexplained_in(x.detail, around), _unexplained_in(y.detail, around)
-    return 1 if uy + 1 > ratio * (ux + 1) else (-1 if ux + 1 > ratio * (uy + 1) else 0)
-
-
-def _local_edit(x: Version, y: Version, margin: float = 0.25, blur: float = 0.4, fill: float = 0.9) -> int:
-    """Two versions alike except in one region (an overlay, a caption, a watermark, a pasted patch): the one
-    whose pixels there look drawn (:func:`synthetic_share`, clearly more) was edited; the other wins, unless
-    it is the blurred one (:func:`_unless_blurred`: a photo's own dark and bright texture looks drawn too),
-    or the loser's region is not a fill (``fill`` of it drawn-looking) and continues its surroundings where
-    the winner's does not (:func:`_continued`: white text on a dark photo, whose near-black looks drawn)."""
-    region = _region(x, y)
-    if region is None:
-        return 0
-    mask, ex, ey = region
-    sx, sy = synthetic_share(x.detail[mask]), synthetic_share(y.detail[mask])
-    r = _unless_blurred(1 if sy > sx + margin else (-1 if sx > sy + margin else 0), ex, ey, blur)
-    if r and (sy if r > 0 else sx) < fill and _continued(x, y, mask) == -r:
-        return 0  # :func:`_drawn_on` decides
-    return r
-
-
-def _drawn_on(x: Version, y: Version, blur: float = 0.4, ratio: float = 3.0) -> int:
-    """Two versions alike except in one region where one of them does not continue its surroundings
-    (:func:`_continued`): that one was drawn on (thin watermark text, a caption over a pale or dark
-    photo, which :func:`_local_edit`'s drawn-looking levels miss) and the other wins, unless it is the
-    blurred one (:func:`_unless_blurred`). A filled patch is :func:`_local_edit`'s: its unmasked edge predicts it."""
-    region = _region(x, y)
-    if region is None:
-        return 0
-    mask, ex, ey = region
-    return _unless_blurred(_continued(x, y, mask, ratio), ex, ey, blur)
-
-
-def edge_energy(v: Version) -> float:
-    """The mean absolute Laplacian of ``v``'s whole detail view (kept on it: several pairs ask)."""
-    if v.energy is None:
-        v.energy = _edge_energy(v, np.ones(v.detail.shape, bool)) if v.detail is not None else 0.0
-    return v.energy
-
-
-def _clip_rule(x: Version, y: Version, blur: float = 0.4) -> int:
-    """Aligned versions, one pure white or black where the other has detail (:func:`clipped_detail`): that
-    one lost it and the other wins, unless the other is the blurred one (:func:`_unless_blurred` on the
-    whole detail views): a blur spreads a photo's own clipped highlights into their surroundings, which
-    looks like detail there (a blur of 3 px won so in 4 of 40 photos; a brightened copy keeps 0.5-1.5 of
-    the photo's edge energy, a blurred one of 1.5 px 0.05-0.56, of 3 px 0.02-0.30)."""
-    if not aligned(x, y):
-        return 0
-    lost_x = clipped_detail(x.view, y.view, masks=_memo(x, "clipped", lambda: clipped_areas(x.view)))
-    lost_y = clipped_detail(y.view, x.view, masks=_memo(y, "clipped", lambda: clipped_areas(y.view)))
-    r = int(lost_y) - int(lost_x)
-    return _unless_blurred(r, edge_energy(x), edge_energy(y), blur) if r else 0
 
 
 def _native(v: Version) -> float:
@@ -424,125 +136,6 @@ def _flat(x: Version, y: Version) -> int:
     return -_more(fx, fy, 1.5) if abs(fx - fy) > 0.01 else 0
 
 
-def lattice_score(coarse: Lattice, fine: Lattice, min_step: float = 4.0, min_ratio: float = 1.5,
-                  min_count: int = 200) -> float | None:
-    """How much the finer JPEG's luma coefficients sit on the coarser one's quantisation lattice: 1 when
-    every one is within its own rounding of a lattice point (``fine`` was re-saved from ``coarse``, after
-    at most a linear tone change, whose factor is fitted), about 0 for coefficients spread evenly (no
-    relation, or ``coarse`` made from ``fine``: a coarser re-save keeps no trace of the finer lattice).
-    Only at frequencies where the coarser step is ``min_step`` or more and ``min_ratio`` times the finer,
-    on the coefficients that are not zero in the coarser file. None where the two cannot be compared (other
-    sizes, too few coefficients, no linear relation)."""
-    if coarse.size != fine.size or coarse.coef.shape != fine.coef.shape:
-        return None
-    sel = (coarse.q >= min_ratio * fine.q) & (coarse.q >= min_step)
-    x, y = coarse.coef[:, sel] / 16.0, fine.coef[:, sel] / 16.0
-    step, fine_step = np.broadcast_to(coarse.q[sel], x.shape), np.broadcast_to(fine.q[sel], x.shape)
-    nonzero = np.abs(x) >= 0.5 * step
-    if nonzero.sum() < min_count:
-        return None
-    x, y, step, fine_step = x[nonzero], y[nonzero], step[nonzero], fine_step[nonzero]
-    a = float((x * y).sum() / (x * x).sum())  # the tone edit's contrast factor (1 for none)
-    if not 0.3 < a < 3:
-        return None
-    tol = fine_step / (2 * a) + 0.5  # the finer file's own rounding, and the decoder's
-    expected = float(np.minimum(1.0, 2 * tol / step).mean())  # within tol by chance
-    if expected > 0.9:
-        return None
-    return (float(np.mean(np.abs(y / a - x) <= tol)) - expected) / (1 - expected)
-
-
-def _requantized(x: Version, y: Version, min_score: float = 0.5) -> int:
-    """Two JPEGs of one size: the finer one whose coefficients keep the coarser one's lattice
-    (:func:`lattice_score` over ``min_score``) was re-saved from it at a higher quality, and the coarser
-    wins (a higher quality setting does not bring back what the first save lost)."""
-    if x.lattice is None or y.lattice is None or x.f["jpeg_quality"] == y.f["jpeg_quality"]:
-        return 0
-    coarse, fine, sign = (x, y, 1) if x.f["jpeg_quality"] < y.f["jpeg_quality"] else (y, x, -1)
-    score = lattice_score(coarse.lattice, fine.lattice)
-    return sign if score is not None and score > min_score else 0
-
-
-# The seven ways to turn or mirror an image other than leaving it: (transposed, rows reversed, columns reversed).
-TURNS = tuple((t, r, c) for t in (False, True) for r in (False, True) for c in (False, True) if (t, r, c) != (False, False, False))
-
-
-def turned_square(src: Lattice, other: Lattice, turn: tuple[bool, bool, bool]) -> np.ndarray | None:
-    """``other``'s luma turned or mirrored by ``turn`` (:data:`TURNS`) into ``src``'s frame, over ``src``'s
-    lattice square; None where the turned image is not ``src``'s size or its stored luma does not cover it."""
-    transpose, rows, cols = turn
-    (w, h), (ow, oh) = src.size, other.size
-    if ((oh, ow) if transpose else (ow, oh)) != (w, h) or src.luma is None or other.luma is None:
-        return None
-    side_h, side_w = min(h - src.origin[0], LATTICE_SIDE), min(w - src.origin[1], LATTICE_SIDE)
-    i, j = np.arange(side_h) + src.origin[0], np.arange(side_w) + src.origin[1]
-    i, j = (h - 1 - i if rows else i), (w - 1 - j if cols else j)  # in the transposed or plain other
-    r, c = (j, i) if transpose else (i, j)  # in other's own pixels
-    r, c = r - other.origin[0], c - other.origin[1]
-    if r.min() < 0 or c.min() < 0 or r.max() >= other.luma.shape[0] or c.max() >= other.luma.shape[1]:
-        return None
-    block = other.luma[_span(r), _span(c)]  # r and c run by +1 or -1: a view, not a copy
-    return block.T if transpose else block
-
-
-def _span(idx: np.ndarray) -> slice:
-    """The slice that takes the indices ``idx`` (consecutive, rising or falling)."""
-    step = 1 if len(idx) < 2 or idx[1] > idx[0] else -1
-    stop = int(idx[-1]) + step
-    return slice(int(idx[0]), stop if stop >= 0 else None, step)
-
-
-def lattice_coherence(src: Lattice, coef: np.ndarray, min_step: float = 4.0, min_count: int = 200) -> float | None:
-    """How much ``coef`` (another image's DCT on ``src``'s blocks, :func:`dedup.ops.quality.block_dct`) sits
-    on ``src``'s quantisation lattice, after a fitted contrast factor: the length of the mean of
-    exp(2 pi i c / step) over the coefficients not zero in ``src`` where its step is ``min_step`` or more
-    (1: every one on a lattice point; near 0: spread over the steps). None where too few to say."""
-    x = src.coef.astype(np.float32) / 16.0
-    if coef.shape != x.shape:
-        return None
-    sel = src.q >= min_step
-    step = np.broadcast_to(src.q[sel], x[:, sel].shape)
-    x, y = x[:, sel], coef[:, sel]
-    nonzero = np.abs(x) >= 0.5 * step
-    if nonzero.sum() < min_count:
-        return None
-    x, y, step = x[nonzero], y[nonzero], step[nonzero]
-    a = float((x * y).sum() / (x * x).sum())
-    if not 0.3 < a < 3:
-        return None
-    return float(np.abs(np.exp(2j * np.pi * (y / a) / step).mean()))
-
-
-def turned_from(src: Lattice, other: Lattice, min_corr: float = 0.5) -> float:
-    """How much ``other``, turned or mirrored back into ``src``'s frame (the turn of :data:`TURNS` whose
-    pixels correlate best with ``src``'s, ``min_corr`` at least, and better than ``other`` as it is), keeps
-    ``src``'s JPEG lattice (:func:`lattice_coherence`); 0 where no turn matches or it cannot be said."""
-    from dedup.ops.quality import block_dct
-
-    own = src.luma[:LATTICE_SIDE, :LATTICE_SIDE].astype(np.float32) if src.luma is not None else None
-    best, square = min_corr, None
-    for turn in ((False, False, False), *TURNS):
-        t = turned_square(src, other, turn)
-        if t is not None and t.shape == own.shape:
-            c = float(np.corrcoef(own.ravel()[::3], t.astype(np.float32).ravel()[::3])[0, 1])
-            if c > best:
-                best, square = c, (t if turn in TURNS else None)
-    if square is None:
-        return 0.0  # no turn matches, or leaving it matches best (a symmetric picture, not a turned copy)
-    return lattice_coherence(src, block_dct(square.astype(np.float32))) or 0.0
-
-
-def _reoriented(x: Version, y: Version, margin: float = 0.2, min_score: float = 0.3) -> int:
-    """Two JPEGs, one a mirror image or a quarter or half turn of the other: the one whose pixels, turned
-    back, keep the other's quantisation lattice (:func:`turned_from`, over ``min_score`` and ``margin``
-    more than the other way) was made from its decoded pixels, and the other wins. (The same frame is
-    :func:`_requantized`'s; a turn hides no lattice in the source, a re-save keeps the source's.)"""
-    if x.lattice is None or y.lattice is None:
-        return 0
-    made_y, made_x = turned_from(x.lattice, y.lattice), turned_from(y.lattice, x.lattice)
-    return 1 if made_y - made_x > margin and made_y > min_score else (-1 if made_x - made_y > margin and made_x > min_score else 0)
-
-
 def tone_distance(x: Version, y: Version) -> float:
     """The mean difference of the two tones (:func:`dedup.ops.quality.tone_levels`), 0-1."""
     return float(np.abs(x.tone - y.tone).mean() / 255.0) if x.tone is not None and y.tone is not None else 0.0
@@ -585,79 +178,6 @@ def _central(x: Version, y: Version, margin: float = 0.01) -> int:
     return 1 if d > margin else (-1 if d < -margin else 0)
 
 
-def _same_pixels(x: Version, y: Version) -> int:
-    """The same decoded pixels in a lossless file and a JPEG: the lossless file was saved from the JPEG."""
-    return (y.f["lossless"] - x.f["lossless"]) if x.f["digest"] == y.f["digest"] else 0
-
-
-def jpeg_kept_in(src: Version, other: Version) -> float | None:
-    """How much ``other`` (a file of another format, of ``src``'s size) keeps the JPEG ``src``'s
-    quantisation lattice in its luma (:func:`lattice_coherence` on ``src``'s square); None where the two
-    cannot be compared."""
-    from dedup.ops.quality import block_dct
-
-    if src.lattice is None or other.luma is None or src.lattice.luma is None:
-        return None
-    own = src.lattice.luma[:LATTICE_SIDE, :LATTICE_SIDE]
-    if src.lattice.size != (other.f["width"], other.f["height"]) or other.luma.shape != own.shape:
-        return None
-    coef = _memo(other, "luma_dct", lambda: block_dct(other.luma.astype(np.float32)))
-    return None if coef is None else lattice_coherence(src.lattice, coef)
-
-
-def _saved_from_jpeg(x: Version, y: Version, min_score: float = 0.5) -> int:
-    """A JPEG and a file of another format (PNG, WebP...) of its size whose luma keeps the JPEG's lattice
-    (:func:`jpeg_kept_in` over ``min_score``): that file was saved from the JPEG's decoded pixels (by
-    another decoder, or lossily at a high quality), and the JPEG wins. A JPEG made from the other file has
-    its own lattice, which the other file's unquantised coefficients do not keep: they give about what
-    phases spread by chance give (0.00-0.09 measured for JPEGs at quality 75-95 made from PNGs and WebPs;
-    0.6-0.86 for PNGs saved from a JPEG's pixels with +-1 decoder noise, 0.2-0.7 for WebPs at quality 95).
-    ``min_score`` is also above what a JPEG made from a PNG that was itself a decoded JPEG of another
-    quality finds (their lattices share points: 0.37 for 95 from 92); a lossy WebP it leaves undecided
-    falls to :func:`_jpeg_format`."""
-    for src, other, sign in ((x, y, 1), (y, x, -1)):
-        score = jpeg_kept_in(src, other)
-        if score is not None and score > min_score:
-            return sign
-    return 0
-
-
-def _is_jpeg(v: Version) -> bool:
-    return not v.f.get("lossless", 0) and not v.f.get("lossy", 0)
-
-
-def _jpeg_format(x: Version, y: Version) -> int:
-    """A JPEG over a lossy file of another format (a lossy WebP): when no evidence told them apart, the
-    lossy re-encode for the web was made from the JPEG, the original format (its ``jpeg_quality`` of 100
-    says nothing: it is not a JPEG)."""
-    jx, jy = _is_jpeg(x), _is_jpeg(y)
-    return (1 if jx else -1) if jx != jy and (x.f.get("lossy") or y.f.get("lossy")) else 0
-
-
-def reencode_close(a: np.ndarray, b: np.ndarray, mean: float = 4.0, tail: float = 20.0, share: float = 0.001) -> bool:
-    """Two grey views of one size differ as a lossy re-encode of one image differs from it: by ``mean``
-    grey levels or less on average and by more than ``tail`` at under ``share`` of the pixels. Measured
-    on detail views of 50 photos against their WebP re-saves at quality 75 and 95: mean 0.5-3.9, the
-    99.9th percentile 2-18; a blur of 1 px: 20-118, of 1.5 px 32-138; 10 % brighter or 20 % more
-    contrast: 21-31; a caption: up to 186."""
-    if a.shape != b.shape:
-        return False
-    d = np.abs(a.astype(np.int16) - b.astype(np.int16)).ravel()
-    counts = np.bincount(d, minlength=256)
-    return float(counts @ np.arange(len(counts))) / d.size <= mean and counts[int(tail) + 1:].sum() <= share * d.size
-
-
-def _lossy_copy(x: Version, y: Version) -> int:
-    """A JPEG and a lossy file of another format (a WebP) of one size whose pixels differ only as a lossy
-    re-encode does (:func:`reencode_close`): the other file is a re-encode of the JPEG, which wins (before
-    the rules that read compression's side effects, the flat blocks a JPEG makes of faint texture, as
-    edits)."""
-    r = _jpeg_format(x, y)
-    if not r or x.detail is None or y.detail is None or (x.f["width"], x.f["height"]) != (y.f["width"], y.f["height"]):
-        return 0
-    return r if reencode_close(x.detail, y.detail) else 0
-
-
 def _framed(x: Version, y: Version) -> int:
     """Two versions whose pictures register (:mod:`dedup.ops.lineage`), one of them the other's picture with
     something added around it or put in a new frame (pad, letterbox, meme card, caption bar, canvas,
@@ -671,19 +191,6 @@ def _framed(x: Version, y: Version) -> int:
     if x.detail is None or y.detail is None or x.f.get("digest") == y.f.get("digest") or aligned(x, y, 0.1):
         return 0
     return added_to(x, y)
-
-
-def _recompressed(x: Version, y: Version, step: int = 10) -> int:
-    """Two JPEGs of one size whose pixels differ only as a re-encode does (:func:`reencode_close`), one
-    saved at a clearly lower quality (``step`` below, :func:`_poor_jpeg`'s) and not re-saved from the
-    other at that quality (:func:`_requantized` finds no lattice): the lower one is a re-save of the other,
-    which wins (before :func:`_central`: a re-save is as close to the others as its source)."""
-    if not (_is_jpeg(x) and _is_jpeg(y)) or x.detail is None or y.detail is None or \
-            (x.f["width"], x.f["height"]) != (y.f["width"], y.f["height"]) or abs(x.f["jpeg_quality"] - y.f["jpeg_quality"]) < step:
-        return 0
-    if _requantized(x, y) or not reencode_close(x.detail, y.detail):
-        return 0
-    return 1 if x.f["jpeg_quality"] > y.f["jpeg_quality"] else -1
 
 
 Rule = tuple[str, Callable[[Version, Version], int]]

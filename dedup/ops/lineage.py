@@ -10,10 +10,10 @@ corners the warp cut off.
 
 Whether an extra continues the picture is the evidence: photographed content goes on across the edge of
 the shared part (a crop cut it there), added content does not (a pad, a card, a canvas or a fill was put
-there). It is measured as :func:`dedup.ops.canonical.unexplained` measures a drawn-on region: how far the
+there). It is measured as :func:`dedup.ops.regions.unexplained` measures a drawn-on region: how far the
 extra's pixels a few px past the edge are from what the shared part predicts, against the same measure a
 few px inside the shared part (what this photo's own texture gives at that distance). No margin is read
-off a corpus: an extra is added where that error is ``ratio`` (3, :func:`dedup.ops.canonical._continued`'s)
+off a corpus: an extra is added where that error is ``ratio`` (3, :func:`dedup.ops.regions._continued`'s)
 times the photo's own, each +1 grey level.
 """
 from __future__ import annotations

@@ -70,7 +70,7 @@ class Lattice:
     EXIF-rotated) width and height, so that only two files of one size and grid are compared; ``luma``:
     the decoded luma of the square and :data:`LATTICE_MARGIN` px past its far edges, from ``origin``, so
     that a mirrored or turned copy can be brought back into this file's frame
-    (:func:`dedup.ops.canonical.turned_from`)."""
+    (:func:`dedup.ops.lattices.turned_from`)."""
 
     size: tuple[int, int]
     q: np.ndarray

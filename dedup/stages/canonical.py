@@ -103,10 +103,11 @@ def _code_digest() -> str:
     import hashlib
     from pathlib import Path
 
-    from dedup.ops import canonical, evidence, lineage, quality, verify
+    from dedup.ops import canonical, evidence, lattices, lineage, quality, regions, verify, versions
 
     h = hashlib.sha1()
-    for path in [*(m.__file__ for m in (canonical, evidence, lineage, quality, verify)), evidence.MODEL_FILE]:
+    for path in [*(m.__file__ for m in (canonical, evidence, lattices, lineage, quality, regions, verify, versions)),
+                 evidence.MODEL_FILE]:
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]
 
@@ -119,6 +120,7 @@ def _inputs_digest(ctx: StageContext) -> str:
     checked = ctx.value("verify")
     for table in (checked.edges, checked.checks):
         if table is not None:
+            table = table.combine_chunks()  # the same rows hash alike however they were chunked
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as w:
                 w.write_table(table)

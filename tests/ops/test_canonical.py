@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from dedup.ops import canonical
+from dedup.ops import canonical, lattices, regions
 from dedup.ops.canonical import Version, choose, compare
 from dedup.ops.quality import measure
 from dedup.synth import encode, textured_image
@@ -240,7 +240,7 @@ def test_a_mirrored_or_turned_copy_keeps_its_source_lattice(turn):
     src = photo(7).resize((437, 300))  # sides that are not multiples of 8: a mirror moves the grid
     coarse = jpeg(src, 75)
     copy = version(jpeg(turn(_img(coarse)), 90))
-    assert canonical.turned_from(version(coarse).lattice, copy.lattice) > 0.3
+    assert lattices.turned_from(version(coarse).lattice, copy.lattice) > 0.3
     assert rules["reoriented"](version(coarse), copy) == 1 and rules["reoriented"](copy, version(coarse)) == -1
     assert rules["reoriented"](version(jpeg(src, 75)), version(jpeg(turn(src), 75))) == 0  # both from the pixels
     assert rules["reoriented"](version(coarse), version(jpeg(_img(coarse), 90))) == 0  # the same frame: requantized's
@@ -252,12 +252,12 @@ def test_turned_square_maps_every_turn():
 
     a = np.asarray(photo(4).resize((437, 300)).convert("L"))
     src = luma_lattice(jpeg(Image.fromarray(a).convert("RGB"), 95))
-    for transpose, rows, cols in canonical.TURNS:
+    for transpose, rows, cols in lattices.TURNS:
         z = a.T if transpose else a
         z = np.ascontiguousarray(z[::-1] if rows else z)
         z = z[:, ::-1] if cols else z
         other = luma_lattice(jpeg(Image.fromarray(np.ascontiguousarray(z)).convert("RGB"), 95))
-        back = canonical.turned_square(other, src, (transpose, rows, cols))
+        back = lattices.turned_square(other, src, (transpose, rows, cols))
         assert back is not None and np.abs(back.astype(int) - other.luma[:back.shape[0], :back.shape[1]]).mean() < 3
 
 
@@ -306,7 +306,7 @@ def test_a_blurred_copy_is_not_drawn_on():
     im[100:160, 200:290] = ((np.random.default_rng(2).random((60, 90)) > 0.5) * 255)[..., None]
     o = jpeg(Image.fromarray(im))
     x, y = version(o, 1), version(jpeg(_img(o).filter(ImageFilter.GaussianBlur(1.5))), 0)
-    assert canonical._region(x, y) is not None and canonical._local_edit(x, y, blur=0) == -1
+    assert regions._region(x, y) is not None and canonical._local_edit(x, y, blur=0) == -1
     rules = dict(canonical.RULES)
     assert rules["local_edit"](x, y) == 0 and rules["drawn_on"](x, y) == 0
     assert compare(x, y)[0] == 1
@@ -319,9 +319,9 @@ def test_a_symmetric_picture_is_not_a_turned_copy():
     half = np.asarray(natural(3, 30, 220, (240, 360)))
     src = jpeg(Image.fromarray(np.concatenate([half, half[:, ::-1]], 1)), 75)
     x, y = version(src), version(jpeg(_img(src), 90))
-    mirrored = canonical.turned_square(x.lattice, y.lattice, (False, False, True))
+    mirrored = lattices.turned_square(x.lattice, y.lattice, (False, False, True))
     assert np.corrcoef(mirrored.ravel().astype(float), x.lattice.luma[:360, :480].ravel().astype(float))[0, 1] > 0.9
-    assert canonical.turned_from(x.lattice, y.lattice) == 0 and canonical.turned_from(y.lattice, x.lattice) == 0
+    assert lattices.turned_from(x.lattice, y.lattice) == 0 and lattices.turned_from(y.lattice, x.lattice) == 0
     assert dict(canonical.RULES)["reoriented"](x, y) == 0
 
 
@@ -342,7 +342,7 @@ def test_a_file_saved_from_a_jpeg_keeps_its_lattice_and_loses(made, quality):
     data = {"PNG from another decoder": lambda: encode(_noisy(im), "PNG"),
             "lossless WebP": lambda: encode(_noisy(im), "WEBP", lossless=True)}[made]()
     o, c = version(src, 1), version(data, 0)
-    assert canonical.jpeg_kept_in(o, c) > 0.3
+    assert lattices.jpeg_kept_in(o, c) > 0.3
     assert compare(o, c) == (1, "saved_from_jpeg") and compare(c, o) == (-1, "saved_from_jpeg")
 
 
@@ -355,7 +355,7 @@ def test_a_jpeg_made_from_another_format_does_not_win_by_lattice(fmt):
         src = encode(im, fmt, **({"quality": 90} if fmt == "WEBP" else {}))
         for q in (75, 95):
             o, c = version(src, 1), version(jpeg(_img(src), q), 0)
-            assert not chance or canonical.jpeg_kept_in(c, o) < 0.15
+            assert not chance or lattices.jpeg_kept_in(c, o) < 0.15
             assert dict(canonical.RULES)["saved_from_jpeg"](o, c) == 0
 
 

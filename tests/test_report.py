@@ -372,6 +372,6 @@ def test_rejected_pairs_say_what_happened_to_each_image_and_timings_show_no_dict
     timings = text[text.index('<section id="timings">'):]
     assert "{" not in html.unescape(timings) and "&#x27;" not in timings
     assert "step seconds (create " in timings  # the store's nested timings, readable
-    from dedup.report import _fmt_detail
+    from dedup.report.sections import _fmt_detail
 
     assert _fmt_detail({"create": 0.029, "band": [0.3, None], "ok": True}) == "(create 0.029, band 0.3–none, ok yes)"

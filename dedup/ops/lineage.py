@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dedup.ops.verify import ratio_matches
+from dedup.ops.matching import ratio_matches
 
 SIDE = 384  # px, the longer side the detail views are registered and compared at
 MIN_MATCHES = 12  # RANSAC inliers a registration needs

@@ -103,11 +103,11 @@ def _code_digest() -> str:
     import hashlib
     from pathlib import Path
 
-    from dedup.ops import canonical, evidence, lattices, lineage, quality, regions, verify, versions
+    from dedup.ops import agreement, canonical, evidence, features, lattices, lineage, matching, quality, regions, verify, versions
 
     h = hashlib.sha1()
-    for path in [*(m.__file__ for m in (canonical, evidence, lattices, lineage, quality, regions, verify, versions)),
-                 evidence.MODEL_FILE]:
+    modules = (agreement, canonical, evidence, features, lattices, lineage, matching, quality, regions, verify, versions)
+    for path in [*(m.__file__ for m in modules), evidence.MODEL_FILE]:
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from dedup.ops import verify
+from dedup.ops import agreement, features, verify
 from dedup.synth import encode, textured_image, write
 
 P = verify.VerifyParams()
@@ -69,13 +69,13 @@ def test_a_symmetric_scene_is_not_its_own_mirror_copy(photo):
 
 def test_agreement_of_moved_images(photo):
     g = np.asarray(photo.convert("L"), np.uint8)
-    view = verify.View(g)
+    view = agreement.View(g)
     same = np.float64([[1, 0, 0], [0, 1, 0]])
     whole, share, grid = verify.agreements(view, view, same)
     assert whole > 0.99 and share > 0.99 and grid == 0
     shifted = np.float64([[1, 0, 40], [0, 1, 0]])  # b's pixel (x + 40, y) is a's (x, y)
-    assert verify.agreements(view, verify.View(np.roll(g, 40, axis=1)), shifted)[:2] > (0.99, 0.95)
-    whole, share, grid = verify.agreements(view, verify.View(np.asarray(textured_image(12).convert("L"), np.uint8)), same)
+    assert verify.agreements(view, agreement.View(np.roll(g, 40, axis=1)), shifted)[:2] > (0.99, 0.95)
+    whole, share, grid = verify.agreements(view, agreement.View(np.asarray(textured_image(12).convert("L"), np.uint8)), same)
     assert whole < 0.2 and share < 0.3 and grid != 0
 
 
@@ -177,9 +177,9 @@ def test_content_mask_leaves_out_pads():
     from PIL import ImageOps as Ops
 
     padded = Ops.pad(textured_image(5), (640, 360), color=(0, 0, 0))  # pillarboxed to 16:9
-    mask = verify.content_mask(np.asarray(padded.convert("L")))
+    mask = features.content_mask(np.asarray(padded.convert("L")))
     assert not mask[:, :60].any() and not mask[:, -60:].any() and mask[:, 200:440].mean() > 0.99
-    assert verify.content_mask(np.asarray(textured_image(5).convert("L"))).all()
+    assert features.content_mask(np.asarray(textured_image(5).convert("L"))).all()
 
 
 @pytest.mark.parametrize("edit", [
@@ -228,7 +228,7 @@ def test_jpeg_grey_is_the_pil_decode(photo, size, orientation, mode):
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=90, exif=exif.tobytes())
     data = buf.getvalue()
-    fast = verify._jpeg_grey(Image.open(io.BytesIO(data)), data, P.size)
+    fast = features._jpeg_grey(Image.open(io.BytesIO(data)), data, P.size)
     pil = np.asarray(load_rgb(Image.open(io.BytesIO(data)), P.size, grey=True), np.uint8)
     assert fast is not None and fast.shape == pil.shape and np.array_equal(fast, pil)
 
@@ -240,7 +240,7 @@ def test_jpeg_grey_leaves_other_images_to_pil(photo):
     photo.save(png, "PNG")
     photo.convert("CMYK").save(cmyk, "JPEG")
     for data in (png.getvalue(), cmyk.getvalue(), cut):
-        assert verify._jpeg_grey(Image.open(io.BytesIO(data)), data, P.size) is None
+        assert features._jpeg_grey(Image.open(io.BytesIO(data)), data, P.size) is None
     with pytest.raises(OSError):  # PIL refuses the truncated file, and the pair fails
         verify.grey_view(cut, P.size)
 

@@ -161,14 +161,14 @@ class Runner:
     def _start_ray(self, beside: list[str]) -> None:
         self.ray_up = True
         t0 = time.perf_counter()
-        print("[dedup] ray start ...", file=sys.stderr, flush=True)
+        _say("[dedup] ray start ...")
         self.start_ray()
         self.startup["ray_start"] = {"seconds": round(time.perf_counter() - t0, 3), "beside": beside}
-        print(f"[dedup] ray start: {time.perf_counter() - t0:.1f} s" + (f", beside {', '.join(beside)}" if beside else ""), file=sys.stderr, flush=True)
+        _say(f"[dedup] ray start: {time.perf_counter() - t0:.1f} s" + (f", beside {', '.join(beside)}" if beside else ""))
 
     def _one(self, st: Stage) -> None:
         t0 = time.perf_counter()
-        print(f"[dedup] {st.name} ...", file=sys.stderr, flush=True)
+        _say(f"[dedup] {st.name} ...")
         try:
             res, reused, fp = self._load_or_run(st)
         except StageFailed:
@@ -179,7 +179,7 @@ class Runner:
         self.fps[st.name] = fp
         self.ctx.values[st.name] = res.value
         self.timings[st.name] = self._timing(st, res, reused, seconds)
-        print(f"[dedup] {stage_line(st.name, seconds, res.metrics, st.items, reused)}", file=sys.stderr, flush=True)
+        _say(f"[dedup] {stage_line(st.name, seconds, res.metrics, st.items, reused)}")
 
     def _load_or_run(self, st: Stage) -> tuple[StageResult, bool, str | None]:
         fp = self._fingerprint(st)
@@ -217,6 +217,13 @@ class Runner:
         if self._fault == f"kill:{st.name}":
             print("[dedup] DEDUP_FAULT: killing the job process", file=sys.stderr, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _say(line: str) -> None:
+    """One line on stderr in one write: two stages on two threads never share a line (print writes the
+    line and its newline apart)."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 __all__ = ["Runner", "RunState", "StageFailed", "fingerprint"]

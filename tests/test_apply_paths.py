@@ -5,7 +5,7 @@ from fsspec.core import url_to_fs
 
 
 def test_local_locations_and_keys_match_fsspec_and_realpath(tmp_path, monkeypatch):
-    from dedup.apply import _real_dir, _realpath, locate
+    from dedup.apply.plan import _real_dir, _realpath, locate
 
     (tmp_path / "real" / "sub").mkdir(parents=True)
     (tmp_path / "real" / "sub" / "a.jpg").write_bytes(b"x")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 
-from dedup.vectordb.milvus import MilvusLiteServer, MilvusTarget
+from dedup.vectordb.lite import MilvusLiteServer
+from dedup.vectordb.milvus import MilvusTarget
 
 
 class Services:

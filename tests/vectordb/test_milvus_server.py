@@ -17,7 +17,6 @@ from dedup.vectordb.bulk import BulkImportUnavailable, BulkStaging, bulk_load
 from dedup.vectordb.milvus import (
     CollectionInUseError,
     IndexChoice,
-    MilvusLiteServer,
     MilvusTarget,
     build_index_and_load,
     choose_index,
@@ -27,6 +26,7 @@ from dedup.vectordb.milvus import (
     run_collection_name,
 )
 from dedup.vectordb.embedded import EmbeddedMilvus
+from dedup.vectordb.lite import MilvusLiteServer
 from dedup.vectordb.searcher import Searcher
 from dedup.vectordb.writer import MilvusWriter, store_vectors
 

@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--throughput-models", default="sscd,sscd-default,multihash", help="speed mode: the models, comma list (default sscd,sscd-default,multihash; resnet50 runs with random weights; MODEL-default: the job as a user runs it, with the content check, the kept image and the report, where the plain rows switch the check off at a threshold nothing reaches)")
     b.add_argument("--embed-batch", type=int, help="speed mode: the job's and the bare model's batch size (default: the job's default)")
     b.set_defaults(func=_cmd_bench)
-    from dedup.weights import PIP_INSTALL_ONNX
+    from dedup.sscd_weights import PIP_INSTALL_ONNX
 
     m = sub.add_parser("models", help="install the default model's file (SSCD, int8 ONNX) where the job looks, or list the model files",
                        description=MODELS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -338,13 +338,15 @@ so after `pip install`:
 def _cmd_models(args: argparse.Namespace) -> int:
     import os
 
+    from dedup import sscd_weights as sscd_wts
+
     from dedup import weights as wts
 
     if args.action == "install":
         try:
-            found = wts.install_sscd_onnx(force=args.force)
+            found = sscd_wts.install_sscd_onnx(force=args.force)
             if args.torchscript:
-                found["sscd (torchscript)"] = wts.fetch_sscd_torchscript()
+                found["sscd (torchscript)"] = sscd_wts.fetch_sscd_torchscript()
         except wts.WeightsError as e:
             print(f"dedup: error: {e}", file=sys.stderr)
             return 3
@@ -352,16 +354,16 @@ def _cmd_models(args: argparse.Namespace) -> int:
             print(f"{model:20s} {mf.format:12s} {mf.info.get('source')}  SHA-256 {mf.key[:16]}... checked")
         return 0
     rows = []
-    for model in wts.SSCD_ONNX_FILES:
-        path = wts.packaged_onnx_path(model)
+    for model in sscd_wts.SSCD_ONNX_FILES:
+        path = sscd_wts.packaged_onnx_path(model)
         rows.append((model, "onnx", path or "-", "installed" if path and os.path.exists(path) else "missing: dedup models install"))
-    ts = wts.sscd_hub_path()
+    ts = sscd_wts.sscd_hub_path()
     rows.append(("sscd", "torchscript", ts, "present" if os.path.exists(ts) else "absent (GPU actors fetch it on first use; dedup models install --torchscript)"))
     rn = wts.hub_checkpoint_path()
     rows.append(("resnet50", "state dict", rn, "present" if os.path.exists(rn) else "absent (fetched on first use with --model resnet50)"))
     for row in rows:
         print("{:12s} {:12s} {}  {}".format(*row))
-    return 0 if all(r[3] == "installed" for r in rows[:len(wts.SSCD_ONNX_FILES)]) else 3
+    return 0 if all(r[3] == "installed" for r in rows[:len(sscd_wts.SSCD_ONNX_FILES)]) else 3
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:

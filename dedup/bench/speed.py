@@ -18,7 +18,7 @@ def bare_model(model: str = "resnet50", device: str = "cpu", threads: int | None
         sd, _ = load_state_dict("random")
         return ResNet50Features(sd, device, threads=threads if device == "cpu" else None, backend=backend)
     from dedup.ops.models import sscd_features
-    from dedup.weights import resolve_sscd
+    from dedup.sscd_weights import resolve_sscd
 
     found = resolve_sscd(model, weights or "auto", gpu=device != "cpu")
     return sscd_features(found.format, found.data, device, threads if device == "cpu" else None)

@@ -3,7 +3,7 @@ are in :mod:`dedup.stages.decode_embed`).
 
 Models (each takes uint8 NHWC batches and gives L2-normalised float32 vectors):
 * ``sscd`` (the default) and ``sscd-mobile``: SSCD copy-detection descriptors (512-d), from the model file
-  :func:`dedup.weights.resolve_sscd` found: the int8 ONNX file on ONNX Runtime (:class:`OnnxFeatures`), or
+  :func:`dedup.sscd_weights.resolve_sscd` found: the int8 ONNX file on ONNX Runtime (:class:`OnnxFeatures`), or
   Meta's TorchScript on torch (:class:`TorchFeatures`: bf16 weights and CUDA graphs on GPU).
 * ``resnet50``: torchvision ResNet-50 up to global average pooling (2048-d). One GPU per actor where the
   cluster has GPUs (bf16 weights, or fp16 where bf16 is not supported; BatchNorm folded; channels_last; CUDA
@@ -313,7 +313,7 @@ class ResNet50Features(TorchFeatures):
 
 def sscd_features(fmt: str, data: bytes | None, device: str = "cpu", threads: int | None = None,
                   batch: int | None = None):
-    """The SSCD model of a resolved file (:class:`dedup.weights.ModelFile`'s ``format`` and ``data``):
+    """The SSCD model of a resolved file (:class:`dedup.sscd_weights.ModelFile`'s ``format`` and ``data``):
     ``onnx`` on ONNX Runtime (the CUDA provider on GPU where installed), ``torchscript`` on torch, ``random``
     an SSCD-shaped random network on torch (throughput runs)."""
     if fmt == "onnx":

@@ -2,7 +2,7 @@
 
 In:  the config (``--model``, ``--weights``, ``--weights-sha256``, ``--cpu-backend``) and whether the
      embedding actors take GPUs.
-Out: a :class:`dedup.weights.ModelFile` (SSCD: format and bytes), a :class:`dedup.weights.Weights`
+Out: a :class:`dedup.sscd_weights.ModelFile` (SSCD: format and bytes), a :class:`dedup.weights.Weights`
      (ResNet-50) or None (the weight-free models); ``parameters.weights_info`` in the summary, and
      ``parameters.embedding``: what two runs' vectors must share to be compared (the model, its file's
      SHA-256, the input's size and resize, the decoder's version), checked for ``--reference``.
@@ -46,14 +46,15 @@ def embedding_key(cfg, info: dict) -> dict:
 
 
 def _sscd(cfg):
+    from dedup import sscd_weights as sscd_wts
     from dedup import weights as wts
     from dedup.ray_env import wants_gpu
 
     gpu = wants_gpu(cfg)
     spec = "torchscript" if cfg.weights == "auto" and cfg.cpu_backend == "torch" and not gpu else cfg.weights
-    found = wts.resolve_sscd(cfg.learned_model, spec, cfg.weights_sha256, gpu=gpu)
+    found = sscd_wts.resolve_sscd(cfg.learned_model, spec, cfg.weights_sha256, gpu=gpu)
     if found.format == "torchscript" and cfg.cpu_backend == "onnx" and not gpu:
-        raise wts.WeightsError("--cpu-backend onnx needs the ONNX file: " + wts.install_hint(cfg.learned_model))
+        raise wts.WeightsError("--cpu-backend onnx needs the ONNX file: " + sscd_wts.install_hint(cfg.learned_model))
     return found, {"format": found.format}
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import tiny_sscd_torchscript
 
-from dedup import weights as wts
+from dedup import sscd_weights as sscd_wts
 from dedup.ops.models import (OnnxFeatures, ResNet50Features, TorchFeatures, onnx_available, onnx_model_bytes, run_by_shape,
                               sscd_features)
 from dedup.synth import base_image
@@ -36,7 +36,7 @@ def test_onnx_backend_matches_torch_and_is_cached(tmp_path, tiny_resnet_weights)
 # ---- SSCD: the model files' runtimes ----------------------------------------------------------------------
 
 
-HAVE_PACKAGE = wts.packaged_onnx_path("sscd") is not None
+HAVE_PACKAGE = sscd_wts.packaged_onnx_path("sscd") is not None
 
 
 def _torchscript_bytes(seed: int = 0) -> bytes:
@@ -47,7 +47,7 @@ def _torchscript_bytes(seed: int = 0) -> bytes:
 
 def test_torchscript_runs_on_torch_with_any_shape():
     data = _torchscript_bytes()
-    wts.check_sscd_torchscript(data, "test")
+    sscd_wts.check_sscd_torchscript(data, "test")
     feats = sscd_features("torchscript", data, threads=1)
     assert isinstance(feats, TorchFeatures)
     rng = np.random.default_rng(1)
@@ -65,8 +65,8 @@ def test_the_installed_int8_file_finds_copies_and_keeps_distinct_images():
 
     from dedup.ops.decode import model_input
 
-    found = wts.resolve_sscd("sscd", "onnx")
-    assert found.info["pinned"] and found.key == wts.SSCD_ONNX_FILES["sscd"][2]
+    found = sscd_wts.resolve_sscd("sscd", "onnx")
+    assert found.info["pinned"] and found.key == sscd_wts.SSCD_ONNX_FILES["sscd"][2]
     feats = OnnxFeatures(found.data, threads=2)
     img = base_image(5, (400, 300))
     variants = [img, ImageOps.mirror(img), ImageEnhance.Brightness(img).enhance(1.3), img.crop((40, 30, 360, 270))]

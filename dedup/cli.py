@@ -372,7 +372,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from dedup.bench.run import DEFAULT_SRC, bench
 
     if args.scale_engines:
-        from dedup.bench.scale import engines_bench
+        from dedup.bench.scale_engines import engines_bench
 
         engines_bench(args.scale_engines, Path(args.work), Path(args.results))
         return 0

@@ -16,6 +16,13 @@ def test_no_function_in_dedup_is_longer_than_80_lines():
     assert not long, long
 
 
+def test_no_module_in_dedup_is_longer_than_450_lines():
+    """A module that grows past this holds several things: split it along its seams (issue 29)."""
+    long = [f"{p.relative_to(ROOT.parent)} ({n} lines)" for p in sorted(ROOT.rglob("*.py"))
+            if (n := len(p.read_text().splitlines())) > 450]
+    assert not long, long
+
+
 def test_each_stage_lives_in_the_module_of_its_name():
     from dedup.config import DedupConfig
     from dedup.job import stages

@@ -177,7 +177,7 @@ def _since_process_start() -> dict:
 
 
 def _drop_collections(cfg: DedupConfig, ctx: StageContext) -> None:
-    from dedup.stages.store import collection_name
+    from dedup.stages.common import collection_name
     from dedup.vectordb.milvus import drop_collection
 
     for sig in signals(cfg):

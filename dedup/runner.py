@@ -102,6 +102,7 @@ class Runner:
         self.timings: dict[str, dict] = {}
         for name, (value, fp) in (given or {}).items():
             ctx.values[name], self.fps[name] = value, fp
+        ctx.stages = {st.name for st in stages} | set(given or {})
         self._fault = os.environ.get("DEDUP_FAULT", "")
 
     def downstream(self, name: str) -> list[str]:

@@ -154,7 +154,7 @@ def _sampled_queries(n: int, query_every: int, recall_sample: int) -> np.ndarray
 
 
 def _drop(cfg, services, sig) -> None:
-    from dedup.stages.store import collection_name
+    from dedup.stages.common import collection_name
     from dedup.vectordb.milvus import drop_collection
 
     drop_collection(services.milvus(), collection_name(cfg, sig), owner=cfg.output_path)

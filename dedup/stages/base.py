@@ -29,6 +29,7 @@ class StageContext:
     def __init__(self, cfg, layout, params: dict, services):
         self.cfg, self.layout, self.params, self.services = cfg, layout, params, services
         self.values: dict[str, Any] = {}
+        self.stages: set[str] | None = None  # the stages of this run (the runner sets it; None: all of them)
 
     def value(self, name: str) -> Any:
         return self.values[name]
@@ -41,12 +42,13 @@ class Stage:
     name: ClassVar[str]
     items: ClassVar[str | None] = None  # the metric counted per second in the summary, e.g. "images"
     after: tuple[str, ...] = ()  # the stages whose values (and fingerprints) this one may use
+    optional: ClassVar[tuple[str, ...]] = ("reference",)  # of those, the ones a run may not have (--reference)
     background: bool = False  # may run beside the stages after it (the runner joins it before its dependents)
 
     def depends(self, ctx: StageContext) -> tuple[str, ...]:
-        """The stages this run of it waits for and whose fingerprints are part of its own (a subset of
-        ``after``, which is what a rerun of an upstream stage forgets)."""
-        return self.after
+        """The stages this run of it waits for and whose fingerprints are part of its own: ``after`` (which
+        is what a rerun of an upstream stage forgets) less the optional stages this run does not have."""
+        return tuple(d for d in self.after if d not in self.optional or ctx.stages is None or d in ctx.stages)
 
     def in_background(self, ctx: StageContext) -> bool:
         return self.background

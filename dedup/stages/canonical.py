@@ -41,9 +41,6 @@ class CanonicalStage(Stage):
     items = "candidates"
     after = ("discover", "decode_embed", "reference", "verify", "graph")
 
-    def depends(self, ctx: StageContext) -> tuple[str, ...]:
-        return self.after if ctx.cfg.references else ("discover", "decode_embed", "verify", "graph")
-
     def fingerprint(self, ctx: StageContext):
         """The policy; with ``quality``, also what the choice is made from (the clusters, the edges and the
         check's transforms: the stages before it that are not fingerprinted) and by (the code and the model)."""
@@ -68,14 +65,14 @@ class CanonicalStage(Stage):
         return StageResult(Choice(out, {v: why for v, why in chosen.values()}), dict(stored.get("metrics", {})))
 
     def _groups(self, ctx: StageContext) -> dict[int, list[int]]:
-        from dedup.stages.graph import graph_inputs
+        from dedup.stages.common import graph_inputs
 
         edges = ctx.value("verify").edges
         is_ref = graph_inputs(ctx)[3]
         return candidates(ctx.value("graph").canonical, edges["a"].to_numpy(), edges["b"].to_numpy(), is_ref)
 
     def run(self, ctx: StageContext) -> StageResult:
-        from dedup.stages.graph import graph_inputs
+        from dedup.stages.common import graph_inputs
 
         clusters = ctx.value("graph")
         if ctx.cfg.canonical != "quality":

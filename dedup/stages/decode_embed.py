@@ -33,8 +33,8 @@ import pyarrow.dataset as pads
 from dedup.ops.hashes import HASHES
 from dedup.ops.models import MODEL_DIMS, ResNet50Features, run_by_shape, sscd_features, thumb_embed
 from dedup.stages.base import Stage, StageContext, StageResult
+from dedup.stages.common import EMBED_VERSION
 
-EMBED_VERSION = 3  # bump when decode/embed output changes for the same parameters, so stored vectors are redone
 META_COLUMNS = ["vid", "width", "height", "mode", "format", "error", "decode_s", "embed_s"]
 
 
@@ -89,9 +89,6 @@ class DecodeEmbedStage(Stage):
     name = "decode_embed"
     items = "images"
     after = ("discover", "weights", "reference")
-
-    def depends(self, ctx: StageContext) -> tuple[str, ...]:
-        return self.after if ctx.cfg.references else ("discover", "weights")
 
     def fingerprint(self, ctx: StageContext):
         cfg = ctx.cfg

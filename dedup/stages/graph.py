@@ -9,11 +9,11 @@ Out: :class:`~dedup.ops.graph.Clusters` (for every vid its raw component, its ca
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from dedup.ops.canonical import rank_vids
 from dedup.ops.graph import Clusters, assign_clusters
 from dedup.stages.base import Stage, StageContext, StageResult
+from dedup.stages.common import graph_inputs
 
 
 def cluster_vids(files, meta, n: int, a, b, sim, canonical_keys: list[str]) -> Clusters:
@@ -25,9 +25,6 @@ class GraphStage(Stage):
     name = "graph"
     items = "vectors"
     after = ("discover", "decode_embed", "reference", "verify")
-
-    def depends(self, ctx: StageContext) -> tuple[str, ...]:
-        return self.after if ctx.cfg.references else ("discover", "decode_embed", "verify")
 
     def needs_ray(self, ctx: StageContext) -> bool:
         return False  # tables in the driver
@@ -46,19 +43,3 @@ class GraphStage(Stage):
                                       "split_off_by_chaining_guard": clusters.split_off})
 
 
-def graph_inputs(ctx: StageContext):
-    """(files table, vector metadata, number of vids, which vids are reference images) of this run's graph:
-    with --reference, the reference images after the new ones, and the new images that are byte-identical
-    to a reference image (not embedded) with that image's metadata."""
-    files, vectors = ctx.value("discover"), ctx.value("decode_embed")
-    refs = ctx.values.get("reference")
-    if refs is None or not refs.runs:
-        return files.table, vectors.meta, files.n, np.zeros(files.n, bool)
-    copied = refs.meta.set_index("vid").loc[list(refs.exact.values())].reset_index(drop=True)
-    copied.insert(0, "vid", list(refs.exact.keys()))
-    meta = pd.concat([vectors.meta, copied, refs.meta], ignore_index=True)
-    table = pd.concat([files.table, refs.reps[["vid", "bytes", "path"]]], ignore_index=True)
-    n = files.n + refs.n
-    is_ref = np.zeros(n, bool)
-    is_ref[files.n:] = True
-    return table, meta, n, is_ref

@@ -20,14 +20,11 @@ class ManifestStage(Stage):
     items = "rows"
     after = ("discover", "decode_embed", "reference", "graph", "canonical", "verify")
 
-    def depends(self, ctx: StageContext) -> tuple[str, ...]:
-        return self.after if ctx.cfg.references else ("discover", "decode_embed", "graph", "canonical", "verify")
-
     def needs_ray(self, ctx: StageContext) -> bool:
         return False  # tables in the driver
 
     def run(self, ctx: StageContext) -> StageResult:
-        from dedup.stages.graph import graph_inputs
+        from dedup.stages.common import graph_inputs
 
         files = ctx.value("discover")
         table, meta, _, _ = graph_inputs(ctx)

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from dedup.ops import search as kernels
 from dedup.stages.base import Signal, Stage, StageContext, StageResult
-from dedup.stages.store import exact_search
+from dedup.stages.common import exact_search
 
 
 class SearchStage(Stage):
@@ -132,7 +132,7 @@ class MilvusSearch:
 
     @staticmethod
     def _searcher_args(ctx: StageContext, sig: Signal) -> dict:
-        from dedup.stages.store import collection_name
+        from dedup.stages.common import collection_name
 
         cfg, choice = ctx.cfg, ctx.value(sig.store)
         return {"target": ctx.services.milvus(), "collection": collection_name(cfg, sig), "threshold": sig.threshold,
@@ -155,13 +155,13 @@ class MilvusSearch:
     def _actors(ctx: StageContext, sig: Signal, args: dict, every: int) -> pa.Table:
         import ray
 
-        from dedup.stages.store import _blocks
+        from dedup.stages.common import actor_blocks
         from dedup.vectordb.searcher import Searcher
 
         vectors, cfg = ctx.value("decode_embed"), ctx.cfg
         scratch = ctx.layout.search_scratch(sig.key)
         shutil.rmtree(scratch, ignore_errors=True)
-        queries = vectors.dataset(sig.column, _blocks(cfg, vectors.ok_count))
+        queries = vectors.dataset(sig.column, actor_blocks(cfg, vectors.ok_count))
         if every > 1:
             queries = queries.map_batches(lambda t: t.filter(pa.array(t["vid"].to_numpy() % every == 0)), batch_format="pyarrow")
         queries.map_batches(Searcher, fn_constructor_kwargs=args, batch_size=max(256, args["batch"]), batch_format="pyarrow",
@@ -185,10 +185,10 @@ class MilvusSearch:
             pos = np.searchsorted(have, saturated)  # the table is in vid order
             t = kernels.brute_force_edges(local, (saturated, embeddings_to_numpy(local["embedding"])[pos]), sig.threshold)
             return [(t["a"], t["b"], t["sim"])]
-        from dedup.stages.store import _blocks
+        from dedup.stages.common import actor_blocks
 
         pair = (saturated, vectors.of(saturated, sig.column))
-        extra = vectors.dataset(sig.column, _blocks(ctx.cfg, vectors.ok_count)).map_batches(
+        extra = vectors.dataset(sig.column, actor_blocks(ctx.cfg, vectors.ok_count)).map_batches(
             kernels.brute_force_edges, batch_format="pyarrow", fn_kwargs={"queries_ref": ray.put(pair), "threshold": sig.threshold})
         return [(t["a"].to_numpy(), t["b"].to_numpy(), t["sim"].to_numpy()) for t in ray.get(extra.to_arrow_refs()) if t.num_rows]
 

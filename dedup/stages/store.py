@@ -15,15 +15,7 @@ from __future__ import annotations
 import time
 
 from dedup.stages.base import Signal, Stage, StageContext, StageResult
-
-
-def exact_search(ctx: StageContext) -> bool:
-    """Whether this run searches exactly in memory (``--search-engine``, ``--exact-below``), by its vectors;
-    before they are known (an upstream stage asking what depends on it), False: the search may need the
-    collection."""
-    if "decode_embed" not in ctx.values:
-        return ctx.cfg.search_engine == "exact"
-    return ctx.cfg.exact_search(ctx.value("decode_embed").ok_count)
+from dedup.stages.common import actor_blocks, collection_name, exact_search
 
 
 def index_choice(ctx: StageContext, n: int, binary: bool):
@@ -37,12 +29,6 @@ def index_choice(ctx: StageContext, n: int, binary: bool):
     if cfg.index == "AUTO" and not cfg.milvus_uri and exact_search(ctx):
         return IndexChoice("FLAT", {}, {}, "AUTO: searched exactly in memory; FLAT in Milvus Lite needs no build")
     return choose_index(n, cfg.index, cfg.resolved_search_limit(), binary=binary)
-
-
-def collection_name(cfg, signal: Signal) -> str:
-    from dedup.vectordb.milvus import run_collection_name
-
-    return run_collection_name(cfg.output_path, cfg.collection) + signal.key
 
 
 class StoreStage(Stage):
@@ -111,7 +97,7 @@ class StoreStage(Stage):
             step = cfg.insert_batch
             return sum(int(writer(local.slice(i, step))["inserted"][0]) for i in range(0, local.num_rows, step)), {"method": "insert (driver)"}
         method = cfg.store_method if cfg.milvus_uri else "insert"  # Milvus Lite has no bulk import
-        res = store_vectors(vectors.dataset(sig.column, _blocks(cfg, vectors.ok_count)), target, name, sig.dim, method=method,
+        res = store_vectors(vectors.dataset(sig.column, actor_blocks(cfg, vectors.ok_count)), target, name, sig.dim, method=method,
                             staging=bulk_staging(cfg, ctx.layout), insert_batch=cfg.insert_batch, writers=cfg.writers,
                             shard_rows=cfg.bulk_shard_rows, owner=cfg.output_path, timeout=cfg.bulk_timeout, binary=sig.binary)
         how = {"method": res.method}
@@ -122,11 +108,6 @@ class StoreStage(Stage):
     def _describe(self, choice) -> dict:
         return {"index": {"type": choice.index_type, "build": choice.build_params, "search": choice.search_params, "why": choice.reason},
                 "vector_type": "BINARY_VECTOR (HAMMING)" if self.signal.binary else "FLOAT_VECTOR (COSINE)"}
-
-
-def _blocks(cfg, n: int) -> int:
-    """Enough blocks that every writer and search actor gets a share of the ids."""
-    return max(4 * max(cfg.writers, cfg.search_actors), n // 5000)
 
 
 def bulk_staging(cfg, layout):

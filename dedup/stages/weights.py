@@ -39,7 +39,7 @@ class WeightsStage(Stage):
 
 
 def embedding_key(cfg, info: dict) -> dict:
-    from dedup.stages.decode_embed import EMBED_VERSION
+    from dedup.stages.common import EMBED_VERSION
 
     return {"model": cfg.model, "weights": info.get("sha256") or info.get("weights"), "preprocess": cfg.preprocess,
             "image_size": cfg.image_size, "max_pixels": cfg.max_pixels, "version": EMBED_VERSION}

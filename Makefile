@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo bench bench-hard bench-scale kept-model clean
+.PHONY: install lint test test-fast demo bench bench-hard bench-scale kept-model clean
 
 install: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): pyproject.toml
 	# holds only two model files and two Path constants) and checks the files' pinned SHA-256.
 	$(BIN)/dedup models install
 	touch $(STAMP)
+
+# ruff (pyproject.toml's [tool.ruff]) over the library, the jobs, the tests and the corpus generators.
+lint: install
+	$(BIN)/ruff check dedup jobs tests bench/hard
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -84,7 +84,7 @@ def register(x, y) -> np.ndarray | None:
     known = linked(x, y)
     if known is not None:
         return known
-    (gx, fx), (gy, fy) = reg_view(x), reg_view(y)
+    (_, fx), (gy, fy) = reg_view(x), reg_view(y)
     n, t = _fit(fx, fy)
     if n < MIN_MATCHES:
         n, t = _fit(fx, reg_view(y, mirrored=True)[1])

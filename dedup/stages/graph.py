@@ -30,7 +30,7 @@ class GraphStage(Stage):
         return False  # tables in the driver
 
     def run(self, ctx: StageContext) -> StageResult:
-        files, edges = ctx.value("discover"), ctx.value("verify").edges
+        edges = ctx.value("verify").edges
         a, b, s = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
         table, meta, n, is_ref = graph_inputs(ctx)
         rank = rank_vids(ctx.cfg.canonical_keys(), table, meta, n)

@@ -99,6 +99,7 @@ class Runner:
         self.ray_up = start_ray is None
         self.startup: dict[str, dict] = {}  # the start-up's own lines (Ray's start), beside the stages
         self.fps: dict[str, str | None] = {}
+        self._fp_memo: dict[str, str | None] = {}  # a stage's fingerprint, once its inputs are done
         self.timings: dict[str, dict] = {}
         for name, (value, fp) in (given or {}).items():
             ctx.values[name], self.fps[name] = value, fp
@@ -117,7 +118,6 @@ class Runner:
 
     def run(self) -> dict[str, dict]:
         pending: dict[str, Future] = {}
-        self.ray_up = self.start_ray is None
         rerun = bool(self.state.data)  # as it was before this run recorded anything
         with ThreadPoolExecutor(2, thread_name_prefix="dedup-stage") as pool:
             try:
@@ -151,8 +151,13 @@ class Runner:
                 pending.pop(dep).result()
 
     def _fingerprint(self, st: Stage) -> str | None:
-        parts = st.fingerprint(self.ctx)
-        return None if parts is None else fingerprint(st.name, parts, [self.fps.get(d) for d in st.depends(self.ctx)])
+        """Computed once per run (the kept image's hashes its inputs): asked before Ray starts on a re-run, and
+        again when the stage loads or runs, with the same inputs done."""
+        if st.name not in self._fp_memo:
+            parts = st.fingerprint(self.ctx)
+            deps = [self.fps.get(d) for d in st.depends(self.ctx)]
+            self._fp_memo[st.name] = None if parts is None else fingerprint(st.name, parts, deps)
+        return self._fp_memo[st.name]
 
     def _reusable(self, st: Stage) -> bool:
         """Whether ``state.json`` holds this stage's fingerprint and its artifacts exist (its inputs done)."""
@@ -185,7 +190,7 @@ class Runner:
     def _load_or_run(self, st: Stage) -> tuple[StageResult, bool, str | None]:
         fp = self._fingerprint(st)
         stored = self.state.get(st.name)
-        if fp is not None and stored.get("fingerprint") == fp and all(p.exists() for p in st.artifacts(self.ctx)):
+        if self._reusable(st):
             res = st.load(self.ctx, stored)
             if res is not None:
                 self._maybe_kill(st)

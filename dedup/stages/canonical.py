@@ -64,11 +64,12 @@ class CanonicalStage(Stage):
         out = rechoose(clusters, chosen, ctx.value("verify").edges)
         return StageResult(Choice(out, {v: why for v, why in chosen.values()}), dict(stored.get("metrics", {})))
 
-    def _groups(self, ctx: StageContext) -> dict[int, list[int]]:
+    def _groups(self, ctx: StageContext, is_ref: np.ndarray | None = None) -> dict[int, list[int]]:
+        """The candidates per cluster (:func:`candidates`); ``is_ref``: graph_inputs' reference flags, where known."""
         from dedup.stages.common import graph_inputs
 
         edges = ctx.value("verify").edges
-        is_ref = graph_inputs(ctx)[3]
+        is_ref = graph_inputs(ctx)[3] if is_ref is None else is_ref
         return candidates(ctx.value("graph").canonical, edges["a"].to_numpy(), edges["b"].to_numpy(), is_ref)
 
     def run(self, ctx: StageContext) -> StageResult:
@@ -79,7 +80,7 @@ class CanonicalStage(Stage):
             return StageResult(Choice(clusters, {}), {"policy": ctx.cfg.canonical})
         edges = ctx.value("verify").edges
         table, meta, n, is_ref = graph_inputs(ctx)
-        groups = candidates(clusters.canonical, edges["a"].to_numpy(), edges["b"].to_numpy(), is_ref)
+        groups = self._groups(ctx, is_ref)
         where = ctx.value("discover").reps.set_index("vid")[["kind", "unit", "path"]]
         sims = cluster_sims(groups, edges["a"].to_numpy(), edges["b"].to_numpy(), edges["sim"].to_numpy())
         links = pair_transforms(groups, ctx.value("verify").checks)
@@ -160,10 +161,8 @@ def cluster_sims(groups: dict[int, list[int]], a: np.ndarray, b: np.ndarray, s: 
     out = {c: np.eye(len(vs), dtype=np.float32) for c, vs in groups.items()}
     if not groups:
         return out
-    n = int(max(max(vs) for vs in groups.values()) + 1)
-    cluster, pos = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
-    for c, vs in groups.items():
-        cluster[vs], pos[vs] = c, np.arange(len(vs))
+    cluster, pos = cluster_index(groups)
+    n = len(cluster)
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     inside = (a < n) & (b < n)
     a, b, s = a[inside], b[inside], np.asarray(s)[inside]
@@ -171,6 +170,16 @@ def cluster_sims(groups: dict[int, list[int]], a: np.ndarray, b: np.ndarray, s: 
     for c, i, j, sim in zip(cluster[a[both]].tolist(), pos[a[both]].tolist(), pos[b[both]].tolist(), s[both].tolist()):
         out[c][i, j] = out[c][j, i] = sim
     return out
+
+
+def cluster_index(groups: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per vid up to the largest candidate: its cluster and its place among the cluster's candidates (-1
+    for a vid that is no candidate)."""
+    n = int(max(max(vs) for vs in groups.values()) + 1)
+    cluster, pos = np.full(n, -1, np.int64), np.full(n, -1, np.int64)
+    for c, vs in groups.items():
+        cluster[vs], pos[vs] = c, np.arange(len(vs))
+    return cluster, pos
 
 
 def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[str, np.ndarray], image_column: str | None,
@@ -216,10 +225,8 @@ def pair_transforms(groups: dict[int, list[int]], checks) -> dict[int, dict[tupl
     keypoints again (pairs above the band were not checked, and are)."""
     if checks is None or "transform" not in checks.column_names or not groups:
         return {}
-    n = int(max(max(vs) for vs in groups.values())) + 1
-    cluster = np.full(n, -1, np.int64)
-    for c, vs in groups.items():
-        cluster[vs] = c
+    cluster = cluster_index(groups)[0]
+    n = len(cluster)
     a, b = (np.asarray(checks.column(k).to_numpy(), np.int64) for k in ("a", "b"))
     inside = (a < n) & (b < n)
     ca, cb = cluster[np.where(inside, a, 0)], cluster[np.where(inside, b, 0)]

@@ -72,12 +72,14 @@ class VerifyStage(Stage):
         if rng is None:
             return False
         _, a, b = in_band(ctx.value(self.edges_from), *rng)
-        return bool(unchecked(a, b, read_checks(ctx.layout.verify_cache, VerifyParams().key())).any())
+        self._read = read_checks(ctx.layout.verify_cache, VerifyParams().key())  # run() takes it, not read twice
+        return bool(unchecked(a, b, self._read).any())
 
     def _check(self, ctx: StageContext, a: np.ndarray, b: np.ndarray, vp: VerifyParams):
         """The pairs' checks: the cached ones, and the others run now (then added to the cache)."""
         cache = ctx.layout.verify_cache
-        cached = read_checks(cache, vp.key())
+        cached = self.__dict__.pop("_read", None)
+        cached = read_checks(cache, vp.key()) if cached is None else cached
         todo = unchecked(a, b, cached)
         t0 = time.perf_counter()
         reps = ctx.value("discover").reps

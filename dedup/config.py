@@ -141,6 +141,7 @@ class DedupConfig:
     # the vectors are stored in Milvus either way.
     search_engine: str = "auto"
     exact_below: int | None = None
+    exact_products: str = "auto"  # the exact search's products: float32 | int8 (see resolved_exact_products)
     # How hash bits are stored in Milvus: float (+1/-1 per bit, COSINE; Milvus Lite has no binary vectors)
     # or binary (BINARY_VECTOR, HAMMING: 32x smaller, a server only). auto: binary with --milvus-uri.
     hash_vectors: str = "auto"
@@ -180,6 +181,8 @@ class DedupConfig:
             raise ConfigError(f"--decode-batch must be at least 1, got {self.decode_batch}")
         if self.search_engine not in ("auto", "exact", "milvus"):
             raise ConfigError(f"--search-engine must be auto, exact or milvus, got {self.search_engine!r}")
+        if self.exact_products not in ("auto", "float32", "int8"):
+            raise ConfigError(f"--exact-products must be auto, float32 or int8, got {self.exact_products!r}")
         if self.search_mode not in ("auto", "topk", "range"):
             raise ConfigError(f"--search-mode must be auto, topk or range, got {self.search_mode!r}")
         if self.search_batch is not None and self.search_batch < 1:
@@ -256,6 +259,13 @@ class DedupConfig:
             return self.search_engine == "exact"
         below = self.resolved_exact_below()
         return (below is None or vectors < below) and vectors * embedding_dim(self.model) * 4 <= self.EXACT_MAX_BYTES
+
+    INT8_FROM = 10_000  # bench/results/exact-products.md: int8 was the faster from here on
+
+    def resolved_exact_products(self, vectors: int) -> str:
+        """float32 (BLAS) or int8 (ONNX Runtime's integer product, each candidate re-checked in float32: the
+        same edges) for ``vectors`` vectors; auto: int8 from :attr:`INT8_FROM`, where it was the faster."""
+        return self.exact_products if self.exact_products != "auto" else "int8" if vectors >= self.INT8_FROM else "float32"
 
     def search_choice(self, vectors: int) -> str:
         """Why the search runs where it does (for summary.json)."""

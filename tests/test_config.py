@@ -1,7 +1,7 @@
 """The one typed config: per-model defaults and what it refuses."""
 import pytest
 
-from dedup.config import DedupConfig
+from dedup.config import ConfigError, DedupConfig
 
 
 def test_config_defaults_per_model():
@@ -11,7 +11,6 @@ def test_config_defaults_per_model():
     s = DedupConfig(inputs=["x"], model="sscd+multihash").validate()
     assert s.learned_model == "sscd" and s.hash_name == "multihash" and s.weights == "auto"
     assert DedupConfig(inputs=["x"], threshold=0.6).validate().resolved_nn_floor() == pytest.approx(0.3)
-    from dedup.config import ConfigError
 
     with pytest.raises(ConfigError, match="--weights applies"):
         DedupConfig(inputs=["x"], model="multihash", weights="random").validate()
@@ -34,3 +33,12 @@ def test_auto_search_is_exact_up_to_the_measured_crossover_and_the_memory_cap():
     assert big.exact_search(500_000) and not big.exact_search(600_000)  # 4 GiB of vectors at most
     assert DedupConfig(inputs=["x"], search_engine="milvus").validate().exact_search(10) is False
     assert DedupConfig(inputs=["x"], search_engine="exact").validate().search_choice(10) == "--search-engine exact"
+
+
+def test_exact_products_are_int8_from_the_measured_crossover():
+    cfg = DedupConfig(inputs=["x"]).validate()
+    assert cfg.resolved_exact_products(cfg.INT8_FROM - 1) == "float32" and cfg.resolved_exact_products(cfg.INT8_FROM) == "int8"
+    assert DedupConfig(inputs=["x"], exact_products="float32").validate().resolved_exact_products(10**6) == "float32"
+    assert DedupConfig(inputs=["x"], exact_products="int8").validate().resolved_exact_products(10) == "int8"
+    with pytest.raises(ConfigError, match="--exact-products"):
+        DedupConfig(inputs=["x"], exact_products="int4").validate()

@@ -227,7 +227,7 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
         "per_second": {k: next((x for key, x in v.items() if key.endswith("_per_second")), None) for k, v in stages.items()},
         "generate_seconds": round(gen_s, 1),
         "peak_driver_mb": round(mem.driver / 2**20), "peak_all_processes_mb": round(mem.total / 2**20),
-        "search": {k: stats.get(k) for k in ("saturated_brute_forced", "requeried_at_max_limit", "edges_found", "mode", "requests", "why")},
+        "search": {k: stats.get(k) for k in ("saturated_brute_forced", "requeried_at_max_limit", "edges_found", "mode", "requests", "products", "why")},
         "store": {k: v for k, v in stages.get("store", {}).items() if k in ("method", "index", "bulk_fallback_reason", "background")},
     }
     if len(sample):

@@ -21,7 +21,8 @@ def engine_plan(n: int) -> list[tuple[str, dict]]:
     every_exact = 1 if n <= 50_000 else max(1, n // 10_000)
     every_lite = 1 if n <= 20_000 else max(1, n // 20_000)
     index = "AUTO" if n < 100_000 else "IVF_FLAT"
-    plan = [("exact", {"search_engine": "exact", "query_every": every_exact, "index": "AUTO"}),
+    plan = [("exact, int8 products", {"search_engine": "exact", "exact_products": "int8", "query_every": every_exact, "index": "AUTO"}),
+            ("exact, float32 products", {"search_engine": "exact", "exact_products": "float32", "query_every": every_exact, "index": "AUTO"}),
             ("lite, requests of 1024", {"search_engine": "milvus", "query_every": every_lite, "index": index})]
     if n <= 20_000:  # the request size before, and an ANN index: one size shows each, larger ones cost hours
         plan.insert(1, ("lite, requests of 32 (before)", {"search_engine": "milvus", "search_batch": 32, "query_every": every_lite, "index": index}))
@@ -51,7 +52,7 @@ def engines_bench(sizes, work: Path, results: Path | None = None, recall_sample:
                     try:
                         r = scale_run(n, work, dim=SSCD_DIM, threshold=SSCD_THRESHOLD, query_every=every,
                                       copy_cos=SSCD_COPY_COS, recall_sample=recall_sample,
-                                      label=label.split(",")[0] + str(kw.get("search_batch", "")), **kw)
+                                      label=label.split(",")[0] + str(kw.get("search_batch", "")) + kw.get("exact_products", ""), **kw)
                         break
                     except Exception as e:  # noqa: BLE001 - a failed engine is a row saying why
                         r = {"n": n, "error": f"{type(e).__name__}: {e}", "attempts": attempt}

@@ -9,9 +9,10 @@ Out: ``edges.parquet`` (``a`` < ``b``, ``sim`` >= the signal's threshold, each p
 The search engine is a strategy, chosen by size (``--search-engine auto``, ``--exact-below``,
 ``--local-below``):
 
-* :class:`ExactSearch`: every pair's cosine from the vectors in memory (numpy, blocks of the upper
-  triangle): what Milvus's FLAT index computes, without a top-k; 0.08 s for 2014 x 2014 pairs of 2048-d
-  vectors where Milvus Lite's search took 8 s. The store then runs in the background.
+* :class:`ExactSearch`: every pair's cosine from the vectors in memory (tiles of the upper triangle, in
+  float32 or, from ``DedupConfig.INT8_FROM`` vectors, int8 products with a float32 re-check:
+  ``--exact-products``): what Milvus's FLAT index computes, without a top-k; 0.08 s for 2014 x 2014 pairs
+  of 2048-d vectors where Milvus Lite's search took 8 s. The store then runs in the background.
 * :class:`MilvusSearch` from the driver (one client) below ``--local-below`` vectors, or from
   ``--search-actors`` search actors: range searches of the stored collection; queries that saturate are
   answered by brute force over the stored vectors.
@@ -84,24 +85,21 @@ class ExactSearch:
     """Every pair, from the vectors in memory (see the module docstring)."""
 
     def search(self, ctx: StageContext, sig: Signal, every: int):
-        from dedup.ops.graph import dedupe_edges
         from dedup.ops.models import embeddings_to_numpy
 
         local = ctx.value("decode_embed").table(sig.column)
         vids, vecs = local["vid"].to_numpy(), embeddings_to_numpy(local["embedding"])
         nearest = kernels.NEAREST_SCHEMA.empty_table()
+        products = ctx.cfg.resolved_exact_products(len(vids))
         if every == 1:
-            e = kernels.exact_edges(vids, vecs, sig.threshold)
-            ua, ub, us = e["a"], e["b"], e["sim"]
+            e = kernels.exact_edges(vids, vecs, sig.threshold, products)
             near = e["nearest"] >= sig.floor
-            nearest = pa.table({"vid": vids[near], "sim": np.minimum(e["nearest"][near], 1.0)}, schema=kernels.NEAREST_SCHEMA)
+            nearest = pa.table({"vid": vids[near], "sim": e["nearest"][near]}, schema=kernels.NEAREST_SCHEMA)
         else:  # a sample of queries (the scale benchmark) against every vector
-            q = vids % every == 0
-            step = 65_536  # stored vectors per pass: each pass holds step x 1,024 similarities
-            parts = [kernels.brute_force_edges(local.slice(i, step), (vids[q], vecs[q]), sig.threshold) for i in range(0, len(vids), step)]
-            ua, ub, us = dedupe_edges(*(np.concatenate([p[k] for p in parts]) for k in ("a", "b", "sim")), int(vids.max()) + 1)
+            e = kernels.sampled_edges(vids, vecs, sig.threshold, every, products)
+        ua, ub, us = e["a"], e["b"], e["sim"]
         edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=kernels.EDGE_SCHEMA)
-        return edges, nearest, {"mode": "exact (driver, every pair)", "queries": _queries(len(vids), every),
+        return edges, nearest, {"mode": "exact (driver, every pair)", "queries": _queries(len(vids), every), "products": products,
                                 "why": ctx.cfg.search_choice(len(vids))}
 
 

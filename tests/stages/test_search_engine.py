@@ -1,5 +1,5 @@
-"""The search engine chosen at each crossover (--exact-below, --local-below), at small sizes on Milvus Lite:
-each engine says why it was chosen, and every engine finds the same pairs, all of them."""
+"""The search engine chosen at each crossover (--exact-below, --local-below, --exact-products), at small sizes
+on Milvus Lite: each engine says why it was chosen, and every engine finds the same pairs, all of them."""
 from dedup.bench.scale import scale_run
 
 N = 1500
@@ -10,8 +10,10 @@ def test_each_crossover_picks_its_engine_and_all_find_the_same_pairs(ray_local, 
     exact = scale_run(N, tmp_path, exact_below=N + 1, local_below=N + 1, label="exact", index="AUTO", **KW)
     driver = scale_run(N, tmp_path, exact_below=N, local_below=N + 1, search_batch=256, label="driver", **KW)
     actors = scale_run(N, tmp_path, exact_below=N, local_below=N, label="actors", **KW)
+    int8 = scale_run(N, tmp_path, exact_below=N + 1, local_below=N + 1, exact_products="int8", label="int8", index="AUTO", **KW)
 
     assert exact["engine"] == "exact" and "exact in memory" in exact["search"]["why"]
+    assert exact["search"]["products"] == "float32" and int8["search"]["products"] == "int8"  # below INT8_FROM, or asked
     assert driver["engine"] == "milvus: driver" and "from the driver below --local-below" in driver["search"]["why"]
     assert driver["search"]["requests"] == "topk, 256 queries each"
     assert actors["engine"] == "milvus: 2 search actors" and "search actors at or above --local-below" in actors["search"]["why"]
@@ -19,10 +21,10 @@ def test_each_crossover_picks_its_engine_and_all_find_the_same_pairs(ray_local, 
     assert exact["store"].get("background") and not driver["store"].get("background")
     # Searched exactly, the Lite collection gets FLAT under AUTO: no ANN build in the background store.
     assert exact["store"]["index"]["type"] == "FLAT" and "searched exactly" in exact["store"]["index"]["why"]
-    for r in (exact, driver, actors):
+    for r in (exact, driver, actors, int8):
         assert r["planted_pairs"] > 50 and r["recall"] == 1.0
         assert r["exact_pairs_of_sample"] > 0 and r["recall_exact"] == 1.0
-    assert exact["edges"] == driver["edges"] == actors["edges"]
+    assert exact["edges"] == driver["edges"] == actors["edges"] == int8["edges"]
 
 
 def test_sscd_like_planted_pairs_spread_down_past_the_threshold():

@@ -1,0 +1,76 @@
+"""The exact search's kernels (dedup.ops.search): float32 and int8 products find the same pairs with the
+same similarities, across tiles, as a plain matrix product says; the sampled search is the exact one
+restricted to its queries."""
+import numpy as np
+import pytest
+
+from dedup.ops import search
+
+
+def planted(n: int, dim: int = 96, seed: int = 0) -> np.ndarray:
+    """Unit vectors, a tenth of them copies of another at cosines spread across 0.2-0.99."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    base, copy = rng.choice(n, (2, n // 10), replace=False)
+    c = rng.uniform(0.2, 0.99, (n // 10, 1)).astype(np.float32)
+    x[copy] = c * x[base] + np.sqrt(1 - c * c) * x[copy]
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def truth(vids: np.ndarray, x: np.ndarray, threshold: float) -> tuple[dict, np.ndarray]:
+    sims = x @ x.T
+    np.fill_diagonal(sims, -np.inf)
+    i, j = np.nonzero(np.triu(sims >= threshold, 1))
+    pairs = {(min(vids[p], vids[q]), max(vids[p], vids[q])): sims[p, q] for p, q in zip(i, j)}
+    return pairs, sims.max(axis=1)
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    monkeypatch.setattr(search, "TILE", 128)  # several tiles, diagonal and off-diagonal, on a small set
+
+
+@pytest.mark.parametrize("products", ["float32", "int8"])
+def test_exact_edges_find_every_pair_once_with_its_float32_similarity(small_tiles, products):
+    x = planted(1000)
+    vids = np.random.default_rng(1).permutation(5000)[:1000]  # ids in no order
+    want, nearest = truth(vids, x, 0.3)
+    e = search.exact_edges(vids, x, 0.3, products)
+    got = dict(zip(zip(e["a"].tolist(), e["b"].tolist()), e["sim"].tolist()))
+    assert len(want) > 50 and set(got) == set(want) and len(got) == len(e["a"])
+    assert all(a < b for a, b in got) and max(abs(got[k] - want[k]) for k in want) < 1e-5
+    above = nearest >= 0.3
+    assert np.allclose(e["nearest"][above], nearest[above], atol=1e-5)  # exact where an edge sets it
+    tol = 1e-5 if products == "float32" else search.Int8Products(x).margin
+    assert np.abs(e["nearest"] - nearest).max() <= tol and search.Int8Products(x).margin < 0.05
+
+
+def test_int8_margin_covers_the_rounding_on_spiky_vectors(small_tiles):
+    x = planted(600, seed=2)
+    x[:, 0] *= 20  # one dominant coordinate: a coarse int8 scale for all the others
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    want, _ = truth(np.arange(600), x, 0.5)
+    e = search.exact_edges(np.arange(600), x, 0.5, "int8")
+    assert set(zip(e["a"].tolist(), e["b"].tolist())) == set(want)
+
+
+def test_sampled_edges_are_the_exact_edges_of_the_sampled_queries(small_tiles):
+    x = planted(900, seed=3)
+    vids = np.arange(900)
+    want, nearest = truth(vids, x, 0.3)
+    for products in ("float32", "int8"):
+        e = search.sampled_edges(vids, x, 0.3, every=5, products=products)
+        sampled = {k for k in want if k[0] % 5 == 0 or k[1] % 5 == 0}
+        assert set(zip(e["a"].tolist(), e["b"].tolist())) == sampled and len(sampled) > 10
+        assert np.allclose(e["nearest"][::5][nearest[::5] >= 0.3], nearest[::5][nearest[::5] >= 0.3], atol=1e-5)
+        assert np.isinf(e["nearest"][1::5]).all()  # only the sampled rows
+
+
+def test_products_must_be_known():
+    with pytest.raises(ValueError, match="products must be"):
+        search.make_products(np.zeros((2, 4), np.float32), "int4")
+
+
+def test_the_kept_matmul_integer_model_is_what_onnx_builds():
+    assert search.matmul_integer_model() == search.MATMUL_INTEGER_ONNX

@@ -118,7 +118,8 @@ def _candidates(t: np.ndarray, floor: float, row_max: np.ndarray) -> tuple[np.nd
 
 def _rechecked(vids, vectors, threshold: float, found: list, nearest: np.ndarray, unique: bool = False) -> dict:
     """The candidate pairs whose float32 cosine is at or above ``threshold``; ``nearest`` made exact where an
-    edge sets it (a row's highest similarity at or above the threshold is one of its edges)."""
+    edge sets it (a row's highest similarity at or above the threshold is one of its edges), and below the
+    threshold where none does."""
     i = np.concatenate([f[0] for f in found]) if found else np.zeros(0, np.int64)
     j = np.concatenate([f[1] for f in found]) if found else np.zeros(0, np.int64)
     if unique and len(i):
@@ -131,7 +132,8 @@ def _rechecked(vids, vectors, threshold: float, found: list, nearest: np.ndarray
     exact = np.full(len(vids), -np.inf, np.float32)
     np.maximum.at(exact, i, sims)
     np.maximum.at(exact, j, sims)
-    nearest = np.where(np.isfinite(exact) & np.isfinite(nearest), exact, nearest)
+    below = np.nextafter(np.float32(threshold), np.float32(-np.inf))  # a row without an edge has none above it
+    nearest = np.where(np.isfinite(exact) & np.isfinite(nearest), exact, np.minimum(nearest, below))
     a, b = vids[i], vids[j]
     return {"a": np.minimum(a, b), "b": np.maximum(a, b), "sim": sims, "nearest": np.minimum(nearest, 1.0) if len(nearest) else nearest}
 

@@ -27,7 +27,7 @@ lint: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The suite without the tests marked slow (end-to-end runs of the whole job): the loop while editing.
+# The suite without the tests marked slow (whole jobs, Milvus servers, a Ray cluster): the loop while editing, under 2 minutes.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 

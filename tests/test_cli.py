@@ -40,6 +40,7 @@ def test_bad_options_are_refused_before_any_work(bad, tmp_path):
     assert r.returncode == 2 and "error" in r.stderr
 
 
+@pytest.mark.slow
 def test_missing_weights_file_is_a_clear_error(tmp_path):
     from dedup.synth import base_image, encode, write
 
@@ -86,6 +87,7 @@ def _one_error_line(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_missing_input_and_unwritable_output_fail_fast_with_one_line(tmp_path):
     """Checked before Ray or Milvus start: a one-line error naming the path, a distinct exit code, no traceback."""
     import time

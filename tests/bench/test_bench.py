@@ -33,6 +33,7 @@ def test_errors_count_as_kept_singletons():
     assert s["unlisted"] == 1 and s["wrongly_removed"] == 0 and s["missed"] == 1 and s["pair_recall"] == 0.0
 
 
+@pytest.mark.slow
 def test_corpus_builder_and_sweep(ray_local, tmp_path):
     photos = tmp_path / "photos"
     for i in range(10):
@@ -92,6 +93,7 @@ def test_score_parts_scores_each_part_from_the_same_clusters():
     assert s["hard_f1"] == 0.0 and s["hard_missed"] == 1 and s["bench_f1"] == pytest.approx(2 / 3, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_bench_command_writes_the_table(ray_local, tmp_path):
     from dedup.bench.run import bench
 
@@ -104,6 +106,7 @@ def test_bench_command_writes_the_table(ray_local, tmp_path):
     assert report["rows"][0]["pair_f1"] >= 0.0 and (tmp_path / "results" / "bench.json").exists()
 
 
+@pytest.mark.slow
 def test_scale_mode_finds_the_planted_pairs(ray_local, tmp_path):
     import numpy as np
 

@@ -1,6 +1,7 @@
 """The canonical study's pieces on made images: the reposts hard case, the re-choice per variant, the
 lattice scores by relation and the enlarged margin's trade."""
 import pandas as pd
+import pytest
 
 from dedup import run
 from dedup.bench import canonical_study as study
@@ -16,6 +17,7 @@ def test_variants_leave_out_each_rule_once():
     assert [n for n, _ in v["central after picture"][0]].index("central") == list(RULE_NAMES).index("picture")
 
 
+@pytest.mark.slow
 def test_reposts_rechosen_per_variant(ray_local, tmp_path):
     src = tmp_path / "src"
     for i in range(3):

@@ -114,6 +114,7 @@ def test_bad_inputs_are_recorded_and_the_job_goes_on(ray_local, tmp_path):
     assert summary["counts"]["errors"] == 5
 
 
+@pytest.mark.slow
 def test_only_image_files_are_inputs_and_the_rest_is_counted_as_skipped(ray_local, tmp_path):
     """Sidecars, hidden files, an earlier run's output folder and --exclude matches are skipped and counted
     (summary.json), never errors; misnamed images (an image extension, or none) are still read by content."""
@@ -174,6 +175,7 @@ def test_parquet_and_webdataset_shards(ray_local, tmp_path):
     assert "null" in errs["part-0.parquet#row=2"] and "not a recognised" in errs["part-0.parquet#row=3"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("local_below", [20_000, 0], ids=["driver", "actor-pools"])
 def test_clusters_bigger_than_the_search_limit_are_not_cut(ray_local, tmp_path, local_below):
     """Milvus search (forced: small runs search exactly by default) re-asks and brute-forces full queries."""
@@ -194,6 +196,7 @@ def test_clusters_bigger_than_the_search_limit_are_not_cut(ray_local, tmp_path, 
     assert s["unique_edges"] == 66
 
 
+@pytest.mark.slow
 def test_exact_search_finds_the_same_edges_as_milvus(ray_local, tmp_path):
     """Small runs search exactly in memory (the default below --exact-below): same pairs and similarities
     as Milvus's search, while the vectors are still stored in Milvus."""

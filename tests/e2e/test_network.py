@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from dedup.synth import make_corpus
 
@@ -37,6 +38,7 @@ def _loopback(ip: str) -> bool:
     return bool(a.is_loopback or (getattr(a, "ipv4_mapped", None) and a.ipv4_mapped.is_loopback))  # ::ffff:127.0.0.1
 
 
+@pytest.mark.slow
 def test_a_local_run_listens_on_loopback_alone(tmp_path):
     root = tmp_path / "imgs"
     make_corpus(root, groups=3)

@@ -37,6 +37,8 @@ CLUSTER_DIR = REPO / "cluster"
 BIN = Path(sys.executable).parent  # the project's virtual environment
 RAY = BIN / "ray"
 
+pytestmark = pytest.mark.slow  # a two-node Ray cluster started by the test: a minute
+
 
 # ---------------------------------------------------------------------------------------------------
 # Processes

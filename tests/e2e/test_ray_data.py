@@ -39,6 +39,7 @@ def partition(ids, clusters):
     return {frozenset(g) for g in groups.values()}
 
 
+@pytest.mark.slow
 def test_a_parquet_dataset_deduplicated_in_a_pipeline_and_written_back_out(ray_local, tmp_path):
     rows = corpus_rows()
     src = tmp_path / "shards"
@@ -148,6 +149,7 @@ def test_integer_ids_and_pixel_arrays_from_items(ray_local, tmp_path):
     assert "pixel array of shape (8, 8, 2)" in df.loc[40, "dedup_error"]
 
 
+@pytest.mark.slow
 def test_the_example_job_reads_shards_from_a_uri_and_writes_the_deduplicated_shards(ray_local, tmp_path, capsys):
     """jobs/dedup_parquet.py (what README's `ray job submit` example runs), on file:// URIs here."""
     from jobs.dedup_parquet import main

@@ -3,6 +3,7 @@ killed in the middle of the embedding, and in every other stage: tests/e2e/test_
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from dedup import run
 from dedup.config import DedupConfig
@@ -15,6 +16,7 @@ def manifest(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "manifest.csv")[COMPARE].sort_values("path").reset_index(drop=True)
 
 
+@pytest.mark.slow
 def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_path):
     root = tmp_path / "corpus"
     make_corpus(root)
@@ -48,6 +50,7 @@ def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_p
     assert run(DedupConfig(**cfg, threshold=0.8, fresh=True))["reused_stages"] == []
 
 
+@pytest.mark.slow
 def test_a_file_added_or_changed_since_the_stored_run_is_found(ray_local, tmp_path):
     """The same command after the input folder changed: discovery runs again (it is not reused on the
     options alone), so no new or changed file is left out."""

@@ -13,6 +13,7 @@ from dedup.ops.models import (OnnxFeatures, ResNet50Features, TorchFeatures, onn
 from dedup.synth import base_image
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not onnx_available(), reason="onnxruntime is not installed")
 def test_onnx_backend_matches_torch_and_is_cached(tmp_path, tiny_resnet_weights):
     sd = torch.load(tiny_resnet_weights, map_location="cpu", weights_only=True)

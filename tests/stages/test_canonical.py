@@ -1,6 +1,7 @@
 """Stage canonical in a job (Ray local, Milvus Lite, images made here): the quality policy keeps the
 original where the old largest policy kept a copy, and the clusters are the same under both."""
 import pandas as pd
+import pytest
 from PIL import Image, ImageOps
 
 from dedup import run
@@ -29,6 +30,7 @@ def _clusters(man: pd.DataFrame) -> set:
     return {frozenset(g["path"]) for _, g in man.groupby("cluster_id")}
 
 
+@pytest.mark.slow
 def test_quality_keeps_the_original_and_the_clusters_stay(ray_local, tmp_path):
     root = tmp_path / "in"
     _corpus(root)

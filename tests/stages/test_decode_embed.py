@@ -4,6 +4,7 @@ import io
 import os
 
 import pandas as pd
+import pytest
 from helpers import tiny_sscd_torchscript
 
 from dedup import run
@@ -19,6 +20,7 @@ def _torchscript_bytes(seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_job_runs_sscd_by_default(ray_local, tmp_path, tiny_sscd_file):
     """No --model: SSCD (here from the test's own ONNX file), square 288 input, its threshold; copies found."""
     root = tmp_path / "imgs"
@@ -35,6 +37,7 @@ def test_job_runs_sscd_by_default(ray_local, tmp_path, tiny_sscd_file):
     assert (out / "nearest.parquet").exists()
 
 
+@pytest.mark.slow
 def test_job_with_a_torchscript_file_on_cpu(ray_local, tmp_path):
     root = tmp_path / "imgs"
     for i in range(3):

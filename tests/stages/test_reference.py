@@ -53,6 +53,7 @@ def _make_new(tmp, photos, old):
     return new
 
 
+@pytest.mark.slow
 def test_new_images_against_a_reference_run(reference):
     tmp, model, photos, old, ref_out = reference
     new = _make_new(tmp, photos, old)
@@ -81,6 +82,7 @@ def test_new_images_against_a_reference_run(reference):
     assert 'id="reference-matches"' in page
 
 
+@pytest.mark.slow
 def test_reference_only_is_the_contamination_check(reference):
     tmp, model, photos, old, ref_out = reference
     new = _make_new(tmp, photos, old)

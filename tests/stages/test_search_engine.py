@@ -1,11 +1,14 @@
 """The search engine chosen at each crossover (--exact-below, --local-below, --exact-products), at small sizes
 on Milvus Lite: each engine says why it was chosen, and every engine finds the same pairs, all of them."""
+import pytest
+
 from dedup.bench.scale import scale_run
 
 N = 1500
 KW = dict(dim=64, threshold=0.5, copy_cos=(0.6, 0.99), recall_sample=300)
 
 
+@pytest.mark.slow
 def test_each_crossover_picks_its_engine_and_all_find_the_same_pairs(ray_local, tmp_path):
     exact = scale_run(N, tmp_path, exact_below=N + 1, local_below=N + 1, label="exact", index="AUTO", **KW)
     driver = scale_run(N, tmp_path, exact_below=N, local_below=N + 1, search_batch=256, label="driver", **KW)

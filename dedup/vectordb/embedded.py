@@ -5,14 +5,9 @@ against a real server and by ``dedup bench --scale`` to compare a server with Mi
 """
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from dedup.vectordb.lite import free_port
 
 
 class EmbeddedMilvus:
@@ -27,7 +22,7 @@ class EmbeddedMilvus:
 
         self.base = base
         data = Path(milvus.__file__).parent / "data"
-        client, peer = _free_port(), _free_port()
+        client, peer = free_port(), free_port()
         etcd_cfg = base / "embed-etcd.yaml"
         etcd_cfg.write_text(
             "name: default\n"

@@ -13,7 +13,8 @@ import threading
 import time
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now (the Lite server's, the embedded server's)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -64,7 +65,7 @@ class MilvusLiteServer:
         if self.proc is not None:
             return self
         os.makedirs(self.data_dir, exist_ok=True)
-        self.port = _free_port()
+        self.port = free_port()
         log = open(self.log_path, "ab")
         cmd = self._command() + ["--data-dir", self.data_dir, "--host", "127.0.0.1", "--port", str(self.port)]
         exe = shutil.which(cmd[0]) or cmd[0]

@@ -135,7 +135,7 @@ def _rechecked(vids, vectors, threshold: float, found: list, nearest: np.ndarray
     below = np.nextafter(np.float32(threshold), np.float32(-np.inf))  # a row without an edge has none above it
     nearest = np.where(np.isfinite(exact) & np.isfinite(nearest), exact, np.minimum(nearest, below))
     a, b = vids[i], vids[j]
-    return {"a": np.minimum(a, b), "b": np.maximum(a, b), "sim": sims, "nearest": np.minimum(nearest, 1.0) if len(nearest) else nearest}
+    return {"a": np.minimum(a, b), "b": np.maximum(a, b), "sim": sims, "nearest": np.minimum(nearest, 1.0)}
 
 
 PRODUCTS = ("float32", "int8")

@@ -17,13 +17,38 @@ if TYPE_CHECKING:
 def ratio_matches(query: np.ndarray, train: np.ndarray, ratio: float, binary: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(query indices, train indices) of the descriptor matches that pass Lowe's ratio test: each query
     descriptor's two nearest in ``train`` (Hamming for ``binary`` descriptors, else L2), as arrays: what
-    BFMatcher.knnMatch(k=2) computes (it calls batchDistance), without a Python object per match."""
-    import cv2
+    BFMatcher.knnMatch(k=2) computes, without a Python object per match. Binary descriptors are searched
+    with faiss's exact Hamming search (its popcount kernels for whole codes; OpenCV's batchDistance calls a
+    distance function per pair): the same two distances per query, hence the same matches (where the two
+    nearest tie the test fails either way, whichever index comes first)."""
+    if binary:
+        dist, nearest = _hamming_two_nearest(query, train)
+    else:
+        import cv2
 
-    dist, nearest = cv2.batchDistance(query, train, cv2.CV_32S if binary else cv2.CV_32F,
-                                      normType=cv2.NORM_HAMMING if binary else cv2.NORM_L2, K=2)
+        dist, nearest = cv2.batchDistance(query, train, cv2.CV_32F, normType=cv2.NORM_L2, K=2)
     good = np.flatnonzero((nearest[:, 1] >= 0) & (dist[:, 0] < ratio * dist[:, 1]))
     return good, nearest[good, 0]
+
+
+def single_threaded() -> None:
+    """OpenCV and faiss on one thread each: a Ray task holds one CPU, and their own thread pools would only
+    compete with the other tasks (and their spinning counts as the task's CPU time)."""
+    import cv2
+    import faiss
+
+    cv2.setNumThreads(1)
+    faiss.omp_set_num_threads(1)
+
+
+def _hamming_two_nearest(query: np.ndarray, train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, indices) of each query code's two nearest codes in ``train`` (uint8 rows of bits); -1
+    where ``train`` has fewer than two."""
+    import faiss
+
+    index = faiss.IndexBinaryFlat(train.shape[1] * 8)
+    index.add(np.ascontiguousarray(train, np.uint8))
+    return index.search(np.ascontiguousarray(query, np.uint8), 2)
 
 
 def _good_matches(a, b, params: VerifyParams):

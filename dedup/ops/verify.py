@@ -86,6 +86,11 @@ class VerifyParams:
     # inliers at least and its two axes' scales within ``max_anisotropy`` of each other
     homography: bool = True
     min_inliers_homography: int = 20
+    # ... and only where the similarity transform found this many inliers: a perspective warp or a changed
+    # aspect ratio is close to a similarity locally, so the best similarity already fits part of a copy's
+    # matches; a pair with fewer shares nothing, and its homography's RANSAC (its full 2,000 iterations, on
+    # matches that agree on nothing) was the check's dearest step after the descriptors. 0: always tried.
+    homography_from: int = 8
     max_anisotropy: float = 2.5
     # Coarse to fine: each pair is first matched on a smaller view (longer side ``coarse`` px, ``coarse_features``
     # keypoints), with the same checks; only a pair that this does not decide is matched at ``size`` (with the
@@ -100,7 +105,7 @@ class VerifyParams:
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 13  # bump when the check or what it records changes for the same parameters
+    version: int = 14  # bump when the check or what it records changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -163,7 +168,7 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
         seen = seen or grid
         if ok:
             return True, n, False, scale, grid, unit_transform(_precise(found, n, moved, params), fa.shape, fb.shape)
-    if params.homography:
+    if params.homography and n >= params.homography_from:
         hn, hscale, hcontained, hmoved = _homography(found, params, (fa, fb))
         if plausible(hn, params.min_inliers_homography, hscale, hcontained):
             ok, grid = _agrees(fa, fb, hmoved, params, False)

@@ -254,6 +254,9 @@ def batches(groups: list, per_task: int) -> list[list]:
 def _task(task, info, image_column, sims, links=None):
     import time
 
+    from dedup.ops.matching import single_threaded
+
+    single_threaded()
     t0 = time.process_time()
     measured = measure_vids({v: i[:3] for v, i in info.items()}, image_column, lattice_needed(task, info))
     t1 = time.process_time()

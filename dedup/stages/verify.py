@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from dedup.ops.verify import (CHECKED_SCHEMA, NOT_NEEDED, REJECTED, VERIFIED, VerifyParams, apply, check_edges, plan_tasks,
                               templates)
+from dedup.ops.matching import single_threaded
 from dedup.stages.base import Stage, StageContext, StageResult
 
 
@@ -161,9 +162,7 @@ def run_checks(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, st
 
 
 def _task(a, b, where, params, image_column):
-    import cv2
-
-    cv2.setNumThreads(1)  # one task per CPU: OpenCV's own threads would only compete with the others
+    single_threaded()
     return check_edges(np.asarray(a), np.asarray(b), where, params, image_column)
 
 

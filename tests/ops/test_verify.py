@@ -199,6 +199,34 @@ def test_a_stretched_copy_needs_the_homography(photo):
     assert not verify.check_pair(fa, fb, similarity_only)[0]
 
 
+def test_the_homography_is_not_tried_where_the_similarity_found_nothing(photo, monkeypatch):
+    """Two unrelated pictures: no similarity support, so no homography RANSAC (the gate, ``homography_from``);
+    a stretched copy's similarity finds part of its matches, and the homography still passes it."""
+    calls = []
+    real = verify._homography
+    monkeypatch.setattr(verify, "_homography", lambda *a, **k: calls.append(1) or real(*a, **k))
+    no_coarse = verify.VerifyParams(coarse=0)
+    other = textured_image(12)
+    fa, fb = (verify.Features(verify.grey_view(encode(im), P.size), no_coarse) for im in (photo, other))
+    assert not verify.check_pair(fa, fb, no_coarse)[0] and not calls
+    stretched = photo.resize((photo.width * 2 // 3, photo.height * 4 // 3))
+    fa, fb = (verify.Features(verify.grey_view(encode(im), P.size), no_coarse) for im in (photo, stretched))
+    assert verify.check_pair(fa, fb, no_coarse)[0] and calls
+
+
+def test_ratio_matches_are_opencvs(photo):
+    """faiss's Hamming search gives the matches OpenCV's brute-force knnMatch(k=2) + the ratio test gives."""
+    import cv2
+
+    fa, fb = _features(photo), _features(photo.rotate(10).crop((30, 20, 420, 300)))
+    (_, da), (_, db) = fa.plain, fb.plain
+    qi, ti = verify.ratio_matches(da, db, P.ratio)
+    want = [(m.queryIdx, m.trainIdx) for m, n in cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
+            if m.distance < P.ratio * n.distance]
+    assert len(want) > 50 and sorted(zip(qi.tolist(), ti.tolist())) == sorted(want)
+    assert len(verify.ratio_matches(da, db[:1], P.ratio)[0]) == 0  # one train descriptor: no second nearest
+
+
 def test_the_mirror_image_is_described_only_when_needed(photo):
     fa, fb = _features(photo), _features(photo.crop((40, 30, 440, 330)))
     assert verify.check_pair(fa, fb, P)[0]

@@ -121,8 +121,9 @@ class DecodeEmbedStage(Stage):
         return (ctx.layout.vectors,) if ctx.value("discover").n > len(_skipped(ctx)) else ()
 
     def load(self, ctx: StageContext, stored: dict) -> StageResult:
-        # what the run that made the vectors had (asking Ray again would start it for nothing)
-        ctx.params["embed_resources"] = stored.get("embed_resources") or self._resources(ctx)
+        # what the run that made the vectors had (asking Ray again would start it for nothing; Ray is not up
+        # on a re-run that reuses this stage, and an output written before this was recorded has none)
+        ctx.params["embed_resources"] = stored.get("embed_resources") or {"recorded": False}
         return self._result(ctx)
 
     def run(self, ctx: StageContext) -> StageResult:

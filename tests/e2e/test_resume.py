@@ -17,7 +17,7 @@ def manifest(out: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_path):
+def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_path, monkeypatch):
     root = tmp_path / "corpus"
     make_corpus(root)
     out = tmp_path / "out"
@@ -31,6 +31,19 @@ def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_p
     assert "ray_start" not in again["timeline"]  # nothing to do on Ray: it is not started
     pd.testing.assert_frame_equal(manifest(out), before)
     assert again["stages"]["canonical"]["candidates"] == first["stages"]["canonical"]["candidates"]  # its metrics kept
+
+    # an output written before the embedding's resources were recorded in state.json: still reused, Ray not asked
+    import json
+
+    from dedup.stages.decode_embed import DecodeEmbedStage
+
+    state = json.loads((out / "state.json").read_text())
+    state["decode_embed"].pop("embed_resources")
+    (out / "state.json").write_text(json.dumps(state))
+    monkeypatch.setattr(DecodeEmbedStage, "_resources", staticmethod(lambda ctx: pytest.fail("Ray asked on a reuse")))
+    older = run(DedupConfig(**cfg, threshold=0.9))
+    assert "decode_embed" in older["reused_stages"] and older["parameters"]["embed_resources"] == {"recorded": False}
+    monkeypatch.undo()
 
     # a higher threshold filters the stored edges: no search, same result as a fresh run at that threshold
     higher = run(DedupConfig(**cfg, threshold=0.97))

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from dedup.ops.lattices import (_jpeg_format, _lossy_copy, _recompressed, _reoriented, _requantized, _same_pixels,
+from dedup.ops.lattices import (_jpeg_format, _lossy_copy, _recompressed, _reoriented, _requantized, _resaved, _same_pixels,
                                 _saved_from_jpeg)
 from dedup.ops.regions import _clip_rule, _drawn_on, _local_edit
 from dedup.ops.versions import Version, _more, aligned
@@ -213,6 +213,7 @@ RULES: list[Rule] = [
     ("picture", lambda x, y: _more(x.f["picture_pixels"], y.f["picture_pixels"], 1.04)),  # more picture (crops, downscales, borders)
     ("colour", _colour),  # colour over a grey version
     ("requantized", _requantized),  # a finer JPEG that keeps a coarser one's lattice was re-saved from it
+    ("resaved", _resaved),  # a JPEG whose coefficients are the other's quantised again was saved from it
     ("jpeg_quality", _poor_jpeg),  # a heavily compressed JPEG loses
     ("flat", _flat),  # more textureless area: a pasted patch or box
     ("sharpness", lambda x, y: _more(x.f["sharpness"], y.f["sharpness"], 1.5)),  # blurred
@@ -242,6 +243,7 @@ PLAIN = {
     "picture": "{other} is a crop or a smaller version of it",
     "colour": "{other} is greyscale",
     "requantized": "{other} is a re-save of it at a higher JPEG quality",
+    "resaved": "{other} was saved again from it (its JPEG coefficients are this file's, quantised again)",
     "jpeg_quality": "{other} is a more compressed JPEG",
     "flat": "{other} has flat areas added (a border or a box)",
     "sharpness": "{other} is blurred",

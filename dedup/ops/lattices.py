@@ -49,6 +49,45 @@ def _requantized(x: Version, y: Version, min_score: float = 0.5) -> int:
     return sign if score is not None and score > min_score else 0
 
 
+def requantized_from(src: Lattice, copy: Lattice, min_step: float = 4.0, edge: float = 0.15,
+                     min_count: int = 200) -> float | None:
+    """How much ``copy``'s luma coefficients are ``src``'s quantised again with ``copy``'s own table: the
+    share of them within a quarter step (1 at least: the decoders' rounding) of ``src``'s rounded to
+    ``copy``'s lattice. About 1 where ``copy`` was saved from ``src``'s pixels (a re-save at another quality,
+    or after an edit that left most of the luma: a caption, a grey version); low for an edit that moves
+    every coefficient (blur, sharpening, a contrast change) or for ``src`` made from ``copy`` at a finer
+    quality (its coefficients sit off ``copy``'s lattice by its own rounding). Counted where ``copy``'s step
+    is ``min_step`` or more, on the coefficients not zero in either, and not where ``src``'s lies within
+    ``edge`` of a rounding boundary (decoder noise rounds it either way). None where the two cannot be
+    compared (other sizes or grids, too few coefficients)."""
+    if src.size != copy.size or src.coef.shape != copy.coef.shape:
+        return None
+    sel = copy.q >= min_step
+    x, y = src.coef[:, sel] / 16.0, copy.coef[:, sel] / 16.0
+    step = np.broadcast_to(copy.q[sel], x.shape)
+    r = x / step
+    k = np.round(r)
+    use = (np.abs(r - np.floor(r) - 0.5) > edge) & ((k != 0) | (np.abs(y) >= 0.5 * step))
+    if use.sum() < min_count:
+        return None
+    return float(np.mean(np.abs(y[use] - k[use] * step[use]) <= np.maximum(1.0, 0.25 * step[use])))
+
+
+def _resaved(x: Version, y: Version, min_share: float = 0.8, margin: float = 0.3) -> int:
+    """Two JPEGs of one size where neither is a finer re-save that keeps the other's lattice
+    (:func:`_requantized` decides those): the one whose coefficients are the other's quantised again with
+    its own table (:func:`requantized_from` over ``min_share``, and ``margin`` more than the other way
+    round) was saved from the other's pixels, which wins. Both thresholds were chosen on the tune part of
+    the AugLy edit-chain corpora only (``dedup bench --kept-model``)."""
+    if x.lattice is None or y.lattice is None or _requantized(x, y):
+        return 0
+    made_y = requantized_from(x.lattice, y.lattice) or 0.0
+    made_x = requantized_from(y.lattice, x.lattice) or 0.0
+    if made_y > min_share and made_y - made_x > margin:
+        return 1
+    return -1 if made_x > min_share and made_x - made_y > margin else 0
+
+
 # The seven ways to turn or mirror an image other than leaving it: (transposed, rows reversed, columns reversed).
 TURNS = tuple((t, r, c) for t in (False, True) for r in (False, True) for c in (False, True) if (t, r, c) != (False, False, False))
 

@@ -582,3 +582,23 @@ def test_recompressed_a_lower_quality_re_save_loses():
     assert compare(o, c) == (1, "recompressed")
     brighter = version(jpeg(ImageEnhance.Brightness(_img(src)).enhance(1.3), 70), 0)
     assert dict(canonical.RULES)["recompressed"](o, brighter) == 0  # not only compression: not this rule's
+
+
+def test_resaved_a_jpeg_saved_again_from_another_loses_to_it():
+    """A JPEG at quality 96 and a re-save of its pixels at 70 (or a caption drawn on it first): the re-save's
+    luma coefficients are the source's quantised again with its own table, and the source wins by that,
+    where the two are too far apart in pixels for ``recompressed``. The other way round (a finer re-save of
+    a coarser JPEG) is ``requantized``'s; a blurred re-save moves every coefficient."""
+    from PIL import ImageDraw
+
+    src = jpeg(photo(7), 96)
+    rules = dict(canonical.RULES)
+    o, c = version(src, 1), version(jpeg(_img(src), 70), 0)
+    assert rules["resaved"](o, c) == 1 and rules["resaved"](c, o) == -1
+    captioned = _img(src)
+    ImageDraw.Draw(captioned).rectangle((0, 0, captioned.width, 40), fill=(255, 255, 255))
+    assert rules["resaved"](o, version(jpeg(captioned, 70))) == 1
+    assert lattices.requantized_from(o.lattice, c.lattice) > 0.9 > 0.5 > lattices.requantized_from(c.lattice, o.lattice)
+    coarse = jpeg(photo(7), 70)
+    assert rules["resaved"](version(coarse), version(jpeg(_img(coarse), 96))) == 0  # requantized decides it
+    assert rules["resaved"](o, version(jpeg(_img(src).filter(ImageFilter.GaussianBlur(1.5)), 70))) == 0

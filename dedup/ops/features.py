@@ -163,8 +163,10 @@ class Features:
 
     @staticmethod
     def _describe(orb, grey: np.ndarray):
+        import cv2
+
         kp, des = orb.detectAndCompute(grey, None)
-        pts = np.float32([k.pt for k in kp]).reshape(-1, 2)
+        pts = np.asarray(cv2.KeyPoint_convert(kp) if kp else (), np.float32).reshape(-1, 2)  # in C++, not a loop
         return pts, des
 
 

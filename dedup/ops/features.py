@@ -163,11 +163,15 @@ class Features:
 
     @staticmethod
     def _describe(orb, grey: np.ndarray):
-        import cv2
+        return describe(orb, grey)
 
-        kp, des = orb.detectAndCompute(grey, None)
-        pts = np.asarray(cv2.KeyPoint_convert(kp) if kp else (), np.float32).reshape(-1, 2)  # in C++, not a loop
-        return pts, des
+
+def describe(orb, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(keypoint coordinates N x 2 float32, descriptors) of ``grey`` by the OpenCV detector ``orb``."""
+    import cv2
+
+    kp, des = orb.detectAndCompute(grey, None)
+    return np.asarray(cv2.KeyPoint_convert(kp) if kp else (), np.float32).reshape(-1, 2), des
 
 
 def _samples(content: np.ndarray, step: int = 8) -> np.ndarray:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dedup.ops.features import describe
 from dedup.ops.matching import ratio_matches
 
 SIDE = 384  # px, the longer side the detail views are registered and compared at
@@ -48,8 +49,7 @@ def reg_view(v, mirrored: bool = False, keypoints: bool = True) -> tuple[np.ndar
 def _describe(g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     import cv2
 
-    kp, des = cv2.ORB_create(nfeatures=1000).detectAndCompute(g, None)
-    return np.asarray(cv2.KeyPoint_convert(kp) if kp else (), np.float32).reshape(-1, 2), des
+    return describe(cv2.ORB_create(nfeatures=1000), g)
 
 
 def _fit(a: tuple, b: tuple) -> tuple[int, np.ndarray | None]:

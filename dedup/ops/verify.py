@@ -88,8 +88,8 @@ class VerifyParams:
     min_inliers_homography: int = 20
     # ... and only where the similarity transform found this many inliers: a perspective warp or a changed
     # aspect ratio is close to a similarity locally, so the best similarity already fits part of a copy's
-    # matches; a pair with fewer shares nothing, and its homography's RANSAC (its full 2,000 iterations, on
-    # matches that agree on nothing) was the check's dearest step after the descriptors. 0: always tried.
+    # matches; a pair with fewer shares nothing, and RANSAC would run all its 2,000 iterations on matches
+    # that agree on nothing. 0: always tried.
     homography_from: int = 8
     max_anisotropy: float = 2.5
     # Coarse to fine: each pair is first matched on a smaller view (longer side ``coarse`` px, ``coarse_features``

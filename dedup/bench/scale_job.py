@@ -20,19 +20,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from dedup.bench.throughput import reuse_or_reset
+from dedup.bench.throughput import photo_files, reuse_or_reset
 
 CORPUS_VERSION = 1
 EXACT_COPY, NEAR_COPY = 0.05, 0.10
-
-
-def _photos(src: Path) -> list[str]:
-    from dedup.sources import WDS_IMAGE_EXT
-
-    photos = sorted(str(p) for p in Path(src).rglob("*") if p.is_file() and p.suffix.lower() in WDS_IMAGE_EXT)
-    if not photos:
-        raise ValueError(f"no photos under {src}")
-    return photos
 
 
 def _name(out: str, i: int) -> Path:
@@ -90,7 +81,7 @@ def _make(args: tuple[list[str], int, int, int, str]) -> dict:
 def build_files(src: Path, out: Path, n: int, seed: int = 0, workers: int | None = None) -> tuple[Path, dict]:
     """N JPEGs under OUT/images (see the module's doc); reused when OUT/files.json says they were made from
     the same photos with the same N and seed."""
-    photos = _photos(src)
+    photos = [str(p) for p in photo_files(src)]
     images = out / "images"
     key = {"version": CORPUS_VERSION, "n": n, "seed": seed, "photos": len(photos), "src": str(Path(src).resolve())}
     marker = out / "files.json"

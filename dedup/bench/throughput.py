@@ -26,7 +26,8 @@ from pathlib import Path
 CORPUS_VERSION = 1
 
 
-def _photos(src: Path) -> list[Path]:
+def photo_files(src: Path) -> list[Path]:
+    """The image files under ``src`` (by extension), sorted: what the made corpora are drawn from."""
     from dedup.sources import WDS_IMAGE_EXT
 
     photos = sorted(p for p in Path(src).rglob("*") if p.is_file() and p.suffix.lower() in WDS_IMAGE_EXT)
@@ -74,7 +75,7 @@ def reuse_or_reset(images: Path, marker: Path, key: dict) -> dict | None:
 def build_corpus(src: Path, out: Path, n: int, seed: int = 0, workers: int | None = None) -> tuple[Path, dict]:
     """N distinct JPEGs under OUT/images, made from the photos under SRC (see the module's doc); reused when
     OUT/corpus.json says it was made from the same photos with the same N and seed."""
-    photos = [str(p) for p in _photos(src)]
+    photos = [str(p) for p in photo_files(src)]
     images = out / "images"
     key = {"version": CORPUS_VERSION, "n": n, "seed": seed, "photos": len(photos), "src": str(Path(src).resolve())}
     marker = out / "corpus.json"

@@ -127,8 +127,8 @@ class DedupConfig:
     cpus_per_embed_actor: float | None = None  # default 1; on CPU also the model's threads per actor
     cpus_per_decode: float = 1.0  # CPUs per decode task
     # Images per decode block (a task's or an actor's batch; a shard is never split). Default: 256 for the
-    # weight-free models (per-task overhead dominates: 2014 images decode+hash 6.4 s at 32, 4.2 s at 256),
-    # 32 for ResNet-50 (an actor's last block is the run's tail: 32 images are ~1.7 s of CPU model time).
+    # weight-free models (a task's own overhead dominates small blocks), 32 for ResNet-50 (an actor's last
+    # block is the run's tail, and a large one leaves the other actors idle while it finishes).
     decode_batch: int | None = None
     writers: int = 2
     search_actors: int = 2

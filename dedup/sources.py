@@ -221,7 +221,7 @@ def _open(path: str):
 
 
 def read_file(path: str) -> bytes:
-    if "://" not in path:  # a local path: the OS's open, a third of fsspec's cost per file (0.04 vs 0.11 ms)
+    if "://" not in path:  # a local path: the OS's open, without fsspec's per-file overhead
         with open(path, "rb") as f:
             return f.read()
     with _open(path) as f:

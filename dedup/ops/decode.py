@@ -34,8 +34,8 @@ from dedup.sources import read_unit, split_item
 from dedup.ops.hashes import HASHES
 from dedup.ops.hashing import hash_bytes
 
-# JPEG draft size for the hash models. 64 (1/4 scale for most photos) was measured too: same speed in the
-# job (Huffman decoding, not the IDCT, is most of a draft decode) and F1 0.945 instead of 0.947.
+# JPEG draft size for the hash models. A smaller draft saves little (Huffman decoding, not the IDCT, is most
+# of a draft decode) and gives the hashes less to see (docs/benchmarks.md).
 HASH_DRAFT = 128
 
 # A truncated file is an error, not a half-grey image.

@@ -288,8 +288,8 @@ def build_index_and_load(target: MilvusTarget, name: str, index: "str | IndexCho
         params = client.prepare_index_params()
         params.add_index(field_name=VECTOR_FIELD, index_type=choice.index_type, metric_type=BINARY_METRIC if binary else METRIC,
                          params=choice.build_params)
-        # sync=False: pymilvus's own wait sleeps 0.5 s before its first look (measured: 0.51 s for a FLAT
-        # index over 2,014 vectors on Milvus Lite); _wait_for_index looks at once, then backs off.
+        # sync=False: pymilvus's own wait sleeps 0.5 s before its first look, however small the index;
+        # _wait_for_index looks at once, then backs off.
         try:
             client.create_index(name, params, sync=False)
         except Exception as e:  # noqa: BLE001 - see below

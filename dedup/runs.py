@@ -239,10 +239,20 @@ def _regrouped(both: pd.DataFrame, parts: str, whole: str, examples: int) -> dic
     return {"count": int(len(sizes)), "examples": shown}
 
 
+def _changes(params: dict):
+    """(name, before, after) per parameter that differs; for one held as a dict (the content check's
+    parameters), only its keys that differ, as ``name.key``: a changed band is one line, not two dicts."""
+    for k, (a, b) in params.items():
+        if isinstance(a, dict) and isinstance(b, dict):
+            yield from ((f"{k}.{sub}", a.get(sub), b.get(sub)) for sub in dict.fromkeys([*a, *b]) if a.get(sub) != b.get(sub))
+        else:
+            yield k, a, b
+
+
 def format_compare(d: dict) -> str:
     lines = [f"A  {d['a']['id']}  {d['a']['describe']}", f"B  {d['b']['id']}  {d['b']['describe']}"]
     if d["parameters"]:
-        lines.append("parameters that differ: " + "; ".join(f"{k} {_fmt(a)} -> {_fmt(b)}" for k, (a, b) in d["parameters"].items()))
+        lines.append("parameters that differ: " + "; ".join(f"{k} {_fmt(a)} -> {_fmt(b)}" for k, a, b in _changes(d["parameters"])))
     else:
         lines.append("parameters: the same")
     if d["same_result"]:

@@ -41,14 +41,32 @@ def _kind(seed: int, i: int) -> tuple[str, int]:
     return ("exact" if r < EXACT_COPY else "near"), int(rng.integers(0, i))
 
 
+PHOTO_CACHE_BYTES = 1 << 30  # per worker process
+_photos: dict[str, object] = {}
+
+
+def _photo(path: str):
+    """A photo upright in RGB, decoded once per worker where it fits :data:`PHOTO_CACHE_BYTES`: the files take
+    the photos in turn, again and again, and a photo's decode was most of a file's cost. The first photos
+    that fit stay (no eviction: an LRU cache misses every time on a cycle longer than itself)."""
+    from PIL import Image, ImageOps
+
+    img = _photos.get(path)
+    if img is None:
+        with Image.open(path) as im:
+            img = ImageOps.exif_transpose(im).convert("RGB")
+        if sum(x.width * x.height * 3 for x in _photos.values()) + img.width * img.height * 3 <= PHOTO_CACHE_BYTES:
+            _photos[path] = img
+    return img
+
+
 def _image(photos: list[str], seed: int, i: int, variant: int = 0):
     """File ``i``'s picture: its photo's crop, scaled; ``variant`` > 0 rescales the same crop a little."""
     import numpy as np
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     rng = np.random.default_rng([seed, i])
-    with Image.open(photos[i % len(photos)]) as im:
-        img = ImageOps.exif_transpose(im).convert("RGB")
+    img = _photo(photos[i % len(photos)])  # crop and resize make new images: the cached one is not changed
     fw, fh = rng.uniform(0.4, 1.0, size=2)
     w, h = max(16, round(img.width * fw)), max(16, round(img.height * fh))
     x, y = int(rng.integers(0, img.width - w + 1)), int(rng.integers(0, img.height - h + 1))

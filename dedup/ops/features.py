@@ -136,7 +136,7 @@ class Features:
     @property
     def plain(self):
         if self._plain is None:
-            self._plain = self._describe(_detector(self.params), self.grey)
+            self._plain = describe(_detector(self.params), self.grey)
         return self._plain
 
     @property
@@ -150,7 +150,7 @@ class Features:
     def mirrored(self):
         """The mirror image's keypoints: described only when a pair needs them (a plain match failed)."""
         if self._mirrored is None and self.params.mirror:
-            self._mirrored = self._describe(_detector(self.params), np.ascontiguousarray(self.grey[:, ::-1]))
+            self._mirrored = describe(_detector(self.params), np.ascontiguousarray(self.grey[:, ::-1]))
         return self._mirrored
 
     @property
@@ -160,10 +160,6 @@ class Features:
             small = _resize(self.grey, self.params.coarse / max(self.shape))
             self._coarse = Features(small, replace(self.params, size=self.params.coarse, features=self.params.coarse_features, coarse=0))
         return self._coarse
-
-    @staticmethod
-    def _describe(orb, grey: np.ndarray):
-        return describe(orb, grey)
 
 
 def describe(orb, grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from dedup.ops.quality import LATTICE_SIDE, Lattice
-from dedup.ops.versions import Version, _memo
+from dedup.ops.versions import Version, _memo, _pair_memo
 
 
 def lattice_score(coarse: Lattice, fine: Lattice, min_step: float = 4.0, min_ratio: float = 1.5,
@@ -44,9 +44,14 @@ def _requantized(x: Version, y: Version, min_score: float = 0.5) -> int:
     wins (a higher quality setting does not bring back what the first save lost)."""
     if x.lattice is None or y.lattice is None or x.f["jpeg_quality"] == y.f["jpeg_quality"]:
         return 0
-    coarse, fine, sign = (x, y, 1) if x.f["jpeg_quality"] < y.f["jpeg_quality"] else (y, x, -1)
-    score = lattice_score(coarse.lattice, fine.lattice)
-    return sign if score is not None and score > min_score else 0
+
+    def vote() -> int:
+        coarse, fine, sign = (x, y, 1) if x.f["jpeg_quality"] < y.f["jpeg_quality"] else (y, x, -1)
+        score = lattice_score(coarse.lattice, fine.lattice)
+        return sign if score is not None and score > min_score else 0
+
+    # asked by this rule, by recompressed and by resaved for one pair: computed once
+    return _pair_memo(x, y, ("requantized", min_score), vote)
 
 
 def requantized_from(src: Lattice, copy: Lattice, min_step: float = 4.0, edge: float = 0.15,

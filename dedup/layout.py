@@ -115,11 +115,6 @@ class OutputLayout:
         """Stage `canonical`: the evidence measured for each candidate, and each cluster's choice."""
         return self.root / "canonical.parquet"
 
-    @property
-    def verify_sweep(self) -> Path:
-        """The bench's extra checks for its band sweep."""
-        return self.root / "verify-sweep.parquet"
-
     # Milvus
     @property
     def milvus_lite_dir(self) -> Path:

@@ -31,3 +31,14 @@ def test_each_stage_lives_in_the_module_of_its_name():
         for st in stages(DedupConfig(inputs=["x"], model=model).validate()):
             module = importlib.import_module(f"dedup.stages.{st.name}")
             assert type(st).__module__ == module.__name__, (st.name, type(st).__module__)
+
+
+def test_the_library_does_not_import_the_benchmarks():
+    """bench/ is a developer tool beside the package (not installed): nothing in dedup/ may need it."""
+    found = []
+    for path in sorted(ROOT.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.relative_to(ROOT.parent)}: {n}" for n in names if n == "bench" or n.startswith(("bench.", "dedup.bench"))]
+    assert not found, found

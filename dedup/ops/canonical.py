@@ -110,7 +110,7 @@ def _bigger(x: Version, y: Version) -> tuple[Version, Version, int] | None:
 
 def _enlarged(x: Version, y: Version, margin: float = 0.06) -> int:
     """The larger image has clearly less detail at its own pixel scale: it was enlarged from the other.
-    ``margin``: measured on photos made 1.25-2x larger and 0.8-0.3x smaller (``dedup bench
+    ``margin``: measured on photos made 1.25-2x larger and 0.8-0.3x smaller (``python -m bench
     --canonical-study``): at 0.06 it catches 53-85 % of the enlargements and calls 0-7 % of the downscales
     enlarged (at 0.04: 80-90 % and 3-15 %)."""
     pair = _bigger(x, y)
@@ -147,7 +147,7 @@ def set_spread(versions: list[Version], sims: np.ndarray | None, same_sim: float
     (:func:`tone_distance`). The source of a cluster's copies is one edit from each of them and two copies
     are two edits apart, so the source is the most central. Versions that are nearly one image
     (similarity ``same_sim`` or more, tones within ``same_tone``: re-encodes of one version; the
-    thresholds' trade is in ``dedup bench --canonical-study``) count as one group, so that re-posts of one edited copy do not make it the centre:
+    thresholds' trade is in ``python -m bench --canonical-study``) count as one group, so that re-posts of one edited copy do not make it the centre:
     the distance to a group is the mean over its members, and with fewer than three groups there is no
     spread (two versions are equally central)."""
     n = len(versions)

@@ -7,7 +7,7 @@ the other versions, the noise floor in smooth areas, the spread of hues). It is 
 ``features(y, x) == -features(x, y)``. The model (``kept_model.json`` beside this file) is boosted trees
 ``F`` whose score ``(F(phi) - F(-phi)) / 2`` (:func:`tree_score`) is antisymmetric too: positive says "x is
 the source", and the order of a pair never matters. It is fitted on (source, copy) pairs made by AugLy edit
-chains and on the bench corpus (``dedup bench --kept-model``, ``make kept-model``), whole families of edits and
+chains and on the bench corpus (``python -m bench --kept-model``, ``make kept-model``), whole families of edits and
 a share of the photos held out. The forensic rules (:data:`FORENSIC`: lossless and lossy re-saves of a JPEG's
 own pixels) and the rules of direct evidence (:data:`SURE`: a frame, a caption or a sticker added, a turned
 copy that keeps the source's JPEG lattice...) stay decisions of their own, taken before the model, which
@@ -27,7 +27,7 @@ MODEL_FILE = Path(__file__).with_name("kept_model.json")
 # Sure by construction (the other file holds the JPEG's own decoded pixels): decided before the model.
 FORENSIC = ("same_pixels", "saved_from_jpeg", "lossy_copy")
 # Direct evidence of what was added to or kept from the other version, right in 0.91-1.0 of the (source,
-# copy) pairs it decides on both the AugLy lineage corpus and the bench corpus (`dedup bench --kept-model`):
+# copy) pairs it decides on both the AugLy lineage corpus and the bench corpus (`python -m bench --kept-model`):
 # decided by these rules, in this order, after the forensic ones and before the model.
 SURE = ("framed", "local_edit", "drawn_on", "reoriented", "requantized", "resaved", "stretched", "camera")
 # Rules whose vote the model weighs (the rest of dedup.ops.canonical.RULES).

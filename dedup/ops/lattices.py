@@ -83,7 +83,7 @@ def _resaved(x: Version, y: Version, min_share: float = 0.8, margin: float = 0.3
     (:func:`_requantized` decides those): the one whose coefficients are the other's quantised again with
     its own table (:func:`requantized_from` over ``min_share``, and ``margin`` more than the other way
     round) was saved from the other's pixels, which wins. Both thresholds were chosen on the tune part of
-    the AugLy edit-chain corpora only (``dedup bench --kept-model``)."""
+    the AugLy edit-chain corpora only (``python -m bench --kept-model``)."""
     if x.lattice is None or y.lattice is None or _requantized(x, y):
         return 0
     made_y = requantized_from(x.lattice, y.lattice) or 0.0

@@ -1,6 +1,6 @@
 """Similarity edges from vectors, exactly (no Ray, no Milvus): every pair of a set of vectors
 (:func:`exact_edges`, what a FLAT index computes, without a top-k), a sample of them against all
-(:func:`sampled_edges`, the scale benchmark) and a set of queries against a batch of vectors
+and a set of queries against a batch of vectors
 (:func:`brute_force_edges`, for the queries a Milvus search saturated). The edge schema and the marker rows a
 Milvus searcher (:class:`dedup.vectordb.searcher.Searcher`) returns among its edges.
 
@@ -71,28 +71,6 @@ def exact_edges(vids: np.ndarray, vectors: np.ndarray, threshold: float, product
             i, j = _scan(p, t, threshold, nearest, q0, s0)
             found.append((i[j > i], j[j > i]))  # the upper triangle: each pair once
     return _rechecked(vids, vectors, threshold, found, nearest)
-
-
-def sampled_edges(vids: np.ndarray, vectors: np.ndarray, threshold: float, every: int, products: str = "float32") -> dict:
-    """As :func:`exact_edges`, for the rows whose vid is a multiple of ``every`` against every row (the scale
-    benchmark times a sample of queries and extrapolates); ``nearest`` of the sampled rows only."""
-    vids, vectors = np.asarray(vids, np.int64), np.ascontiguousarray(vectors, np.float32)
-    p = make_products(vectors, products)
-    rows = np.flatnonzero(vids % every == 0)
-    nearest = np.full(len(vids), -np.inf, np.float32)
-    found = []
-    for start in range(0, len(rows), TILE):
-        qrows = rows[start : start + TILE]
-        q, best = p.queries(qrows), np.full(len(qrows), -np.inf, np.float32)
-        for s0 in range(0, len(vids), TILE):
-            t = p.tile(q, s0, min(len(vids), s0 + TILE))
-            mine = (qrows >= s0) & (qrows < s0 + len(t))
-            t[qrows[mine] - s0, np.flatnonzero(mine)] = p.lowest  # a row is not its own neighbour
-            np.maximum(best, t.max(axis=0) * p.unit, out=best)
-            r, c = _candidates(t, p.floor(threshold), t.max(axis=1))
-            found.append((np.minimum(qrows[c], s0 + r), np.maximum(qrows[c], s0 + r)))
-        nearest[qrows] = best
-    return _rechecked(vids, vectors, threshold, found, nearest, unique=True)
 
 
 TILE = 4096  # rows on each side of a tile of products: 64 MB of float32 or int32

@@ -38,9 +38,8 @@ from dedup.stages.common import exact_search
 class SearchStage(Stage):
     items = "queries"
 
-    def __init__(self, signal: Signal, query_every: int = 1):
-        """``query_every`` > 1: only every k-th vid queries (the scale bench times search on a sample)."""
-        self.signal, self.query_every = signal, int(query_every)
+    def __init__(self, signal: Signal):
+        self.signal = signal
         self.name = signal.search
         self.after = ("decode_embed", signal.store)
 
@@ -50,7 +49,7 @@ class SearchStage(Stage):
     def fingerprint(self, ctx: StageContext):
         cfg = ctx.cfg
         engine = {"engine": "exact"} if exact_search(ctx) else {"limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit()}
-        return [engine, self.signal.column, self.signal.binary, self.query_every]
+        return [engine, self.signal.column, self.signal.binary]
 
     def artifacts(self, ctx: StageContext):
         return (ctx.layout.edges(self.signal.key), ctx.layout.nearest(self.signal.key))
@@ -69,38 +68,42 @@ class SearchStage(Stage):
         if vectors.ok_count == 0:
             edges, nearest, metrics = kernels.EDGE_SCHEMA.empty_table(), kernels.NEAREST_SCHEMA.empty_table(), {"queries": 0}
         else:
-            engine = ExactSearch() if exact_search(ctx) else MilvusSearch(local=vectors.ok_count < ctx.cfg.local_below)
-            edges, nearest, metrics = engine.search(ctx, sig, self.query_every)
+            edges, nearest, metrics = self.engine(ctx).search(ctx, sig)
         pq.write_table(edges, layout.edges(sig.key))
         pq.write_table(nearest, layout.nearest(sig.key))
         metrics["unique_edges"] = int(edges.num_rows)
         return StageResult(edges, metrics, state)
 
-
-def _queries(n: int, every: int) -> int:
-    return int(n if every == 1 else (n + every - 1) // every)
+    def engine(self, ctx: StageContext) -> "ExactSearch | MilvusSearch":
+        """The search engine for this run's size (see the module docstring)."""
+        if exact_search(ctx):
+            return ExactSearch()
+        return MilvusSearch(local=ctx.value("decode_embed").ok_count < ctx.cfg.local_below)
 
 
 class ExactSearch:
     """Every pair, from the vectors in memory (see the module docstring)."""
 
-    def search(self, ctx: StageContext, sig: Signal, every: int):
+    def search(self, ctx: StageContext, sig: Signal):
         from dedup.ops.models import embeddings_to_numpy
 
         local = ctx.value("decode_embed").table(sig.column)
         vids, vecs = local["vid"].to_numpy(), embeddings_to_numpy(local["embedding"])
-        nearest = kernels.NEAREST_SCHEMA.empty_table()
         products = ctx.cfg.resolved_exact_products(len(vids))
-        if every == 1:
-            e = kernels.exact_edges(vids, vecs, sig.threshold, products)
-            near = e["nearest"] >= sig.floor
-            nearest = pa.table({"vid": vids[near], "sim": e["nearest"][near]}, schema=kernels.NEAREST_SCHEMA)
-        else:  # a sample of queries (the scale benchmark) against every vector
-            e = kernels.sampled_edges(vids, vecs, sig.threshold, every, products)
-        ua, ub, us = e["a"], e["b"], e["sim"]
-        edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=kernels.EDGE_SCHEMA)
-        return edges, nearest, {"mode": "exact (driver, every pair)", "queries": _queries(len(vids), every), "products": products,
+        e = self.edges(vids, vecs, sig.threshold, products)
+        near = e["nearest"] >= sig.floor
+        nearest = pa.table({"vid": vids[near], "sim": e["nearest"][near]}, schema=kernels.NEAREST_SCHEMA)
+        edges = pa.table({"a": e["a"], "b": e["b"], "sim": e["sim"]}, schema=kernels.EDGE_SCHEMA)
+        return edges, nearest, {"mode": "exact (driver, every pair)", "queries": self.queries(len(vids)), "products": products,
                                 "why": ctx.cfg.search_choice(len(vids))}
+
+    def edges(self, vids: np.ndarray, vecs: np.ndarray, threshold: float, products: str) -> dict:
+        """:func:`dedup.ops.search.exact_edges` (a subclass may search from fewer queries)."""
+        return kernels.exact_edges(vids, vecs, threshold, products)
+
+    def queries(self, n: int) -> int:
+        """How many of ``n`` vectors query (all of them)."""
+        return n
 
 
 class MilvusSearch:
@@ -110,10 +113,10 @@ class MilvusSearch:
     def __init__(self, local: bool):
         self.local = local
 
-    def search(self, ctx: StageContext, sig: Signal, every: int):
+    def search(self, ctx: StageContext, sig: Signal):
         vectors, cfg = ctx.value("decode_embed"), ctx.cfg
         args = self._searcher_args(ctx, sig)
-        e = self._local(vectors, sig, args, every) if self.local else self._actors(ctx, sig, args, every)
+        e = self._local(vectors, sig, args) if self.local else self._actors(ctx, sig, args)
         a, b, s = (e.column(c).to_numpy() for c in ("a", "b", "sim"))
         saturated = np.unique(a[b == kernels.SATURATED])
         near = b == kernels.NEAREST
@@ -121,12 +124,20 @@ class MilvusSearch:
         real = b >= 0
         parts = [(a[real], b[real], s[real])] + self._brute_force(ctx, sig, saturated)
         edges, found = _unique(parts)
-        metrics = {"mode": "driver" if self.local else f"{cfg.search_actors} search actors", "queries": _queries(vectors.ok_count, every),
+        metrics = {"mode": "driver" if self.local else f"{cfg.search_actors} search actors", "queries": self.queries(vectors.ok_count),
                    "requests": f"{cfg.resolved_search_mode()}, {args['batch']} queries each",
                    "limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit(), "edges_found": found,
                    "requeried_at_max_limit": int(np.sum(b == kernels.REASKED)), "saturated_brute_forced": int(len(saturated)),
                    "why": cfg.search_choice(vectors.ok_count)}
         return edges, nearest, metrics
+
+    def queries(self, n: int) -> int:
+        """How many of ``n`` vectors query (all of them; a subclass that selects fewer says how many)."""
+        return n
+
+    # Which rows of a block of vectors query: None, all of them (a subclass may set a function of a block
+    # of vectors that returns its querying rows).
+    select = None
 
     @staticmethod
     def _searcher_args(ctx: StageContext, sig: Signal) -> dict:
@@ -138,19 +149,16 @@ class MilvusSearch:
                 "index_params": choice.search_params, "max_limit": cfg.resolved_search_max_limit(),
                 "range_search": cfg.resolved_search_mode() == "range", "binary": sig.binary, "floor": sig.floor}
 
-    @staticmethod
-    def _local(vectors, sig: Signal, args: dict, every: int) -> pa.Table:
+    def _local(self, vectors, sig: Signal, args: dict) -> pa.Table:
         from dedup.vectordb.searcher import Searcher
 
         q = vectors.table(sig.column)
-        if every > 1:
-            q = q.filter(pa.array(q["vid"].to_numpy() % every == 0))
+        q = q if self.select is None else self.select(q)
         searcher, step = Searcher(**args), args["batch"]
         parts = [pa.table(searcher(q.slice(i, step)), schema=kernels.EDGE_SCHEMA) for i in range(0, q.num_rows, step)]
         return pa.concat_tables(parts or [kernels.EDGE_SCHEMA.empty_table()])
 
-    @staticmethod
-    def _actors(ctx: StageContext, sig: Signal, args: dict, every: int) -> pa.Table:
+    def _actors(self, ctx: StageContext, sig: Signal, args: dict) -> pa.Table:
         import ray
 
         from dedup.stages.common import actor_blocks
@@ -160,8 +168,8 @@ class MilvusSearch:
         scratch = ctx.layout.search_scratch(sig.key)
         shutil.rmtree(scratch, ignore_errors=True)
         queries = vectors.dataset(sig.column, actor_blocks(cfg, vectors.ok_count))
-        if every > 1:
-            queries = queries.map_batches(lambda t: t.filter(pa.array(t["vid"].to_numpy() % every == 0)), batch_format="pyarrow")
+        if self.select is not None:
+            queries = queries.map_batches(self.select, batch_format="pyarrow")
         queries.map_batches(Searcher, fn_constructor_kwargs=args, batch_size=max(256, args["batch"]), batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(size=cfg.search_actors), num_cpus=0.5).write_parquet(str(scratch))
         e = pads.dataset(str(scratch), format="parquet").to_table() if scratch.exists() else kernels.EDGE_SCHEMA.empty_table()

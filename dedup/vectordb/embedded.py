@@ -1,7 +1,7 @@
 """The PyPI package ``milvus`` (an embedded Milvus 2.3 standalone server) on loopback, for tests and benchmarks.
 
 Not needed to run the job (which uses Milvus Lite or a server given by --milvus-uri); used by the tests
-against a real server and by ``dedup bench --scale`` to compare a server with Milvus Lite.
+against a real server and by ``python -m bench --scale`` to compare a server with Milvus Lite.
 """
 from __future__ import annotations
 

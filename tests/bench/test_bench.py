@@ -2,8 +2,8 @@
 import pandas as pd
 import pytest
 
-from dedup.bench import corpus
-from dedup.bench.score import QualityChooser, score, score_parts, sweep
+from bench import corpus
+from bench.score import QualityChooser, score, score_parts, sweep
 from dedup.config import DedupConfig
 from dedup import run
 from dedup.synth import base_image, encode, write
@@ -82,7 +82,7 @@ def test_corpus_parts_hard_copies_and_near_misses(tmp_path):
 
 
 def test_score_parts_scores_each_part_from_the_same_clusters():
-    from dedup.bench.score import score_parts
+    from bench.score import score_parts
 
     truth = pd.DataFrame({"path": list("abcdef"), "group": ["A", "A", "H", "H", "n1", "n2"],
                           "part": ["standard", "standard", "hard", "hard", "near_miss", "near_miss"]})
@@ -95,7 +95,7 @@ def test_score_parts_scores_each_part_from_the_same_clusters():
 
 @pytest.mark.slow
 def test_bench_command_writes_the_table(ray_local, tmp_path):
-    from dedup.bench.run import bench
+    from bench.run import bench
 
     photos = tmp_path / "photos"
     for i in range(6):
@@ -110,7 +110,7 @@ def test_bench_command_writes_the_table(ray_local, tmp_path):
 def test_scale_mode_finds_the_planted_pairs(ray_local, tmp_path):
     import numpy as np
 
-    from dedup.bench.scale import graph_only, planted_pairs, planted_vectors, scale_run
+    from bench.scale import graph_only, planted_pairs, planted_vectors, scale_run
 
     vecs, groups = planted_vectors(3000, dim=64, seed=1)
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
@@ -128,7 +128,7 @@ def test_scale_mode_finds_the_planted_pairs(ray_local, tmp_path):
 def test_throughput_corpus_is_distinct_and_reused(tmp_path):
     import hashlib
 
-    from dedup.bench.throughput import build_corpus
+    from bench.throughput import build_corpus
 
     photos = tmp_path / "photos"
     for i in range(3):
@@ -147,7 +147,7 @@ def test_throughput_corpus_is_distinct_and_reused(tmp_path):
 
 @pytest.mark.slow
 def test_throughput_mode_compares_the_job_with_the_bare_model(ray_local, tmp_path):
-    from dedup.bench.throughput import throughput_bench
+    from bench.throughput import throughput_bench
 
     photos = tmp_path / "photos"
     for i in range(4):
@@ -173,7 +173,7 @@ def test_side_by_side_times_whole_processes_and_reads_the_timeline(tmp_path, mon
     import json
     import sys
 
-    from dedup.bench import peers
+    from bench import peers
 
     calls, real_timed = [], peers._timed
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from dedup import run
-from dedup.bench import canonical_study as study
+from bench import canonical_study as study
 from dedup.config import DedupConfig
 from dedup.synth import encode, textured_image, write
 

@@ -1,9 +1,9 @@
-"""dedup bench --hard's scoring (dedup.bench.hard): per edit family, the copies found with their photo and
+"""python -m bench --hard's scoring (bench.hard): per edit family, the copies found with their photo and
 those put with another photo; the held-out part reported last. The corpora themselves need AugLy's own
 venv (bench/hard/install.sh), so the job on them is a bench run, not a test."""
 import pandas as pd
 
-from dedup.bench import hard
+from bench import hard
 
 
 def _truth():

@@ -1,11 +1,11 @@
-"""``dedup bench --scale-job N`` at a small N: the files (reused), the job, the outputs' sizes, apply."""
+"""``python -m bench --scale-job N`` at a small N: the files (reused), the job, the outputs' sizes, apply."""
 import json
 
 from dedup.synth import base_image, encode, write
 
 
 def test_scale_job_runs_the_whole_job_and_apply(ray_local, tmp_path):
-    from dedup.bench.scale_job import build_files, scale_job
+    from bench.scale_job import build_files, scale_job
 
     photos = tmp_path / "photos"
     for i in range(4):

@@ -95,7 +95,7 @@ def test_the_shipped_model_matches_the_evidence():
 
 
 def test_logistic_fit_recovers_a_direction():
-    from dedup.bench.kept_model import fit
+    from bench.kept_model import fit
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 3))
@@ -105,7 +105,7 @@ def test_logistic_fit_recovers_a_direction():
 
 
 def test_boosted_trees_are_antisymmetric_and_learn_the_direction():
-    from dedup.bench.kept_model import boost
+    from bench.kept_model import boost
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(300, 4))
@@ -122,7 +122,7 @@ def test_boosted_trees_are_antisymmetric_and_learn_the_direction():
 def test_ancestors_follow_chains_of_copies():
     import pandas as pd
 
-    from dedup.bench.kept_model import ancestors
+    from bench.kept_model import ancestors
 
     truth = pd.DataFrame({"path": ["o", "a", "b", "c"], "parent": ["", "o", "a", "o"]})
     anc = ancestors(truth)

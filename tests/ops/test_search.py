@@ -55,18 +55,6 @@ def test_int8_margin_covers_the_rounding_on_spiky_vectors(small_tiles):
     assert set(zip(e["a"].tolist(), e["b"].tolist())) == set(want)
 
 
-def test_sampled_edges_are_the_exact_edges_of_the_sampled_queries(small_tiles):
-    x = planted(900, seed=3)
-    vids = np.arange(900)
-    want, nearest = truth(vids, x, 0.3)
-    for products in ("float32", "int8"):
-        e = search.sampled_edges(vids, x, 0.3, every=5, products=products)
-        sampled = {k for k in want if k[0] % 5 == 0 or k[1] % 5 == 0}
-        assert set(zip(e["a"].tolist(), e["b"].tolist())) == sampled and len(sampled) > 10
-        assert np.allclose(e["nearest"][::5][nearest[::5] >= 0.3], nearest[::5][nearest[::5] >= 0.3], atol=1e-5)
-        assert np.isinf(e["nearest"][1::5]).all()  # only the sampled rows
-
-
 def test_products_must_be_known():
     with pytest.raises(ValueError, match="products must be"):
         search.make_products(np.zeros((2, 4), np.float32), "int4")

@@ -2,7 +2,7 @@
 on Milvus Lite: each engine says why it was chosen, and every engine finds the same pairs, all of them."""
 import pytest
 
-from dedup.bench.scale import scale_run
+from bench.scale import scale_run
 
 N = 1500
 KW = dict(dim=64, threshold=0.5, copy_cos=(0.6, 0.99), recall_sample=300)
@@ -33,7 +33,7 @@ def test_each_crossover_picks_its_engine_and_all_find_the_same_pairs(ray_local, 
 def test_sscd_like_planted_pairs_spread_down_past_the_threshold():
     import numpy as np
 
-    from dedup.bench.scale import exact_pairs_of, planted_pairs, planted_vectors
+    from bench.scale import exact_pairs_of, planted_pairs, planted_vectors
 
     vecs, groups = planted_vectors(2000, dim=128, copy_cos=(0.45, 0.99), seed=3)
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)

@@ -1,4 +1,4 @@
-"""``dedup bench --kept-model``: fit the kept-image model (:mod:`dedup.ops.evidence`) and score it, held out.
+"""``python -m bench --kept-model``: fit the kept-image model (:mod:`dedup.ops.evidence`) and score it, held out.
 
 The corpus is ``bench/hard/make_lineage.py``'s (AugLy edit chains on the shared photos, its own venv): each
 photo with copies made from it or from each other, so every two files of a group are either source and
@@ -6,11 +6,11 @@ copy (one made, through a chain, from the other) or siblings. The default job ru
 SSCD); every cluster's candidates are measured by the stage's own code and compared in pairs.
 
 Protocol: the model is fitted on the ``tune`` part of the first seed (tune photos, tune families) and on the
-bench corpus's (original, copy) pairs (``dedup bench``'s run), only on the pairs no rule of direct evidence
+bench corpus's (original, copy) pairs (``python -m bench``'s run), only on the pairs no rule of direct evidence
 decides; the depth of its trees is chosen by leaving a fifth of the families out in turn. ``heldout_photos``
 (the tune families on photos never used), ``heldout_family`` (edit families never used: a zoom back to the
 same size, a vignette, posterize, a pasted logo, a warm filter) and the other seeds are scored after.
-Kept original is :func:`dedup.bench.score.kept_original` over the clusters that hold the group's original
+Kept original is :func:`bench.score.kept_original` over the clusters that hold the group's original
 among their candidates, for the rule list (``rules``, the order before the model) and the model.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ def load_run(out: Path, corpus: Path, cache: Path, truth: pd.DataFrame | None = 
     content check's transforms of the run's pairs, as the stage has them
     (:func:`dedup.stages.canonical.pair_transforms`; none from a run made before the check kept them)."""
     from dedup import load_stored
-    from dedup.bench.score import QualityChooser
+    from bench.score import QualityChooser
     from dedup.stages import canonical as stage
 
     if truth is None:
@@ -200,7 +200,7 @@ def _leaf(tree, row) -> float:
 def kept_by_part(groups, measured, info, sims, truth, policy: dict, links=None) -> dict:
     """Kept original per part and per family, choosing with ``policy`` (:func:`dedup.ops.canonical.choose`'s
     keywords: ``rules`` for the rule list, ``model`` for a model)."""
-    from dedup.bench.score import kept_original
+    from bench.score import kept_original
     from dedup.stages.canonical import choose_groups
 
     _, chosen = choose_groups(list(groups.items()), measured, info, sims, links, **policy)
@@ -216,7 +216,7 @@ def kept_by_part(groups, measured, info, sims, truth, policy: dict, links=None) 
 
 def bench_pairs(work: Path) -> tuple[pd.DataFrame, Path, Path]:
     """The (original, copy) pairs of the bench corpus's SSCD run (``WORK/corpus``, ``WORK/out-sscd``, made by
-    ``dedup bench``; each copy there is made from the original), its families prefixed ``bench:``."""
+    ``python -m bench``; each copy there is made from the original), its families prefixed ``bench:``."""
     truth_csv, out = (work / "corpus" / "truth.csv").resolve(), (work / "out-sscd").resolve()
     truth = bench_truth(truth_csv)
     groups, measured, info, sims, _, links = load_run(out, truth_csv.parent, work / "measured-out-sscd.pkl", truth)
@@ -282,7 +282,7 @@ def build(src: Path, out: Path, seed: int, photos: int) -> Path:
     """The seed's lineage corpus (built once; ``bench/hard/install.sh`` makes the AugLy venv where it is missing)."""
     import subprocess
 
-    from dedup.bench.hard import ROOT, VENV_PYTHON
+    from bench.hard import ROOT, VENV_PYTHON
 
     if (out / "truth.csv").exists():
         return out
@@ -296,11 +296,11 @@ def build(src: Path, out: Path, seed: int, photos: int) -> Path:
 
 def kept_model_main(src: Path, work: Path, results: Path, seeds=(0, 1), photos: int = 800, write: bool = True) -> dict:
     """Build each seed's lineage corpus and run the default job on it (``--canonical largest``: the choice is
-    made here); fit the model on seed ``seeds[0]``'s tune part and the bench corpus's pairs (``dedup bench``
+    made here); fit the model on seed ``seeds[0]``'s tune part and the bench corpus's pairs (``python -m bench``
     must have run), write it to the package (:data:`dedup.ops.evidence.MODEL_FILE`) with ``write``, and score
     it and the rule list on every part of every seed and on the bench corpus. Writes
     ``RESULTS/kept-model.md`` (and ``.json``)."""
-    from dedup.bench.run import first_run
+    from bench.run import first_run
     from dedup.config import DedupConfig
     from dedup.ops.evidence import MODEL_FILE, load_model
 
@@ -317,7 +317,7 @@ def kept_model_main(src: Path, work: Path, results: Path, seeds=(0, 1), photos: 
     if write:
         MODEL_FILE.write_text(json.dumps({**model, "trained_on": (
             f"{model['pairs']} (source, copy) pairs no rule of direct evidence decides: the tune part of "
-            f"bench/hard/make_lineage.py --seed {seeds[0]} and the bench corpus (dedup bench --kept-model)")}) + "\n")
+            f"bench/hard/make_lineage.py --seed {seeds[0]} and the bench corpus (python -m bench --kept-model)")}) + "\n")
         load_model.cache_clear()
     report = {"fit": {k: v for k, v in model.items() if k not in ("trees", "names")},
               "seeds": {seed: score_run(*load_run(*run)) for seed, run in runs.items()}}
@@ -352,7 +352,7 @@ def to_markdown(report: dict, first: int) -> str:
     bench = report["bench"]
     whole = lambda r: r[("part", "bench")]  # noqa: E731
     lines = [
-        "# The kept image on AugLy edit chains (`dedup bench --kept-model`)", "",
+        "# The kept image on AugLy edit chains (`python -m bench --kept-model`)", "",
         "Each photo with three copies made by chains of AugLy edits (`bench/hard/make_lineage.py`; a copy is made "
         "from the photo or from an earlier copy), the default job's clusters, every cluster's candidates chosen "
         "among with the rule list (`--canonical quality` before the model) and with the model (the forensic and "
@@ -365,7 +365,7 @@ def to_markdown(report: dict, first: int) -> str:
         "to the photo's size, a vignette, posterize, a pasted logo, a warm filter); each seed splits its photos "
         "apart, so seed 1's parts are all new groups. Kept original: of the clusters that hold the group's original "
         "among their candidates, the share that keep it.", "",
-        f"Bench corpus (`dedup bench`'s SSCD run; fitted on, so not held out): rule list "
+        f"Bench corpus (`python -m bench`'s SSCD run; fitted on, so not held out): rule list "
         f"{whole(bench['rules'])['kept_original']:.3f}, model {whole(bench['model'])['kept_original']:.3f} "
         f"({whole(bench['model'])['clusters_with_original']} clusters). {report['seconds']:.0f} s.", ""]
     for seed, r in report["seeds"].items():

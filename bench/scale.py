@@ -1,4 +1,4 @@
-"""``dedup bench --scale``: the vector stages alone (store, search, graph) on synthetic embeddings.
+"""``python -m bench --scale``: the vector stages alone (store, search, graph) on synthetic embeddings.
 
 Planted near-duplicate groups among random unit vectors, at 10k, 100k and 1M vectors: time per stage,
 peak memory (the driver, and the driver plus every process it started: Ray workers, the Milvus Lite
@@ -176,7 +176,8 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     from dedup.ops import graph
     from dedup.runner import Runner, RunState
     from dedup.services import Services
-    from dedup.stages import SearchStage, StoreStage, Vectors
+    from bench.sampled_search import SampledSearchStage
+    from dedup.stages import StoreStage, Vectors
     from dedup.stages.base import StageContext
 
     out = (work / f"scale-{n}-{index.lower()}{'-server' if milvus_uri else ''}{'-' + label if label else ''}").resolve()
@@ -197,7 +198,7 @@ def scale_run(n: int, work: Path, dim: int = 256, threshold: float = 0.9, index:
     services = Services(cfg, layout)
     ctx = StageContext(cfg, layout, {}, services)
     vectors = Vectors(layout.vectors, pd.DataFrame({"vid": np.arange(n), "error": [None] * n}), n)
-    runner = Runner([StoreStage(sig), SearchStage(sig, query_every=query_every)], ctx, RunState(layout.state, fresh=True),
+    runner = Runner([StoreStage(sig), SampledSearchStage(sig, every=query_every)], ctx, RunState(layout.state, fresh=True),
                     given={"decode_embed": (vectors, f"synthetic-{n}-{dim}")})
     try:
         with PeakMemory() as mem:

@@ -1,4 +1,4 @@
-"""``dedup bench --scale-job N``: the whole job (``--model multihash``) on N image files, then ``dedup apply``.
+"""``python -m bench --scale-job N``: the whole job (``--model multihash``) on N image files, then ``dedup apply``.
 
 The files are made here from the shared photos (kept out of the repository, reused while N, the seed and
 the photos are the same): small JPEGs (a random crop of 40-100 % of each side, a long side of 48-96 px, JPEG
@@ -20,7 +20,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from dedup.bench.throughput import photo_files, reuse_or_reset
+from bench.throughput import photo_files, reuse_or_reset
 
 CORPUS_VERSION = 1
 EXACT_COPY, NEAR_COPY = 0.05, 0.10
@@ -142,7 +142,7 @@ def scale_job(n: int, work: Path, src: Path, results: Path | None = None, seed: 
     """Build the files, run the whole job on them (multihash, a first run), then ``dedup apply``.
     ``overrides``: other job options (config fields), as a user would add them."""
     from dedup import run
-    from dedup.bench.scale import PeakMemory
+    from bench.scale import PeakMemory
     from dedup.config import DedupConfig
 
     work = Path(work).resolve()
@@ -178,7 +178,7 @@ def scale_job(n: int, work: Path, src: Path, results: Path | None = None, seed: 
 def measure_apply(output: Path, dest: Path, execute_: bool = True) -> dict:
     """``dedup apply OUTPUT --to DEST --link``: the plan, then (``execute_``) the writing; time and memory."""
     from dedup.apply import execute, make_plan
-    from dedup.bench.scale import PeakMemory
+    from bench.scale import PeakMemory
 
     shutil.rmtree(dest, ignore_errors=True)
     with PeakMemory() as mem:

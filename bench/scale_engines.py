@@ -1,14 +1,14 @@
-"""``dedup bench --scale-engines N``: the search engines (exact in memory, Milvus Lite FLAT / IVF) side by side at
+"""``python -m bench --scale-engines N``: the search engines (exact in memory, Milvus Lite FLAT / IVF) side by side at
 each size on planted SSCD-like vectors, timed and scored against exact search, with larger sizes extrapolated
 from a sample of queries (``bench/results/scale.md``)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from dedup.bench.scale import scale_run
+from bench.scale import scale_run
 
 
-# The engine comparison (``dedup bench --scale-engines N ...``): SSCD-sized vectors and an SSCD-like threshold,
+# The engine comparison (``python -m bench --scale-engines N ...``): SSCD-sized vectors and an SSCD-like threshold,
 # each engine as the job runs it, so the auto choice per size can be read off the table.
 SSCD_DIM, SSCD_THRESHOLD, SSCD_COPY_COS = 512, 0.30, (0.45, 0.99)
 ENGINES_MARK = "## Engines per size"
@@ -120,7 +120,7 @@ def engines_markdown(rows: list[dict]) -> str:
         lines.append(f"| {r['n']:,} | {r['label']} | {r['index']} | {r['queries']:,} | {sec.get('store')} | {sec.get('search')} | "
                      f"{r.get('store_plus_search_wall_seconds') or '-'} | {r['search_seconds_all_queries']} | {r['store_plus_search_seconds']} | {r['recall']} | {r.get('recall_exact')} | "
                      f"{r['peak_driver_mb']} | {r['peak_all_processes_mb']} |")
-    lines += ["", "`dedup bench --scale-engines N ...` (one size at a time here). The fastest row per size is the engine "
+    lines += ["", "`python -m bench --scale-engines N ...` (one size at a time here). The fastest row per size is the engine "
               "`--search-engine auto` picks with Milvus Lite. A row with an error says what stopped it; a note in "
               "scale.json says where a row was taken from a run's printed line."]
     return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
-"""``dedup bench --verify-cost N``: what the content check (stage `verify`) costs at N edges, on this machine.
+"""``python -m bench --verify-cost N``: what the content check (stage `verify`) costs at N edges, on this machine.
 
-The images are distinct JPEGs made from the photo folder (:func:`dedup.bench.throughput.build_corpus`,
+The images are distinct JPEGs made from the photo folder (:func:`bench.throughput.build_corpus`,
 320-640 px on the long side, like the ImageNet photos). The edges are what a verify band holds: small dense
 groups (every pair within groups of ``group`` images, as copies and near misses come), N edges in all; and,
 for comparison, N/10 random edges among the same images (one giant component, the worst case for "decode
@@ -40,7 +40,7 @@ def random_edges(n_edges: int, images: int, seed: int = 0) -> tuple[np.ndarray, 
 def verify_cost_bench(src: Path, work: Path, results: Path, n_edges: int = 100_000, group: int = 10, with_random: bool = True) -> dict:
     import ray
 
-    from dedup.bench.throughput import build_corpus
+    from bench.throughput import build_corpus
     from dedup.ray_env import init_ray
     from dedup.stages import verify
 

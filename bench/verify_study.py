@@ -1,6 +1,6 @@
-"""``dedup bench --verify-study``: how the content check's details were chosen, measured in one run.
+"""``python -m bench --verify-study``: how the content check's details were chosen, measured in one run.
 
-Takes the bench's SSCD run (``WORK/out-sscd``, made by ``dedup bench``) and its labelled corpus, the stored
+Takes the bench's SSCD run (``WORK/out-sscd``, made by ``python -m bench``) and its labelled corpus, the stored
 edges with similarity in [0.30, 0.95) as candidate pairs, and checks them with each variant of
 :data:`VARIANTS` (the stage's own code, :func:`dedup.ops.verify.run_checks`). For each: the pairs that
 pass among the true pairs (same group) and among the false ones, the time, and the run end to end with the
@@ -50,7 +50,7 @@ STUDY_RANGE = (0.30, 0.95)
 
 def part_scores(out: Path, truth: pd.DataFrame, band: tuple, passed: np.ndarray) -> dict:
     """Pair precision and recall of each part of the corpus (``truth``'s ``part``), from the same clusters."""
-    from dedup.bench.score import sweep
+    from bench.score import sweep
 
     if "part" not in truth:
         return {}
@@ -66,7 +66,7 @@ def verify_study(work: Path, results: Path, band: tuple[float, float] | None = N
 
     from dedup.config import DEFAULT_VERIFY_BANDS
 
-    from dedup.bench.score import sweep
+    from bench.score import sweep
     from dedup.ray_env import init_ray
     from dedup import load_stored
     from dedup.ops import plan

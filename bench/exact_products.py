@@ -1,4 +1,4 @@
-"""``dedup bench --exact-products N ...``: the exact search's products, float32 against int8
+"""``python -m bench --exact-products N ...``: the exact search's products, float32 against int8
 (:mod:`dedup.ops.search`), on the same planted SSCD-like vectors in one process with nothing beside them
 (the engine bench times the search beside the background store). Up to ``SAMPLE_ABOVE`` vectors every pair
 is computed; above it a sample of 10,000 queries against every vector, extrapolated (x queries / 2: each
@@ -19,8 +19,8 @@ SAMPLE_ABOVE = 100_000
 
 
 def products_bench(sizes, results: Path) -> list[dict]:
-    from dedup.bench.scale import planted_vectors
-    from dedup.bench.scale_engines import SSCD_COPY_COS, SSCD_DIM, SSCD_THRESHOLD
+    from bench.scale import planted_vectors
+    from bench.scale_engines import SSCD_COPY_COS, SSCD_DIM, SSCD_THRESHOLD
 
     rows = []
     for n in sizes:
@@ -44,7 +44,8 @@ def products_bench(sizes, results: Path) -> list[dict]:
 
 
 def _timed(vids, vecs, threshold, every, products) -> tuple[float, set]:
-    from dedup.ops.search import exact_edges, sampled_edges
+    from bench.sampled_search import sampled_edges
+    from dedup.ops.search import exact_edges
 
     t0 = time.perf_counter()
     e = exact_edges(vids, vecs, threshold, products) if every == 1 else sampled_edges(vids, vecs, threshold, every, products)
@@ -62,5 +63,5 @@ def products_markdown(rows: list[dict], machine: dict) -> str:
         t = r["seconds_all_pairs"]
         lines.append(f"| {r['n']:,} | {r['queries']:,} | {', '.join(map(str, t['float32']))} | {', '.join(map(str, t['int8']))} | "
                      f"{r['speedup']} | {r['same_edges']} | {r['edges']:,} |")
-    lines += ["", "`dedup bench --exact-products N ...`. `--exact-products auto` uses int8 from `DedupConfig.INT8_FROM` vectors."]
+    lines += ["", "`python -m bench --exact-products N ...`. `--exact-products auto` uses int8 from `DedupConfig.INT8_FROM` vectors."]
     return "\n".join(lines) + "\n"

@@ -1,6 +1,6 @@
-"""``dedup bench --canonical-study``: how the quality policy's rules and their order were chosen, measured.
+"""``python -m bench --canonical-study``: how the quality policy's rules and their order were chosen, measured.
 
-Takes the bench's SSCD run (``WORK/out-sscd``, made by ``dedup bench``) and its labelled corpus, measures
+Takes the bench's SSCD run (``WORK/out-sscd``, made by ``python -m bench``) and its labelled corpus, measures
 every candidate of its clusters once (the stage's own code: :func:`dedup.stages.canonical.measure_vids`)
 and chooses every cluster again with each variant of the rule list (:func:`variants`: the default, each
 rule left out, the ``central`` rule moved, other margins, re-encodes not grouped, the list before
@@ -71,9 +71,9 @@ def variants() -> dict[str, tuple[list, dict]]:
 
 
 def kept_original(groups, measured, info, sims, truth: pd.DataFrame, rules, spread_kw: dict) -> tuple[float, int]:
-    """(:func:`dedup.bench.score.kept_original`, its clusters) when every cluster is chosen again among its
+    """(:func:`bench.score.kept_original`, its clusters) when every cluster is chosen again among its
     candidates with ``rules`` and ``spread_kw`` (:func:`dedup.ops.canonical.choose`)."""
-    from dedup.bench.score import kept_original as score_kept
+    from bench.score import kept_original as score_kept
     from dedup.stages.canonical import choose_groups
 
     _, chosen = choose_groups(list(groups.items()), measured, info, sims, rules=rules, spread=spread_kw)
@@ -86,7 +86,7 @@ def kept_original(groups, measured, info, sims, truth: pd.DataFrame, rules, spre
 
 def _inputs(out_dir: Path):
     from dedup import load_stored
-    from dedup.bench.score import QualityChooser
+    from bench.score import QualityChooser
     from dedup.stages import canonical as stage
 
     edges = load_stored(out_dir).edges
@@ -179,7 +179,7 @@ def build_reposts(src: Path, out: Path, n: int = 40, every: int = 25) -> Path:
     saved at 95 and re-saved from that at 85 and 70 (one edited copy, re-posted): OUT/images, OUT/truth.csv."""
     import csv
 
-    from dedup.bench.corpus import _caption
+    from bench.corpus import _caption
 
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -234,7 +234,7 @@ def canonical_study(work: Path, results: Path, src: Path) -> dict:
 
 def to_markdown(report: dict) -> str:
     r0 = report["rows"][0]
-    lines = ["# Canonical study", "", f"`dedup bench --canonical-study --work {report['work']}`: every cluster of the bench's SSCD run, "
+    lines = ["# Canonical study", "", f"`python -m bench --canonical-study --work {report['work']}`: every cluster of the bench's SSCD run, "
              "and of an SSCD run on the reposts hard case (each photo once, plus three re-encodes of its captioned copy), "
              "chosen again with each rule list; kept original = of the clusters that hold the untouched original among their "
              f"candidates, the share that keep it ({r0['bench corpus clusters']} and {r0['reposts clusters']} clusters). "

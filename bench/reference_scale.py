@@ -1,4 +1,4 @@
-"""``dedup bench --reference-scale N``: a new batch deduplicated against a reference of N vectors, timed.
+"""``python -m bench --reference-scale N``: a new batch deduplicated against a reference of N vectors, timed.
 
 The reference is a real run (SSCD) over ``photos`` distinct photos, stored on the embedded Milvus server
 (PyPI ``milvus``), then grown to N vectors with random unit vectors (added to its ``vectors/`` Parquet, its

@@ -1,4 +1,4 @@
-"""``dedup bench --throughput N``: ResNet-50 end to end against the bare model, on this machine's hardware.
+"""``python -m bench --throughput N``: ResNet-50 end to end against the bare model, on this machine's hardware.
 
 On a machine with a GPU the job runs as it would for a user there (decode tasks on the CPUs feeding one
 embedding actor per GPU, bf16 weights, CUDA graphs); without one, the CPU path (decode + embed actors, ONNX Runtime). The
@@ -152,8 +152,8 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
     they are here (SSCD's ONNX), else random, at a threshold nothing reaches (a speed run: the corpus's
     crops of one photo would otherwise be clustered and checked); a hash model with its defaults, as a
     user runs it. Ray is started by each job itself, as a user's run starts it."""
-    from dedup.bench import speed
-    from dedup.bench.run import first_run
+    from bench import speed
+    from bench.run import first_run
     from dedup.config import DedupConfig
 
     work.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,7 @@ def to_markdown(r: dict) -> str:
         f"# Throughput: {d.get('gpu') or 'CPU'}",
         "",
         f"Machine: {hw}; torch {d['torch']}; {d['platform']}.",
-        f"Corpus: {c['images']} JPEGs ({c['megabytes']} MB) made from {c['photos']} photos (`dedup bench --throughput {c['n']}`: "
+        f"Corpus: {c['images']} JPEGs ({c['megabytes']} MB) made from {c['photos']} photos (`python -m bench --throughput {c['n']}`: "
         "a random 50-100 % crop of a photo, mirror, long side 320-640 px, quality 75-95; different bytes, but crops of one photo are near copies).",
     ]
     for model, m in r["models"].items():

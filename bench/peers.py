@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dedup.bench.score import score_parts
+from bench.score import score_parts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 PEERS = {
     # tool: (venv, runner, thresholds swept, extra arguments)
     "imagededup-phash": ("imagededup", "run_imagededup.py", [4, 8, 10, 12, 16], []),
@@ -139,21 +139,21 @@ def side_by_side_markdown(sbs: dict, what: str) -> list[str]:
 
 
 def side_by_side_bench(src: Path, work: Path, results: Path, n: int, rounds: int = 2) -> dict:
-    """``dedup bench --side-by-side N``: :func:`side_by_side` on the speed mode's N JPEGs (made from ``src``,
+    """``python -m bench --side-by-side N``: :func:`side_by_side` on the speed mode's N JPEGs (made from ``src``,
     reused); writes ``RESULTS/side-by-side-N.md`` and ``.json``."""
     import json
     import os
     import platform
 
-    from dedup.bench.throughput import build_corpus
+    from bench.throughput import build_corpus
 
     images, corpus = build_corpus(src, work / f"throughput-corpus-{n}", n)
     sbs = side_by_side(images, work, rounds)
     sbs.update(corpus=corpus, machine={"cpus": os.cpu_count(), "platform": platform.platform()})
     if "error" in sbs:
-        raise SystemExit(f"dedup bench --side-by-side: {sbs['error']}")
+        raise SystemExit(f"python -m bench --side-by-side: {sbs['error']}")
     md = "\n".join([f"# Side by side: {n} JPEGs", "", f"Machine: {os.cpu_count()} CPUs, {platform.platform()}.", "",
-                    *side_by_side_markdown(sbs, f"{n} JPEGs of `dedup bench --throughput`'s kind (made from `{src}`)")]) + "\n"
+                    *side_by_side_markdown(sbs, f"{n} JPEGs of `python -m bench --throughput`'s kind (made from `{src}`)")]) + "\n"
     results.mkdir(parents=True, exist_ok=True)
     (results / f"side-by-side-{n}.json").write_text(json.dumps(sbs, indent=2, default=str))
     (results / f"side-by-side-{n}.md").write_text(md)

@@ -1,6 +1,6 @@
-"""``dedup bench``: quality and speed on a labelled corpus, ours and the peers', in one run.
+"""``python -m bench``: quality and speed on a labelled corpus, ours and the peers', in one run.
 
-The corpus (:mod:`dedup.bench.corpus`) has three parts, scored together and apart (:func:`score_parts`):
+The corpus (:mod:`bench.corpus`) has three parts, scored together and apart (:func:`score_parts`):
 standard copies, hard copies, and near-miss negatives (different content from one photo). Each of our
 models runs once at the lowest threshold of its sweep; the sweep re-clusters the stored edges at every
 threshold without embedding again, so the row at the default threshold and the best of the sweep come
@@ -21,12 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dedup.bench import corpus, peers, speed
-from dedup.bench.score import sweep
+from bench import corpus, peers, speed
+from bench.score import sweep
 from dedup.config import DEFAULT_THRESHOLDS, DedupConfig
 from dedup.layout import OutputLayout
 
-DEFAULT_SRC = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "imagenet-samples"
+DEFAULT_SRC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-samples"
 SSCD_SWEEP = [round(float(t), 2) for t in np.arange(0.30, 0.951, 0.05)]
 BAND_LOS = (0.30, 0.35, 0.40, 0.45, 0.50)  # verify band sweep: every (lo, hi) with lo < hi
 BAND_HIS = (0.70, 0.75, 0.80, 0.85, 0.90, 0.95)
@@ -48,7 +48,7 @@ _MEASURED: dict = {}  # the corpus's images measured for the quality policy, sha
 
 def _chooser(cfg: DedupConfig):
     """The sweep's canonical choice as the run's own: the quality policy's (measured once per image)."""
-    from dedup.bench.score import QualityChooser
+    from bench.score import QualityChooser
 
     return QualityChooser(cfg.output, _MEASURED) if cfg.canonical == "quality" else None
 
@@ -112,7 +112,7 @@ def _model_rows(model: str, images: Path, work: Path, truth: pd.DataFrame, repor
     shared VM the speed drifts within minutes). The run searches down to the sweep's lowest threshold, so
     the stored edges give the plain-threshold sweep and, with every pair up to the highest band checked,
     the band sweep."""
-    from dedup.bench.score import check_all, score_parts
+    from bench.score import check_all, score_parts
 
     cfg = DedupConfig(inputs=[str(images)], output=str(work / f"out-{model}"), model=model, **cfg_kw)
     cfg.validate()
@@ -260,7 +260,7 @@ def to_markdown(report: dict) -> str:
                   "as their runners report: imagededup and fastdup without the interpreter's start-up, immaculate as a whole process)."]
     sbs = report.get("side_by_side")
     if sbs and "error" not in sbs:
-        from dedup.bench.peers import side_by_side_markdown
+        from bench.peers import side_by_side_markdown
 
         lines += ["", *side_by_side_markdown(sbs, f"The corpus's {c['images']} images")]
     for key, curve in report.get("curves", {}).items():

@@ -1,4 +1,4 @@
-"""``dedup bench --hard``: the default job on corpora of hard cases made with AugLy, scored by part and edit.
+"""``python -m bench --hard``: the default job on corpora of hard cases made with AugLy, scored by part and edit.
 
 The corpora come from ``bench/hard/make_corpus.py`` (Meta's AugLy in its own virtualenv, ``bench/hard/install.sh``;
 see ``bench/hard/README.md``): templates (different photos in one screenshot, under one meme caption or one
@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dedup.bench.score import score
+from bench.score import score
 from dedup.config import DedupConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 VENV_PYTHON = Path("bench/work/augly-venv/bin/python")
 
 
@@ -63,7 +63,7 @@ def score_corpus(out: Path, truth: pd.DataFrame) -> dict:
 
 
 def hard_bench(src: Path, work: Path, results: Path, seeds=(0,)) -> dict:
-    from dedup.bench.run import first_run
+    from bench.run import first_run
 
     report = {"machine": {"cpus": os.cpu_count()}, "seeds": {}}
     for seed in seeds:
@@ -87,7 +87,7 @@ def _part_rows(parts: dict, names) -> list[str]:
 
 
 def to_markdown(report: dict) -> str:
-    lines = ["# Hard cases made with AugLy (`dedup bench --hard`)", "",
+    lines = ["# Hard cases made with AugLy (`python -m bench --hard`)", "",
              f"The default job (`dedup run --input CORPUS`, SSCD, verify band 0.30-0.90) on each seed's corpus "
              f"(`bench/hard/make_corpus.py`), {report['machine']['cpus']} CPUs. The `heldout` part (other families, other "
              "photos) was never looked at while choosing; it is reported last.", ""]

@@ -1,13 +1,16 @@
-"""``dedup bench``: its arguments and which benchmark they run (each mode in its own module here)."""
+"""``python -m bench`` (from the repository root): its arguments and which benchmark they run (each mode in its
+own module here). A developer tool beside the library, not part of the installed package: it reads the peers'
+venvs and the photos under ``../shared``, and writes ``bench/work`` and ``bench/results``."""
 from __future__ import annotations
 
 import argparse
 import sys
 
 
-def add_bench_parser(sub) -> None:
-    """The ``bench`` subcommand on the ``dedup`` parser's subparsers."""
-    b = sub.add_parser("bench", help="quality and speed on a labelled near-duplicate corpus, ours and the peers'")
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments; with none, the bench corpus run (ours and the peers')."""
+    b = argparse.ArgumentParser(prog="python -m bench",
+                                description="quality and speed on a labelled near-duplicate corpus, ours and the peers'")
     b.add_argument("--src", help="folder of distinct photos (default ../shared/data/imagenet-samples)")
     b.add_argument("--work", default="bench/work", help="scratch folder (corpus, runs)")
     b.add_argument("--results", default="bench/results", help="where bench.md and bench.json go")
@@ -16,9 +19,9 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--no-peers", action="store_true", help="skip the peers (imagededup, fastdup, immaculate)")
     b.add_argument("--verify-cost", type=int, metavar="N", help="only the verify cost mode: the content check on N edges (every pair within groups of 10 distinct JPEGs made from --src, and N/10 random pairs); results in RESULTS/verify-cost.md")
     b.add_argument("--reference-scale", type=int, metavar="N", help="only the reference mode: a new batch against a reference of N vectors (a real SSCD run on the embedded Milvus server, grown with random vectors), timed with both reference engines; results in RESULTS/reference-scale.md")
-    b.add_argument("--canonical-study", action="store_true", help="only the canonical study: the quality policy's rule list, each rule left out, moved or with another margin, re-chosen on the SSCD run of an earlier `dedup bench` in --work, and the enlarged margin on --src photos; results in RESULTS/canonical-study.md")
-    b.add_argument("--kept-model", nargs="*", type=int, metavar="SEED", help="only the kept-image model: AugLy edit-chain corpora (bench/hard/make_lineage.py, its own venv) for each SEED (default 0 1), the default job on each, the model fitted on the first seed's tune part and the bench corpus of an earlier `dedup bench` in --work, written to dedup/ops/kept_model.json, and scored held out; results in RESULTS/kept-model.md")
-    b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `dedup bench` in --work; results in RESULTS/verify-study.md")
+    b.add_argument("--canonical-study", action="store_true", help="only the canonical study: the quality policy's rule list, each rule left out, moved or with another margin, re-chosen on the SSCD run of an earlier `python -m bench` in --work, and the enlarged margin on --src photos; results in RESULTS/canonical-study.md")
+    b.add_argument("--kept-model", nargs="*", type=int, metavar="SEED", help="only the kept-image model: AugLy edit-chain corpora (bench/hard/make_lineage.py, its own venv) for each SEED (default 0 1), the default job on each, the model fitted on the first seed's tune part and the bench corpus of an earlier `python -m bench` in --work, written to dedup/ops/kept_model.json, and scored held out; results in RESULTS/kept-model.md")
+    b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `python -m bench` in --work; results in RESULTS/verify-study.md")
     b.add_argument("--hard", nargs="*", type=int, metavar="SEED", help="only the hard-case mode: the default job on AugLy-made corpora (templates, padded and warped copies, a held-out part; bench/hard/, its own venv) for each SEED (default 0), scored by part and edit; results in RESULTS/hard.md")
     b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
     b.add_argument("--preprocess", action="store_true", help="only the preprocessing mode: SSCD at each input size and resize (square 288/320/224, short-side 288, center-crop 224), quality and speed; results in RESULTS/preprocess.md")
@@ -32,81 +35,85 @@ def add_bench_parser(sub) -> None:
     b.add_argument("--side-by-side", type=int, metavar="N", help="only the side-by-side mode: `dedup run --model multihash` and immaculate's pdq as whole processes, in turn, on N JPEGs made from --src as --throughput makes them; results in RESULTS/side-by-side-N.md")
     b.add_argument("--throughput-models", default="sscd,sscd-default,multihash", help="speed mode: the models, comma list (default sscd,sscd-default,multihash; resnet50 runs with random weights; MODEL-default: the job as a user runs it, with the content check, the kept image and the report, where the plain rows switch the check off at a threshold nothing reaches)")
     b.add_argument("--embed-batch", type=int, help="speed mode: the job's and the bare model's batch size (default: the job's default)")
-    b.set_defaults(func=run_bench)
+    return b
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_bench(build_parser().parse_args(argv))
 
 
 def run_bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from dedup.bench.run import DEFAULT_SRC, bench
+    from bench.run import DEFAULT_SRC, bench
 
     if args.exact_products_sizes:
-        from dedup.bench.exact_products import products_bench
+        from bench.exact_products import products_bench
 
         products_bench(args.exact_products_sizes, Path(args.results))
         return 0
     if args.scale_engines:
-        from dedup.bench.scale_engines import engines_bench
+        from bench.scale_engines import engines_bench
 
         engines_bench(args.scale_engines, Path(args.work), Path(args.results), only=args.scale_only)
         return 0
     if args.scale is not None:
-        from dedup.bench.scale import scale_bench
+        from bench.scale import scale_bench
 
         scale_bench(args.scale or [10_000, 100_000, 1_000_000], Path(args.work), Path(args.results), milvus=args.scale_milvus)
         return 0
     src = Path(args.src) if args.src else DEFAULT_SRC
     if not src.is_dir():
-        print(f"dedup bench: error: no photo folder at {src}; pass --src DIR", file=sys.stderr)
+        print(f"python -m bench: error: no photo folder at {src}; pass --src DIR", file=sys.stderr)
         return 2
     if args.scale_job is not None:
-        from dedup.bench.scale_job import scale_job
+        from bench.scale_job import scale_job
 
         scale_job(args.scale_job, Path(args.work), src, Path(args.results))
         return 0
     if args.throughput is not None:
-        from dedup.bench.throughput import throughput_bench
+        from bench.throughput import throughput_bench
 
         throughput_bench(src, Path(args.work), Path(args.results), args.throughput, embed_batch=args.embed_batch,
                          models=[m.strip() for m in args.throughput_models.split(",") if m.strip()])
         return 0
     if args.side_by_side is not None:
-        from dedup.bench.peers import side_by_side_bench
+        from bench.peers import side_by_side_bench
 
         side_by_side_bench(src, Path(args.work), Path(args.results), args.side_by_side)
         return 0
     if args.reference_scale is not None:
-        from dedup.bench.reference_scale import reference_scale_bench
+        from bench.reference_scale import reference_scale_bench
 
         reference_scale_bench(src, Path(args.work), Path(args.results), args.reference_scale)
         return 0
     if args.hard is not None:
-        from dedup.bench.hard import hard_bench
+        from bench.hard import hard_bench
 
         hard_bench(src, Path(args.work), Path(args.results), args.hard or [0])
         return 0
     if args.kept_model is not None:
-        from dedup.bench.kept_model import kept_model_main
+        from bench.kept_model import kept_model_main
 
         kept_model_main(src, Path(args.work), Path(args.results), args.kept_model or [0, 1])
         return 0
     if args.canonical_study:
-        from dedup.bench.canonical_study import canonical_study
+        from bench.canonical_study import canonical_study
 
         canonical_study(Path(args.work), Path(args.results), src)
         return 0
     if args.verify_study:
-        from dedup.bench.verify_study import verify_study
+        from bench.verify_study import verify_study
 
         verify_study(Path(args.work), Path(args.results))
         return 0
     if args.verify_cost is not None:
-        from dedup.bench.verify_cost import verify_cost_bench
+        from bench.verify_cost import verify_cost_bench
 
         verify_cost_bench(src, Path(args.work), Path(args.results), args.verify_cost)
         return 0
     if args.preprocess:
-        from dedup.bench.run import preprocess_bench
+        from bench.run import preprocess_bench
 
         preprocess_bench(src, Path(args.work), Path(args.results), args.limit)
         return 0

@@ -8,7 +8,7 @@
 Images in the error table are scored as kept singletons (the job does not remove them).
 
 :func:`score_parts` scores the whole corpus and each part of it (``truth.csv``'s ``part`` column, see
-:mod:`dedup.bench.corpus`) from the same clusters: ``bench`` (standard copies and near-miss negatives),
+:mod:`bench.corpus`) from the same clusters: ``bench`` (standard copies and near-miss negatives),
 ``hard`` (hard copies) and ``near_miss`` alone. Pairs across parts count only in the whole.
 """
 from __future__ import annotations
@@ -196,5 +196,5 @@ def check_all(out_dir, lo: float, hi: float) -> np.ndarray:
 
         new, _ = verify.run_checks(a[todo], b[todo], verify.where(representatives(files_df), a[todo], b[todo]), vp)
         known.update(zip(new["a"].to_numpy() * n + new["b"].to_numpy(), new["ok"].to_numpy()))
-        pq.write_table(new, layout.verify_sweep)
+        pq.write_table(new, layout.root / "verify-sweep.parquet")  # the sweep's extra checks, beside the run's
     return np.array([band[i] and known.get(int(k), False) for i, k in enumerate(key)], bool)

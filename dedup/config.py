@@ -1,4 +1,4 @@
-"""The job's one typed configuration object.
+"""The job's one typed configuration object (its sections are :mod:`dedup.options`).
 
 Built from CLI flags (``dedup run ...``) or a YAML file (``dedup run --config job.yaml``); flags given on
 the command line override the file. Every field has a default that works on a laptop.
@@ -6,11 +6,15 @@ the command line override the file. Every field has a default that works on a la
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
+
+from dedup.options import (BulkOptions, ConfigError, InputOptions, MatchOptions, MilvusOptions, ModelOptions,
+                           ResourceOptions)
 
 CANONICAL_KEYS = ("pixels", "bytes", "path")
 # Perceptual hashes (dedup.ops.hashes), and the default --max-bits of each: the largest Hamming distance
@@ -22,7 +26,7 @@ LEARNED_MODELS = ("sscd", "sscd-mobile", "resnet50")
 # Both signals: the learned model's edges (cosine >= --threshold) and hash edges (<= --max-bits), one graph.
 COMBO_MODELS = tuple(f"{m}+{h}" for m in LEARNED_MODELS for h in HASH_MODELS)
 MODELS = (*LEARNED_MODELS, "thumb", *HASH_MODELS, *COMBO_MODELS)
-DEFAULT_MODEL = "sscd"
+DEFAULT_MODEL = ModelOptions.model
 # Cosine thresholds without the content check (--verify off; see docs/how-it-decides.md, "Choosing a threshold";
 # bench/results/bench.md has the sweeps).
 DEFAULT_THRESHOLDS = {"sscd": 0.80, "sscd-mobile": 0.80, "resnet50": 0.90, "thumb": 0.90}
@@ -30,125 +34,25 @@ DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS[DEFAULT_MODEL]
 # The content check (stage verify): pairs with similarity in [lo, hi) are kept only where the two images
 # share content; lo is then the search threshold. Calibrated for SSCD on the bench corpus
 # (docs/how-it-decides.md, "Verifying ambiguous pairs"); the other models have no calibrated band, so they default to --verify off.
-VERIFY_MODES = ("band", "all", "off")
 DEFAULT_VERIFY_BANDS = {"sscd": (0.30, 0.90), "sscd-mobile": (0.30, 0.85)}
 # How each model's input is made (--preprocess, --image-size): ResNet-50 as torchvision evaluates it
 # (shorter side to 224, centre crop); SSCD resized to a 288 x 288 square without keeping the aspect ratio
 # (the skewed square SSCD's authors recommend for batching; chosen by the preprocessing sweep, see docs/models.md).
-PREPROCESS = ("square", "short-side", "center-crop")
 DEFAULT_PREPROCESS = {"sscd": ("square", 288), "sscd-mobile": ("square", 288), "resnet50": ("center-crop", 224),
                       "thumb": ("center-crop", 224)}
 # Nearest-neighbour similarities are recorded down to the threshold minus this (the report's histogram).
 NN_FLOOR_BELOW = 0.3
 
 
-class ConfigError(ValueError):
-    """A configuration value a person must fix."""
-
-
 @dataclass
-class DedupConfig:
-    # Where the images are and where results go.
-    inputs: list[str] = field(default_factory=list)
-    output: str = "dedup-output"
-    input_format: Literal["auto", "files", "parquet", "webdataset"] = "auto"
-    # Globs on the path relative to its --input folder (or the file name): files matching an exclude, or
-    # none of the includes (when given), are skipped (dedup.sources.find_inputs).
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
-    # Earlier runs' output folders: the new images are deduplicated against their images (never removed).
-    references: list[str] = field(default_factory=list)
-    reference_only: bool = False  # only new-vs-reference matches (a contamination check), no new-vs-new
-    # auto: a reference's collection where it is on a Milvus server, else its Parquet vectors exactly
-    reference_engine: Literal["auto", "exact", "milvus"] = "auto"
-    image_column: str | None = None  # Parquet: column holding the image bytes (auto: first binary column)
-
-    # Model.
-    model: str = DEFAULT_MODEL  # see MODELS; thumb: weight-free 8x8 colour thumbnail, for tests and smoke runs
-    # sscd: auto | onnx | torchscript | random | path or fsspec URI; resnet50: imagenet | random | path or URI
-    weights: str | None = None  # default: auto (SSCD), imagenet (ResNet-50)
-    weights_sha256: str | None = None
-    cpu_backend: Literal["auto", "onnx", "torch"] = "auto"  # learned models on CPU; auto: ONNX Runtime where installed
-    preprocess: str | None = None  # square | short-side | center-crop (default per model, DEFAULT_PREPROCESS)
-    image_size: int | None = None  # the model's input size (default per model)
-    max_pixels: int = 100_000_000  # decompression-bomb guard
-
-    # Similarity.
-    threshold: float | None = None  # cosine similarity at or above which two images are duplicates (default per model)
-    max_bits: int | None = None  # hash models: Hamming distance at or below which two images are duplicates
-    canonical: str = "quality"  # quality | largest | a comma list of pixels, bytes, path (dedup.ops.canonical)
-    nn_floor: float | None = None  # nearest-neighbour similarities are recorded down to this (default threshold - 0.3)
-    # The content check: band (pairs in verify_band checked, default for SSCD), all (every pair) or off.
-    verify: str | None = None
-    verify_band: list[float] | None = None  # [lo, hi]; lo is the search threshold (default per model)
-
-    # Milvus.
-    milvus_uri: str | None = None  # None: Milvus Lite server under OUTPUT/milvus
-    milvus_token: str | None = None
-    milvus_db: str | None = None
-    collection: str | None = None  # default: derived from the output folder
-    index: str = "AUTO"  # AUTO (by row count, see dedup.vectordb.milvus.choose_index) | FLAT | IVF_FLAT | HNSW | AUTOINDEX
-    replace_collection: bool = False  # drop an existing collection this output folder did not create
-    store_method: Literal["auto", "bulk", "insert"] = "auto"  # auto: bulk import on a server, else batched inserts
-    bulk_dir: str | None = None  # Parquet staging the server can read (default OUTPUT/milvus-bulk)
-    bulk_server_dir: str | None = None  # where the server sees bulk_dir (e.g. a container mount)
-    bulk_bucket: str | None = None  # or: the server's S3/MinIO bucket
-    bulk_endpoint: str | None = None
-    bulk_access_key: str | None = None
-    bulk_secret_key: str | None = None
-    bulk_secure: bool = False
-    bulk_shard_rows: int = 200_000
-    bulk_timeout: float = 3600.0
-    # Hits asked for per query (default: 16 with Milvus Lite, whose search cost grows with the limit;
-    # 512 with a server). A query that fills it is re-asked with search_max_limit (default: 16384,
-    # Milvus's top-k cap, on a server; no re-ask on Lite); one that fills that too is brute-forced.
-    search_limit: int | None = None
-    search_max_limit: int | None = None
-    # Queries per search request (default: 1024 with Milvus Lite, whose every request walks all the stored
-    # ids in Python before it searches, so many queries per request; 32 with a server).
-    search_batch: int | None = None
-    # How Milvus is asked: topk (a top-k per query; a query whose hits all pass the threshold is re-asked
-    # at --search-max-limit) or range (every hit down to the floor, capped by the limit). auto: topk with
-    # Milvus Lite (its range search is a top-k filtered afterwards), range with a server.
-    search_mode: Literal["auto", "topk", "range"] = "auto"
-    insert_batch: int = 2000  # rows per insert request
-
-    drop_collection: bool = False  # drop the run's collection when the job ends (default: keep it for re-runs)
-
-    # Re-runs: finished stages are reused when their inputs and parameters are unchanged.
-    fresh: bool = False  # recompute every stage
-    report: bool = True  # write OUTPUT/report.html at the end
-
-    # Ray resources.
-    ray_address: str | None = None
-    embed_actors: int | None = None  # default: number of GPUs, or on CPU as many as fit (node CPUs / cpus_per_embed_actor)
-    embed_batch: int | None = None  # default: 256 on GPU actors, 64 on CPU (see resolved_embed_batch)
-    gpus_per_embed_actor: float | None = None  # default: 1 when the cluster has GPUs, else 0
-    cpus_per_embed_actor: float | None = None  # default 1; on CPU also the model's threads per actor
-    cpus_per_decode: float = 1.0  # CPUs per decode task
-    # Images per decode block (a task's or an actor's batch; a shard is never split). Default: 256 for the
-    # weight-free models (a task's own overhead dominates small blocks), 32 for ResNet-50 (an actor's last
-    # block is the run's tail, and a large one leaves the other actors idle while it finishes).
-    decode_batch: int | None = None
-    writers: int = 2
-    search_actors: int = 2
-    # Below this many vectors, store and search run in the driver with one Milvus client: actor pools cost
-    # seconds to start and only pay off on larger runs. 0: always use the actor pools.
-    local_below: int = 20_000
-    # Search engine: exact (every pair's cosine from the vectors in memory, numpy/BLAS in the driver) or
-    # milvus (the stored collection's index). auto: exact below exact_below vectors (default: any count
-    # within EXACT_MAX_BYTES with Milvus Lite, 100,000 with a Milvus server; see resolved_exact_below);
-    # the vectors are stored in Milvus either way.
-    search_engine: Literal["auto", "exact", "milvus"] = "auto"
-    exact_below: int | None = None
-    exact_products: Literal["auto", "float32", "int8"] = "auto"  # the exact search's products (resolved_exact_products)
-    # How hash bits are stored in Milvus: float (+1/-1 per bit, COSINE; Milvus Lite has no binary vectors)
-    # or binary (BINARY_VECTOR, HAMMING: 32x smaller, a server only). auto: binary with --milvus-uri.
-    hash_vectors: Literal["auto", "float", "binary"] = "auto"
+class DedupConfig(ResourceOptions, BulkOptions, MilvusOptions, MatchOptions, ModelOptions, InputOptions):
+    """Every option of the job: the sections of :mod:`dedup.options` (input, model, match, Milvus, bulk
+    import, resources), one flat name per option as the flags, the YAML keys and the Python API spell it.
+    :meth:`validate` checks each section and resolves the defaults that depend on several (the threshold,
+    the content check, the model's input)."""
 
     def validate(self) -> "DedupConfig":
-        if not self.inputs:
-            raise ConfigError("no input given: pass --input SRC (a folder, a file or an fsspec URI)")
+        self._check_input()
         if self.model not in MODELS:
             raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
         self._resolve_threshold()
@@ -159,30 +63,14 @@ class DedupConfig:
             if getattr(self, name) not in choices(name):
                 *rest, last = choices(name)
                 raise ConfigError(f"--{name.replace('_', '-')} must be {', '.join(rest)} or {last}, got {getattr(self, name)!r}")
-        if self.reference_only and not self.references:
-            raise ConfigError("--reference-only needs --reference PRIOR_OUTPUT")
         if self.references and self.is_combo:
             raise ConfigError("--reference works with one signal: use the learned model or the hash alone, not MODEL+HASH")
         keys = [k.strip() for k in self.canonical.split(",") if k.strip()]
         if self.canonical not in ("quality", "largest") and (not keys or any(k not in CANONICAL_KEYS for k in keys)):
             raise ConfigError(f"--canonical must be quality, largest, or a comma list of {', '.join(CANONICAL_KEYS)} "
                               f"(got {self.canonical!r})")
-        if not 1 <= self.resolved_search_limit() <= self.resolved_search_max_limit() <= 16384:
-            raise ConfigError("need 1 <= --search-limit <= --search-max-limit <= 16384 (Milvus's top-k cap)")
-        from dedup.vectordb.milvus import INDEX_TYPES
-
-        if self.index not in INDEX_TYPES:
-            raise ConfigError(f"--index must be one of {', '.join(INDEX_TYPES)}, got {self.index!r}")
-        if self.embed_batch is not None and self.embed_batch < 1:
-            raise ConfigError(f"--embed-batch must be at least 1, got {self.embed_batch}")
-        if self.decode_batch is not None and self.decode_batch < 1:
-            raise ConfigError(f"--decode-batch must be at least 1, got {self.decode_batch}")
-        if self.search_batch is not None and self.search_batch < 1:
-            raise ConfigError(f"--search-batch must be at least 1, got {self.search_batch}")
-        if self.hash_vectors == "binary" and not self.milvus_uri:
-            raise ConfigError("--hash-vectors binary needs a Milvus server (--milvus-uri): Milvus Lite has no binary vectors")
-        if self.store_method == "bulk" and not self.milvus_uri:
-            raise ConfigError("--store-method bulk needs a Milvus server (--milvus-uri): Milvus Lite has no bulk import")
+        self._check_milvus()
+        self._check_resources()
         return self
 
     def _resolve_model_defaults(self) -> None:
@@ -209,12 +97,6 @@ class DedupConfig:
         if self.nn_floor is not None:
             return min(float(self.nn_floor), float(self.threshold))
         return max(0.0, round(float(self.threshold) - NN_FLOOR_BELOW, 4))
-
-    def resolved_embed_batch(self, gpu: bool = False) -> int:
-        """Images per model batch: 256 on a GPU (bare ResNet-50 on an H100, bf16, CUDA graphs, with 15 JPEG
-        decoders busy on its CPUs: 7.2k images/s at 256 against 4.8k at 64), 64 on CPU (ONNX Runtime: no gain
-        from larger batches)."""
-        return int(self.embed_batch or (256 if gpu else 64))
 
     def resolved_decode_batch(self, gpu: bool = False) -> int:
         """Images per decode block: on CPU actors 32 for ResNet-50 (small units keep both actors busy to the
@@ -247,13 +129,6 @@ class DedupConfig:
             return self.search_engine == "exact"
         below = self.resolved_exact_below()
         return (below is None or vectors < below) and vectors * embedding_dim(self.model) * 4 <= self.EXACT_MAX_BYTES
-
-    INT8_FROM = 10_000  # bench/results/exact-products.md: int8 was the faster from here on
-
-    def resolved_exact_products(self, vectors: int) -> str:
-        """float32 (BLAS) or int8 (ONNX Runtime's integer product, each candidate re-checked in float32: the
-        same edges) for ``vectors`` vectors; auto: int8 from :attr:`INT8_FROM`, where it was the faster."""
-        return self.exact_products if self.exact_products != "auto" else "int8" if vectors >= self.INT8_FROM else "float32"
 
     def search_choice(self, vectors: int) -> str:
         """Why the search runs where it does (for summary.json)."""
@@ -380,28 +255,6 @@ class DedupConfig:
         elif self.threshold is None:
             self.threshold = DEFAULT_THRESHOLDS[self.learned_model]
 
-    def resolved_search_mode(self) -> str:
-        if self.search_mode != "auto":
-            return self.search_mode
-        return "range" if self.milvus_uri else "topk"
-
-    def resolved_search_batch(self) -> int:
-        if self.search_batch is not None:
-            return int(self.search_batch)
-        return 32 if self.milvus_uri else 1024
-
-    def resolved_search_limit(self) -> int:
-        if self.search_limit is not None:
-            return int(self.search_limit)
-        if not self.milvus_uri:
-            return 16
-        return 512 if self.resolved_search_mode() == "range" else 32
-
-    def resolved_search_max_limit(self) -> int:
-        if self.search_max_limit is not None:
-            return int(self.search_max_limit)
-        return 16384 if self.milvus_uri else max(self.resolved_search_limit(), 1)
-
     def canonical_keys(self) -> list[str]:
         """The key list the graph forms clusters in: ``largest`` (pixels, bytes, path) under ``quality``
         (which then chooses within each cluster, stage `canonical`), else the policy's own."""
@@ -439,9 +292,25 @@ class DedupConfig:
 
 
 HINTS = get_type_hints(DedupConfig)  # the fields' types, evaluated once
-LITERAL_FIELDS = tuple(k for k, t in HINTS.items() if getattr(t, "__origin__", None) is Literal)
+
+
+def _literal(t) -> tuple | None:
+    """The values of a ``Literal`` type, also of ``Literal[...] | None`` (None: resolved by validate())."""
+    if get_origin(t) is Literal:
+        return get_args(t)
+    if get_origin(t) in (Union, UnionType):
+        inner = [a for a in get_args(t) if a is not type(None)]
+        return _literal(inner[0]) if len(inner) == 1 else None
+    return None
+
+
+LITERAL_FIELDS = tuple(k for k, t in HINTS.items() if _literal(t) is not None)
 
 
 def choices(name: str) -> tuple[str, ...]:
     """The values of a DedupConfig field typed as a Literal: what validate() accepts and the CLI offers."""
-    return get_args(HINTS[name])
+    return _literal(HINTS[name])
+
+
+VERIFY_MODES = choices("verify")
+PREPROCESS = choices("preprocess")

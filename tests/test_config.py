@@ -55,3 +55,27 @@ def test_each_option_with_fixed_values_is_checked_and_offered_from_one_list():
         assert offered[name] == choices(name)
         with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')} must be"):
             DedupConfig(inputs=["x"], **{name: "nonsense"}).validate()
+
+
+def test_every_option_belongs_to_one_section_of_under_20_fields():
+    import dataclasses
+
+    from dedup.options import SECTIONS
+
+    names = [f.name for s in SECTIONS for f in dataclasses.fields(s)]
+    assert sorted(names) == sorted(f.name for f in dataclasses.fields(DedupConfig)) and len(set(names)) == len(names)
+    assert all(len(dataclasses.fields(s)) < 20 for s in SECTIONS), {s.__name__: len(dataclasses.fields(s)) for s in SECTIONS}
+
+
+def test_the_cli_offers_what_the_config_accepts():
+    """Each option typed as a Literal: the flag's choices are the type's values, and other values are refused."""
+    from dedup.cli import build_parser
+    from dedup.config import LITERAL_FIELDS, choices
+
+    run = next(a for a in build_parser()._subparsers._group_actions[0].choices.values() if a.prog.endswith(" run"))
+    flags = {a.dest: a for a in run._actions}
+    assert {"verify", "index", "preprocess", "search_engine", "store_method"} <= set(LITERAL_FIELDS)
+    for name in LITERAL_FIELDS:
+        assert tuple(flags[name].choices) == choices(name), name
+    with pytest.raises(ConfigError, match="--search-mode must be auto, topk or range"):
+        DedupConfig(inputs=["x"], search_mode="knn").validate()

@@ -37,7 +37,6 @@ ID_FIELD = "vid"
 METRIC = "COSINE"  # vectors are L2-normalised, so cosine = inner product
 BINARY_METRIC = "HAMMING"  # hash bits stored as BINARY_VECTOR (on a server: Milvus Lite has none)
 
-INDEX_TYPES = ("AUTO", "FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
 # AUTO rule thresholds (rows); see choose_index.
 AUTO_FLAT_MAX_ROWS = 100_000
 AUTO_HNSW_MAX_ROWS = 5_000_000
@@ -233,8 +232,10 @@ def choose_index(n_rows: int, requested: str = "AUTO", limit: int = 512,
     (sized as IVF_FLAT; Milvus 2.3 has no HNSW for binary vectors, so HNSW/AUTOINDEX get BIN_IVF_FLAT).
     """
     requested = (requested or "AUTO").upper()
-    if requested not in INDEX_TYPES:
-        raise ValueError(f"index must be one of {', '.join(INDEX_TYPES)}, got {requested!r}")
+    from dedup.config import choices
+
+    if requested not in choices("index"):
+        raise ValueError(f"index must be one of {', '.join(choices('index'))}, got {requested!r}")
     n = int(n_rows)
     if requested == "AUTO":
         if n < flat_max_rows:

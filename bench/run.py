@@ -11,6 +11,8 @@ with the bare model timed at the same size in the same run: ``RESULTS/preprocess
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import platform
@@ -38,7 +40,7 @@ def first_run(cfg: DedupConfig) -> dict:
     previous bench run left in the output folder's Milvus Lite (0.4-0.6 s for 2,014 2048-d vectors)."""
     from dedup import run
 
-    cfg.fresh = True
+    cfg = dataclasses.replace(cfg, fresh=True)
     shutil.rmtree(cfg.output, ignore_errors=True)
     return run(cfg)
 
@@ -115,9 +117,9 @@ def _model_rows(model: str, images: Path, work: Path, truth: pd.DataFrame, repor
     from bench.score import check_all, score_parts
 
     cfg = DedupConfig(inputs=[str(images)], output=str(work / f"out-{model}"), model=model, **cfg_kw)
-    cfg.validate()
-    if cfg.verify == "off":
+    if cfg.validate().verify == "off":
         cfg.threshold = min(SSCD_SWEEP)
+    cfg = cfg.validate()
     label = f"ours: --model {model}" + "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg_kw.items())
     key = model + "".join(f"-{v}" for v in cfg_kw.values())
     shape = (cfg.image_size, cfg.image_size)

@@ -166,14 +166,13 @@ def throughput_bench(src: Path, work: Path, results: Path, n: int, embed_batch: 
         as_user = model.endswith(DEFAULT_JOB)
         cfg = DedupConfig(inputs=[str(images)], output=str(work / f"out-throughput-{model}"), model=model.removesuffix(DEFAULT_JOB),
                           report=as_user)
-        cfg.validate()
         if not cfg.is_hash and not as_user:
             cfg.threshold, cfg.verify, cfg.search_engine = threshold, "off", "exact"
             if model == "resnet50":
                 cfg.weights = "random"
         if embed_batch:
             cfg.embed_batch = int(embed_batch)
-        cfg.validate()
+        cfg = cfg.validate()
         alone = decode_alone(images, cfg)
         r = {"decode_alone": alone, "config": {k: getattr(cfg, k) for k in ("model", "threshold", "verify", "search_engine", "image_size", "preprocess")}}
         if cfg.is_hash:

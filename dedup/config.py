@@ -52,6 +52,26 @@ class DedupConfig(ResourceOptions, BulkOptions, MilvusOptions, MatchOptions, Mod
     the content check, the model's input)."""
 
     def validate(self) -> "DedupConfig":
+        """The options resolved: a copy with every default that does not wait for the cluster filled in (the
+        threshold, the content check, the weights, the model's input, the nearest-neighbour floor, the search
+        requests' sizes; the batches and actor counts that depend on GPUs stay None until Ray is up), checked,
+        and frozen. ``self`` is left as given; ``dataclasses.replace(resolved, ...)`` makes an unresolved copy
+        to change and validate again."""
+        cfg = dataclasses.replace(self)
+        cfg._resolve()
+        cfg.nn_floor = cfg.resolved_nn_floor()
+        cfg.search_limit, cfg.search_max_limit = cfg.resolved_search_limit(), cfg.resolved_search_max_limit()
+        cfg.search_batch = cfg.resolved_search_batch()
+        cfg.__dict__["_resolved"] = True
+        return cfg
+
+    def __setattr__(self, name: str, value) -> None:
+        if self.__dict__.get("_resolved"):
+            raise dataclasses.FrozenInstanceError(f"a validated DedupConfig is frozen: dataclasses.replace(cfg, {name}=...) "
+                                                  "makes a copy to change and validate again")
+        super().__setattr__(name, value)
+
+    def _resolve(self) -> None:
         self._check_input()
         if self.model not in MODELS:
             raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
@@ -71,7 +91,6 @@ class DedupConfig(ResourceOptions, BulkOptions, MilvusOptions, MatchOptions, Mod
                               f"(got {self.canonical!r})")
         self._check_milvus()
         self._check_resources()
-        return self
 
     def _resolve_model_defaults(self) -> None:
         """Per-model defaults: weights, the input size and resize, and the nearest-neighbour floor."""

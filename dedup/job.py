@@ -65,7 +65,7 @@ def run(cfg: DedupConfig, whole_process: bool = False) -> dict:
     was started for this run, `dedup run`, so its start-up before the job is a line too)."""
     from dedup.services import Services
 
-    cfg.validate()
+    cfg = cfg.validate()
     layout = OutputLayout.of(cfg.output)
     check_inputs(cfg)
     check_output(layout)

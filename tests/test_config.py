@@ -79,3 +79,19 @@ def test_the_cli_offers_what_the_config_accepts():
         assert tuple(flags[name].choices) == choices(name), name
     with pytest.raises(ConfigError, match="--search-mode must be auto, topk or range"):
         DedupConfig(inputs=["x"], search_mode="knn").validate()
+
+
+def test_validate_returns_a_resolved_frozen_copy():
+    import dataclasses
+
+    given = DedupConfig(inputs=["x"])
+    cfg = given.validate()
+    assert given.threshold is None and given.verify is None  # the caller's options are left as given
+    resolved = ("threshold", "verify", "weights", "preprocess", "image_size", "nn_floor", "search_limit", "search_max_limit",
+                "search_batch")
+    assert all(getattr(cfg, k) is not None for k in resolved), {k: getattr(cfg, k) for k in resolved}
+    assert (cfg.threshold, cfg.verify, cfg.nn_floor, cfg.search_limit) == (0.3, "band", 0.0, 16)
+    with pytest.raises(dataclasses.FrozenInstanceError, match="dataclasses.replace"):
+        cfg.threshold = 0.5
+    again = dataclasses.replace(cfg, milvus_uri="http://h:19530", search_limit=None, search_max_limit=None, search_batch=None)
+    assert again.validate().resolved_search_limit() == 512 and cfg.validate() == cfg  # resolving twice changes nothing

@@ -19,8 +19,9 @@ from dedup.layout import OutputLayout
 from dedup.errors import InputNotFound, JobError, NoImages, OutputNotWritable
 from dedup.runner import Runner, RunState, StageFailed
 from dedup.stages import (CanonicalStage, DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, ReferenceStage, SearchReferenceStage,
-                          SearchStage, StoreStage, UnionStage, VerifyStage, WeightsStage)
+                          InnerStage, SearchStage, StoreStage, UnionStage, VerifyStage, WeightsStage)
 from dedup.stages.base import Signal, StageContext
+from dedup.stages.decode_embed import inner_pictures
 
 
 def signals(cfg: DedupConfig) -> list[Signal]:
@@ -49,6 +50,9 @@ def stages(cfg: DedupConfig) -> list:
     if cfg.references:
         out.append(SearchReferenceStage(signals(cfg)[0]))
         searches.append("search_reference")
+    if inner_pictures(cfg) and not cfg.reference_only:
+        out.append(InnerStage())
+        searches.append("inner")
     union = len(searches) > 1 or cfg.reference_only
     if union:
         out.append(UnionStage(tuple(searches)))

@@ -73,6 +73,9 @@ class MatchOptions:
     # The content check: band (pairs in verify_band checked, default for SSCD), all (every pair) or off.
     verify: Literal["band", "all", "off"] | None = None
     verify_band: list[float] | None = None  # [lo, hi]; lo is the search threshold (default per model)
+    # Learned models: a picture inside an image (a photo pasted on a canvas, posted in a screenshot) is
+    # found by its outline, embedded beside the image and searched against every image (dedup.ops.pictures).
+    inner_pictures: bool = True
 
 
 @dataclass

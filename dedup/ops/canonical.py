@@ -193,6 +193,52 @@ def _framed(x: Version, y: Version) -> int:
     return added_to(x, y)
 
 
+def _pasted(x: Version, y: Version, min_overlap: float = 0.7, max_turn: float = 0.1) -> int:
+    """One version is the other pasted into a larger image (a page, an app's screenshot, a canvas): the
+    picture found inside it by its outline (:mod:`dedup.ops.pictures`) is where the content check put the
+    other version's whole frame (their boxes overlap by ``min_overlap`` of their union), scaled and shifted
+    only (a pasted picture is not turned or mirrored: a turned copy of the photo in a bordered copy's
+    outline is the photo's sibling, not its source). The other wins."""
+    for a, b, sign in ((x, y, 1), (y, x, -1)):
+        t = _unit_link(a, b)
+        if b.box is not None and t is not None and _upright(t, max_turn) and _overlap(_frame_in(t), b.box) >= min_overlap:
+            return sign
+    return 0
+
+
+def _upright(t: np.ndarray, max_turn: float) -> bool:
+    """A transform that scales and shifts (its off-diagonal terms under ``max_turn`` of its diagonal ones, both positive)."""
+    sx, sy, k = t[0, 0], t[1, 1], max(abs(t[0, 1]), abs(t[1, 0]))
+    return sx > 0 and sy > 0 and k <= max_turn * min(sx, sy)
+
+
+def _unit_link(a: Version, b: Version) -> np.ndarray | None:
+    """The content check's transform from ``a``'s frame to ``b``'s (unit coordinates), either way it was kept."""
+    if b.vid in a.links:
+        return np.asarray(a.links[b.vid], np.float64).reshape(3, 3)
+    if a.vid in b.links:
+        try:
+            return np.linalg.inv(np.asarray(b.links[a.vid], np.float64).reshape(3, 3))
+        except np.linalg.LinAlgError:
+            return None
+    return None
+
+
+def _frame_in(t: np.ndarray) -> tuple[float, float, float, float]:
+    """The bounding box of a unit frame mapped by ``t``."""
+    corners = np.array([[0, 0, 1], [1, 0, 1], [1, 1, 1], [0, 1, 1]], np.float64) @ t.T
+    xy = corners[:, :2] / corners[:, 2:3]
+    return float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()), float(xy[:, 1].max())
+
+
+def _overlap(a: tuple, b: tuple) -> float:
+    """Intersection over union of two boxes (left, top, right, bottom)."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union if union > 0 else 0.0
+
+
 Rule = tuple[str, Callable[[Version, Version], int]]
 # +1: the first version is better, -1: the second, 0: no clear difference (the next rule decides). In order of
 # how sure each is: a contradiction between two decisions is settled for the rule higher in the list.
@@ -200,6 +246,7 @@ RULES: list[Rule] = [
     ("same_pixels", _same_pixels),  # a lossless re-save of the JPEG: the JPEG is the source
     ("saved_from_jpeg", _saved_from_jpeg),  # a PNG or WebP whose luma keeps a JPEG's lattice was saved from it
     ("lossy_copy", _lossy_copy),  # a lossy WebP with the JPEG's pixels but for compression noise: made from it
+    ("pasted", _pasted),  # the other pasted into a page, a screenshot or a canvas: inside the outline found there
     ("framed", _framed),  # the other's picture with a frame, pad, card, canvas or fill added around it
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
     ("drawn_on", _drawn_on),  # alike but in one region, which in one of them does not continue its surroundings
@@ -230,6 +277,7 @@ PLAIN = {
     "saved_from_jpeg": "{other} was saved from it in another format (its pixels keep this JPEG's compression)",
     "lossy_copy": "{other} is a lossy re-encode of it in another format (WebP)",
     "jpeg_format": "it is the JPEG and {other} a lossy re-encode in another format (WebP)",
+    "pasted": "{other} is this picture pasted into a larger image (a page, a screenshot, a canvas)",
     "framed": "{other} is this picture put in a frame, with a pad, a card, a caption bar or a canvas added around it, or warped with filled corners",
     "local_edit": "{other} has something drawn on it (caption, watermark, patch)",
     "drawn_on": "{other} has something drawn on it (caption, watermark, patch)",

@@ -114,16 +114,19 @@ def decode_image(data: bytes, size: int, max_pixels: int, hash_name: str | None 
     the CPU decode workers, from a JPEG draft of at least 128 px (the hashes' normalised view is 128 px),
     decoded to grey for the hashes that need no colour (a colour JPEG: its luma plane alone).
     """
-    pixels, signs, w, h, mode, fmt = decode_both(data, size, max_pixels, hash_name, pixels=hash_name is None, resize=resize)
+    pixels, signs, w, h, mode, fmt, _, _ = decode_both(data, size, max_pixels, hash_name, pixels=hash_name is None, resize=resize)
     return (pixels if hash_name is None else signs), w, h, mode, fmt
 
 
 def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, pixels: bool = True,
-                resize: str = "center-crop"):
-    """Decode once; return (model pixels or None, the image's hash or None, width, height, mode, format).
+                resize: str = "center-crop", inner: bool = False):
+    """Decode once; return (model pixels or None, the image's hash or None, width, height, mode, format,
+    the model pixels of the picture inside it as bytes and where it is, (left, top, right, bottom) in unit
+    coordinates of the upright image (``inner``; b"" and None where there is none or it was not asked)).
 
     The hash is taken from the whole image (before the model's centre crop); with both, the JPEG draft is
-    the model's size (at least 224 px), which the hashes' 128 px view is made from.
+    the model's size (at least 224 px), which the hashes' 128 px view is made from. The inner picture
+    (:func:`dedup.ops.pictures.inner_picture`) is looked for on the same draft.
     """
     if not data:
         raise DecodeError("empty file (0 bytes)")
@@ -156,7 +159,8 @@ def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, 
         img = load_rgb(img, size if pixels else HASH_DRAFT, grey=grey)
         signs = HASHES[hash_name].fn(img) if hash_name else None
         if not pixels:
-            return None, signs, w, h, mode, fmt
+            return None, signs, w, h, mode, fmt, b"", None
+        picture, box = inner_input(img, size, resize) if inner else (b"", None)
         img = model_input(img, size, resize)
     except (OSError, SyntaxError, ValueError) as e:
         msg = str(e)
@@ -166,17 +170,35 @@ def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, 
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) != size:  # pragma: no cover - model_input guarantees it
         raise DecodeError(f"unexpected decoded shape {arr.shape}")
-    return arr, signs, w, h, mode, fmt
+    return arr, signs, w, h, mode, fmt, picture, box
+
+
+def inner_input(img: Image.Image, size: int, resize: str) -> tuple[bytes, tuple | None]:
+    """The model's input (uint8, ``size`` x ``size`` x 3, as bytes) of the picture inside ``img``
+    (:func:`dedup.ops.pictures.inner_picture`) and its box in unit coordinates, or (b"", None) where it has
+    none. Always square: the short-side resize would give each picture its own shape."""
+    from dedup.ops.pictures import inner_picture
+
+    box = inner_picture(np.asarray(img))
+    if box is None:
+        return b"", None
+    crop = model_input(img.crop(box), size, "square" if resize == "short-side" else resize)
+    w, h = img.size
+    return np.asarray(crop, dtype=np.uint8).tobytes(), (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
 
 
 def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image_column: str | None = None,
-                 hash_name: str | None = None, with_pixels: bool = True, resize: str = "center-crop") -> dict:
+                 hash_name: str | None = None, with_pixels: bool = True, resize: str = "center-crop",
+                 inner: bool = False) -> dict:
     """Ray Data batch function: decode work units in, one row per representative out.
 
     With ``hash_name`` and not ``with_pixels`` (a hash model), ``pixels`` holds each image's perceptual hash
     (+1/-1 float32) instead of pixels; with both (resnet50+hash), the hash comes in an extra ``hash`` column.
+    With ``inner``, an ``inner`` column holds the model input of the picture inside each image
+    (:func:`inner_input`: bytes, b"" for none).
     """
-    keys = ("vid", "pixels", "width", "height", "mode", "format", "error", "decode_s") + (("hash",) if hash_name and with_pixels else ())
+    keys = (("vid", "pixels", "width", "height", "mode", "format", "error", "decode_s") + (("hash",) if hash_name and with_pixels else ())
+            + (("inner", "inner_box") if inner and with_pixels else ()))
     out = {k: [] for k in keys}
     blank_hash = np.zeros(HASHES[hash_name].bits, np.float32) if hash_name else None
     blank = np.zeros((size, size, 3), np.uint8) if with_pixels else blank_hash
@@ -187,10 +209,13 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
         members = None if kind == "file" else {split_item(p)[1] for p in vid_of}
         seen = set()
 
-        def add(vid, arr, signs, meta, error, seconds):
+        def add(vid, arr, signs, meta, error, seconds, picture=b"", box=None):
             _append(out, vid, arr, meta, error, seconds)
             if "hash" in out:
                 out["hash"].append(blank_hash if signs is None else signs)
+            if "inner" in out:
+                out["inner"].append(picture)
+                out["inner_box"].append((np.nan,) * 4 if box is None else box)
 
         for path, data, error in read_unit(kind, unit, image_column, members):
             t0 = time.process_time()
@@ -209,8 +234,9 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
                 add(vid, blank, None, None, "input changed during the run (bytes differ from the hashed ones)", 0.0)
                 continue
             try:
-                arr, signs, w, h, mode, fmt = decode_both(data, size, max_pixels, hash_name, pixels=with_pixels, resize=resize)
-                add(vid, arr if with_pixels else signs, signs, (w, h, mode, fmt), None, time.process_time() - t0)
+                arr, signs, w, h, mode, fmt, picture, box = decode_both(data, size, max_pixels, hash_name, pixels=with_pixels,
+                                                                        resize=resize, inner="inner" in out)
+                add(vid, arr if with_pixels else signs, signs, (w, h, mode, fmt), None, time.process_time() - t0, picture, box)
             except DecodeError as e:
                 add(vid, blank, None, None, str(e), time.process_time() - t0)
             except Exception as e:  # noqa: BLE001 - one bad image never stops the job
@@ -230,6 +256,9 @@ def decode_units(batch: dict[str, np.ndarray], size: int, max_pixels: int, image
     }
     if "hash" in out:
         result["hash"] = np.stack(out["hash"]) if out["hash"] else np.zeros((0, blank_hash.size), np.float32)
+    if "inner" in out:
+        result["inner"] = np.array(out["inner"], dtype=object)  # bytes objects, not numpy's fixed-width bytes
+        result["inner_box"] = np.asarray(out["inner_box"], np.float32).reshape(-1, 4)  # NaN: none
     return result
 
 

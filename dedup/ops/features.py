@@ -36,6 +36,22 @@ def grey_view(data: bytes, size: int, enlarge: bool = True) -> np.ndarray:
     return grey
 
 
+def picture_view(data: bytes, box: tuple, size: int) -> np.ndarray:
+    """The picture inside an image (``box``: left, top, right, bottom in unit coordinates of the upright
+    image, :func:`dedup.ops.pictures.inner_picture`) as :func:`grey_view` gives a whole image: decoded large
+    enough that the picture's longer side is ``size`` px, cut out and scaled to it."""
+    from PIL import Image
+
+    from dedup.ops.decode import load_rgb
+
+    x0, y0, x1, y1 = box
+    share = max(x1 - x0, y1 - y0, 1e-3)
+    grey = np.asarray(load_rgb(Image.open(io.BytesIO(data)), int(size / share) + 1, grey=True), np.uint8)
+    h, w = grey.shape
+    crop = grey[int(y0 * h):max(int(y0 * h) + 1, int(round(y1 * h))), int(x0 * w):max(int(x0 * w) + 1, int(round(x1 * w)))]
+    return _resize(np.ascontiguousarray(crop), size / max(crop.shape))
+
+
 # EXIF orientation -> the numpy steps of PIL's transpose (ImageOps.exif_transpose's table)
 _ORIENT = {2: lambda g: g[:, ::-1], 3: lambda g: g[::-1, ::-1], 4: lambda g: g[::-1], 5: lambda g: g.T,
            6: lambda g: g.T[:, ::-1], 7: lambda g: g[::-1, ::-1].T, 8: lambda g: g.T[::-1]}

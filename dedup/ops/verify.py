@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 
 from dedup.ops.agreement import _agrees, _as3, _rescaled, agreements, same_frame
-from dedup.ops.features import Features, containment, grey_view
+from dedup.ops.features import Features, containment, grey_view, picture_view
 from dedup.ops.matching import _good_matches, _homography, _match, _precise, ratio_matches
 
 VERIFIED, REJECTED, NOT_NEEDED = 1, 0, -1
@@ -92,6 +92,10 @@ class VerifyParams:
     # that agree on nothing. 0: always tried.
     homography_from: int = 8
     max_anisotropy: float = 2.5
+    # A pair the picture inside one image found (stage `inner`) whose whole images do not match: that picture
+    # against the other image, which it must fill at least this share of (it is that image, not a detail of it)
+    pictures: bool = True
+    min_picture_cover: float = 0.6
     # Coarse to fine: each pair is first matched on a smaller view (longer side ``coarse`` px, ``coarse_features``
     # keypoints), with the same checks; only a pair that this does not decide is matched at ``size`` (with the
     # homography and the mirror image). Most pairs in the band are copies, decided there. 0: no coarse pass.
@@ -307,22 +311,29 @@ def plan_tasks(a: np.ndarray, b: np.ndarray, edges_per_task: int) -> list[np.nda
 
 
 def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, str]], params: VerifyParams,
-                image_column: str | None = None, max_pixels: int = 100_000_000) -> dict:
+                image_column: str | None = None, max_pixels: int = 100_000_000, pictures: dict | None = None) -> dict:
     """Check the pairs (a[i], b[i]) in one process: each image read, decoded and described once.
 
     ``where``: vid -> (kind, unit, item path) of its representative. An image that cannot be read or
     decoded fails every pair it is in (``error`` says why): the edge is rejected, never kept unchecked.
+    ``pictures``: {"pairs": the pairs stage `inner` found, "boxes": vid -> its picture's box}: such a pair
+    whose whole images do not match is checked again with the picture (:func:`check_picture`).
     """
     from dedup.sources import read_vids
 
     t0, cpu0 = time.perf_counter(), time.process_time()
     vids = np.unique(np.concatenate([a, b]))
+    pictures = pictures if pictures and params.pictures else {}
+    pairs, boxes = pictures.get("pairs", set()), pictures.get("boxes", {})
     feats: dict[int, Features | str] = {}
+    inside: dict[int, Features] = {}
     for v, data, error in read_vids({int(v): where[int(v)] for v in vids}, image_column):
         try:
             if error is not None:
                 raise ValueError(error)
             feats[v] = Features(grey_view(data, params.size, params.enlarge), params)
+            if v in boxes:
+                inside[v] = Features(picture_view(data, boxes[v], params.size), params)
         except Exception as e:  # noqa: BLE001 - one bad image fails its pairs, never the job
             feats[v] = f"{type(e).__name__}: {e}"
     names = ("ok", "inliers", "mirrored", "scale", "grid", "transform", "error")
@@ -333,6 +344,8 @@ def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, s
             res, err = (False, -1, False, 0.0, 0, None), fx if isinstance(fx, str) else fy
         else:
             res, err = check(fx, fy, params), None
+            if not res[0] and (x, y) in pairs:
+                res = check_picture(fx, fy, inside.get(x), inside.get(y), boxes, (x, y), params) or res
         for k, v in zip(names, (*res, err)):
             out[k].append(v)
     out["transform"] = [None if t is None else np.asarray(t, np.float32).ravel() for t in out["transform"]]
@@ -343,12 +356,50 @@ def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, s
             "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - cpu0}
 
 
-def apply(edges: pa.Table, checked: pd.DataFrame, lo: float, hi: float | None) -> pa.Table:
+def check_picture(fx: Features, fy: Features, px: Features | None, py: Features | None, boxes: dict, pair: tuple,
+                  params: VerifyParams) -> tuple | None:
+    """:func:`check`'s result for a pair through the picture inside one of them (``px``, ``py``: the
+    pictures' features, None for an image without one): the picture against the other whole image, passed
+    where it matches and fills at least :attr:`VerifyParams.min_picture_cover` of that image (the picture
+    is that image, not a detail of it: an app's logo inside two screenshots is not their photo), with the
+    transform put back in the two whole frames. None where neither passes."""
+    for mine, other, inner, picture_first in ((pair[0], pair[1], px, True), (pair[1], pair[0], py, False)):
+        if inner is None:
+            continue
+        res = check(inner, fy, params) if picture_first else check(fx, inner, params)
+        if not res[0] or res[5] is None:
+            continue
+        to_picture = _unit_box(boxes[mine])  # whole frame -> the picture's frame, unit coordinates
+        t = np.asarray(res[5], np.float64).reshape(3, 3)
+        whole = t @ to_picture if picture_first else np.linalg.inv(to_picture) @ t
+        cover = _covered(t if picture_first else np.linalg.inv(t))
+        if cover >= params.min_picture_cover:
+            return (*res[:5], whole / whole[2, 2])
+    return None
+
+
+def _unit_box(box: tuple) -> np.ndarray:
+    """Unit coordinates of a whole frame -> unit coordinates of the box (left, top, right, bottom) in it."""
+    x0, y0, x1, y1 = box
+    return np.array([[1 / (x1 - x0), 0, -x0 / (x1 - x0)], [0, 1 / (y1 - y0), -y0 / (y1 - y0)], [0, 0, 1.0]])
+
+
+def _covered(picture_to_other: np.ndarray, grid: int = 16) -> float:
+    """The share of the other frame (unit square) that the picture's frame covers under the transform."""
+    u = (np.arange(grid) + 0.5) / grid
+    pts = np.stack(np.meshgrid(u, u), -1).reshape(-1, 2)
+    back = np.c_[pts, np.ones(len(pts))] @ np.linalg.inv(picture_to_other).T
+    back = back[:, :2] / back[:, 2:3]
+    return float(np.mean((back >= 0).all(axis=1) & (back <= 1).all(axis=1)))
+
+
+def apply(edges: pa.Table, checked: pd.DataFrame, lo: float, hi: float | None, to_check: np.ndarray | None = None) -> pa.Table:
     """The edges with ``verified``/``inliers``/``mirrored``/``transform`` from ``checked`` (pairs at or above
-    ``hi`` are NOT_NEEDED; ``hi`` None: every edge was to be checked)."""
+    ``hi`` are NOT_NEEDED; ``hi`` None: every edge was to be checked; ``to_check``, where given, says which
+    edges were)."""
     a, b, sim = (edges.column(c).to_numpy() for c in ("a", "b", "sim"))
     n = int(max(a.max(initial=0), b.max(initial=0))) + 1
-    in_band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(a), bool)
+    in_band = to_check if to_check is not None else (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(a), bool)
     verified = np.full(len(a), NOT_NEEDED, np.int8)
     inliers = np.full(len(a), -1, np.int32)
     mirrored = np.zeros(len(a), bool)

@@ -33,6 +33,7 @@ class Version:
     reg: list | None = None  # its registration view and keypoints (:func:`dedup.ops.lineage.reg_view`), once asked for
     vid: int = -1  # which image it is (the keys of ``links``)
     links: dict = field(default_factory=dict)  # vid -> the content check's transform from this frame to that one's (unit)
+    box: tuple | None = None  # the picture found inside it (stage `inner`): left, top, right, bottom, unit coordinates
     memo: dict = field(default_factory=dict, repr=False)  # arrays derived from it, once asked for (:func:`_memo`)
 
 

@@ -8,7 +8,8 @@ decode_embed  representatives -> vectors/: decoded, embedded (actors; GPU where 
 store         vectors -> the Milvus collection (in the background with exact search)
 search        vectors -> edges.parquet, nearest.parquet (exact in memory, or Milvus's range search)
 search_reference  the new vectors against the reference's (its Parquet vectors, or its collection)
-union         a model with a hash, or --reference: the searches' edges, one set
+inner         the pictures found inside images (pasted on a canvas, in a screenshot) against every image
+union         a model with a hash, --reference or inner pictures: the searches' edges, one set
 verify        edges in the band kept only where the images share content -> edges_checked.parquet
 graph         edges -> clusters with one canonical each (chaining guard)
 canonical     in each cluster, the best version kept (--canonical quality): its images measured, compared
@@ -21,6 +22,7 @@ from dedup.stages.canonical import CanonicalStage
 from dedup.stages.decode_embed import DecodeEmbedStage, Vectors
 from dedup.stages.discover import DiscoverStage, Files
 from dedup.stages.graph import GraphStage
+from dedup.stages.inner import InnerStage
 from dedup.stages.manifest import ManifestStage
 from dedup.stages.reference import ReferenceStage
 from dedup.stages.search import SearchStage
@@ -31,5 +33,5 @@ from dedup.stages.verify import VerifyStage
 from dedup.stages.weights import WeightsStage
 
 __all__ = ["CanonicalStage", "WeightsStage", "DiscoverStage", "ReferenceStage", "DecodeEmbedStage", "StoreStage", "SearchStage", "SearchReferenceStage",
-           "UnionStage", "VerifyStage",
+           "InnerStage", "UnionStage", "VerifyStage",
            "GraphStage", "ManifestStage", "Files", "Vectors"]

@@ -42,7 +42,7 @@ class Stage:
     name: ClassVar[str]
     items: ClassVar[str | None] = None  # the metric counted per second in the summary, e.g. "images"
     after: tuple[str, ...] = ()  # the stages whose values (and fingerprints) this one may use
-    optional: ClassVar[tuple[str, ...]] = ("reference",)  # of those, the ones a run may not have (--reference)
+    optional: ClassVar[tuple[str, ...]] = ("reference", "inner")  # of those, the ones a run may not have (--reference; inner pictures)
     background: bool = False  # may run beside the stages after it (the runner joins it before its dependents)
 
     def depends(self, ctx: StageContext) -> tuple[str, ...]:

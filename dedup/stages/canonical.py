@@ -39,7 +39,7 @@ class Choice:
 class CanonicalStage(Stage):
     name = "canonical"
     items = "candidates"
-    after = ("discover", "decode_embed", "reference", "verify", "graph")
+    after = ("discover", "decode_embed", "reference", "inner", "verify", "graph")
 
     def fingerprint(self, ctx: StageContext):
         """The policy; with ``quality``, also what the choice is made from (the clusters, the edges and the
@@ -84,8 +84,10 @@ class CanonicalStage(Stage):
         where = ctx.value("discover").reps.set_index("vid")[["kind", "unit", "path"]]
         sims = cluster_sims(groups, edges["a"].to_numpy(), edges["b"].to_numpy(), edges["sim"].to_numpy())
         links = pair_transforms(groups, ctx.value("verify").checks)
+        boxes = ctx.value("inner").boxes if "inner" in ctx.values else {}
         cpu: dict = {}
-        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims, cpu, links) if groups else ([], {})
+        rows, chosen = run_choices(groups, where, per_vid(table, meta, n), ctx.cfg.image_column, sims, cpu, links, boxes) \
+            if groups else ([], {})
         out = rechoose(clusters, chosen, edges)
         frame = pd.DataFrame(rows) if rows else pd.DataFrame({k: [] for k in ("cluster_vid", "vid", "path", "kept", "why", "error")})
         frame.to_parquet(ctx.layout.canonical, index=False)  # also empty: a re-run reuses it
@@ -184,12 +186,13 @@ def cluster_index(groups: dict[int, list[int]]) -> tuple[np.ndarray, np.ndarray]
 
 def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[str, np.ndarray], image_column: str | None,
                 sims: dict[int, np.ndarray] | None = None, cpu: dict | None = None,
-                links: dict | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+                links: dict | None = None, boxes: dict | None = None) -> tuple[list[dict], dict[int, tuple[int, str]]]:
     """Measure and choose on Ray tasks of whole clusters. Returns (one row per candidate, {cluster: (kept
     vid, why)}). ``size``: pixels and bytes per vid (:func:`dedup.ops.canonical.per_vid`); ``sims``: per
     cluster, its candidates' similarities (:func:`cluster_sims`); ``cpu``, where given, gets the tasks'
     CPU seconds measuring and choosing (``measure``, ``choose``), summed; ``links``: per cluster, the
-    content check's transforms (:func:`pair_transforms`)."""
+    content check's transforms (:func:`pair_transforms`); ``boxes``: vid -> the picture found inside it
+    (stage `inner`)."""
     import ray
 
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -197,9 +200,9 @@ def run_choices(groups: dict[int, list[int]], where: pd.DataFrame, size: dict[st
     tasks = batches(list(groups.items()), int(min(IMAGES_PER_TASK, max(16, -(-total // (8 * cpus))))))
     info_of = vid_info(where, size, [v for vs in groups.values() for v in vs])
     remote = ray.remote(num_cpus=1)(_task)
-    sims, links = sims or {}, links or {}
+    sims, links, boxes = sims or {}, links or {}, boxes or {}
     refs = [remote.remote(task, {v: info_of[v] for _, vs in task for v in vs}, image_column, {c: sims.get(c) for c, _ in task},
-                          {c: links[c] for c, _ in task if c in links})
+                          {c: links[c] for c, _ in task if c in links}, {v: boxes[v] for _, vs in task for v in vs if v in boxes})
             for task in tasks]
     rows, chosen = [], {}
     for part_rows, part_chosen, part_cpu in ray.get(refs):
@@ -251,7 +254,7 @@ def batches(groups: list, per_task: int) -> list[list]:
     return [*tasks, cur] if cur else tasks
 
 
-def _task(task, info, image_column, sims, links=None):
+def _task(task, info, image_column, sims, links=None, boxes=None):
     import time
 
     from dedup.ops.matching import single_threaded
@@ -260,7 +263,7 @@ def _task(task, info, image_column, sims, links=None):
     t0 = time.process_time()
     measured = measure_vids({v: i[:3] for v, i in info.items()}, image_column, lattice_needed(task, info))
     t1 = time.process_time()
-    rows, chosen = choose_groups(task, measured, info, sims, links)
+    rows, chosen = choose_groups(task, measured, info, sims, links, boxes=boxes)
     return rows, chosen, {"measure": t1 - t0, "choose": time.process_time() - t1}
 
 
@@ -298,17 +301,18 @@ def measure_vids(where: dict[int, tuple[str, str, str]], image_column: str | Non
 
 
 def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None, links: dict | None = None,
-                  **policy) -> tuple[list[dict], dict[int, tuple[int, str]]]:
+                  boxes: dict | None = None, **policy) -> tuple[list[dict], dict[int, tuple[int, str]]]:
     """For each (cluster, candidates) of ``groups``: the version kept (:func:`dedup.ops.canonical.choose`,
     with ``policy``'s ``rules`` and ``spread`` where given) and why, and one row per candidate (its
     evidence, and its ``spread`` where there is one). ``info``: vid -> (kind, unit, path, pixels, bytes);
     ``sims``: per cluster, its candidates' similarities; ``links``: per cluster, the content check's
-    transforms of its pairs ({(a, b): a -> b}, :func:`pair_transforms`)."""
+    transforms of its pairs ({(a, b): a -> b}, :func:`pair_transforms`); ``boxes``: vid -> the picture found
+    inside it (stage `inner`)."""
     from dedup.ops.canonical import choose
 
     rows, chosen = [], {}
     for c, vs in groups:
-        keep, versions = make_versions(vs, measured, info, (links or {}).get(c))
+        keep, versions = make_versions(vs, measured, info, (links or {}).get(c), boxes)
         ok = [vs[i] for i in keep]
         sim = (sims or {}).get(c)
         sim = None if sim is None else sim[np.ix_(keep, keep)]
@@ -325,15 +329,17 @@ def choose_groups(groups, measured: dict, info: dict, sims: dict | None = None, 
     return rows, chosen
 
 
-def make_versions(vs: list[int], measured: dict, info: dict, links: dict | None = None) -> tuple[list[int], list]:
+def make_versions(vs: list[int], measured: dict, info: dict, links: dict | None = None,
+                  boxes: dict | None = None) -> tuple[list[int], list]:
     """(the positions in ``vs`` of the candidates that were measured, their
     :class:`~dedup.ops.canonical.Version`, in that order: the rank is the largest order among them) with
-    their vids and the content check's transforms between them (``links``: {(a, b): a -> b})."""
+    their vids, the content check's transforms between them (``links``: {(a, b): a -> b}) and the pictures
+    found inside them (``boxes``: vid -> box)."""
     from dedup.ops.canonical import Version
 
     keep = [i for i, v in enumerate(vs) if not isinstance(measured.get(v, "not read"), str)]
-    versions = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, rank, *measured[v][1:], vid=v)
-                for rank, v in enumerate(vs[i] for i in keep)]
+    versions = [Version({**measured[v][0], "pixels": info[v][3], "bytes": info[v][4]}, rank, *measured[v][1:], vid=v,
+                        box=(boxes or {}).get(v)) for rank, v in enumerate(vs[i] for i in keep)]
     by_vid = {ver.vid: ver for ver in versions}
     for (a, b), t in (links or {}).items():
         if a in by_vid:

@@ -68,6 +68,20 @@ class Vectors:
         return (ray.data.read_parquet(str(self.path), columns=["vid", column, "error"])
                 .map_batches(drop_errors, batch_format="pyarrow", fn_kwargs={"column": column}).repartition(blocks))
 
+    def inner(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(vids, vectors, boxes: left, top, right, bottom in unit coordinates) of the pictures found inside
+        images (``inner_embedding``, ``inner_box``; none where the run did not look for them), in vid order."""
+        from dedup.ops.models import embeddings_to_numpy
+
+        ds = pads.dataset(str(self.path), format="parquet")
+        if "inner_embedding" not in ds.schema.names:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros((0, 4), np.float32)
+        t = ds.to_table(columns=["vid", "inner_embedding", "inner_box"],
+                        filter=pads.field("error").is_null() & pads.field("inner_embedding").is_valid())
+        order = np.argsort(t["vid"].to_numpy())
+        return (t["vid"].to_numpy()[order], embeddings_to_numpy(t["inner_embedding"])[order],
+                embeddings_to_numpy(t["inner_box"]).reshape(-1, 4)[order])
+
     def of(self, vids: np.ndarray, column: str = "embedding") -> np.ndarray:
         """The ``column`` vectors of ``vids``, in that order."""
         from dedup.ops.models import embeddings_to_numpy
@@ -115,7 +129,7 @@ class DecodeEmbedStage(Stage):
         cfg = ctx.cfg
         skipped = sorted(_skipped(ctx))  # byte-identical to a reference image: that image's vector serves
         return [cfg.model, ctx.params["weights_info"], cfg.image_size, cfg.preprocess, cfg.max_pixels, EMBED_VERSION,
-                cfg.cpu_backend if cfg.uses_model else None, skipped]
+                cfg.cpu_backend if cfg.uses_model else None, skipped, inner_pictures(cfg)]
 
     def artifacts(self, ctx: StageContext):
         return (ctx.layout.vectors,) if ctx.value("discover").n > len(_skipped(ctx)) else ()
@@ -215,7 +229,12 @@ def _decode_embed(cfg, reps: pd.DataFrame, layout, res: dict, model_refs: dict) 
 
 def _decode_kwargs(cfg) -> dict:
     return {"size": cfg.image_size, "max_pixels": cfg.max_pixels, "image_column": cfg.image_column,
-            "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash, "resize": cfg.preprocess}
+            "hash_name": cfg.hash_name, "with_pixels": not cfg.is_hash, "resize": cfg.preprocess, "inner": inner_pictures(cfg)}
+
+
+def inner_pictures(cfg) -> bool:
+    """Whether the decode workers look for a picture inside each image and embed it (``inner_embedding``)."""
+    return bool(cfg.uses_model and cfg.inner_pictures)
 
 
 def _embed_kwargs(cfg, res: dict, model_refs: dict) -> dict:
@@ -331,6 +350,8 @@ class Embedder:
         seconds = time.perf_counter() - t0
         flat = pa.array(emb.reshape(-1), pa.float32())
         extra = {}
+        if "inner" in batch:
+            extra["inner_embedding"], extra["inner_box"] = self._inner(batch["inner"], batch["inner_box"], ok)
         if self.hash_dim:
             signs = np.zeros((n, self.hash_dim), np.float32)
             signs[ok] = np.asarray(batch["hash"], np.float32)[ok] / np.sqrt(self.hash_dim)
@@ -349,6 +370,20 @@ class Embedder:
                 **extra,
             }
         )
+
+
+    def _inner(self, pictures: np.ndarray, boxes: np.ndarray, ok: np.ndarray) -> tuple[pa.Array, pa.Array]:
+        """The vectors of the pictures inside the batch's images (the decode workers' ``inner`` column: the
+        model input as bytes, b"" for none) and their boxes (unit coordinates); null where an image has none."""
+        has = np.array([bool(ok[i]) and isinstance(p, bytes) and len(p) > 0 for i, p in enumerate(pictures)], bool)
+        vecs = np.zeros((len(pictures), self.dim), np.float32)
+        if has.any():
+            side = int(round((len(pictures[np.flatnonzero(has)[0]]) // 3) ** 0.5))
+            pixels = np.stack([np.frombuffer(pictures[i], np.uint8).reshape(side, side, 3) for i in np.flatnonzero(has)])
+            vecs[has] = self.features(pixels)
+        boxes = np.nan_to_num(np.asarray(boxes, np.float32).reshape(-1, 4))
+        return (pa.FixedSizeListArray.from_arrays(pa.array(vecs.reshape(-1), pa.float32()), self.dim, mask=pa.array(~has)),
+                pa.FixedSizeListArray.from_arrays(pa.array(boxes.reshape(-1), pa.float32()), 4, mask=pa.array(~has)))
 
 
 class DecodeEmbedder(Embedder):

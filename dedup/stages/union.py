@@ -2,9 +2,11 @@
 
 In:  the edges of `search` (the model's cosine >= --threshold; absent with --reference-only), of
      `search_hash` (a learned model with a hash: the hash within --max-bits), and of `search_reference`
-     plus the byte-identical copies of reference images (`reference`: similarity 1).
+     plus the byte-identical copies of reference images (`reference`: similarity 1), and of `inner` (the
+     picture inside one image against the other: its cosine).
 Out: the union, each pair once; ``sim`` stays the model's cosine (computed here for pairs only the hash
-     found), so the manifest's similarities mean one thing. The summary counts the edges found by each.
+     found; for a pair only `inner` found, the picture's), so the manifest's similarities mean one thing.
+     The summary counts the edges found by each.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ class UnionStage(Stage):
     name = "union"
 
     def __init__(self, searches: tuple[str, ...]):
-        """``searches``: the search stages whose edges are joined (search, search_hash, search_reference)."""
+        """``searches``: the stages whose edges are joined (search, search_hash, search_reference, inner)."""
         self.searches = tuple(searches)
         self.after = ("decode_embed", "reference", *self.searches) if "search_reference" in self.searches else ("decode_embed", *self.searches)
 
@@ -43,8 +45,25 @@ class UnionStage(Stage):
             ua, ub, us = dedupe_edges(a, b, s, int(max(a.max(initial=0), b.max(initial=0))) + 1)
             edges = pa.table({"a": ua, "b": ub, "sim": us}, schema=EDGE_SCHEMA)
             metrics.update(reference_edges=int(ref_edges.num_rows), exact_reference_edges=len(exact))
+        if "inner" in self.searches:
+            inner = ctx.value("inner").edges
+            edges = _joined(edges, inner)
+            metrics["inner_edges"] = int(inner.num_rows)
         metrics["edges"] = int(edges.num_rows)
         return StageResult(edges, metrics)
+
+
+def _joined(edges: pa.Table, more: pa.Table) -> pa.Table:
+    """``edges`` and the pairs of ``more`` they do not have (a pair both have keeps its similarity in ``edges``:
+    the two whole images' cosine)."""
+    from dedup.ops.search import EDGE_SCHEMA
+
+    a, b, s = (np.concatenate([edges[k].to_numpy(), more[k].to_numpy()]) for k in ("a", "b", "sim"))
+    n = int(max(a.max(initial=0), b.max(initial=0))) + 1
+    new = np.ones(len(a), bool)
+    new[len(edges):] = ~np.isin(more["a"].to_numpy() * n + more["b"].to_numpy(), edges["a"].to_numpy() * n + edges["b"].to_numpy())
+    order = np.lexsort((b[new], a[new]))
+    return pa.table({"a": a[new][order], "b": b[new][order], "sim": s[new][order]}, schema=EDGE_SCHEMA)
 
 
 def combine_edges(model_edges: pa.Table, hash_edges: pa.Table, vectors) -> tuple[pa.Table, dict]:

@@ -43,6 +43,7 @@ class VerifyStage(Stage):
     def __init__(self, edges_from: str, references: bool = False):
         self.edges_from = edges_from  # search, or union (a model with a hash, or --reference)
         self.after = ("discover", "reference", edges_from) if references else ("discover", edges_from)
+        self.after += ("inner",)  # where the run has it: the pairs a picture inside an image found
 
     def run(self, ctx: StageContext) -> StageResult:
         edges, rng = ctx.value(self.edges_from), ctx.cfg.verify_range()
@@ -51,10 +52,10 @@ class VerifyStage(Stage):
         lo, hi = rng
         vp = VerifyParams()
         ctx.params["verify_params"] = {**dataclasses.asdict(vp), "band": [lo, hi]}
-        band, a, b = in_band(edges, lo, hi)
+        band, a, b = in_band(edges, lo, hi, inner_pictures(ctx))
         cached, todo, counts, seconds = self._check(ctx, a, b, vp)
         cached, template = without_templates(cached, a, b) if vp.templates else (cached, 0)
-        checks = apply(edges, cached, lo, hi)
+        checks = apply(edges, cached, lo, hi, band)
         pq.write_table(checks, ctx.layout.edges_checked)
         v = checks["verified"].to_numpy()
         metrics = {"mode": ctx.cfg.verify, "band": [lo, hi], "edges": int(len(v)), "edges_checked": int(band.sum()),
@@ -72,7 +73,7 @@ class VerifyStage(Stage):
         rng = ctx.cfg.verify_range()
         if rng is None:
             return False
-        _, a, b = in_band(ctx.value(self.edges_from), *rng)
+        _, a, b = in_band(ctx.value(self.edges_from), *rng, inner_pictures(ctx))
         self._read = read_checks(ctx.layout.verify_cache, VerifyParams().key())  # run() takes it, not read twice
         return bool(unchecked(a, b, self._read).any())
 
@@ -86,7 +87,8 @@ class VerifyStage(Stage):
         reps = ctx.value("discover").reps
         if "reference" in ctx.values and len(ctx.value("reference").reps):  # pairs with a reference image: its bytes are there
             reps = pd.concat([reps, ctx.value("reference").reps[reps.columns]], ignore_index=True)
-        new, counts = run_checks(a[todo], b[todo], where(reps, a[todo], b[todo]), vp, ctx.cfg.image_column)
+        new, counts = run_checks(a[todo], b[todo], where(reps, a[todo], b[todo]), vp, ctx.cfg.image_column,
+                                 pictures=inner_pictures(ctx))
         if new.num_rows:
             cached = pd.concat([cached, new.to_pandas()], ignore_index=True)
             tmp = cache.with_suffix(".tmp")
@@ -95,11 +97,30 @@ class VerifyStage(Stage):
         return cached, todo, counts, time.perf_counter() - t0
 
 
-def in_band(edges: pa.Table, lo: float, hi: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(which edges are in the band [lo, hi), their a, their b); ``hi`` None: every edge."""
-    sim = edges["sim"].to_numpy()
+def inner_pictures(ctx: StageContext) -> dict | None:
+    """The pairs stage `inner` found (``pairs``), those of them the search did not (``only``), and where each
+    picture is (``boxes``); None in a run without it."""
+    if "inner" not in ctx.values:
+        return None
+    found = ctx.value("inner")
+    pairs = set(zip(found.edges["a"].to_numpy().tolist(), found.edges["b"].to_numpy().tolist()))
+    searched = ctx.values.get("search")
+    seen = set() if searched is None else set(zip(searched["a"].to_numpy().tolist(), searched["b"].to_numpy().tolist()))
+    return {"pairs": pairs, "only": pairs - seen, "boxes": found.boxes}
+
+
+def in_band(edges: pa.Table, lo: float, hi: float | None, pictures: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(which edges are to be checked, their a, their b): those in the band [lo, hi) (``hi`` None: every
+    edge), and every pair only a picture inside an image found (``pictures``' ``only``, :func:`inner_pictures`),
+    whatever its similarity: the check is what says the picture is the other image (and its transform is
+    what the kept image reads)."""
+    sim, a, b = edges["sim"].to_numpy(), edges["a"].to_numpy(), edges["b"].to_numpy()
     band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
-    return band, edges["a"].to_numpy()[band], edges["b"].to_numpy()[band]
+    if pictures and pictures["only"] and not band.all():
+        n = int(max(a.max(initial=0), b.max(initial=0))) + 1
+        found = np.array([x * n + y for x, y in pictures["only"] if x < n and y < n], np.int64)
+        band |= np.isin(a * n + b, found)
+    return band, a[band], b[band]
 
 
 def unchecked(a: np.ndarray, b: np.ndarray, cached: pd.DataFrame) -> np.ndarray:
@@ -137,8 +158,10 @@ def read_checks(path, key: str) -> pd.DataFrame:
 
 
 def run_checks(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, str]], params: VerifyParams,
-               image_column: str | None = None, edges_per_task: int | None = None, num_cpus: float = 1.0) -> tuple[pa.Table, dict]:
+               image_column: str | None = None, edges_per_task: int | None = None, num_cpus: float = 1.0,
+               pictures: dict | None = None) -> tuple[pa.Table, dict]:
     """Check every pair on Ray tasks (:func:`plan_tasks`). Returns (a CHECKED_SCHEMA table, counts).
+    ``pictures``: the pairs stage `inner` found and the pictures' boxes (:func:`inner_pictures`).
 
     ``edges_per_task`` (default): about four tasks per CPU, between 64 and 2,000 edges each (a task
     of 2,000 edges is ~10-20 s of one CPU)."""
@@ -153,7 +176,7 @@ def run_checks(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, st
     refs = []
     for idx in tasks:
         sub = {int(v): where[int(v)] for v in np.unique(np.concatenate([a[idx], b[idx]]))}
-        refs.append(remote.remote(a[idx], b[idx], sub, params, image_column))
+        refs.append(remote.remote(a[idx], b[idx], sub, params, image_column, _for_task(pictures, a[idx], b[idx])))
     parts = ray.get(refs)
     table = pa.concat_tables([pa.table({k: p[k] for k in CHECKED_SCHEMA.names}, schema=CHECKED_SCHEMA) for p in parts])
     return table, {"tasks": len(tasks), "images_decoded": int(sum(p["images_decoded"] for p in parts)),
@@ -161,8 +184,17 @@ def run_checks(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, st
                    "task_cpu_seconds": round(float(sum(p["cpu_seconds"] for p in parts)), 3)}
 
 
-def _task(a, b, where, params, image_column):
+def _for_task(pictures: dict | None, a: np.ndarray, b: np.ndarray) -> dict | None:
+    """The part of ``pictures`` a task of the pairs (a[i], b[i]) needs."""
+    if not pictures:
+        return None
+    pairs = {p for p in zip(a.tolist(), b.tolist()) if p in pictures["pairs"]}
+    vids = {v for p in pairs for v in p}
+    return {"pairs": pairs, "boxes": {v: box for v, box in pictures["boxes"].items() if v in vids}}
+
+
+def _task(a, b, where, params, image_column, pictures=None):
     single_threaded()
-    return check_edges(np.asarray(a), np.asarray(b), where, params, image_column)
+    return check_edges(np.asarray(a), np.asarray(b), where, params, image_column, pictures=pictures)
 
 

@@ -602,3 +602,20 @@ def test_resaved_a_jpeg_saved_again_from_another_loses_to_it():
     coarse = jpeg(photo(7), 70)
     assert rules["resaved"](version(coarse), version(jpeg(_img(coarse), 96))) == 0  # requantized decides it
     assert rules["resaved"](o, version(jpeg(_img(src).filter(ImageFilter.GaussianBlur(1.5)), 70))) == 0
+
+
+def test_pasted_the_version_inside_the_others_picture_outline_wins():
+    """The content check put x's whole frame where an outline was found inside y (a page, a canvas): y is x
+    pasted there. Elsewhere in y (a crop of a detail that happens to lie in y), no decision."""
+    from dedup.ops.canonical import PLAIN, Version, _pasted
+
+    into_box = np.array([[0.3, 0, 0.3], [0, 0.3, 0.4], [0, 0, 1.0]])  # x's unit frame -> (0.3, 0.4, 0.6, 0.7) in y
+    x = Version({}, 0, vid=0, links={1: into_box})
+    y = Version({}, 1, vid=1, box=(0.31, 0.41, 0.6, 0.69))
+    assert _pasted(x, y) == 1 and _pasted(y, x) == -1  # the link is read either way
+    y.box = (0.0, 0.0, 0.5, 0.5)
+    assert _pasted(x, y) == 0
+    y.box = (0.3, 0.4, 0.6, 0.7)
+    x.links[1] = np.array([[0, -0.3, 0.6], [0.3, 0, 0.4], [0, 0, 1.0]])  # turned a quarter into the box: a sibling's frame
+    assert _pasted(x, y) == 0
+    assert "pasted into a larger image" in PLAIN["pasted"]

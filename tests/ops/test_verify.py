@@ -288,3 +288,37 @@ def test_mirrored_framings_fail_at_the_coarse_pass(photo):
     done, (ok, _, mirrored, _, _, transform) = verify._coarse(fa, fb, P, plausible)
     assert done and not ok and mirrored and transform is None
     assert not verify.check(fa, fb, dataclasses.replace(P, coarse_mirror_fail=0.0))[0]
+
+
+def test_a_picture_inside_a_page_is_checked_against_the_whole_other_image():
+    """The whole images do not match (the photo fills a tenth of the canvas), the picture found inside the
+    canvas does: the pair passes with the transform put back in the whole frames. A picture that is only a
+    detail of the other image (a thumbnail in its corner) does not fill it, and does not pass."""
+    import sys
+    from pathlib import Path
+
+    from dedup.ops.features import Features, grey_view, picture_view
+    from dedup.ops.pictures import inner_picture
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_pictures import grid_canvas
+
+    p = verify.VerifyParams()
+    photo = textured_image(41, (640, 480))
+    canvas = grid_canvas(seed=4)
+    canvas.paste(photo.resize((320, 240)), (560, 420))
+    data = {"photo": encode(photo), "canvas": encode(canvas)}
+    box = inner_picture(np.asarray(canvas))
+    unit = (box[0] / 1024, box[1] / 768, box[2] / 1024, box[3] / 768)
+    whole = {k: Features(grey_view(v, p.size), p) for k, v in data.items()}
+    inside = Features(picture_view(data["canvas"], unit, p.size), p)
+    assert not verify.check(whole["photo"], whole["canvas"], p)[0]
+    res = verify.check_picture(whole["photo"], whole["canvas"], None, inside, {1: unit}, (0, 1), p)
+    assert res is not None and res[0]
+    corners = np.array([[0, 0, 1], [1, 1, 1]], float) @ np.asarray(res[5]).reshape(3, 3).T
+    got = corners[:, :2] / corners[:, 2:]
+    assert np.allclose(got.ravel(), [560 / 1024, 420 / 768, 880 / 1024, 660 / 768], atol=0.03)  # the photo's frame in the canvas
+    host = textured_image(42, (640, 480))
+    host.paste(photo.resize((160, 120)), (10, 10))  # the photo as a thumbnail in a corner of another image
+    h = Features(grey_view(encode(host), p.size), p)
+    assert verify.check_picture(h, whole["canvas"], None, inside, {1: unit}, (0, 1), p) is None

@@ -1,0 +1,89 @@
+"""A picture inside an image: a photo pasted on a canvas, posted in an app's screenshot, framed in a web page.
+
+The model sees the whole image, so a photo that fills a third of a screenshot or of a textured canvas is
+far from the photo itself (SSCD cosine under 0.3), and the copy is never a candidate. :func:`inner_picture`
+finds such a picture by its outline: a rectangle bounded by long straight edges (Canny edges kept only where
+they run straight for a tenth of the image, horizontally or vertically; the regions they enclose), large
+enough to be a picture (4-80 % of the image, each side at least 15 % of the image's), and nearly filled
+(an enclosed region that is not a rectangle is a shape in the photo, not a pasted picture). A first pass takes
+the outlines as they are; where it finds none, a second one bridges gaps along a straight line of up to 30 %
+of the image (a picture's edge that meets a background of its own colour). Natural photos rarely have
+one (most rectangles in a photo are crossed by edges of what is in front of them). The decode workers embed
+the picture beside the image (stage `decode_embed`), and stage `inner` searches those vectors against every
+image's: a pair it finds goes through the content check like any other.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SIDE = 256  # px, at most, the longer side the outlines are looked for on
+CANNY = (40, 120)
+LINE = 0.1  # of the shorter side: the shortest straight run kept as an outline
+BRIDGE = 0.3  # of the side: the longest gap the second pass closes along a line
+AREA = (0.04, 0.8)  # of the image: a picture's bounding box
+MIN_SIDE = 0.15  # of the image's side: a picture's shortest side
+FILL = 0.85  # of its bounding box: how much of it the enclosed region covers
+
+
+def inner_picture(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest picture inside ``rgb`` (an RGB uint8 array) as (left, top, right, bottom) in its pixels,
+    or None."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = min(1.0, SIDE / max(h, w))
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    if scale < 1:
+        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    if min(grey.shape) < 32:
+        return None
+    across, down = _straight_edges(grey)
+    for bridge in (0.0, BRIDGE):
+        box = _largest_enclosed(*_bridged(across, down, bridge))
+        if box is not None:
+            sx, sy = w / grey.shape[1], h / grey.shape[0]
+            x0, y0, x1, y1 = box
+            return int(x0 * sx), int(y0 * sy), min(w, int(round(x1 * sx))), min(h, int(round(y1 * sy)))
+    return None
+
+
+def _straight_edges(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canny edges that run straight across (horizontal) and down (vertical) for :data:`LINE` of the shorter side."""
+    import cv2
+
+    edges = cv2.Canny(grey, *CANNY)
+    run = max(15, int(LINE * min(grey.shape)))
+    across = cv2.morphologyEx(edges, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (run, 1)))
+    down = cv2.morphologyEx(edges, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, run)))
+    return across, down
+
+
+def _bridged(across: np.ndarray, down: np.ndarray, bridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """The straight edges with gaps along them of up to ``bridge`` of the image's side closed (0: as they are)."""
+    import cv2
+
+    if not bridge:
+        return across, down
+    h, w = across.shape
+    across = cv2.morphologyEx(cv2.dilate(across, np.ones((3, 1), np.uint8)), cv2.MORPH_CLOSE,
+                              cv2.getStructuringElement(cv2.MORPH_RECT, (max(1, int(bridge * w)), 1)))
+    down = cv2.morphologyEx(cv2.dilate(down, np.ones((1, 3), np.uint8)), cv2.MORPH_CLOSE,
+                            cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(1, int(bridge * h)))))
+    return across, down
+
+
+def _largest_enclosed(across: np.ndarray, down: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box (left, top, right, bottom) of the largest region the edges enclose that passes
+    :data:`AREA`, :data:`MIN_SIDE` and :data:`FILL`, or None."""
+    import cv2
+
+    lines = cv2.dilate(across | down, np.ones((3, 3), np.uint8))
+    h, w = lines.shape
+    _, _, stats, _ = cv2.connectedComponentsWithStats((lines == 0).astype(np.uint8), connectivity=4)
+    x, y, bw, bh, area = (stats[1:, k].astype(np.int64) for k in range(5))
+    share = bw * bh / (h * w)
+    ok = ((share >= AREA[0]) & (share <= AREA[1]) & (area >= FILL * bw * bh) & (bw >= MIN_SIDE * w) & (bh >= MIN_SIDE * h))
+    if not ok.any():
+        return None
+    i = int(np.flatnonzero(ok)[np.argmax(share[ok])])
+    return int(x[i]), int(y[i]), int(x[i] + bw[i]), int(y[i] + bh[i])

@@ -1,0 +1,52 @@
+"""The picture inside an image (dedup.ops.pictures): a photo pasted on a textured canvas or set in a page is
+found by its outline; a photo alone has none."""
+import numpy as np
+from PIL import Image, ImageDraw
+
+from dedup.ops.pictures import inner_picture
+from dedup.synth import textured_image
+
+
+def grid_canvas(size=(1024, 768), seed=0) -> Image.Image:
+    """A busy background: colour noise under a grid of thin light lines (as AugLy's canvases and many web pages)."""
+    rng = np.random.default_rng(seed)
+    low = rng.integers(60, 200, size=(6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(low, "RGB").resize(size, Image.Resampling.BICUBIC)
+    arr = np.clip(np.asarray(img, np.float32) + rng.normal(0, 12, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr)
+    draw = ImageDraw.Draw(img)
+    for x in range(0, size[0], 64):
+        draw.line([x, 0, x, size[1]], fill=(235, 235, 235), width=1)
+    for y in range(0, size[1], 64):
+        draw.line([0, y, size[0], y], fill=(235, 235, 235), width=1)
+    return img
+
+
+def iou(a, b) -> float:
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
+    return w * h / (area(a) + area(b) - w * h)
+
+
+def test_a_photo_pasted_on_a_canvas_is_found_by_its_outline():
+    photo = textured_image(5).resize((384, 288))
+    canvas = grid_canvas()
+    canvas.paste(photo, (200, 120))
+    box = inner_picture(np.asarray(canvas))
+    assert box is not None and iou(box, (200, 120, 584, 408)) >= 0.6, box  # an outline can run on along a grid line
+
+
+def test_a_photo_set_in_a_white_page_is_found():
+    page = Image.new("RGB", (1200, 740), (250, 250, 250))
+    draw = ImageDraw.Draw(page)
+    for y in range(40, 700, 48):  # lines of text and buttons around the picture
+        draw.text((30, y), "Home  Messages  Watch  Groups  Saved", fill=(60, 60, 60))
+    page.paste(textured_image(6).resize((520, 390)), (330, 200))
+    box = inner_picture(np.asarray(page))
+    assert box is not None and iou(box, (330, 200, 850, 590)) >= 0.8, box
+
+
+def test_a_photo_alone_has_no_picture_inside():
+    assert inner_picture(np.asarray(textured_image(7))) is None
+    assert inner_picture(np.zeros((20, 20, 3), np.uint8)) is None  # too small to hold one

@@ -4,8 +4,10 @@ The model sees the whole image, so a photo that fills a third of a screenshot or
 far from the photo itself (SSCD cosine under 0.3), and the copy is never a candidate. :func:`inner_picture`
 finds such a picture by its outline: a rectangle bounded by long straight edges (Canny edges kept only where
 they run straight for a tenth of the image, horizontally or vertically; the regions they enclose), large
-enough to be a picture (4-80 % of the image, each side at least 15 % of the image's), and nearly filled
-(an enclosed region that is not a rectangle is a shape in the photo, not a pasted picture). A first pass takes
+enough to be a picture (4-80 % of the image, each side at least 15 % of the image's), nearly filled (an
+enclosed region that is not a rectangle is a shape in the photo, not a pasted picture), and inside the image:
+touching at most one of its borders (a screenshot may cut a photo at its bottom; a region that reaches two
+borders is a band or a corner of the photo's own frame, a sky above a horizon). A first pass takes
 the outlines as they are; where it finds none, a second one bridges gaps along a straight line of up to 30 %
 of the image (a picture's edge that meets a background of its own colour). Natural photos rarely have
 one (most rectangles in a photo are crossed by edges of what is in front of them). The decode workers embed
@@ -23,6 +25,7 @@ BRIDGE = 0.3  # of the side: the longest gap the second pass closes along a line
 AREA = (0.04, 0.8)  # of the image: a picture's bounding box
 MIN_SIDE = 0.15  # of the image's side: a picture's shortest side
 FILL = 0.85  # of its bounding box: how much of it the enclosed region covers
+BORDERS = 1  # of the image's four borders, how many a picture may touch (within 3 px of the view)
 
 
 def inner_picture(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -38,6 +41,8 @@ def inner_picture(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     if min(grey.shape) < 32:
         return None
     across, down = _straight_edges(grey)
+    if not across.any() or not down.any():  # an outline inside the image needs lines both ways
+        return None
     for bridge in (0.0, BRIDGE):
         box = _largest_enclosed(*_bridged(across, down, bridge))
         if box is not None:
@@ -74,7 +79,7 @@ def _bridged(across: np.ndarray, down: np.ndarray, bridge: float) -> tuple[np.nd
 
 def _largest_enclosed(across: np.ndarray, down: np.ndarray) -> tuple[int, int, int, int] | None:
     """The bounding box (left, top, right, bottom) of the largest region the edges enclose that passes
-    :data:`AREA`, :data:`MIN_SIDE` and :data:`FILL`, or None."""
+    :data:`AREA`, :data:`MIN_SIDE`, :data:`FILL` and :data:`BORDERS`, or None."""
     import cv2
 
     lines = cv2.dilate(across | down, np.ones((3, 3), np.uint8))
@@ -82,7 +87,9 @@ def _largest_enclosed(across: np.ndarray, down: np.ndarray) -> tuple[int, int, i
     _, _, stats, _ = cv2.connectedComponentsWithStats((lines == 0).astype(np.uint8), connectivity=4)
     x, y, bw, bh, area = (stats[1:, k].astype(np.int64) for k in range(5))
     share = bw * bh / (h * w)
-    ok = ((share >= AREA[0]) & (share <= AREA[1]) & (area >= FILL * bw * bh) & (bw >= MIN_SIDE * w) & (bh >= MIN_SIDE * h))
+    touches = (x <= 3).astype(int) + (y <= 3) + (x + bw >= w - 3) + (y + bh >= h - 3)
+    ok = ((share >= AREA[0]) & (share <= AREA[1]) & (area >= FILL * bw * bh) & (bw >= MIN_SIDE * w) & (bh >= MIN_SIDE * h)
+          & (touches <= BORDERS))
     if not ok.any():
         return None
     i = int(np.flatnonzero(ok)[np.argmax(share[ok])])

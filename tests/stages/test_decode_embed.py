@@ -50,3 +50,45 @@ def test_job_with_a_torchscript_file_on_cpu(ray_local, tmp_path):
     assert summary["parameters"]["weights_info"]["format"] == "torchscript"
     assert summary["parameters"]["embed_resources"]["backend"] == "torch"
     assert summary["counts"]["images"] == 4
+
+
+@pytest.mark.slow
+def test_pictures_inside_images_reach_the_model_in_either_topology(ray_local, tmp_path, tiny_sscd_file):
+    """The picture found inside an image is embedded beside it (``inner_embedding``, ``inner_box``), by the
+    CPU actors that decode and embed and, through Ray Data's Arrow blocks, by the decode tasks feeding
+    embedding actors (the GPU topology, run here on CPU): the same vectors and boxes either way."""
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import pyarrow.dataset as pads
+    import ray
+
+    from dedup.layout import OutputLayout
+    from dedup.ops.plan import representatives
+    from dedup.stages.decode_embed import _decode_embed
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    from test_pictures import grid_canvas
+
+    from dedup.synth import textured_image
+
+    root = tmp_path / "imgs"
+    canvas = grid_canvas(seed=2)
+    canvas.paste(textured_image(8).resize((384, 288)), (300, 200))
+    write(root / "canvas.jpg", encode(canvas))
+    write(root / "photo.jpg", encode(textured_image(9)))
+    out = tmp_path / "out"
+    run(DedupConfig(inputs=[str(root)], output=str(out), weights=str(tiny_sscd_file), report=False))
+    cfg = DedupConfig(inputs=[str(root)], output=str(tmp_path / "tasks"), weights=str(tiny_sscd_file)).validate()
+    layout = OutputLayout.of(tmp_path / "tasks")
+    layout.root.mkdir(parents=True, exist_ok=True)
+    res = {"actors": 1, "num_gpus": 0, "num_cpus": 1, "threads": 1, "backend": "onnx", "device": "cpu"}
+    _decode_embed(cfg, representatives(pd.read_parquet(out / "files.parquet")), layout, res,
+                  {"sscd_ref": [ray.put(("onnx", tiny_sscd_file.read_bytes()))]})
+    tables = [pads.dataset(str(p), format="parquet").to_table().to_pandas().sort_values("vid") for p in (out / "vectors", layout.vectors)]
+    for t in tables:
+        assert t["inner_embedding"].notna().sum() == 1 and t["inner_box"].notna().sum() == 1  # the canvas, not the photo
+    a, b = (np.stack(t["inner_embedding"].dropna().to_numpy()) for t in tables)
+    assert np.allclose(a, b, atol=1e-5)
+    assert np.allclose(np.stack(tables[0]["inner_box"].dropna().to_numpy()), np.stack(tables[1]["inner_box"].dropna().to_numpy()))

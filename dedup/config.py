@@ -58,6 +58,7 @@ class DedupConfig(ResourceOptions, BulkOptions, MilvusOptions, MatchOptions, Mod
         and frozen. ``self`` is left as given; ``dataclasses.replace(resolved, ...)`` makes an unresolved copy
         to change and validate again."""
         cfg = dataclasses.replace(self)
+        cfg.__dict__["_warnings"] = self.warnings  # resolving a resolved config again says nothing new: keep what it said
         cfg._resolve()
         cfg.nn_floor = cfg.resolved_nn_floor()
         cfg.search_limit, cfg.search_max_limit = cfg.resolved_search_limit(), cfg.resolved_search_max_limit()

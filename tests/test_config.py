@@ -95,3 +95,5 @@ def test_validate_returns_a_resolved_frozen_copy():
         cfg.threshold = 0.5
     again = dataclasses.replace(cfg, milvus_uri="http://h:19530", search_limit=None, search_max_limit=None, search_batch=None)
     assert again.validate().resolved_search_limit() == 512 and cfg.validate() == cfg  # resolving twice changes nothing
+    warned = DedupConfig(inputs=["x"], threshold=0.95).validate()
+    assert len(warned.warnings) == 1 and warned.validate().warnings == warned.warnings  # and keeps what it said

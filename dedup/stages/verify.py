@@ -98,15 +98,19 @@ class VerifyStage(Stage):
 
 
 def inner_pictures(ctx: StageContext) -> dict | None:
-    """The pairs stage `inner` found (``pairs``), those of them the search did not (``only``), and where each
-    picture is (``boxes``); None in a run without it."""
+    """The pairs stage `inner` found (``a``, ``b``), which of them the search did not (``only``), and where
+    each picture is (``boxes``); None in a run without it."""
     if "inner" not in ctx.values:
         return None
     found = ctx.value("inner")
-    pairs = set(zip(found.edges["a"].to_numpy().tolist(), found.edges["b"].to_numpy().tolist()))
+    a, b = found.edges["a"].to_numpy(), found.edges["b"].to_numpy()
+    only = np.ones(len(a), bool)
     searched = ctx.values.get("search")
-    seen = set() if searched is None else set(zip(searched["a"].to_numpy().tolist(), searched["b"].to_numpy().tolist()))
-    return {"pairs": pairs, "only": pairs - seen, "boxes": found.boxes}
+    if searched is not None and len(a):
+        sa, sb = searched["a"].to_numpy(), searched["b"].to_numpy()
+        n = int(max(a.max(), b.max(), sa.max(initial=0), sb.max(initial=0))) + 1
+        only = ~np.isin(a * n + b, sa * n + sb)
+    return {"a": a, "b": b, "only": only, "boxes": found.boxes}
 
 
 def in_band(edges: pa.Table, lo: float, hi: float | None, pictures: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,10 +120,10 @@ def in_band(edges: pa.Table, lo: float, hi: float | None, pictures: dict | None 
     what the kept image reads)."""
     sim, a, b = edges["sim"].to_numpy(), edges["a"].to_numpy(), edges["b"].to_numpy()
     band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
-    if pictures and pictures["only"] and not band.all():
-        n = int(max(a.max(initial=0), b.max(initial=0))) + 1
-        found = np.array([x * n + y for x, y in pictures["only"] if x < n and y < n], np.int64)
-        band |= np.isin(a * n + b, found)
+    if pictures is not None and pictures["only"].any() and not band.all():
+        ia, ib = pictures["a"][pictures["only"]], pictures["b"][pictures["only"]]
+        n = int(max(a.max(initial=0), b.max(initial=0), ia.max(), ib.max())) + 1
+        band |= np.isin(a * n + b, ia * n + ib)
     return band, a[band], b[band]
 
 
@@ -185,10 +189,13 @@ def run_checks(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, st
 
 
 def _for_task(pictures: dict | None, a: np.ndarray, b: np.ndarray) -> dict | None:
-    """The part of ``pictures`` a task of the pairs (a[i], b[i]) needs."""
-    if not pictures:
+    """What :func:`~dedup.ops.verify.check_edges` needs of ``pictures`` for the pairs (a[i], b[i]): which of
+    them stage `inner` found (``pairs``) and those pictures' boxes."""
+    if pictures is None or not len(pictures["a"]):
         return None
-    pairs = {p for p in zip(a.tolist(), b.tolist()) if p in pictures["pairs"]}
+    n = int(max(a.max(initial=0), b.max(initial=0), pictures["a"].max(), pictures["b"].max())) + 1
+    mine = np.isin(a * n + b, pictures["a"] * n + pictures["b"])
+    pairs = set(zip(a[mine].tolist(), b[mine].tolist()))
     vids = {v for p in pairs for v in p}
     return {"pairs": pairs, "boxes": {v: box for v, box in pictures["boxes"].items() if v in vids}}
 

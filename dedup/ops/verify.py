@@ -332,10 +332,14 @@ def check_edges(a: np.ndarray, b: np.ndarray, where: dict[int, tuple[str, str, s
             if error is not None:
                 raise ValueError(error)
             feats[v] = Features(grey_view(data, params.size, params.enlarge), params)
-            if v in boxes:
-                inside[v] = Features(picture_view(data, boxes[v], params.size), params)
         except Exception as e:  # noqa: BLE001 - one bad image fails its pairs, never the job
             feats[v] = f"{type(e).__name__}: {e}"
+            continue
+        if v in boxes:
+            try:
+                inside[v] = Features(picture_view(data, boxes[v], params.size), params)
+            except Exception:  # noqa: BLE001 - the whole image is still checked; only its picture is not
+                pass
     names = ("ok", "inliers", "mirrored", "scale", "grid", "transform", "error")
     out = {k: [] for k in names}
     for x, y in zip(a.tolist(), b.tolist()):
@@ -363,7 +367,7 @@ def check_picture(fx: Features, fy: Features, px: Features | None, py: Features 
     where it matches and fills at least :attr:`VerifyParams.min_picture_cover` of that image (the picture
     is that image, not a detail of it: an app's logo inside two screenshots is not their photo), with the
     transform put back in the two whole frames. None where neither passes."""
-    for mine, other, inner, picture_first in ((pair[0], pair[1], px, True), (pair[1], pair[0], py, False)):
+    for mine, inner, picture_first in ((pair[0], px, True), (pair[1], py, False)):
         if inner is None:
             continue
         res = check(inner, fy, params) if picture_first else check(fx, inner, params)

@@ -347,11 +347,11 @@ class Embedder:
             emb[:] = run_by_shape(self.features, batch["pixels"])
         elif ok.any():
             emb[ok] = run_by_shape(self.features, batch["pixels"][ok])
+        extra = {}
+        if "inner" in batch:  # the pictures inside the images: more of the model's time, counted with it
+            extra["inner_embedding"], extra["inner_box"] = self._inner(batch["inner"], batch["inner_box"], ok)
         seconds = time.perf_counter() - t0
         flat = pa.array(emb.reshape(-1), pa.float32())
-        extra = {}
-        if "inner" in batch:
-            extra["inner_embedding"], extra["inner_box"] = self._inner(batch["inner"], batch["inner_box"], ok)
         if self.hash_dim:
             signs = np.zeros((n, self.hash_dim), np.float32)
             signs[ok] = np.asarray(batch["hash"], np.float32)[ok] / np.sqrt(self.hash_dim)
@@ -370,7 +370,6 @@ class Embedder:
                 **extra,
             }
         )
-
 
     def _inner(self, pictures: np.ndarray, boxes: np.ndarray, ok: np.ndarray) -> tuple[pa.Array, pa.Array]:
         """The vectors of the pictures inside the batch's images (the decode workers' ``inner`` column: the

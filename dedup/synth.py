@@ -88,3 +88,18 @@ def textured_image(seed: int, size: tuple[int, int] = (480, 360)) -> Image.Image
             draw.text((x0, y0), "".join(rng.choice(list("ABCDEFGHKMNPRSTWXYZ0123456789"), 6)), fill=color)
     noise = rng.normal(0, 3, size=(h, w, 3))
     return Image.fromarray(np.clip(np.asarray(img, np.float32) + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+def grid_canvas(size=(1024, 768), seed=0) -> Image.Image:
+    """A busy background: colour noise under a grid of thin light lines (as AugLy's canvases and many web pages)."""
+    rng = np.random.default_rng(seed)
+    low = rng.integers(60, 200, size=(6, 8, 3), dtype=np.uint8)
+    img = Image.fromarray(low, "RGB").resize(size, Image.Resampling.BICUBIC)
+    arr = np.clip(np.asarray(img, np.float32) + rng.normal(0, 12, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    img = Image.fromarray(arr)
+    draw = ImageDraw.Draw(img)
+    for x in range(0, size[0], 64):
+        draw.line([x, 0, x, size[1]], fill=(235, 235, 235), width=1)
+    for y in range(0, size[1], 64):
+        draw.line([0, y, size[0], y], fill=(235, 235, 235), width=1)
+    return img

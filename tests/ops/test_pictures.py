@@ -4,22 +4,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dedup.ops.pictures import inner_picture
-from dedup.synth import textured_image
-
-
-def grid_canvas(size=(1024, 768), seed=0) -> Image.Image:
-    """A busy background: colour noise under a grid of thin light lines (as AugLy's canvases and many web pages)."""
-    rng = np.random.default_rng(seed)
-    low = rng.integers(60, 200, size=(6, 8, 3), dtype=np.uint8)
-    img = Image.fromarray(low, "RGB").resize(size, Image.Resampling.BICUBIC)
-    arr = np.clip(np.asarray(img, np.float32) + rng.normal(0, 12, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
-    img = Image.fromarray(arr)
-    draw = ImageDraw.Draw(img)
-    for x in range(0, size[0], 64):
-        draw.line([x, 0, x, size[1]], fill=(235, 235, 235), width=1)
-    for y in range(0, size[1], 64):
-        draw.line([0, y, size[0], y], fill=(235, 235, 235), width=1)
-    return img
+from dedup.synth import grid_canvas, textured_image
 
 
 def iou(a, b) -> float:

@@ -294,14 +294,9 @@ def test_a_picture_inside_a_page_is_checked_against_the_whole_other_image():
     """The whole images do not match (the photo fills a tenth of the canvas), the picture found inside the
     canvas does: the pair passes with the transform put back in the whole frames. A picture that is only a
     detail of the other image (a thumbnail in its corner) does not fill it, and does not pass."""
-    import sys
-    from pathlib import Path
-
     from dedup.ops.features import Features, grey_view, picture_view
     from dedup.ops.pictures import inner_picture
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from test_pictures import grid_canvas
+    from dedup.synth import grid_canvas
 
     p = verify.VerifyParams()
     photo = textured_image(41, (640, 480))

@@ -57,9 +57,6 @@ def test_pictures_inside_images_reach_the_model_in_either_topology(ray_local, tm
     """The picture found inside an image is embedded beside it (``inner_embedding``, ``inner_box``), by the
     CPU actors that decode and embed and, through Ray Data's Arrow blocks, by the decode tasks feeding
     embedding actors (the GPU topology, run here on CPU): the same vectors and boxes either way."""
-    import sys
-    from pathlib import Path
-
     import numpy as np
     import pyarrow.dataset as pads
     import ray
@@ -67,11 +64,7 @@ def test_pictures_inside_images_reach_the_model_in_either_topology(ray_local, tm
     from dedup.layout import OutputLayout
     from dedup.ops.plan import representatives
     from dedup.stages.decode_embed import _decode_embed
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
-    from test_pictures import grid_canvas
-
-    from dedup.synth import textured_image
+    from dedup.synth import grid_canvas, textured_image
 
     root = tmp_path / "imgs"
     canvas = grid_canvas(seed=2)

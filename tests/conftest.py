@@ -42,3 +42,11 @@ def tiny_sscd_file(tmp_path):
     path = tmp_path / "tiny-sscd.onnx"
     path.write_bytes(tiny_sscd_onnx())
     return path
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    """The exact search's tiles made small (dedup.ops.search.TILE): several tiles, diagonal and off-diagonal, on a small set."""
+    from dedup.ops import search
+
+    monkeypatch.setattr(search, "TILE", 128)

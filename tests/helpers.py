@@ -1,5 +1,5 @@
 """Model files the tests make themselves: a tiny ONNX with SSCD's contract and a small TorchScript with the
-contract of Meta's file (no download, no weights)."""
+contract of Meta's file (no download, no weights); and made vectors for the search kernels' tests."""
 
 
 def tiny_sscd_onnx(dims: int = 512, in_type: int | None = None, normalise: bool = True, seed: int = 0) -> bytes:
@@ -61,3 +61,16 @@ def tiny_sscd_torchscript(seed: int = 0):
 
     torch.manual_seed(seed)
     return torch.jit.script(Tiny().eval())
+
+
+def planted(n: int, dim: int = 96, seed: int = 0):
+    """Unit vectors, a tenth of them copies of another at cosines spread across 0.2-0.99."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    base, copy = rng.choice(n, (2, n // 10), replace=False)
+    c = rng.uniform(0.2, 0.99, (n // 10, 1)).astype(np.float32)
+    x[copy] = c * x[base] + np.sqrt(1 - c * c) * x[copy]
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

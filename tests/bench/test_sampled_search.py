@@ -1,25 +1,8 @@
 """The scale benchmarks' sampled search (bench.sampled_search): every k-th vid queries, against all the vectors."""
 import numpy as np
-import pytest
+from helpers import planted
 
 from bench.sampled_search import sampled_edges
-from dedup.ops import search
-
-
-def planted(n: int, dim: int = 96, seed: int = 0) -> np.ndarray:
-    """Unit vectors, a tenth of them copies of another at cosines spread across 0.2-0.99."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    base, copy = rng.choice(n, (2, n // 10), replace=False)
-    c = rng.uniform(0.2, 0.99, (n // 10, 1)).astype(np.float32)
-    x[copy] = c * x[base] + np.sqrt(1 - c * c) * x[copy]
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def small_tiles(monkeypatch):
-    monkeypatch.setattr(search, "TILE", 128)  # several tiles, diagonal and off-diagonal, on a small set
 
 
 def test_sampled_edges_are_the_exact_edges_of_the_sampled_queries(small_tiles):

@@ -1,21 +1,12 @@
 """The exact search's kernels (dedup.ops.search): float32 and int8 products find the same pairs with the
-same similarities, across tiles, as a plain matrix product says; the sampled search is the exact one
-restricted to its queries."""
+same similarities, across tiles, as a plain matrix product says (the sampled search, the scale benchmarks',
+is tested beside them in tests/bench)."""
 import numpy as np
 import pytest
 
+from helpers import planted
+
 from dedup.ops import search
-
-
-def planted(n: int, dim: int = 96, seed: int = 0) -> np.ndarray:
-    """Unit vectors, a tenth of them copies of another at cosines spread across 0.2-0.99."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    base, copy = rng.choice(n, (2, n // 10), replace=False)
-    c = rng.uniform(0.2, 0.99, (n // 10, 1)).astype(np.float32)
-    x[copy] = c * x[base] + np.sqrt(1 - c * c) * x[copy]
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def truth(vids: np.ndarray, x: np.ndarray, threshold: float) -> tuple[dict, np.ndarray]:
@@ -24,11 +15,6 @@ def truth(vids: np.ndarray, x: np.ndarray, threshold: float) -> tuple[dict, np.n
     i, j = np.nonzero(np.triu(sims >= threshold, 1))
     pairs = {(min(vids[p], vids[q]), max(vids[p], vids[q])): sims[p, q] for p, q in zip(i, j)}
     return pairs, sims.max(axis=1)
-
-
-@pytest.fixture
-def small_tiles(monkeypatch):
-    monkeypatch.setattr(search, "TILE", 128)  # several tiles, diagonal and off-diagonal, on a small set
 
 
 @pytest.mark.parametrize("products", ["float32", "int8"])

@@ -176,10 +176,14 @@ def decode_both(data: bytes, size: int, max_pixels: int, hash_name: str | None, 
 def inner_input(img: Image.Image, size: int, resize: str) -> tuple[bytes, tuple | None]:
     """The model's input (uint8, ``size`` x ``size`` x 3, as bytes) of the picture inside ``img``
     (:func:`dedup.ops.pictures.inner_picture`) and its box in unit coordinates, or (b"", None) where it has
-    none. Always square: the short-side resize would give each picture its own shape."""
+    none. Always square: the short-side resize would give each picture its own shape. A failure here loses
+    the picture, never the image (it decoded)."""
     from dedup.ops.pictures import inner_picture
 
-    box = inner_picture(np.asarray(img))
+    try:
+        box = inner_picture(np.asarray(img))
+    except Exception:  # noqa: BLE001 - an odd mode or size the outline search cannot take: no picture
+        return b"", None
     if box is None:
         return b"", None
     crop = model_input(img.crop(box), size, "square" if resize == "short-side" else resize)

@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from dedup.ops.pictures import inner_picture
-from dedup.synth import grid_canvas, textured_image
+from dedup.synth import encode, grid_canvas, textured_image
 
 
 def iou(a, b) -> float:
@@ -35,3 +35,14 @@ def test_a_photo_set_in_a_white_page_is_found():
 def test_a_photo_alone_has_no_picture_inside():
     assert inner_picture(np.asarray(textured_image(7))) is None
     assert inner_picture(np.zeros((20, 20, 3), np.uint8)) is None  # too small to hold one
+
+
+def test_an_outline_search_that_fails_loses_the_picture_not_the_image(monkeypatch):
+    from dedup.ops import decode, pictures
+
+    def broken(rgb):
+        raise ValueError("no outline for this one")
+
+    monkeypatch.setattr(pictures, "inner_picture", broken)
+    arr, _, w, h, _, _, picture, box = decode.decode_both(encode(textured_image(3)), 64, 10**8, None, inner=True)
+    assert arr.shape == (64, 64, 3) and (w, h) == (480, 360) and picture == b"" and box is None

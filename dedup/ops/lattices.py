@@ -22,12 +22,12 @@ def lattice_score(coarse: Lattice, fine: Lattice, min_step: float = 4.0, min_rat
     if coarse.size != fine.size or coarse.coef.shape != fine.coef.shape:
         return None
     sel = (coarse.q >= min_ratio * fine.q) & (coarse.q >= min_step)
-    x, y = coarse.coef[:, sel] / 16.0, fine.coef[:, sel] / 16.0
-    step, fine_step = np.broadcast_to(coarse.q[sel], x.shape), np.broadcast_to(fine.q[sel], x.shape)
-    nonzero = np.abs(x) >= 0.5 * step
-    if nonzero.sum() < min_count:
+    coef, q = coarse.coef[:, sel], coarse.q[sel]
+    rows, cols = np.nonzero(np.abs(coef.astype(np.int32)) >= 8 * q)  # |x| >= step / 2, in 1/16 units
+    if len(rows) < min_count:
         return None
-    x, y, step, fine_step = x[nonzero], y[nonzero], step[nonzero], fine_step[nonzero]
+    x, y = coef[rows, cols] / 16.0, fine.coef[:, sel][rows, cols] / 16.0
+    step, fine_step = q[cols], fine.q[sel][cols]
     a = float((x * y).sum() / (x * x).sum())  # the tone edit's contrast factor (1 for none)
     if not 0.3 < a < 3:
         return None
@@ -68,14 +68,18 @@ def requantized_from(src: Lattice, copy: Lattice, min_step: float = 4.0, edge: f
     if src.size != copy.size or src.coef.shape != copy.coef.shape:
         return None
     sel = copy.q >= min_step
-    x, y = src.coef[:, sel] / 16.0, copy.coef[:, sel] / 16.0
-    step = np.broadcast_to(copy.q[sel], x.shape)
-    r = x / step
-    k = np.round(r)
-    use = (np.abs(r - np.floor(r) - 0.5) > edge) & ((k != 0) | (np.abs(y) >= 0.5 * step))
-    if use.sum() < min_count:
+    # in the coefficients' own 1/16 units, as integers (a step is a whole number): no rounding error decides
+    # which side of a boundary a coefficient falls, and no float copies of the 4,096 x 63 arrays
+    q16 = (16 * copy.q[sel]).astype(np.int32)
+    x, y = src.coef[:, sel].astype(np.int32), copy.coef[:, sel].astype(np.int32)
+    below = np.floor(x / q16.astype(np.float64)).astype(np.int32)  # exact: |x| < 2**15 (numpy's divmod is slower)
+    rest = x - below * q16
+    k = below + (2 * rest > q16)  # x / step rounded (a tie lies on a rounding boundary: never used)
+    use = (np.abs(2 * rest - q16) > 2 * edge * q16) & ((k != 0) | (2 * np.abs(y) >= q16))
+    n = np.count_nonzero(use)
+    if n < min_count:
         return None
-    return float(np.mean(np.abs(y[use] - k[use] * step[use]) <= np.maximum(1.0, 0.25 * step[use])))
+    return np.count_nonzero(use & (np.abs(y - k * q16) <= np.maximum(16, q16 // 4))) / n
 
 
 def _resaved(x: Version, y: Version, min_share: float = 0.8, margin: float = 0.3) -> int:
@@ -149,17 +153,32 @@ def turned_from(src: Lattice, other: Lattice, min_corr: float = 0.5) -> float:
     ``src``'s JPEG lattice (:func:`lattice_coherence`); 0 where no turn matches or it cannot be said."""
     from dedup.ops.quality import block_dct
 
-    own = src.luma[:LATTICE_SIDE, :LATTICE_SIDE].astype(np.float32) if src.luma is not None else None
+    if src.luma is None:
+        return 0.0
+    own = src.luma[:LATTICE_SIDE, :LATTICE_SIDE]
+    a = _centred(own)  # once for the eight turns
     best, square = min_corr, None
     for turn in ((False, False, False), *TURNS):
         t = turned_square(src, other, turn)
         if t is not None and t.shape == own.shape:
-            c = float(np.corrcoef(own.ravel()[::3], t.astype(np.float32).ravel()[::3])[0, 1])
+            c = _correlation(a, _centred(t))
             if c > best:
                 best, square = c, (t if turn in TURNS else None)
     if square is None:
         return 0.0  # no turn matches, or leaving it matches best (a symmetric picture, not a turned copy)
     return lattice_coherence(src, block_dct(square.astype(np.float32))) or 0.0
+
+
+def _centred(square: np.ndarray) -> np.ndarray:
+    """Every third pixel of ``square`` (a sample is enough to tell which turn matches), less their mean."""
+    v = square.ravel()[::3].astype(np.float64)
+    return v - v.mean()
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's correlation of two centred samples (:func:`_centred`); 0.0 where either is flat."""
+    norm = float(np.sqrt((a @ a) * (b @ b)))
+    return float(a @ b) / norm if norm > 0 else 0.0
 
 
 def _reoriented(x: Version, y: Version, margin: float = 0.2, min_score: float = 0.3) -> int:

@@ -201,14 +201,25 @@ def webp_lossless(data: bytes) -> bool:
 
 def block_dct(y: np.ndarray) -> np.ndarray | None:
     """The orthonormal DCT of each whole 8 x 8 block of a luma array (level-shifted), at
-    :data:`LATTICE_FREQS`: (blocks, frequencies), row-major blocks; None when it holds no whole block."""
-    from scipy.fft import dctn
-
+    :data:`LATTICE_FREQS`: (blocks, frequencies), row-major blocks; None when it holds no whole block. One
+    matrix product (each kept frequency's 8 x 8 basis as a row of 64) in float64."""
     bh, bw = y.shape[0] // 8, y.shape[1] // 8
     if not bh or not bw:
         return None
-    blocks = (y[:bh * 8, :bw * 8] - 128.0).reshape(bh, 8, bw, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    return dctn(blocks, axes=(1, 2), norm="ortho").reshape(-1, 64)[:, LATTICE_FREQS]
+    blocks = (y[:bh * 8, :bw * 8] - 128.0).reshape(bh, 8, bw, 8).transpose(0, 2, 1, 3).reshape(-1, 64)
+    return blocks @ _DCT_BASIS
+
+
+def _dct_basis() -> np.ndarray:
+    """(64, len(LATTICE_FREQS)): column f is the orthonormal 8 x 8 DCT-II basis of frequency f (row-major
+    u * 8 + v), flattened as the block's pixels are (x * 8 + y)."""
+    n = np.arange(8)
+    d = np.sqrt(2 / 8) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / 16)
+    d[0] /= np.sqrt(2)
+    return np.ascontiguousarray(np.kron(d, d)[LATTICE_FREQS].T)
+
+
+_DCT_BASIS = _dct_basis()
 
 
 def _view(img: Image.Image, side: int = VIEW, mode: str = "RGB") -> Image.Image:

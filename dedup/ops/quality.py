@@ -145,28 +145,43 @@ def luma_lattice(data: bytes) -> Lattice | None:
     rotation (its grid is not the upright image's) or one whose coefficients cannot be read (a lattice is
     optional evidence: the version is still measured)."""
     try:
-        return _lattice(Image.open(io.BytesIO(data)))
+        return _lattice(Image.open(io.BytesIO(data)), data)
     except Exception:  # noqa: BLE001 - truncated data, broken EXIF: no lattice, not an unreadable version
         return None
 
 
-def _lattice(img: Image.Image) -> Lattice | None:
+def _lattice(img: Image.Image, data: bytes) -> Lattice | None:
     tables = getattr(img, "quantization", None)
     if img.format != "JPEG" or not tables or img.mode not in ("L", "RGB", "YCbCr") or img.getexif().get(0x0112, 1) != 1:
         return None
-    size = img.size
-    if img.mode == "RGB":
-        img.draft("YCbCr", size)  # the decoded luma itself, not luma recomputed from RGB
-    w, h = size
+    w, h = img.size
     top, left = _square_origin(w, h)
     far = LATTICE_SIDE + LATTICE_MARGIN
-    luma = np.asarray(img.crop((left, top, min(w, left + far), min(h, top + far))))  # on the 8 x 8 grid
-    luma = luma[..., 0] if luma.ndim == 3 else luma
+    luma = jpeg_luma(img, data)[top:top + far, left:left + far]  # on the 8 x 8 grid
     coef = block_dct(luma[:LATTICE_SIDE, :LATTICE_SIDE].astype(np.float32))
     if coef is None:
         return None
     q = np.asarray(tables[min(tables)], np.float32)[:64][LATTICE_FREQS]
-    return Lattice(size, q, np.round(coef * 16).astype(np.int16), np.ascontiguousarray(luma, np.uint8), (top, left))
+    return Lattice(img.size, q, np.round(coef * 16).astype(np.int16), np.ascontiguousarray(luma, np.uint8), (top, left))
+
+
+def jpeg_luma(img: Image.Image, data: bytes) -> np.ndarray:
+    """A JPEG's luma as decoded (its Y channel, not luma recomputed from RGB), in its stored orientation
+    (``img``: the file opened, not loaded). OpenCV's decoder decodes the luma alone (the chroma is never
+    decoded nor converted: half the work of PIL's YCbCr decode, with the same libjpeg-turbo IDCT, so the
+    same values); PIL decodes a file OpenCV cannot, or one without its end marker (PIL refuses a truncated
+    file, OpenCV would fill it in)."""
+    import cv2
+
+    w, h = img.size
+    if data.rstrip(b"\0")[-2:] == b"\xff\xd9":
+        luma = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE | cv2.IMREAD_IGNORE_ORIENTATION)
+        if luma is not None and luma.shape == (h, w):
+            return luma
+    if img.mode == "RGB":
+        img.draft("YCbCr", (w, h))
+    luma = np.asarray(img)
+    return luma[..., 0] if luma.ndim == 3 else luma
 
 
 def square_luma(grey: Image.Image) -> np.ndarray | None:

@@ -230,6 +230,30 @@ def test_a_lattice_is_optional_evidence():
     assert big.coef.shape == ((LATTICE_SIDE // 8) ** 2, 63) and big.size == (1000, 700)
 
 
+@pytest.mark.parametrize("subsampling", [0, 2])
+def test_the_lattice_reads_the_luma_as_decoded(subsampling):
+    """The lattice's luma is the JPEG's Y channel as PIL's YCbCr decode gives it (OpenCV decodes it alone),
+    for a colour JPEG with and without chroma subsampling and a grey one; its coefficients are the
+    orthonormal 8 x 8 DCT's (scipy's, at the kept frequencies)."""
+    from scipy.fft import dctn
+
+    from dedup.ops.quality import LATTICE_FREQS, LATTICE_SIDE, luma_lattice
+
+    for img in (photo(12).resize((700, 600)), photo(12).resize((700, 600)).convert("L")):
+        data = jpeg(img, 85, subsampling=subsampling) if img.mode == "RGB" else jpeg(img, 85)
+        pil = Image.open(io.BytesIO(data))
+        pil.draft("YCbCr", pil.size)
+        y = np.asarray(pil)
+        y = y[..., 0] if y.ndim == 3 else y
+        lat = luma_lattice(data)
+        top, left = lat.origin
+        assert np.array_equal(lat.luma, y[top:top + lat.luma.shape[0], left:left + lat.luma.shape[1]])
+        square = y[top:top + LATTICE_SIDE, left:left + LATTICE_SIDE].astype(np.float64) - 128
+        blocks = square.reshape(LATTICE_SIDE // 8, 8, -1, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+        ref = dctn(blocks, axes=(1, 2), norm="ortho").reshape(-1, 64)[:, LATTICE_FREQS]
+        assert np.abs(lat.coef / 16 - ref).max() <= 1 / 32 + 1e-9
+
+
 @pytest.mark.parametrize("turn", [ImageOps.mirror, ImageOps.flip, lambda im: im.transpose(Image.Transpose.ROTATE_90),
                                   lambda im: im.transpose(Image.Transpose.ROTATE_180)])
 def test_a_mirrored_or_turned_copy_keeps_its_source_lattice(turn):

@@ -84,7 +84,7 @@ def measure(data: bytes, want_lattice: bool = True) -> tuple[dict, np.ndarray, n
     tone (:func:`tone_levels`), for a JPEG its :class:`Lattice` (:func:`luma_lattice`) and for any other
     file its luma on a JPEG's square (:func:`square_luma`), for the pairwise checks of
     :mod:`dedup.ops.canonical`; without ``want_lattice`` neither (None: no other version of its size to compare
-    them with, and a JPEG's lattice costs a second decode). Raises what PIL raises on a file it cannot decode."""
+    them with, and a JPEG's lattice costs a second decode, of its luma). Raises what PIL raises on a file it cannot decode."""
     from dedup.ops.decode import load_rgb
 
     opened = Image.open(io.BytesIO(data))

@@ -9,7 +9,7 @@ Out: the clusters with each one's kept image chosen by :func:`dedup.ops.canonica
      graph's choice stands and nothing is read.
 
 Only images with a copy are read again (once each, on Ray tasks of whole clusters); clusters that hold a
-reference image keep it (a reference image is never removed). A JPEG's lattice (a second, YCbCr decode)
+reference image keep it (a reference image is never removed). A JPEG's lattice (a second decode, of its luma alone)
 is taken only where another candidate of its cluster has its pixel count (:func:`lattice_needed`), and
 what the pairwise rules derive from a version is derived once (:class:`dedup.ops.canonical.Version`'s
 memo). The metrics give the tasks' CPU (``time.process_time`` inside them, summed): ``measure_cpu_seconds``,

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scale-milvus", nargs="+", choices=["lite", "server"], default=["lite", "server"], help="scale mode: Milvus Lite and/or the embedded Milvus server of the PyPI package `milvus` (default both)")
     b.add_argument("--throughput", type=int, metavar="N", help="only the speed mode: per model (--throughput-models) the bare model, decode alone, decode + embed and the job end to end with its timeline, on this machine's hardware (GPU actors where there is a GPU), on N JPEGs made from --src; results in RESULTS/throughput-<device>.md")
     b.add_argument("--side-by-side", type=int, metavar="N", help="only the side-by-side mode: `dedup run --model multihash` and immaculate's pdq as whole processes, in turn, on N JPEGs made from --src as --throughput makes them; results in RESULTS/side-by-side-N.md")
+    b.add_argument("--default-run", type=int, metavar="N", help="only the default job as a user runs it (`dedup run`, SSCD, the content check, the kept image) on N JPEGs made from --src as --throughput makes them: each stage's wall time, its share of the run, and the check's and the kept image's CPU per pair and per candidate; results in RESULTS/default-run-N.md")
     b.add_argument("--throughput-models", default="sscd,sscd-default,multihash", help="speed mode: the models, comma list (default sscd,sscd-default,multihash; resnet50 runs with random weights; MODEL-default: the job as a user runs it, with the content check, the kept image and the report, where the plain rows switch the check off at a threshold nothing reaches)")
     b.add_argument("--embed-batch", type=int, help="speed mode: the job's and the bare model's batch size (default: the job's default)")
     return b
@@ -76,6 +77,11 @@ def run_bench(args: argparse.Namespace) -> int:
 
         throughput_bench(src, Path(args.work), Path(args.results), args.throughput, embed_batch=args.embed_batch,
                          models=[m.strip() for m in args.throughput_models.split(",") if m.strip()])
+        return 0
+    if args.default_run is not None:
+        from bench.default_run import default_run_bench
+
+        default_run_bench(src, Path(args.work), Path(args.results), args.default_run)
         return 0
     if args.side_by_side is not None:
         from bench.peers import side_by_side_bench

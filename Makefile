@@ -40,10 +40,10 @@ bench: install
 	$(BIN)/python -m bench
 
 # Hard cases made with AugLy (templates, padded and warped copies, a held-out part), in AugLy's own venv
-# under bench/work/ (git-ignored): the default job on seeds 0 and 1, scored by part and edit (hard.md).
+# under bench/work/ (git-ignored): the default job on seeds 0, 1 and 2, scored by part and edit (hard.md).
 bench-hard: install
 	bash bench/hard/install.sh
-	$(BIN)/python -m bench --hard 0 1
+	$(BIN)/python -m bench --hard 0 1 2
 
 # The kept-image model (dedup/ops/kept_model.json): AugLy edit-chain corpora (seeds 0 and 1), the default job on
 # each, the model fitted on seed 0's tune part and the bench corpus (needs `make bench`'s bench/work/out-sscd)

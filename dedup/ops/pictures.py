@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dedup.ops.features import _resize
+
 SIDE = 256  # px, at most, the longer side the outlines are looked for on
 CANNY = (40, 120)
 LINE = 0.1  # of the shorter side: the shortest straight run kept as an outline
@@ -36,8 +38,8 @@ def inner_picture(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
     h, w = rgb.shape[:2]
     scale = min(1.0, SIDE / max(h, w))
     grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
-    if scale < 1:
-        grey = cv2.resize(grey, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    if scale < 1:  # bilinear above half size: area resampling at a fractional ratio was a quarter of the search
+        grey = _resize(grey, scale)
     if min(grey.shape) < 32:
         return None
     across, down = _straight_edges(grey)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-# the stages that run after another one's end; store runs in the background beside them (its own row)
+# the two stages after the model whose CPU per unit of work summary.json gives: (the units' key, the CPU-per-unit key)
 _PER_UNIT = {"verify": ("edges_checked", "cpu_ms_per_pair"), "canonical": ("candidates", "cpu_ms_per_candidate")}
 
 

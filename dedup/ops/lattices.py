@@ -68,8 +68,8 @@ def requantized_from(src: Lattice, copy: Lattice, min_step: float = 4.0, edge: f
     if src.size != copy.size or src.coef.shape != copy.coef.shape:
         return None
     sel = copy.q >= min_step
-    # in the coefficients' own 1/16 units, as integers (a step is a whole number): no rounding error decides
-    # which side of a boundary a coefficient falls, and no float copies of the 4,096 x 63 arrays
+    # in the coefficients' own 1/16 units, as integers (a step is a whole number): the rounding to the copy's
+    # lattice is exact, and no float copies of the 4,096 x 63 arrays are made
     q16 = (16 * copy.q[sel]).astype(np.int32)
     x, y = src.coef[:, sel].astype(np.int32), copy.coef[:, sel].astype(np.int32)
     below = np.floor(x / q16.astype(np.float64)).astype(np.int32)  # exact: |x| < 2**15 (numpy's divmod is slower)
@@ -161,7 +161,7 @@ def turned_from(src: Lattice, other: Lattice, min_corr: float = 0.5) -> float:
     for turn in ((False, False, False), *TURNS):
         t = turned_square(src, other, turn)
         if t is not None and t.shape == own.shape:
-            c = _correlation(a, _centred(t))
+            c = _centred_correlation(a, _centred(t))
             if c > best:
                 best, square = c, (t if turn in TURNS else None)
     if square is None:
@@ -175,8 +175,9 @@ def _centred(square: np.ndarray) -> np.ndarray:
     return v - v.mean()
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson's correlation of two centred samples (:func:`_centred`); 0.0 where either is flat."""
+def _centred_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson's correlation of two centred samples (:func:`_centred`, float64; the agreement checks' OpenCV
+    one takes float32 views); 0.0 where either is flat."""
     norm = float(np.sqrt((a @ a) * (b @ b)))
     return float(a @ b) / norm if norm > 0 else 0.0
 

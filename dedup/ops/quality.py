@@ -217,7 +217,7 @@ def webp_lossless(data: bytes) -> bool:
 def block_dct(y: np.ndarray) -> np.ndarray | None:
     """The orthonormal DCT of each whole 8 x 8 block of a luma array (level-shifted), at
     :data:`LATTICE_FREQS`: (blocks, frequencies), row-major blocks; None when it holds no whole block. One
-    matrix product (each kept frequency's 8 x 8 basis as a row of 64) in float64."""
+    matrix product (each kept frequency's 8 x 8 basis as a column of 64) in float64."""
     bh, bw = y.shape[0] // 8, y.shape[1] // 8
     if not bh or not bw:
         return None

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from dedup.ops import search as kernels
 from dedup.stages.base import Stage, StageContext, StageResult
-from dedup.stages.common import actor_blocks, exact_search
+from dedup.stages.common import brute_force_on_ray, exact_search, unique_edges
 
 
 @dataclass
@@ -54,37 +54,17 @@ class InnerStage(Stage):
         vectors, threshold = ctx.value("decode_embed"), float(ctx.cfg.threshold)
         qvids, queries, boxes = vectors.inner()
         parts = [] if not len(qvids) else self._local(vectors, qvids, queries, threshold) if exact_search(ctx) \
-            else self._on_ray(ctx, vectors, qvids, queries, threshold)
-        edges = _edges(parts)
+            else brute_force_on_ray(ctx, "embedding", (qvids, queries), threshold)
+        edges, _ = unique_edges(parts)
         pq.write_table(edges, ctx.layout.edges("_inner"))
         metrics = {"pictures": int(len(qvids)), "edges": int(edges.num_rows)}
         return StageResult(Pictures(edges, _boxes(qvids, boxes)), metrics, {"edges": int(edges.num_rows)})
 
     @staticmethod
-    def _local(vectors, qvids, queries, threshold) -> list[dict]:
-        return [kernels.brute_force_edges(vectors.table("embedding"), (qvids, queries), threshold)]
-
-    @staticmethod
-    def _on_ray(ctx, vectors, qvids, queries, threshold) -> list[dict]:
-        import ray
-
-        ds = vectors.dataset("embedding", actor_blocks(ctx.cfg, vectors.ok_count))
-        found = ds.map_batches(kernels.brute_force_edges, batch_format="pyarrow",
-                               fn_kwargs={"queries_ref": ray.put((qvids, queries)), "threshold": threshold})
-        return [{k: t[k].to_numpy() for k in ("a", "b", "sim")} for t in ray.get(found.to_arrow_refs()) if t.num_rows]
+    def _local(vectors, qvids, queries, threshold) -> list[tuple]:
+        t = kernels.brute_force_edges(vectors.table("embedding"), (qvids, queries), threshold)
+        return [(t["a"], t["b"], t["sim"])]
 
 
 def _boxes(vids: np.ndarray, boxes: np.ndarray) -> dict:
     return {int(v): tuple(float(x) for x in b) for v, b in zip(vids.tolist(), boxes)}
-
-
-def _edges(parts: list[dict]) -> pa.Table:
-    """The unique edges of the parts (each pair once, its highest similarity)."""
-    from dedup.ops.graph import dedupe_edges
-
-    if not parts:
-        return kernels.EDGE_SCHEMA.empty_table()
-    a, b, s = (np.concatenate([p[k] for p in parts]) for k in ("a", "b", "sim"))
-    n = int(max(a.max(initial=0), b.max(initial=0))) + 1
-    ua, ub, us = dedupe_edges(a, b, s, n)
-    return pa.table({"a": ua, "b": ub, "sim": us}, schema=kernels.EDGE_SCHEMA)

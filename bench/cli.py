@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--verify-cost", type=int, metavar="N", help="only the verify cost mode: the content check on N edges (every pair within groups of 10 distinct JPEGs made from --src, and N/10 random pairs); results in RESULTS/verify-cost.md")
     b.add_argument("--reference-scale", type=int, metavar="N", help="only the reference mode: a new batch against a reference of N vectors (a real SSCD run on the embedded Milvus server, grown with random vectors), timed with both reference engines; results in RESULTS/reference-scale.md")
     b.add_argument("--canonical-study", action="store_true", help="only the canonical study: the quality policy's rule list, each rule left out, moved or with another margin, re-chosen on the SSCD run of an earlier `python -m bench` in --work, and the enlarged margin on --src photos; results in RESULTS/canonical-study.md")
-    b.add_argument("--kept-model", nargs="*", type=int, metavar="SEED", help="only the kept-image model: AugLy edit-chain corpora (bench/hard/make_lineage.py, its own venv) for each SEED (default 0 1), the default job on each, the model fitted on the first seed's tune part and the bench corpus of an earlier `python -m bench` in --work, written to dedup/ops/kept_model.json, and scored held out; results in RESULTS/kept-model.md")
+    b.add_argument("--kept-model", nargs="*", type=int, metavar="SEED", help="only the kept-image model: AugLy edit-chain corpora (bench/hard/make_lineage.py, its own venv) for each SEED (default 0 1 2; seeds 2 and later hold out a second set of families), the default job on each, the model fitted on the first seed's tune part and the bench corpus of an earlier `python -m bench` in --work, written to dedup/ops/kept_model.json, and scored held out; results in RESULTS/kept-model.md")
     b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `python -m bench` in --work; results in RESULTS/verify-study.md")
     b.add_argument("--hard", nargs="*", type=int, metavar="SEED", help="only the hard-case mode: the default job on AugLy-made corpora (templates, padded and warped copies, a held-out part; bench/hard/, its own venv) for each SEED (default 0), scored by part and edit; results in RESULTS/hard.md")
     b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
@@ -101,7 +101,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.kept_model is not None:
         from bench.kept_model import kept_model_main
 
-        kept_model_main(src, Path(args.work), Path(args.results), args.kept_model or [0, 1])
+        kept_model_main(src, Path(args.work), Path(args.results), args.kept_model or [0, 1, 2])
         return 0
     if args.canonical_study:
         from bench.canonical_study import canonical_study

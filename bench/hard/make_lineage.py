@@ -17,7 +17,8 @@ Each group has one lead family; every copy of the group carries the lead family'
 other edits drawn from the tune families around it. Groups of tune photos use only tune families
 (part ``tune``); heldout photos are spread over the tune families (part ``heldout_photos``: the same
 edits on photos never looked at) and the held-out families (part ``heldout_family``: edits never
-used while choosing). A family name says the evidence it removes or adds, not how it is scored.
+used while choosing; ``--heldout second``, for seeds 2 and later, another set of them). A family name says
+the evidence it removes or adds, not how it is scored.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 import augly.image as imaugs
 import augly.utils as autils
@@ -248,11 +249,42 @@ def warm(img, rng):
     return Image.fromarray((np.stack([r, g, b], -1) * 255).astype(np.uint8)), f"warm_filter(lift={lift:.2f})"
 
 
+# a second set of held-out families, for seeds 2 and later: made (issue 25, 2026-12-07) before any result on
+# them was seen, after the first set had been looked at; never used while choosing anything
+def gamma(img, rng):
+    g = rng.choice([rng.uniform(0.6, 0.8), rng.uniform(1.25, 1.6)])
+    return img.point([int(round(255 * (i / 255) ** g)) for i in range(256)] * 3), f"gamma({g:.2f})"
+
+
+def autocontrast(img, rng):
+    c = rng.uniform(0.5, 3.0)
+    return ImageOps.autocontrast(img, cutoff=c), f"autocontrast(cutoff={c:.1f})"
+
+
+def fade(img, rng):
+    a = rng.uniform(0.15, 0.35)
+    tint = Image.new("RGB", img.size, rng.choice([(255, 255, 255), (250, 240, 220), (20, 20, 30)]))
+    return Image.blend(img, tint, a), f"fade({a:.2f})"
+
+
+def blur_pad(img, rng):
+    w, h = img.size
+    side = max(w, h)
+    back = img.resize((side, side), Image.BILINEAR).filter(ImageFilter.GaussianBlur(side / 30))
+    back.paste(img, ((side - w) // 2, (side - h) // 2))
+    return back, "blur_pad(square)"
+
+
+def gif(img, rng):
+    n = rng.choice([64, 128, 256])
+    return img.quantize(colors=n, dither=Image.FLOYDSTEINBERG).convert("RGB"), f"gif_palette({n})"
+
+
 TUNE = {f.__name__: f for f in (downscale, upscale, squeeze, crop, border, pad_square, canvas, blur, sharpen, brightness,
                                 contrast, saturation, grayscale, jitter, jpeg_low, hflip, rot90, tilt, perspective,
                                 caption, meme, screenshot, watermark, pixelate, sepia, sticker, skew, noise,
                                 stripes)}
-HELDOUT = {f.__name__: f for f in (zoom, vignette, posterize, logo, warm)}
+HELDOUT_SETS = {"first": (zoom, vignette, posterize, logo, warm), "second": (gamma, autocontrast, fade, blur_pad, gif)}
 # Extra edits chained around the lead one: the common, mild ones (a re-post is resized and re-encoded).
 MILD = ["downscale", "crop", "brightness", "contrast", "saturation", "jitter", "hflip", "border", "caption"]
 
@@ -318,6 +350,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--photos", type=int, default=500)
     ap.add_argument("--copies", type=int, default=3, help="copies per photo (default 3)")
+    ap.add_argument("--heldout", choices=sorted(HELDOUT_SETS), default="first",
+                    help="the held-out families (default: first; seeds 2 and later use the second)")
     args = ap.parse_args(argv)
     if args.out.exists():
         if not (args.out / "truth.csv").exists() and any(args.out.iterdir()):
@@ -325,6 +359,7 @@ def main(argv=None) -> int:
         shutil.rmtree(args.out)
     args.out.mkdir(parents=True)
     rng = random.Random(args.seed)
+    heldout = {f.__name__: f for f in HELDOUT_SETS[args.heldout]}
     photos = sorted(p for p in args.src.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
     rng.shuffle(photos)
     photos = photos[:args.photos]
@@ -333,12 +368,12 @@ def main(argv=None) -> int:
     held = photos[cut:]
     half = len(held) // 2
     plan += [(p, "heldout_photos", list(TUNE)[i % len(TUNE)]) for i, p in enumerate(held[:half])]
-    plan += [(p, "heldout_family", list(HELDOUT)[i % len(HELDOUT)]) for i, p in enumerate(held[half:])]
+    plan += [(p, "heldout_family", list(heldout)[i % len(heldout)]) for i, p in enumerate(held[half:])]
     rows = []
     for i, (p, part, family) in enumerate(plan):
         g_rng = random.Random(f"{args.seed}-{p.name}")
         np.random.seed(g_rng.randrange(1 << 31))  # AugLy's few unseeded draws
-        fn = TUNE.get(family) or HELDOUT[family]
+        fn = TUNE.get(family) or heldout[family]
         try:
             rows += make_group(p, args.out, part, family, fn, g_rng, args.copies)
         except Exception as e:  # noqa: BLE001 - a photo an edit cannot take is left out, and said

@@ -3,7 +3,7 @@
 :func:`features` turns two candidates (:class:`dedup.ops.canonical.Version`) into one vector: what each
 soft rule of :data:`dedup.ops.canonical.RULES` says (+1 / 0 / -1) and the differences of their measures
 (picture kept, detail at the pixel scale, sharpness, colour, clipped tones, flat areas, format, closeness to
-the other versions, the noise floor in smooth areas, the spread of hues). It is antisymmetric:
+the other versions, the noise floor in smooth areas, the spread of hues, how combed the tones are). It is antisymmetric:
 ``features(y, x) == -features(x, y)``. The model (``kept_model.json`` beside this file) is boosted trees
 ``F`` whose score ``(F(phi) - F(-phi)) / 2`` (:func:`tree_score`) is antisymmetric too: positive says "x is
 the source", and the order of a pair never matters. It is fitted on (source, copy) pairs made by AugLy edit
@@ -39,7 +39,7 @@ VOTES = ("framed", "local_edit", "drawn_on", "recompressed", "central", "reorien
 MEASURES = {
     "log_picture": "picture", "log_pixels": "picture", "native": "resampled", "log_sharpness": "detail",
     "colour": "colourfulness", "clipped": "clipped_detail", "flat": "flat", "lossless": "format", "lossy": "format",
-    "spread": "central", "noise": "grain", "hues": "hues",
+    "spread": "central", "noise": "grain", "hues": "hues", "combed": "tones",
 }
 NAMES = tuple(f"vote_{r}" for r in VOTES) + tuple(MEASURES)
 
@@ -60,6 +60,8 @@ def _measures(x, y) -> list[float]:
         10.0 * spread,
         math.log((fx.get("noise", 0.0) + 0.5) / (fy.get("noise", 0.0) + 0.5)),
         fx.get("hues", 0.0) - fy.get("hues", 0.0),
+        # a copy's tones more combed than its source's (quality.tone_comb); a measure from before it: no evidence
+        math.log((fy["combed"] + 0.02) / (fx["combed"] + 0.02)) if "combed" in fx and "combed" in fy else 0.0,
     ]
 
 

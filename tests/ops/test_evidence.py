@@ -1,14 +1,15 @@
-"""The kept-image model (dedup.ops.evidence) and the per-image measures it added (noise floor, hue spread),
-on images made here."""
+"""The kept-image model (dedup.ops.evidence) and the per-image measures it added (noise floor, hue spread,
+combed tones), on images made here."""
+import io
 import json
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from dedup.ops import evidence
 from dedup.ops.canonical import RULES, choose, in_words
-from dedup.ops.quality import hue_spread, noise_floor
+from dedup.ops.quality import hue_spread, noise_floor, tone_comb
 from tests.ops.test_canonical import jpeg, photo, version
 
 
@@ -38,6 +39,23 @@ def test_hue_spread_narrows_under_a_tint_not_under_saturation():
     assert hue_spread(np.asarray(photo().convert("L").convert("RGB"), np.uint8)) == 0.0
     more = np.asarray(ImageEnhance.Color(photo()).enhance(1.6), np.uint8)
     assert abs(hue_spread(more) - base) < 0.3
+
+
+@pytest.mark.parametrize("edit, survives_jpeg", [
+    (lambda im: ImageOps.posterize(im, 4), True),
+    (lambda im: ImageEnhance.Contrast(im).enhance(1.4), True),
+    (lambda im: ImageOps.autocontrast(im, cutoff=2), False),
+    (lambda im: im.point([int(round(255 * (i / 255) ** 0.7)) for i in range(256)] * 3), False),  # a gamma curve
+])
+def test_tone_edits_comb_the_histogram(edit, survives_jpeg):
+    src = photo()
+    base = tone_comb(np.asarray(src, np.uint8))
+    assert tone_comb(np.asarray(edit(src), np.uint8)) > base + 0.05  # as saved losslessly
+    if survives_jpeg:  # a strong edit's gaps and peaks outlive a JPEG save; a mild one's are filled in by it
+        copy = Image.open(io.BytesIO(jpeg(edit(src), 90))).convert("RGB")
+        assert tone_comb(np.asarray(copy, np.uint8)) > base + 0.05
+    assert tone_comb(np.asarray(src.convert("L"), np.uint8)) < 0.2  # one channel: its own histogram
+    assert tone_comb(np.full((64, 64, 3), 200, np.uint8)) == 1.0  # a flat picture: no histogram to read
 
 
 @pytest.fixture(scope="module")

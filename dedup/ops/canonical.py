@@ -298,7 +298,7 @@ PLAIN = {
     "camera": "it keeps the camera's EXIF",
     "grain": "{other}'s grain differs (smoothed by a resize or a re-save, or noise added)",
     "hues": "{other}'s hues differ (a colour filter or a tint)",
-    "tones": "{other}'s tones are combed (levels, a curve or a filter applied to it)",
+    "tones": "{other}'s tones differ in how combed they are (the gaps and peaks levels, a curve or a filter leave)",
     "detail": "{other}'s detail differs (blurred, sharpened or resampled)",
     "colourfulness": "{other}'s colours are weaker or stronger (a saturation or colour edit)",
     "format": "{other} is a re-save in another file format",

@@ -193,6 +193,17 @@ def _framed(x: Version, y: Version) -> int:
     return added_to(x, y)
 
 
+def _contains(x: Version, y: Version) -> int:
+    """One version holds the other's whole picture and more of the scene around it (:func:`dedup.ops.lineage.contains`):
+    the other is a crop of it, also one enlarged back to its size. The same versions as :func:`_framed` are
+    registered (once per pair, for both rules)."""
+    from dedup.ops.lineage import contains
+
+    if x.detail is None or y.detail is None or x.f.get("digest") == y.f.get("digest") or aligned(x, y, 0.1):
+        return 0
+    return contains(x, y)
+
+
 def _pasted(x: Version, y: Version, min_overlap: float = 0.7, max_turn: float = 0.1) -> int:
     """One version is the other pasted into a larger image (a page, an app's screenshot, a canvas): the
     picture found inside it by its outline (:mod:`dedup.ops.pictures`) is where the content check put the
@@ -248,6 +259,7 @@ RULES: list[Rule] = [
     ("lossy_copy", _lossy_copy),  # a lossy WebP with the JPEG's pixels but for compression noise: made from it
     ("pasted", _pasted),  # the other pasted into a page, a screenshot or a canvas: inside the outline found there
     ("framed", _framed),  # the other's picture with a frame, pad, card, canvas or fill added around it
+    ("contains", _contains),  # holds all of the other's picture and the scene around it: the other is a crop
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
     ("drawn_on", _drawn_on),  # alike but in one region, which in one of them does not continue its surroundings
     ("recompressed", _recompressed),  # a JPEG re-saved at a clearly lower quality, nothing else changed
@@ -278,6 +290,7 @@ PLAIN = {
     "lossy_copy": "{other} is a lossy re-encode of it in another format (WebP)",
     "jpeg_format": "it is the JPEG and {other} a lossy re-encode in another format (WebP)",
     "pasted": "{other} is this picture pasted into a larger image (a page, a screenshot, a canvas)",
+    "contains": "{other} is a crop of it (it holds all of the other's picture and the scene around it)",
     "framed": "{other} is this picture put in a frame, with a pad, a card, a caption bar or a canvas added around it, or warped with filled corners",
     "local_edit": "{other} has something drawn on it (caption, watermark, patch)",
     "drawn_on": "{other} has something drawn on it (caption, watermark, patch)",

@@ -174,7 +174,14 @@ def edge_step(g: np.ndarray, corners: np.ndarray, near: int = 2, far: int = 5) -
 
 def extras(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(the part of x's registration view that y's frame covers, the part of y's that x's covers, y's frame's
-    corners in x, x's frame's corners in y), or None where the two do not register."""
+    corners in x, x's frame's corners in y), or None where the two do not register; computed once per pair
+    (``framed`` and ``contains`` both ask)."""
+    from dedup.ops.versions import _pair_memo
+
+    return _pair_memo(x, y, "extras", lambda: _extras(x, y))
+
+
+def _extras(x, y):
     t = register(x, y)
     if t is None:
         return None
@@ -210,3 +217,39 @@ def added_to(x, y, ratio: float = 2.0) -> int:
     if max(sx, sy) <= ratio or max(sx, sy) <= ratio * min(sx, sy):
         return 0
     return 1 if sy > sx else -1
+
+
+def contains(x, y, whole: float = 0.98, part: float = 0.9, step: tuple = (0.5, 2.0), texture: float = 0.5,
+             flat: float = 0.25) -> int:
+    """+1 where ``x`` holds all of ``y``'s picture and clearly more of the scene around it: ``y``'s frame covers
+    at most ``part`` of ``x``'s view, ``x``'s frame covers ``whole`` of ``y``'s, and what ``x`` has beyond is the
+    picture going on: across the edge of ``y``'s frame the change is that of the picture itself
+    (:func:`frame_step` within ``step``), and the part beyond is textured as the shared part is (at least
+    ``texture`` times its detail, and at most ``flat`` more of it flat: not a card, a pad, a caption bar or a
+    blurred fill). ``y`` is then a crop of ``x``, whatever its size: a crop enlarged back to the photo's size
+    has as many pixels as the photo. -1 the other way; 0 where they do not register or neither holds the
+    other."""
+    e = extras(x, y)
+    if e is None:
+        return 0
+    shared_x, shared_y, corners_y, corners_x = e
+    gx, gy = reg_view(x, keypoints=False)[0], reg_view(y, keypoints=False)[0]
+    for g, mine, theirs, corners, sign in ((gx, shared_x, shared_y, corners_y, 1), (gy, shared_y, shared_x, corners_x, -1)):
+        if theirs.mean() >= whole and mine.mean() <= part:
+            goes_on = step[0] <= frame_step(g, mine, corners) <= step[1]
+            (detail_beyond, flat_beyond), (detail_shared, flat_shared) = _texture(g, ~mine), _texture(g, mine)
+            alike = detail_beyond >= texture * detail_shared and flat_beyond <= flat_shared + flat
+            return sign if goes_on and alike else 0
+    return 0
+
+
+def _texture(g: np.ndarray, where: np.ndarray) -> tuple[float, float]:
+    """(the mean absolute Laplacian of ``g`` over ``where``, the share of it whose 8 x 8 neighbourhood is flat:
+    grey levels' variance under 1); (0, 0) where it holds under 50 pixels."""
+    import cv2
+
+    if np.count_nonzero(where) < 50:
+        return 0.0, 0.0
+    f = g.astype(np.float32)
+    variance = cv2.blur(f * f, (8, 8)) - cv2.blur(f, (8, 8)) ** 2
+    return float(np.abs(cv2.Laplacian(f, cv2.CV_32F))[where].mean()), float((variance[where] < 1).mean())

@@ -42,12 +42,12 @@ EDITS = {  # edit -> (the copy's bytes from the original's image, the rule that 
     "caption box": (lambda im: jpeg(_caption(im)), "local_edit"),
     "watermark text": (lambda im: jpeg(_watermark(im)), "local_edit"),
     "opaque patch": (lambda im: jpeg(_patch(im)), "local_edit"),
-    "zoomed re-framing": (lambda im: jpeg(im.crop((80, 60, 400, 300)).resize(im.size, Image.Resampling.BICUBIC)), "resampled"),
+    "zoomed re-framing": (lambda im: jpeg(im.crop((80, 60, 400, 300)).resize(im.size, Image.Resampling.BICUBIC)), "contains"),
     "rotated 4 degrees": (lambda im: jpeg(im.rotate(4, resample=Image.Resampling.BILINEAR)), "framed"),  # black corners, filled
     "enlarged": (lambda im: jpeg(im.resize((im.width * 2, im.height * 2), Image.Resampling.BICUBIC)), "enlarged"),
     "stretched": (lambda im: jpeg(im.resize((im.width * 7 // 5, im.height), Image.Resampling.BICUBIC)), "stretched"),
     "downscaled": (lambda im: jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)), "picture"),
-    "cropped": (lambda im: jpeg(im.crop((0, 0, im.width * 4 // 5, im.height * 4 // 5))), "picture"),
+    "cropped": (lambda im: jpeg(im.crop((0, 0, im.width * 4 // 5, im.height * 4 // 5))), "contains"),  # picture too, where the two do not register
     "border": (lambda im: jpeg(ImageOps.expand(im, border=60, fill=(30, 120, 200))), "framed"),  # a pad around the picture
     "grey": (lambda im: jpeg(ImageOps.grayscale(im).convert("RGB")), "colour"),
     "heavy JPEG": (lambda im: jpeg(im, 30), None),  # resampled or jpeg_quality: both say the same
@@ -643,3 +643,51 @@ def test_pasted_the_version_inside_the_others_picture_outline_wins():
     x.links[1] = np.array([[0, -0.3, 0.6], [0.3, 0, 0.4], [0, 0, 1.0]])  # turned a quarter into the box: a sibling's frame
     assert _pasted(x, y) == 0
     assert "pasted into a larger image" in PLAIN["pasted"]
+
+
+@pytest.mark.parametrize("box", [(60, 40, 420, 310), (0, 0, 360, 270), (120, 90, 480, 360)])
+def test_a_crop_enlarged_back_to_the_photos_size_loses_by_contains(box):
+    """A crop resized back up to the photo's size has as many pixels as the photo (``picture`` cannot tell
+    them apart), and is saved at a higher quality: the photo holds all of the crop's picture and the scene
+    around it."""
+    src = photo(7).resize((480, 360))
+    o, c = version(jpeg(src, 80), 1), version(jpeg(src.crop(box).resize(src.size, Image.Resampling.BICUBIC), 95), 0)
+    contains = dict(canonical.RULES)["contains"]
+    assert contains(o, c) == 1 and contains(c, o) == -1
+    assert compare(o, c) == (1, "contains")
+    best, why = choose([c, o])
+    assert best == 1 and "crop" in canonical.in_words(why)
+
+
+@pytest.mark.parametrize("edit", list(FRAMES))
+def test_content_added_around_the_picture_is_not_more_of_the_scene(edit):
+    """A pad, a card, a canvas or a caption bar around the photo is not the photo going on: ``contains``
+    does not take the framed copy for the source (``framed`` keeps the photo)."""
+    original = jpeg(photo(5), 80)
+    o, c = version(original, 1), version(FRAMES[edit](_img(original)), 0)
+    assert dict(canonical.RULES)["contains"](o, c) >= 0, edit
+
+
+@pytest.mark.parametrize("colour", ["black", (40, 90, 160)])
+def test_a_caption_bar_is_not_more_of_the_scene(colour):
+    """A bar of one colour with a line of text added below the photo: the text has detail, but most of the
+    bar is flat, as the photo is not."""
+    from PIL import ImageDraw
+
+    src = photo(5)
+    out = Image.new("RGB", (src.width, src.height + 40), colour)
+    out.paste(src, (0, 0))
+    ImageDraw.Draw(out).text((10, src.height + 12), "A CAPTION LINE, AND SOME MORE WORDS IN IT", fill="white")
+    o, c = version(jpeg(src, 80), 1), version(jpeg(out, 95), 0)
+    assert dict(canonical.RULES)["contains"](o, c) >= 0
+
+
+def test_the_photo_on_its_own_blurred_enlargement_does_not_contain_it():
+    """The photo pasted over a blurred enlargement of itself (a square post's fill): the fill goes on with
+    the picture's colours but not its detail, so it is not more of the scene."""
+    src = photo(5)
+    side = max(src.size)
+    back = src.resize((side, side), Image.Resampling.BILINEAR).filter(ImageFilter.GaussianBlur(side / 30))
+    back.paste(src, ((side - src.width) // 2, (side - src.height) // 2))
+    o, c = version(jpeg(src, 80), 1), version(jpeg(back, 95), 0)
+    assert dict(canonical.RULES)["contains"](o, c) >= 0

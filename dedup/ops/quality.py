@@ -357,10 +357,11 @@ def jpeg_quality(opened: Image.Image) -> int:
 def tone_comb(rgb: np.ndarray, spread: float = 2.0, tail: float = 0.01) -> float:
     """How combed the image's tones are: the mean over its colour channels of how far each channel's
     histogram (of a full-resolution crop; between its ``tail`` and ``1 - tail`` quantiles) lies from itself
-    smoothed (a Gaussian of ``spread`` levels), beyond what chance puts there, as a share of its pixels. A camera's JPEG has smooth
-    histograms; an 8-bit tone or colour edit (levels, a curve, a filter, posterize, a palette) maps many
-    levels onto one and skips others, and the gaps and peaks it leaves outlive a JPEG save (Stamm & Liu's
-    contrast-enhancement forensics): a copy is more combed than its source, one edit after another."""
+    smoothed (a Gaussian of ``spread`` levels), beyond what chance puts there, as a share of its pixels. A
+    camera's JPEG has smooth histograms; an 8-bit tone or colour edit (levels, a curve, a filter, posterize,
+    a palette) maps many levels onto one and skips others, and the gaps and peaks it leaves outlive a JPEG
+    save (Stamm & Liu's contrast-enhancement forensics): a copy is more combed than its source, one edit
+    after another."""
     import cv2
 
     rgb = np.ascontiguousarray(rgb if rgb.ndim == 3 else rgb[..., None], np.uint8)

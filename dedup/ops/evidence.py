@@ -60,8 +60,9 @@ def _measures(x, y) -> list[float]:
         10.0 * spread,
         math.log((fx.get("noise", 0.0) + 0.5) / (fy.get("noise", 0.0) + 0.5)),
         fx.get("hues", 0.0) - fy.get("hues", 0.0),
-        # a copy's tones more combed than its source's (quality.tone_comb); a measure from before it: no evidence
-        math.log((fy["combed"] + 0.02) / (fx["combed"] + 0.02)) if "combed" in fx and "combed" in fy else 0.0,
+        # a copy's tones more combed than its source's (quality.tone_comb); a palette file (-1) or a measure
+        # from before it: no evidence
+        math.log((fy["combed"] + 0.02) / (fx["combed"] + 0.02)) if min(fx.get("combed", -1), fy.get("combed", -1)) >= 0 else 0.0,
     ]
 
 

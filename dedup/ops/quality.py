@@ -112,7 +112,8 @@ def measure(data: bytes, want_lattice: bool = True) -> tuple[dict, np.ndarray, n
         "digest": hashlib.sha1(upright.tobytes()).hexdigest()[:16],  # RGB: the bytes np.asarray(upright) holds
         "width": w, "height": h,
         "noise": round(noise_floor(centre), 4), "hues": round(hue_spread(view), 4),
-        "combed": round(tone_comb(np.asarray(_centre(upright, 512), np.uint8)), 4),
+        # a palette file's histogram is combed by its format, not by an edit: -1, not measured
+        "combed": -1.0 if opened.mode in ("P", "PA", "1") else round(tone_comb(np.asarray(_centre(upright, 512), np.uint8)), 4),
     }, grey.astype(np.uint8), np.asarray(_view(full_grey, DETAIL, "L"), np.uint8), tone_levels(view), lattice, \
         (None if opened.format == "JPEG" or not want_lattice else square_luma(full_grey))
 

@@ -58,6 +58,17 @@ def test_tone_edits_comb_the_histogram(edit, survives_jpeg):
     assert tone_comb(np.full((64, 64, 3), 200, np.uint8)) == 1.0  # a flat picture: no histogram to read
 
 
+def test_a_palette_file_gives_no_evidence_of_combed_tones():
+    """A GIF or PNG-8's histogram is combed by its format: neither it nor its JPEG re-save says anything by
+    their tones."""
+    im = photo()
+    buf = io.BytesIO()
+    im.quantize(colors=64).save(buf, "PNG")
+    gif, copy = version(buf.getvalue(), 1), version(jpeg(im.quantize(colors=64).convert("RGB"), 92), 0)
+    assert gif.f["combed"] == -1.0 and copy.f["combed"] >= 0
+    assert evidence.features(gif, copy)[evidence.NAMES.index("combed")] == 0.0
+
+
 @pytest.fixture(scope="module")
 def versions():
     im = photo()

@@ -204,6 +204,37 @@ def _contains(x: Version, y: Version) -> int:
     return contains(x, y)
 
 
+def _noise_added(x: Version, y: Version, lag: float = 0.1, edges: float = 0.12, level: float = 10.0,
+                 combed: float = 0.1) -> int:
+    """One of two versions of one frame (same detail view size, :func:`aligned`) is the other with noise
+    added: the pixel-scale part of their difference (their detail views, tones matched, less a 3 px
+    Gaussian blur of it) is white (neighbours correlate under ``lag`` either way: the finest detail a heavy
+    JPEG or a blur takes away leaves neighbours anti-correlated), does not follow the quieter one's
+    edges (its absolute value correlates with that version's gradient under ``edges``: a blur, a sharpening
+    or a re-encode differs most at edges) and is strong (standard deviation over ``level`` grey levels).
+    The one with the higher noise floor (:func:`dedup.ops.quality.noise_floor`) loses, unless the quieter
+    one's tones are combed (over ``combed``, :func:`dedup.ops.quality.tone_comb`): quantising a picture
+    (posterize, a palette) takes away an error as white as added noise, and leaves its tones combed."""
+    import cv2
+
+    if x.detail is None or y.detail is None or x.detail.shape != y.detail.shape or x.f.get("digest") == y.f.get("digest"):
+        return 0
+    if not aligned(x, y, 0.3):
+        return 0
+    gx, gy = x.detail.astype(np.float32), y.detail.astype(np.float32)
+    d = (gy - gy.mean()) / max(float(gy.std()), 1e-3) * float(gx.std()) + float(gx.mean()) - gx
+    d = d - cv2.GaussianBlur(d, (0, 0), 3)
+    if float(d.std()) <= level or abs(np.corrcoef(d[:, 1:].ravel(), d[:, :-1].ravel())[0, 1]) >= lag:
+        return 0
+    quiet, q = (gx, x) if x.f["noise"] <= y.f["noise"] else (gy, y)
+    if q.f.get("combed", -1) > combed or q.f.get("combed", -1) < 0:
+        return 0
+    grad = cv2.magnitude(cv2.Sobel(quiet, cv2.CV_32F, 1, 0), cv2.Sobel(quiet, cv2.CV_32F, 0, 1))
+    if np.corrcoef(np.abs(d).ravel(), grad.ravel())[0, 1] >= edges:
+        return 0
+    return 1 if x.f["noise"] < y.f["noise"] else (-1 if y.f["noise"] < x.f["noise"] else 0)
+
+
 def _pasted(x: Version, y: Version, min_overlap: float = 0.7, max_turn: float = 0.1) -> int:
     """One version is the other pasted into a larger image (a page, an app's screenshot, a canvas): the
     picture found inside it by its outline (:mod:`dedup.ops.pictures`) is where the content check put the
@@ -262,6 +293,7 @@ RULES: list[Rule] = [
     ("contains", _contains),  # holds all of the other's picture and the scene around it: the other is a crop
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
     ("drawn_on", _drawn_on),  # alike but in one region, which in one of them does not continue its surroundings
+    ("noise_added", _noise_added),  # one frame, the other with white noise added over it
     ("recompressed", _recompressed),  # a JPEG re-saved at a clearly lower quality, nothing else changed
     ("central", _central),  # three or more distinct versions: the one closest to all the others is their source
     ("reoriented", _reoriented),  # a mirrored or turned JPEG that keeps the other's lattice was made from it
@@ -293,6 +325,7 @@ PLAIN = {
     "contains": "{other} is a crop of it (it holds all of the other's picture and the scene around it)",
     "framed": "{other} is this picture put in a frame, with a pad, a card, a caption bar or a canvas added around it, or warped with filled corners",
     "local_edit": "{other} has something drawn on it (caption, watermark, patch)",
+    "noise_added": "{other} is this picture with noise added",
     "drawn_on": "{other} has something drawn on it (caption, watermark, patch)",
     "recompressed": "{other} is a re-save of it at a lower JPEG quality",
     "central": "it is the version closest to all the others (they are edits of it)",

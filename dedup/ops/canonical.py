@@ -224,13 +224,13 @@ def _noise_added(x: Version, y: Version, lag: float = 0.1, edges: float = 0.12, 
     gx, gy = x.detail.astype(np.float32), y.detail.astype(np.float32)
     d = (gy - gy.mean()) / max(float(gy.std()), 1e-3) * float(gx.std()) + float(gx.mean()) - gx
     d = d - cv2.GaussianBlur(d, (0, 0), 3)
-    if float(d.std()) <= level or abs(np.corrcoef(d[:, 1:].ravel(), d[:, :-1].ravel())[0, 1]) >= lag:
-        return 0
+    if float(d.std()) <= level or not abs(np.corrcoef(d[:, 1:].ravel(), d[:, :-1].ravel())[0, 1]) < lag:
+        return 0  # (not ... <: a NaN correlation, of a flat view, decides nothing)
     quiet, q = (gx, x) if x.f["noise"] <= y.f["noise"] else (gy, y)
     if q.f.get("combed", -1) > combed or q.f.get("combed", -1) < 0:
         return 0
     grad = cv2.magnitude(cv2.Sobel(quiet, cv2.CV_32F, 1, 0), cv2.Sobel(quiet, cv2.CV_32F, 0, 1))
-    if np.corrcoef(np.abs(d).ravel(), grad.ravel())[0, 1] >= edges:
+    if not np.corrcoef(np.abs(d).ravel(), grad.ravel())[0, 1] < edges:
         return 0
     return 1 if x.f["noise"] < y.f["noise"] else (-1 if y.f["noise"] < x.f["noise"] else 0)
 

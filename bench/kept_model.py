@@ -110,8 +110,8 @@ def versions_of(vs, measured, info, sim, links=None):
 
 def undecided(table: pd.DataFrame) -> pd.DataFrame:
     """The pairs no rule of direct evidence decides (:data:`dedup.ops.evidence.SURE`): what the model is for.
-    Only the rules the evidence has a vote column for are read: ``contains``, which came after the model,
-    is not, so the model is fitted on pairs some of which ``contains`` now decides before it."""
+    Only the rules the evidence has a vote column for are read: ``contains`` and ``noise_added``, which came
+    after the model, are not, so the model is fitted on pairs some of which they now decide before it."""
     from dedup.ops.evidence import SURE
 
     return table[(table[[f"vote_{r}" for r in SURE if f"vote_{r}" in table]] == 0).all(axis=1)]

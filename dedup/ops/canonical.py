@@ -188,9 +188,7 @@ def _framed(x: Version, y: Version) -> int:
     registered (the cost)."""
     from dedup.ops.lineage import added_to
 
-    if x.detail is None or y.detail is None or x.f.get("digest") == y.f.get("digest") or aligned(x, y, 0.1):
-        return 0
-    return added_to(x, y)
+    return added_to(x, y) if _framings(x, y) else 0
 
 
 def _contains(x: Version, y: Version) -> int:
@@ -199,9 +197,13 @@ def _contains(x: Version, y: Version) -> int:
     registered (once per pair, for both rules)."""
     from dedup.ops.lineage import contains
 
-    if x.detail is None or y.detail is None or x.f.get("digest") == y.f.get("digest") or aligned(x, y, 0.1):
-        return 0
-    return contains(x, y)
+    return contains(x, y) if _framings(x, y) else 0
+
+
+def _framings(x: Version, y: Version) -> bool:
+    """Whether two versions may frame the picture differently, so that ``framed`` and ``contains`` register
+    them: both have a detail view, their pixels differ, and they are not closely aligned."""
+    return x.detail is not None and y.detail is not None and x.f.get("digest") != y.f.get("digest") and not aligned(x, y, 0.1)
 
 
 def _noise_added(x: Version, y: Version, lag: float = 0.1, edges: float = 0.12, level: float = 10.0,

@@ -234,22 +234,35 @@ def contains(x, y, whole: float = 0.98, part: float = 0.9, step: tuple = (0.5, 2
         return 0
     shared_x, shared_y, corners_y, corners_x = e
     gx, gy = reg_view(x, keypoints=False)[0], reg_view(y, keypoints=False)[0]
-    for g, mine, theirs, corners, sign in ((gx, shared_x, shared_y, corners_y, 1), (gy, shared_y, shared_x, corners_x, -1)):
+    for v, g, mine, theirs, corners, sign in ((x, gx, shared_x, shared_y, corners_y, 1), (y, gy, shared_y, shared_x, corners_x, -1)):
         if theirs.mean() >= whole and mine.mean() <= part:
             goes_on = step[0] <= frame_step(g, mine, corners) <= step[1]
-            (detail_beyond, flat_beyond), (detail_shared, flat_shared) = _texture(g, ~mine), _texture(g, mine)
+            maps = _texture_maps(v)
+            (detail_beyond, flat_beyond), (detail_shared, flat_shared) = _texture(maps, ~mine), _texture(maps, mine)
             alike = detail_beyond >= texture * detail_shared and flat_beyond <= flat_shared + flat
             return sign if goes_on and alike else 0
     return 0
 
 
-def _texture(g: np.ndarray, where: np.ndarray) -> tuple[float, float]:
-    """(the mean absolute Laplacian of ``g`` over ``where``, the share of it whose 8 x 8 neighbourhood is flat:
-    grey levels' variance under 1); (0, 0) where it holds under 50 pixels."""
+def _texture_maps(v) -> tuple[np.ndarray, np.ndarray]:
+    """(the absolute Laplacian of ``v``'s registration view, where its 8 x 8 neighbourhood is flat: grey
+    levels' variance under 1), made once per version (every pair it is in asks, for both parts of it)."""
     import cv2
 
+    from dedup.ops.versions import _memo
+
+    def make():
+        f = reg_view(v, keypoints=False)[0].astype(np.float32)
+        variance = cv2.blur(f * f, (8, 8)) - cv2.blur(f, (8, 8)) ** 2
+        return np.abs(cv2.Laplacian(f, cv2.CV_32F)), variance < 1
+
+    return _memo(v, "reg_texture", make)
+
+
+def _texture(maps: tuple[np.ndarray, np.ndarray], where: np.ndarray) -> tuple[float, float]:
+    """(the mean absolute Laplacian over ``where``, the share of it that is flat) of :func:`_texture_maps`;
+    (0, 0) where it holds under 50 pixels."""
     if np.count_nonzero(where) < 50:
         return 0.0, 0.0
-    f = g.astype(np.float32)
-    variance = cv2.blur(f * f, (8, 8)) - cv2.blur(f, (8, 8)) ** 2
-    return float(np.abs(cv2.Laplacian(f, cv2.CV_32F))[where].mean()), float((variance[where] < 1).mean())
+    lap, flat = maps
+    return float(lap[where].mean()), float(flat[where].mean())

@@ -220,13 +220,15 @@ def added_to(x, y, ratio: float = 2.0) -> int:
 
 
 def contains(x, y, whole: float = 0.98, part: float = 0.9, step: tuple = (0.5, 2.0), texture: float = 0.5,
-             flat: float = 0.25) -> int:
+             flat: float = 0.25, margin: int = 5) -> int:
     """+1 where ``x`` holds all of ``y``'s picture and clearly more of the scene around it: ``y``'s frame covers
     at most ``part`` of ``x``'s view, ``x``'s frame covers ``whole`` of ``y``'s, and what ``x`` has beyond is the
     picture going on: across the edge of ``y``'s frame the change is that of the picture itself
     (:func:`frame_step` within ``step``), and the part beyond is textured as the shared part is (at least
     ``texture`` times its detail, and at most ``flat`` more of it flat: not a card, a pad, a caption bar or a
-    blurred fill). ``y`` is then a crop of ``x``, whatever its size: a crop enlarged back to the photo's size
+    blurred fill), read ``margin`` px away from its edges (:func:`_away`: the texture maps' 8 x 8 windows and
+    3 x 3 Laplacian there straddle the edge, so a pad a few pixels wide on a small copy reads as textured;
+    where nothing is left, nothing is decided). ``y`` is then a crop of ``x``, whatever its size: a crop enlarged back to the photo's size
     has as many pixels as the photo. -1 the other way; 0 where they do not register or neither holds the
     other."""
     e = extras(x, y)
@@ -238,10 +240,20 @@ def contains(x, y, whole: float = 0.98, part: float = 0.9, step: tuple = (0.5, 2
         if theirs.mean() >= whole and mine.mean() <= part:
             goes_on = step[0] <= frame_step(g, mine, corners) <= step[1]
             maps = _texture_maps(v)
-            (detail_beyond, flat_beyond), (detail_shared, flat_shared) = _texture(maps, ~mine), _texture(maps, mine)
+            (detail_beyond, flat_beyond), (detail_shared, flat_shared) = _texture(maps, _away(~mine, margin)), _texture(maps, mine)
             alike = detail_beyond >= texture * detail_shared and flat_beyond <= flat_shared + flat
             return sign if goes_on and alike else 0
     return 0
+
+
+def _away(mask: np.ndarray, margin: int) -> np.ndarray:
+    """The part of ``mask`` at least ``margin`` px from its own edges and from the frame's border."""
+    import cv2
+
+    if margin <= 0:
+        return mask
+    k = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
+    return cv2.erode(mask.astype(np.uint8), k, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
 
 
 def _texture_maps(v) -> tuple[np.ndarray, np.ndarray]:

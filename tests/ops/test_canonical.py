@@ -691,3 +691,39 @@ def test_the_photo_on_its_own_blurred_enlargement_does_not_contain_it():
     back.paste(src, ((side - src.width) // 2, (side - src.height) // 2))
     o, c = version(jpeg(src, 80), 1), version(jpeg(back, 95), 0)
     assert dict(canonical.RULES)["contains"](o, c) >= 0
+
+
+
+def test_thin_pads_around_a_small_copy_are_not_more_of_the_scene():
+    """A thumbnail of the photo in nested pads a few pixels wide, re-saved lossily: the copy must not take
+    the photo for a crop of itself (with the content check's transform, as a run hands it over: too few
+    keypoints on so small a copy to register it here)."""
+    from PIL import ImageOps
+
+    src = photo(5).resize((170, 160))
+    small = ImageOps.expand(src, border=12, fill=(128, 128, 128)).resize((66, 62), Image.Resampling.BICUBIC)
+    for _ in range(2):
+        small = _img(jpeg(ImageOps.expand(small, border=4, fill=(255, 255, 255)), 80))
+    o, c = version(jpeg(src, 90), 1), version(jpeg(small, 77), 0)
+    inset = (8 + 12 * 66 / 194, 8 + 12 * 62 / 184)  # the photo's corner in the copy, px
+    o.vid, c.vid = 1, 0
+    c.links = {1: np.array([[82 / 57.8, 0, -inset[0] / 57.8], [0, 78 / 54.3, -inset[1] / 54.3], [0, 0, 1.0]])}
+    contains = dict(canonical.RULES)["contains"]
+    assert contains(o, c) >= 0 and contains(c, o) <= 0
+
+
+def test_contains_reads_the_texture_beyond_away_from_its_edges():
+    """What lies beyond the other's frame is read ``margin`` px from its edges: a strip a few pixels wide (a
+    pad on a small copy, whose texture windows all straddle its edges) leaves nothing to read, and nothing
+    is decided on it; a wide part keeps its inside."""
+    from dedup.ops.lineage import _away, _texture
+
+    beyond = np.zeros((80, 80), bool)
+    beyond[:, :4] = beyond[:, -4:] = True  # pads 4 px wide on either side
+    assert not _away(beyond, 5).any()
+    lap = np.full((80, 80), 30.0, np.float32)  # the strips' windows straddle the pad's edge: textured
+    assert _texture((lap, np.zeros((80, 80), bool)), _away(beyond, 5)) == (0.0, 0.0)
+    wide = np.zeros((80, 80), bool)
+    wide[:, 40:] = True
+    inside = _away(wide, 5)
+    assert inside[5:-5, 45:-5].all() and not inside[:, :45].any() and not inside[:5].any()

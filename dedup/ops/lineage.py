@@ -228,9 +228,9 @@ def contains(x, y, whole: float = 0.98, part: float = 0.9, step: tuple = (0.5, 2
     ``texture`` times its detail, and at most ``flat`` more of it flat: not a card, a pad, a caption bar or a
     blurred fill), read ``margin`` px away from its edges (:func:`_away`: the texture maps' 8 x 8 windows and
     3 x 3 Laplacian there straddle the edge, so a pad a few pixels wide on a small copy reads as textured;
-    where nothing is left, nothing is decided). ``y`` is then a crop of ``x``, whatever its size: a crop enlarged back to the photo's size
-    has as many pixels as the photo. -1 the other way; 0 where they do not register or neither holds the
-    other."""
+    where nothing is left, nothing is decided). ``y`` is then a crop of ``x``, whatever its size: a crop
+    enlarged back to the photo's size has as many pixels as the photo. -1 the other way; 0 where they do not
+    register or neither holds the other."""
     e = extras(x, y)
     if e is None:
         return 0

@@ -229,7 +229,7 @@ def _noise_added(x: Version, y: Version, lag: float = 0.1, edges: float = 0.12, 
     if float(d.std()) <= level or not abs(np.corrcoef(d[:, 1:].ravel(), d[:, :-1].ravel())[0, 1]) < lag:
         return 0  # (not ... <: a NaN correlation, of a flat view, decides nothing)
     quiet, q = (gx, x) if x.f["noise"] <= y.f["noise"] else (gy, y)
-    if q.f.get("combed", -1) > combed or q.f.get("combed", -1) < 0:
+    if not 0 <= q.f.get("combed", -1) <= combed:  # combed, or not measured (a palette file, an older measure)
         return 0
     grad = cv2.magnitude(cv2.Sobel(quiet, cv2.CV_32F, 1, 0), cv2.Sobel(quiet, cv2.CV_32F, 0, 1))
     if not np.corrcoef(np.abs(d).ravel(), grad.ravel())[0, 1] < edges:

@@ -191,6 +191,13 @@ def test_missing_or_broken_images_get_placeholders(finished_run, tmp_path):
     assert sum(m["placeholder"] for m in members.values()) == len(broken)  # the others still have thumbnails
 
 
+def test_a_near_copy_says_how_the_check_matched_it():
+    from dedup.report.sections import _checked_html
+
+    assert "checked: 41 inliers" in _checked_html(41)
+    assert "checked: same frame" in _checked_html(0)  # the check's identity pass: no features matched
+
+
 def test_histogram_draws_the_threshold_where_it_is():
     sims = np.linspace(0.9, 1.0, 1000)
     svg = histogram_svg(sims, 0.95)

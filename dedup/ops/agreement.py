@@ -81,6 +81,16 @@ def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr
                                cv2.erode(covered, np.ones((window, window), np.uint8)) > 0, window, corr, texture)
 
 
+def detail_correlation(va: View, vb: View) -> float:
+    """The correlation of the two views' band-passed detail with ``vb`` as it is, scaled to ``va``'s frame (two
+    images of one aspect ratio under the identity): near 1 only where every edge lies where the other's does."""
+    import cv2
+
+    h, w = va.detail.shape
+    other = vb.detail if vb.detail.shape == (h, w) else cv2.resize(vb.detail, (w, h), interpolation=cv2.INTER_LINEAR)
+    return _correlation(va.detail, other)
+
+
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson's correlation of ``x`` and ``y`` (0.0 where either is flat): one pass of OpenCV's
     double-precision sums rather than numpy's covariance matrix."""

@@ -7,13 +7,14 @@ Out:
   ``canonical_path``, ``is_canonical``, ``similarity_to_canonical``, ``width``, ``height``, ``bytes``,
   ``sha``, and ``match`` (canonical | exact | near), ``cluster_size``, ``component_id``, ``format``,
   ``mode``, ``source``, ``verified`` (the content check of the pair that put a near copy in its cluster:
-  ``true``, or ``not needed`` for a pair at or above the verify band or a run without the check; empty
-  for canonical images and exact copies), ``inliers`` (that check's matched features; -1 where none),
-  ``reference_path``, ``kept_because`` (on a kept image of a cluster of two or more: why, in plain words,
-  :func:`dedup.ops.canonical.in_words`: what the ``quality`` policy's rules found in the others, ``largest
-  (no evidence told them apart)``, or for identical files the rule of :func:`representative_paths`) and
-  ``kept_rule`` (the same as names: the rules, most used first, ``largest`` or ``byte-identical``;
-  ``+byte-identical`` added where the kept content is in several identical files);
+  ``true``, or ``not needed`` for a pair at or above the verify band or a run without the check; empty for
+  canonical images and exact copies), ``inliers`` (that check's matched features; 0 for a pair of one frame it
+  matched by its pixels alone; -1 where none), ``reference_path``, ``kept_because`` (on a kept image of a
+  cluster of two or more: why, in plain words, :func:`dedup.ops.canonical.in_words`: what the ``quality``
+  policy's rules found in the others, ``largest (no evidence told them apart)``, or for identical files the
+  rule of :func:`representative_paths`) and ``kept_rule`` (the same as names: the rules, most used first,
+  ``largest`` or ``byte-identical``; ``+byte-identical`` added where the kept content is in several identical
+  files);
 * ``errors.parquet`` / ``errors.csv``: one row per input that could not be used: ``path``, ``error``,
   ``stage`` (read | decode), ``source``;
 * (written by the stage) ``keep.txt`` (one canonical per cluster) and ``remove.txt`` (every other path).

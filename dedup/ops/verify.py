@@ -7,10 +7,11 @@ in one screenshot template score higher than a photo and its screenshot. Copy de
 by checking that the two images share content: local features matched under one geometric transform, and
 the pixels that transform moves onto each other agreeing.
 
-How (:func:`check`): OpenCV's ORB keypoints on the image in grey, matched with Lowe's ratio test, RANSAC
-for a similarity transform (rotation, uniform scale, shift); coarse to fine: first on a 256 px view with
-500 keypoints, and only where that does not pass at 400 px with 1000, then a homography (perspective, a
-changed aspect ratio), then the mirror image. A match is plausible with ``min_inliers`` inliers (more for
+How (:func:`check`): two images of one frame whose detail lies in the same places (a re-save, a tone
+edit, a downscale) are matched by the identity, no keypoints needed; others by OpenCV's ORB keypoints on the
+image in grey, matched with Lowe's ratio test, RANSAC for a similarity transform (rotation, uniform scale,
+shift); coarse to fine: first on a 256 px view with 500 keypoints, and only where that does not pass at
+400 px with 1000, then a homography (perspective, a changed aspect ratio), then the mirror image. A match is plausible with ``min_inliers`` inliers (more for
 the mirror image and the homography), a scale within ``max_scale`` either way, and containment
 (:func:`containment`): a copy is derived from the other image, so one image's content (its frame less a
 uniform fill from a corner: pads, a rotation's corners, :func:`content_mask`) lies (almost) wholly inside
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dedup.ops.agreement import _agrees, _as3, _rescaled, agreements, same_frame
+from dedup.ops.agreement import _agrees, _as3, _rescaled, agreements, detail_correlation, same_frame
 from dedup.ops.features import Features, containment, grey_view, picture_view
 from dedup.ops.matching import _good_matches, _homography, _match, _precise, ratio_matches
 
@@ -106,10 +107,16 @@ class VerifyParams:
     # this: the coarse view's containment comes within a few points of the full size's, so a copy near
     # ``min_containment`` is still matched at full size. 0: such pairs go on to the full size.
     coarse_mirror_fail: float = 0.75
+    # One frame, no keypoints (:func:`_identity`): two images of one aspect ratio whose band-passed detail
+    # correlates at least this well as they are (on the coarse views, then at full size) are matched by the
+    # identity, and pass where their pixels agree as any match's must: a re-save, a tone or colour edit, a
+    # downscale. A tilt of half a degree or a crop of a pixel or two still passes (the identity then a pixel
+    # off at ``size``); a tilt of a degree or a 2 % crop falls short, and the keypoints find its transform. 0: off.
+    identity_detail: float = 0.95
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 14  # bump when the check or what it records changes for the same parameters
+    version: int = 15  # bump when the check or what it records changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -151,13 +158,17 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
     pair that failed, for :func:`templates`; for a pair that passed, the transform that matched it, a -> b, in
     unit coordinates: :func:`unit_transform`) for two images' features (see the module docstring).
 
-    Tried in turn: a similarity transform (on the coarse views first: :attr:`VerifyParams.coarse`); where it
-    does not pass, a homography (perspective, a changed
-    aspect ratio: :attr:`VerifyParams.homography`); where neither matched plausibly, the mirror image's
-    similarity transform. A match passes when the pixels it moves onto each other agree (:func:`_agrees`)."""
+    Tried in turn: the identity, for two images of one frame whose detail lies in the same places
+    (:func:`_identity`: no keypoints); a similarity transform (on the coarse views first:
+    :attr:`VerifyParams.coarse`); where it does not pass, a homography (perspective, a changed aspect ratio:
+    :attr:`VerifyParams.homography`); where neither matched plausibly, the mirror image's similarity transform. A match passes when the pixels it moves onto each other agree (:func:`_agrees`)."""
     def plausible(n: int, floor: int, scale: float, contained: float) -> bool:
         return n >= floor and 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
 
+    if params.identity_detail:
+        same = _identity(fa, fb, params)
+        if same is not None:
+            return same
     seen = 0  # where the first plausible same-frame match disagreed: a failed pair still tells of a template
     if params.coarse and fa.coarse is not None and fb.coarse is not None:
         done, result = _coarse(fa, fb, params, plausible)
@@ -188,6 +199,23 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
         ok = _agrees(fa, fb, moved, params, True)[0]
         return ok, m, True, mscale, seen, (unit_transform(moved, fa.shape, fb.shape, True) if ok else None)
     return (False, m, True, mscale, seen, None) if m > n else (False, n, False, scale, seen, None)
+
+
+def _identity(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
+    """:func:`check`'s result for two images of one frame that pass as they are (no keypoints), or None
+    (the keypoints decide): the same aspect ratio (within 1 %), the band-passed detail correlating at
+    :attr:`VerifyParams.identity_detail` or better on the coarse views (where there are: cheap, and most pairs
+    of one shape that are not one picture stop there) and at full size, and the pixels agreeing under the
+    identity as :func:`_agrees` asks of any match. Inliers 0: none were matched; the transform, the identity."""
+    (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
+    if abs(wa * hb - wb * ha) > 0.01 * max(wa * hb, wb * ha):
+        return None
+    views = [(fa.view, fb.view)] if fa.coarse is None or fb.coarse is None else [(fa.coarse.view, fb.coarse.view), (fa.view, fb.view)]
+    if any(detail_correlation(va, vb) < params.identity_detail for va, vb in views):
+        return None
+    scaled = np.diag([wb / wa, hb / ha, 1.0])
+    ok, grid = _agrees(fa, fb, scaled, params, False)
+    return (True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), grid, np.eye(3)) if ok else None
 
 
 def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tuple[bool, tuple | int]:

@@ -129,7 +129,7 @@ def _member_html(row: dict, thumb: Thumb | None) -> str:
     fmt = row.get("format")
     meta = f'{dims} · {_human_bytes(row.get("bytes"))}' + (f" · {_e(fmt)}" if isinstance(fmt, str) else "")
     if str(row.get("verified") or "") == "true":
-        meta += f' · <span class="verified" title="shared content confirmed by matched local features">checked: {int(row.get("inliers") or 0)} inliers</span>'
+        meta += _checked_html(int(row.get("inliers") or 0))
     cls = "member canonical" if canonical else "member duplicate"
     return (f'<figure class="{cls} match-{_e(match)}" data-similarity="{sim:.6f}" data-match="{_e(match)}">'
             f'<div class="thumb-box">{img}</div><figcaption>{badge} <span class="sim" title="similarity to the canonical">'
@@ -239,6 +239,16 @@ def _outcome_badge(row: dict | None) -> str:
     if size > 1:
         return f'<span class="badge keep" title="in keep.txt: the image kept for its cluster of {size}">kept</span>'
     return '<span class="badge unique" title="in keep.txt: no duplicate found">unique</span>'
+
+
+def _checked_html(inliers: int) -> str:
+    """How the content check confirmed a near copy: matched local features, or (0 inliers: the check's
+    identity pass) one frame whose pixels agree as they are."""
+    if inliers > 0:
+        return (' · <span class="verified" title="shared content confirmed by matched local features">'
+                f'checked: {inliers} inliers</span>')
+    return (' · <span class="verified" title="one frame: the pixels agree where they are, no features needed">'
+            'checked: same frame</span>')
 
 
 def _rejected_member_html(path: str, sim: float, row: dict | None, thumb: Thumb | None) -> str:

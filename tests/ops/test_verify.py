@@ -9,14 +9,15 @@ from dedup.ops import agreement, features, verify
 from dedup.synth import encode, textured_image, write
 
 P = verify.VerifyParams()
+KEYPOINTS = verify.VerifyParams(identity_detail=0)  # no identity pass: what the keypoints alone find
 
 
-def _features(img: Image.Image) -> verify.Features:
-    return verify.Features(verify.grey_view(encode(img.convert("RGB")), P.size), P)
+def _features(img: Image.Image, params: verify.VerifyParams = P) -> verify.Features:
+    return verify.Features(verify.grey_view(encode(img.convert("RGB")), params.size), params)
 
 
-def _check(x: Image.Image, y: Image.Image):
-    return verify.check_pair(_features(x), _features(y), P)
+def _check(x: Image.Image, y: Image.Image, params: verify.VerifyParams = P):
+    return verify.check_pair(_features(x, params), _features(y, params), params)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +34,42 @@ def photo():
     ImageOps.mirror,                                                                       # a mirror image
 ])
 def test_copies_share_content(photo, edit):
-    ok, inliers, mirrored, scale = _check(photo, edit(photo))
+    ok, inliers, mirrored, scale = _check(photo, edit(photo), KEYPOINTS)
     assert ok, (inliers, mirrored, scale)
     assert inliers >= P.min_inliers
+    assert _check(photo, edit(photo))[0]  # and with the identity pass first
+
+
+@pytest.mark.parametrize("edit", [
+    lambda im: Image.open(__import__("io").BytesIO(encode(im, quality=40))),       # a re-save
+    lambda im: ImageOps.grayscale(im).point(lambda v: min(255, int(v * 1.3))),     # grey, brighter
+    lambda im: im.resize((240, 180)),                                              # a downscale
+    lambda im: im.rotate(0.3, resample=Image.Resampling.BICUBIC),                  # a tilt too small to matter
+])
+def test_one_frame_passes_without_keypoints(photo, edit):
+    """Two images of one frame whose detail lies in the same places pass by their pixels under the
+    identity: no keypoints described, none matched (inliers 0), the identity recorded."""
+    fa, fb = _features(photo), _features(edit(photo))
+    ok, inliers, mirrored, _, _, transform = verify.check(fa, fb, P)
+    assert ok and inliers == 0 and not mirrored
+    np.testing.assert_array_equal(transform, np.eye(3))
+    assert fa._plain is fb._plain is None and fa.coarse._plain is fb.coarse._plain is None
+
+
+@pytest.mark.parametrize("other, copy", [
+    (lambda im: im.rotate(2, resample=Image.Resampling.BICUBIC), True),             # a tilt of 2 degrees
+    (lambda im: im.crop((10, 8, 470, 353)).resize((480, 360)), True),               # a 2 % crop, enlarged back
+    (lambda im: textured_image(12), False),                                         # another photo, one shape
+])
+def test_the_identity_pass_leaves_moved_content_to_the_keypoints(photo, other, copy):
+    """A tilt or a crop that keeps the frame's shape moves the detail: the keypoints match it and record
+    its transform (the kept-image stage reads it); another photo of the same shape is not matched at all."""
+    fa, fb = _features(photo), _features(other(photo))
+    assert verify._identity(fa, fb, P) is None
+    ok, inliers, _, _, _, transform = verify.check(fa, fb, P)
+    assert ok == copy
+    if copy:
+        assert inliers >= P.min_inliers and np.abs(transform - np.eye(3)).max() > 0.01
 
 
 def test_mirror_images_need_the_mirrored_match(photo):
@@ -83,7 +117,7 @@ def test_small_images_are_enlarged_for_the_keypoints(photo):
     small = encode(photo.resize((120, 90)))
     assert verify.grey_view(small, P.size).shape == (300, 400)
     assert verify.grey_view(small, P.size, enlarge=False).shape == (90, 120)
-    assert _check(photo, Image.open(__import__("io").BytesIO(small)))[0]  # a thumbnail of the photo
+    assert _check(photo, Image.open(__import__("io").BytesIO(small)), KEYPOINTS)[0]  # a thumbnail of the photo
 
 
 def test_different_photos_fail(photo):

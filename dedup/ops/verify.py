@@ -20,12 +20,12 @@ the other's frame; two framings that share a strip do not. It passes where the p
 match as mirror images, and the rest then disagrees) and locally, over the detailed area the two overlap
 in (two photos under one meme card or one watermark agree only in the card). Pairs that match only a frame
 recurring across the corpus (an app's screenshot, a canvas) are found over all the pairs together
-(:func:`templates`). Images smaller than ``size`` are enlarged to it (ORB finds almost no keypoints on a
+(:func:`~dedup.ops.templates.templates`). Images smaller than ``size`` are enlarged to it (ORB finds almost no keypoints on a
 thumbnail). The choices and what each measured: ``docs/how-it-decides.md`` ("Verifying ambiguous pairs").
 
 What an image gives the check is in :mod:`dedup.ops.features`, the matching in :mod:`dedup.ops.matching`,
-the pixels' agreement in :mod:`dedup.ops.agreement`; here: the parameters, the order of the tries, the
-templates, the transform recorded, and running it over many pairs.
+the pixels' agreement in :mod:`dedup.ops.agreement`, the templates in :mod:`dedup.ops.templates`; here: the
+parameters, the order of the tries, the transform recorded, and running it over many pairs.
 
 :func:`plan_tasks` splits a set of edges into connected groups, so that each task reads and describes an
 image once (:func:`check_edges` caches the features per image); :func:`apply` puts the results on the
@@ -43,6 +43,7 @@ import pyarrow as pa
 from dedup.ops.agreement import _agrees, _as3, _rescaled, agreements, detail_correlation, same_frame
 from dedup.ops.features import Features, containment, grey_view, picture_view
 from dedup.ops.matching import _good_matches, _homography, _match, _precise, ratio_matches
+from dedup.ops.templates import templates
 
 VERIFIED, REJECTED, NOT_NEEDED = 1, 0, -1
 # ``transform``: for a pair that passed, the transform that matched it, a -> b in unit coordinates of the two
@@ -250,55 +251,6 @@ def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tupl
                 and agreements(ca.view, cb.view.mirrored(), mmoved, local=False)[0] >= params.min_mirrored_agreement):
             return True, (False, m, True, mscale, 0, None)
     return False, 0
-
-
-def _bits(x: np.ndarray) -> np.ndarray:
-    return np.unpackbits(np.atleast_1d(np.asarray(x, ">i8")).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
-
-
-def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, min_cells: int = 3,
-              overlap: float = 0.5) -> np.ndarray:
-    """Which passed pairs matched only a template: a frame that recurs across the corpus around different
-    pictures (an app's screenshot, a meme card, a canvas).
-
-    Such pairs come in triangles: three images of one frame, each two matching (passed or not: ``grid`` is
-    also kept for a same-frame match that failed) and agreeing except in the same place
-    (``grid``, :func:`_local_share`'s bits, at least ``min_cells`` cells, each two pairs' cells sharing
-    ``overlap`` of the smaller). A copy's edits (a caption, a sticker) sit in different places, and two
-    re-posts of one edited copy agree everywhere. Then any other passed pair of a template's image that
-    disagrees (mostly) inside that image's template region is one too: a small picture in a large frame
-    disagrees in a few cells only."""
-    a, b, grid, ok = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(grid, np.int64), np.asarray(ok, bool)
-    cells = _bits(grid) if len(grid) else np.zeros(0, np.int64)
-    out = _triangles(a, b, grid, cells, np.flatnonzero(cells >= min_cells), overlap)
-    region: dict[int, int] = {}
-    for i in np.flatnonzero(out).tolist():
-        for v in (int(a[i]), int(b[i])):
-            region[v] = region.get(v, 0) | int(grid[i])
-    for i in np.flatnonzero(ok & ~out & (cells > 0)).tolist():
-        inside = max(_bits(np.int64(grid[i] & region.get(int(v), 0)))[0] for v in (a[i], b[i]))
-        out[i] = inside >= overlap * cells[i]
-    return out & ok
-
-
-def _triangles(a, b, grid, cells, cand: np.ndarray, overlap: float) -> np.ndarray:
-    """The pairs among ``cand`` in a triangle whose three pairs' grids overlap (see :func:`templates`)."""
-    adj: dict[int, dict[int, int]] = {}
-    for i in cand.tolist():
-        adj.setdefault(int(a[i]), {})[int(b[i])] = i
-        adj.setdefault(int(b[i]), {})[int(a[i])] = i
-
-    def close(i: int, j: int) -> bool:
-        return _bits(grid[i] & grid[j])[0] >= overlap * min(cells[i], cells[j])
-
-    out = np.zeros(len(a), bool)
-    for i in cand.tolist():
-        x, y = int(a[i]), int(b[i])
-        for z in adj[x].keys() & adj[y].keys():
-            j, k = adj[x][z], adj[y][z]
-            if close(i, j) and close(i, k) and close(j, k):
-                out[[i, j, k]] = True
-    return out
 
 
 # ---- planning and running the checks on Ray -----------------------------------------------------------

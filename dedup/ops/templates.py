@@ -1,0 +1,56 @@
+"""Pairs that matched only a template (no Ray; :mod:`dedup.ops.verify`, over all of a run's pairs in stage
+`verify`): a frame that recurs across the corpus around different pictures (an app's screenshot, a meme card, a
+canvas). The content check records, for each same-frame pair, where its pixels disagree (grid bits of
+:func:`dedup.ops.agreement._local_share`); :func:`templates` finds the frames from those records together."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _bits(x: np.ndarray) -> np.ndarray:
+    return np.unpackbits(np.atleast_1d(np.asarray(x, ">i8")).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+
+
+def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, min_cells: int = 3,
+              overlap: float = 0.5) -> np.ndarray:
+    """Which passed pairs matched only a template: a frame that recurs across the corpus around different
+    pictures (an app's screenshot, a meme card, a canvas).
+
+    Such pairs come in triangles: three images of one frame, each two matching (passed or not: ``grid`` is
+    also kept for a same-frame match that failed) and agreeing except in the same place
+    (``grid``, :func:`_local_share`'s bits, at least ``min_cells`` cells, each two pairs' cells sharing
+    ``overlap`` of the smaller). A copy's edits (a caption, a sticker) sit in different places, and two
+    re-posts of one edited copy agree everywhere. Then any other passed pair of a template's image that
+    disagrees (mostly) inside that image's template region is one too: a small picture in a large frame
+    disagrees in a few cells only."""
+    a, b, grid, ok = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(grid, np.int64), np.asarray(ok, bool)
+    cells = _bits(grid) if len(grid) else np.zeros(0, np.int64)
+    out = _triangles(a, b, grid, cells, np.flatnonzero(cells >= min_cells), overlap)
+    region: dict[int, int] = {}
+    for i in np.flatnonzero(out).tolist():
+        for v in (int(a[i]), int(b[i])):
+            region[v] = region.get(v, 0) | int(grid[i])
+    for i in np.flatnonzero(ok & ~out & (cells > 0)).tolist():
+        inside = max(_bits(np.int64(grid[i] & region.get(int(v), 0)))[0] for v in (a[i], b[i]))
+        out[i] = inside >= overlap * cells[i]
+    return out & ok
+
+
+def _triangles(a, b, grid, cells, cand: np.ndarray, overlap: float) -> np.ndarray:
+    """The pairs among ``cand`` in a triangle whose three pairs' grids overlap (see :func:`templates`)."""
+    adj: dict[int, dict[int, int]] = {}
+    for i in cand.tolist():
+        adj.setdefault(int(a[i]), {})[int(b[i])] = i
+        adj.setdefault(int(b[i]), {})[int(a[i])] = i
+
+    def close(i: int, j: int) -> bool:
+        return _bits(grid[i] & grid[j])[0] >= overlap * min(cells[i], cells[j])
+
+    out = np.zeros(len(a), bool)
+    for i in cand.tolist():
+        x, y = int(a[i]), int(b[i])
+        for z in adj[x].keys() & adj[y].keys():
+            j, k = adj[x][z], adj[y][z]
+            if close(i, j) and close(i, k) and close(j, k):
+                out[[i, j, k]] = True
+    return out

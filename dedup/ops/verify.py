@@ -20,8 +20,8 @@ the other's frame; two framings that share a strip do not. It passes where the p
 match as mirror images, and the rest then disagrees) and locally, over the detailed area the two overlap
 in (two photos under one meme card or one watermark agree only in the card). Pairs that match only a frame
 recurring across the corpus (an app's screenshot, a canvas) are found over all the pairs together
-(:func:`~dedup.ops.templates.templates`). Images smaller than ``size`` are enlarged to it (ORB finds almost no keypoints on a
-thumbnail). The choices and what each measured: ``docs/how-it-decides.md`` ("Verifying ambiguous pairs").
+(:func:`~dedup.ops.templates.templates`). Images smaller than ``size`` are enlarged to it (ORB finds almost
+no keypoints on a thumbnail). The choices and what each measured: ``docs/how-it-decides.md`` ("Verifying ambiguous pairs").
 
 What an image gives the check is in :mod:`dedup.ops.features`, the matching in :mod:`dedup.ops.matching`,
 the pixels' agreement in :mod:`dedup.ops.agreement`, the templates in :mod:`dedup.ops.templates`; here: the

@@ -11,8 +11,8 @@ How (:func:`check`): two images of one frame whose detail lies in the same place
 edit, a downscale) are matched by the identity, no keypoints needed; others by OpenCV's ORB keypoints on the
 image in grey, matched with Lowe's ratio test, RANSAC for a similarity transform (rotation, uniform scale,
 shift); coarse to fine: first on a 256 px view with 500 keypoints, and only where that does not pass at
-400 px with 1000, then a homography (perspective, a changed aspect ratio), then the mirror image. A match is plausible with ``min_inliers`` inliers (more for
-the mirror image and the homography), a scale within ``max_scale`` either way, and containment
+400 px with 1000, then a homography (perspective, a changed aspect ratio), then the mirror image. A match
+is plausible with ``min_inliers`` inliers (more for the mirror image and the homography), a scale within ``max_scale`` either way, and containment
 (:func:`containment`): a copy is derived from the other image, so one image's content (its frame less a
 uniform fill from a corner: pads, a rotation's corners, :func:`content_mask`) lies (almost) wholly inside
 the other's frame; two framings that share a strip do not. It passes where the pixels agree
@@ -21,7 +21,8 @@ match as mirror images, and the rest then disagrees) and locally, over the detai
 in (two photos under one meme card or one watermark agree only in the card). Pairs that match only a frame
 recurring across the corpus (an app's screenshot, a canvas) are found over all the pairs together
 (:func:`~dedup.ops.templates.templates`). Images smaller than ``size`` are enlarged to it (ORB finds almost
-no keypoints on a thumbnail). The choices and what each measured: ``docs/how-it-decides.md`` ("Verifying ambiguous pairs").
+no keypoints on a thumbnail). The choices and what each measured: ``docs/how-it-decides.md`` ("Verifying
+ambiguous pairs").
 
 What an image gives the check is in :mod:`dedup.ops.features`, the matching in :mod:`dedup.ops.matching`,
 the pixels' agreement in :mod:`dedup.ops.agreement`, the templates in :mod:`dedup.ops.templates`; here: the
@@ -162,7 +163,8 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
     Tried in turn: the identity, for two images of one frame whose detail lies in the same places
     (:func:`_identity`: no keypoints); a similarity transform (on the coarse views first:
     :attr:`VerifyParams.coarse`); where it does not pass, a homography (perspective, a changed aspect ratio:
-    :attr:`VerifyParams.homography`); where neither matched plausibly, the mirror image's similarity transform. A match passes when the pixels it moves onto each other agree (:func:`_agrees`)."""
+    :attr:`VerifyParams.homography`); where neither matched plausibly, the mirror image's similarity
+    transform. A match passes when the pixels it moves onto each other agree (:func:`_agrees`)."""
     def plausible(n: int, floor: int, scale: float, contained: float) -> bool:
         return n >= floor and 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
 
@@ -211,8 +213,13 @@ def _identity(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
     (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
     if abs(wa * hb - wb * ha) > 0.01 * max(wa * hb, wb * ha):
         return None
-    views = [(fa.view, fb.view)] if fa.coarse is None or fb.coarse is None else [(fa.coarse.view, fb.coarse.view), (fa.view, fb.view)]
-    if any(detail_correlation(va, vb) < params.identity_detail for va, vb in views):
+
+    def views():  # made when asked for: most pairs of one shape that are not one picture stop at the coarse ones
+        if fa.coarse is not None and fb.coarse is not None:
+            yield fa.coarse.view, fb.coarse.view
+        yield fa.view, fb.view
+
+    if any(detail_correlation(va, vb) < params.identity_detail for va, vb in views()):
         return None
     scaled = np.diag([wb / wa, hb / ha, 1.0])
     ok, grid = _agrees(fa, fb, scaled, params, False)

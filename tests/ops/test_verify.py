@@ -66,6 +66,8 @@ def test_the_identity_pass_leaves_moved_content_to_the_keypoints(photo, other, c
     its transform (the kept-image stage reads it); another photo of the same shape is not matched at all."""
     fa, fb = _features(photo), _features(other(photo))
     assert verify._identity(fa, fb, P) is None
+    if not copy:  # the coarse views told: the full size's views were not made
+        assert fa._view is None and fb._view is None
     ok, inliers, _, _, _, transform = verify.check(fa, fb, P)
     assert ok == copy
     if copy:

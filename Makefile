@@ -24,8 +24,9 @@ $(STAMP): pyproject.toml
 lint: install
 	$(BIN)/ruff check dedup jobs tests bench
 
+# The whole suite; it lists its 15 slowest tests, to keep it well under 10 minutes on 2 cores.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # The suite without the tests marked slow (whole jobs, Milvus servers, a Ray cluster): the loop while editing, under 2 minutes.
 test-fast: install

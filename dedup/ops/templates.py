@@ -17,10 +17,10 @@ def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, mi
     pictures (an app's screenshot, a meme card, a canvas).
 
     Such pairs come in triangles: three images of one frame, each two matching (passed or not: ``grid`` is
-    also kept for a same-frame match that failed) and agreeing except in the same place
-    (``grid``, :func:`_local_share`'s bits, at least ``min_cells`` cells, each two pairs' cells sharing
-    ``overlap`` of the smaller). A copy's edits (a caption, a sticker) sit in different places, and two
-    re-posts of one edited copy agree everywhere. Then any other passed pair of a template's image that
+    also kept for a same-frame match that failed) and agreeing except in the same place (``grid``,
+    :func:`~dedup.ops.agreement._local_share`'s bits, at least ``min_cells`` cells, each two pairs' cells
+    sharing ``overlap`` of the smaller). A copy's edits (a caption, a sticker) sit in different places, and
+    two re-posts of one edited copy agree everywhere. Then any other passed pair of a template's image that
     disagrees (mostly) inside that image's template region is one too: a small picture in a large frame
     disagrees in a few cells only."""
     a, b, grid, ok = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(grid, np.int64), np.asarray(ok, bool)

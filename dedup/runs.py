@@ -63,12 +63,12 @@ def next_id(layout: OutputLayout, key: str) -> str:
     latest = latest_id(layout)
     if latest and latest.rsplit("-", 1)[-1] == key:
         return latest
-    rid = f"{time.strftime('%Y%m%d-%H%M%S')}-{key}"
-    n = 2
-    while layout.run_dir(rid).exists():  # two runs in one second
-        rid = f"{time.strftime('%Y%m%d-%H%M%S')}.{n}-{key}"
-        n += 1
-    return rid
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    taken = {p.name.rsplit("-", 1)[0] for p in layout.runs.iterdir()} if layout.runs.is_dir() else set()
+    prefix, n = stamp, 2
+    while prefix in taken:  # two runs in one second, whatever their keys: the later one's id sorts after it
+        prefix, n = f"{stamp}.{n}", n + 1
+    return f"{prefix}-{key}"
 
 
 def save(layout: OutputLayout, run_id: str) -> Path:

@@ -66,7 +66,7 @@ def next_id(layout: OutputLayout, key: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     taken = {p.name.rsplit("-", 1)[0] for p in layout.runs.iterdir()} if layout.runs.is_dir() else set()
     prefix, n = stamp, 2
-    while prefix in taken:  # two runs in one second, whatever their keys: the later one's id sorts after it
+    while prefix in taken:  # runs in one second, whatever their keys: the later ids sort after (.2 to .9)
         prefix, n = f"{stamp}.{n}", n + 1
     return f"{prefix}-{key}"
 

@@ -33,6 +33,16 @@ class View:
         self.scale = small.shape[1] / w  # the view's pixels per keypoint-image pixel (about 1/2)
         self.ones = np.ones(small.shape, np.uint8)  # its frame, as :func:`agreements` moves it
 
+    def band(self, sigma: float) -> np.ndarray:
+        """A coarser band of the view (a difference of Gaussians, ``sigma`` and 4 x ``sigma`` view px, of the
+        smooth view; made once per sigma): what a blurred copy keeps of the detail."""
+        import cv2
+
+        bands = self.__dict__.setdefault("_bands", {})
+        if sigma not in bands:
+            bands[sigma] = cv2.GaussianBlur(self.smooth, (0, 0), sigma) - cv2.GaussianBlur(self.smooth, (0, 0), 4 * sigma)
+        return bands[sigma]
+
     def mirrored(self) -> "View":
         """The mirror image's view (made once)."""
         if getattr(self, "_mirror", None) is None:
@@ -89,6 +99,20 @@ def detail_correlation(va: View, vb: View) -> float:
     h, w = va.detail.shape
     other = vb.detail if vb.detail.shape == (h, w) else cv2.resize(vb.detail, (w, h), interpolation=cv2.INTER_LINEAR)
     return _correlation(va.detail, other)
+
+
+def band_agreement(va: View, vb: View, sigma: float, window: int = 13, corr: float = 0.5,
+                   texture: float = 3.0) -> tuple[float, int]:
+    """(the correlation of the two views' band at ``sigma`` (:meth:`View.band`) with ``vb`` as it is, scaled
+    to ``va``'s frame; the number of :data:`GRID` cells where they hold other content, :func:`_local_share`'s):
+    two images of one aspect ratio under the identity, compared where a blur has left detail."""
+    import cv2
+
+    x, y = va.band(sigma), vb.band(sigma)
+    if y.shape != x.shape:
+        y = cv2.resize(y, (x.shape[1], x.shape[0]), interpolation=cv2.INTER_LINEAR)
+    _, grid = _local_share(x, y, np.ones(x.shape, bool), window, corr, texture)
+    return _correlation(x, y), (int(grid) & (1 << GRID * GRID) - 1).bit_count()  # the bits of a signed int64
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:

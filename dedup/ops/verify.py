@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dedup.ops.agreement import _agrees, _as3, _rescaled, agreements, detail_correlation, same_frame
+from dedup.ops.agreement import _agrees, _as3, _rescaled, agreements, band_agreement, detail_correlation, same_frame
 from dedup.ops.features import Features, containment, grey_view, picture_view
 from dedup.ops.matching import _good_matches, _homography, _match, _precise, ratio_matches
 from dedup.ops.templates import templates
@@ -115,10 +115,16 @@ class VerifyParams:
     # downscale. A tilt of half a degree or a crop of a pixel or two still passes (the identity then a pixel
     # off at ``size``); a tilt of a degree or a 2 % crop falls short, and the keypoints find its transform. 0: off.
     identity_detail: float = 0.95
+    # A blurred copy (:func:`_blurred`): two images of one aspect ratio whose keypoints matched with too few
+    # inliers either way pass where their coarser band (3 to 12 px of the agreement view) correlates at least
+    # this well as they are, the finer one (1.5 to 6 px) at this less 0.1, and at most ``blurred_cells`` of the
+    # 64 grid cells hold other content (a template's picture, a caption). 0: off.
+    blurred: float = 0.9
+    blurred_cells: int = 2
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 15  # bump when the check or what it records changes for the same parameters
+    version: int = 16  # bump when the check or what it records changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -164,14 +170,23 @@ def check(fa: Features, fb: Features, params: VerifyParams) -> tuple[bool, int, 
     (:func:`_identity`: no keypoints); a similarity transform (on the coarse views first:
     :attr:`VerifyParams.coarse`); where it does not pass, a homography (perspective, a changed aspect ratio:
     :attr:`VerifyParams.homography`); where neither matched plausibly, the mirror image's similarity
-    transform. A match passes when the pixels it moves onto each other agree (:func:`_agrees`)."""
-    def plausible(n: int, floor: int, scale: float, contained: float) -> bool:
-        return n >= floor and 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
-
+    transform. A match passes when the pixels it moves onto each other agree (:func:`_agrees`). Where none
+    passed and the keypoints matched too few either way, a blurred copy (:func:`_blurred`)."""
     if params.identity_detail:
         same = _identity(fa, fb, params)
         if same is not None:
             return same
+    res = _keypoints(fa, fb, params)
+    if not res[0] and res[1] < params.min_inliers and params.blurred:
+        return _blurred(fa, fb, params) or res
+    return res
+
+
+def _keypoints(fa: Features, fb: Features, params: VerifyParams) -> tuple:
+    """:func:`check`'s result by the keypoints: a similarity transform (coarse, full size), a homography, the mirror."""
+    def plausible(n: int, floor: int, scale: float, contained: float) -> bool:
+        return n >= floor and 1.0 / params.max_scale <= scale <= params.max_scale and contained >= params.min_containment
+
     seen = 0  # where the first plausible same-frame match disagreed: a failed pair still tells of a template
     if params.coarse and fa.coarse is not None and fb.coarse is not None:
         done, result = _coarse(fa, fb, params, plausible)
@@ -210,8 +225,7 @@ def _identity(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
     :attr:`VerifyParams.identity_detail` or better on the coarse views (where there are: cheap, and most pairs
     of one shape that are not one picture stop there) and at full size, and the pixels agreeing under the
     identity as :func:`_agrees` asks of any match. Inliers 0: none were matched; the transform, the identity."""
-    (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
-    if abs(wa * hb - wb * ha) > 0.01 * max(wa * hb, wb * ha):
+    if not _one_aspect(fa, fb):
         return None
 
     def views():  # made when asked for: most pairs of one shape that are not one picture stop at the coarse ones
@@ -221,9 +235,30 @@ def _identity(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
 
     if any(detail_correlation(va, vb) < params.identity_detail for va, vb in views()):
         return None
-    scaled = np.diag([wb / wa, hb / ha, 1.0])
-    ok, grid = _agrees(fa, fb, scaled, params, False)
+    (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
+    ok, grid = _agrees(fa, fb, np.diag([wb / wa, hb / ha, 1.0]), params, False)
     return (True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), grid, np.eye(3)) if ok else None
+
+
+def _one_aspect(fa: Features, fb: Features, tol: float = 0.01) -> bool:
+    (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
+    return abs(wa * hb - wb * ha) <= tol * max(wa * hb, wb * ha)
+
+
+def _blurred(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
+    """:func:`check`'s result for a blurred copy, or None: ORB finds few keypoints on it and its finest detail
+    is gone (:func:`_identity` asks for it), but under the identity the coarser bands agree
+    (:func:`band_agreement`, :attr:`VerifyParams.blurred`). Only for a pair the keypoints matched with too few
+    inliers either way (two framings of one scene, a burst, are matched by theirs and decided by their pixels)."""
+    if not _one_aspect(fa, fb):
+        return None
+    coarse, cells = band_agreement(fa.view, fb.view, 3.0, params.local_window, params.local_corr)
+    if coarse < params.blurred or cells > params.blurred_cells:
+        return None
+    if band_agreement(fa.view, fb.view, 1.5, params.local_window, params.local_corr)[0] < params.blurred - 0.1:
+        return None
+    (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
+    return True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), 0, np.eye(3)
 
 
 def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tuple[bool, tuple | int]:

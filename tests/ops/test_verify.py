@@ -3,7 +3,7 @@ re-encode), pairs with different content from one photo fail (its two halves, tw
 the tests make."""
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from dedup.ops import agreement, features, verify
 from dedup.synth import encode, textured_image, write
@@ -72,6 +72,37 @@ def test_the_identity_pass_leaves_moved_content_to_the_keypoints(photo, other, c
     assert ok == copy
     if copy:
         assert inliers >= P.min_inliers and np.abs(transform - np.eye(3)).max() > 0.01
+
+
+def test_a_blurred_copy_passes_by_its_coarser_bands(photo):
+    """Blurred this much, ORB matches nothing and the finest detail is gone; the coarser bands still agree
+    under the identity: it passes with no inliers, the identity recorded (off: it fails)."""
+    blurred = photo.filter(ImageFilter.GaussianBlur(10))
+    off = verify.VerifyParams(blurred=0)
+    assert not verify.check(_features(photo, off), _features(blurred, off), off)[0]
+    ok, inliers, mirrored, _, _, transform = verify.check(_features(photo), _features(blurred), P)
+    assert ok and inliers == 0 and not mirrored
+    np.testing.assert_array_equal(transform, np.eye(3))
+
+
+@pytest.mark.parametrize("pair", [
+    lambda im: (im.crop((0, 0, 240, 180)), im.crop((240, 180, 480, 360))),            # two quadrants
+    lambda im: (im, textured_image(12).filter(ImageFilter.GaussianBlur(10))),          # another photo
+    lambda im: (im, _pasted(im, textured_image(12).filter(ImageFilter.GaussianBlur(10)))),  # another in its middle
+])
+def test_blurred_images_of_other_content_do_not_pass_by_their_bands(photo, pair):
+    """Blurred images the keypoints cannot match: where their bands differ, as a whole or in a part of the
+    frame (a template's picture), they are not copies."""
+    x, y = pair(photo.filter(ImageFilter.GaussianBlur(10)))
+    fx, fy = _features(x), _features(y)
+    assert verify._blurred(fx, fy, P) is None
+    assert not verify.check(fx, fy, P)[0]
+
+
+def _pasted(frame: Image.Image, other: Image.Image) -> Image.Image:
+    out = frame.copy()
+    out.paste(other.crop((160, 120, 320, 240)), (160, 120))  # the middle ninth
+    return out
 
 
 def test_mirror_images_need_the_mirrored_match(photo):

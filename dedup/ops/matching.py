@@ -82,6 +82,18 @@ def _match(a, b, params: VerifyParams, shapes: tuple | None = None, found=False)
     return int(inliers.sum()), _scale(transform), containment(*shapes, transform) if shapes else 1.0, transform
 
 
+def _tighter(found, transform: np.ndarray, min_inliers: int, px: float = 1.5) -> np.ndarray:
+    """The similarity transform fitted again to the matches ``found`` with RANSAC within ``px`` (where it keeps
+    ``min_inliers``; else ``transform``): the first fit's ``reproj_px`` lets a scale a few per cent off the
+    identity hold every match of a shared frame."""
+    import cv2
+
+    cv2.setRNGSeed(0)
+    tight, inliers = cv2.estimateAffinePartial2D(*found, method=cv2.RANSAC, ransacReprojThreshold=px, maxIters=2000,
+                                                 confidence=0.99)
+    return tight if tight is not None and int(inliers.sum()) >= min_inliers else transform
+
+
 def _homography(found, params: VerifyParams, shapes: tuple) -> tuple[int, float, float, np.ndarray | None]:
     """As :func:`_match`, for a homography (a perspective warp, a changed aspect ratio) on the matches
     ``found``; no transform where it folds, or stretches one axis over ``max_anisotropy`` times the other."""

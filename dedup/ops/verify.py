@@ -25,7 +25,8 @@ no keypoints on a thumbnail). The choices and what each measured: ``docs/how-it-
 ambiguous pairs").
 
 What an image gives the check is in :mod:`dedup.ops.features`, the matching in :mod:`dedup.ops.matching`,
-the pixels' agreement in :mod:`dedup.ops.agreement`, the templates in :mod:`dedup.ops.templates`; here: the
+the pixels' agreement in :mod:`dedup.ops.agreement`, the templates in :mod:`dedup.ops.templates`, the
+matches without keypoints (one frame, a blurred copy) in :mod:`dedup.ops.frames`; here: the
 parameters, the order of the tries, the transform recorded, and running it over many pairs.
 
 :func:`plan_tasks` splits a set of edges into connected groups, so that each task reads and describes an
@@ -41,9 +42,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dedup.ops.agreement import _agrees, _as3, _rescaled, agreements, band_agreement, detail_correlation, same_frame
+from dedup.ops.agreement import _agrees, _as3, _rescaled, agreements, same_frame
 from dedup.ops.features import Features, containment, grey_view, picture_view
-from dedup.ops.matching import _good_matches, _homography, _match, _precise, ratio_matches
+from dedup.ops.frames import _blurred, _identity
+from dedup.ops.matching import _good_matches, _homography, _match, _precise, _tighter, ratio_matches
 from dedup.ops.templates import templates
 
 VERIFIED, REJECTED, NOT_NEEDED = 1, 0, -1
@@ -121,10 +123,15 @@ class VerifyParams:
     # 64 grid cells hold other content (a template's picture, a caption). 0: off.
     blurred: float = 0.9
     blurred_cells: int = 2
+    # A coarse match whose corners land within this share of the size of the other's (but not within 1 %) is
+    # fitted again to its matches within 1.5 px (:func:`~dedup.ops.matching._tighter`): a template's copies,
+    # whose first fit can be a few per cent off, are one frame, and record where they differ for
+    # :func:`~dedup.ops.templates.templates`; a small tilt or crop keeps its transform. 0: no second fit.
+    near_frame: float = 0.05
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 16  # bump when the check or what it records changes for the same parameters
+    version: int = 17  # bump when the check or what it records changes for the same parameters
 
     def key(self) -> str:
         import hashlib
@@ -219,48 +226,6 @@ def _keypoints(fa: Features, fb: Features, params: VerifyParams) -> tuple:
     return (False, m, True, mscale, seen, None) if m > n else (False, n, False, scale, seen, None)
 
 
-def _identity(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
-    """:func:`check`'s result for two images of one frame that pass as they are (no keypoints), or None
-    (the keypoints decide): the same aspect ratio (within 1 %), the band-passed detail correlating at
-    :attr:`VerifyParams.identity_detail` or better on the coarse views (where there are: cheap, and most pairs
-    of one shape that are not one picture stop there) and at full size, and the pixels agreeing under the
-    identity as :func:`_agrees` asks of any match. Inliers 0: none were matched; the transform, the identity."""
-    if not _one_aspect(fa, fb):
-        return None
-
-    def views():  # made when asked for: most pairs of one shape that are not one picture stop at the coarse ones
-        if fa.coarse is not None and fb.coarse is not None:
-            yield fa.coarse.view, fb.coarse.view
-        yield fa.view, fb.view
-
-    if any(detail_correlation(va, vb) < params.identity_detail for va, vb in views()):
-        return None
-    (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
-    ok, grid = _agrees(fa, fb, np.diag([wb / wa, hb / ha, 1.0]), params, False)
-    return (True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), grid, np.eye(3)) if ok else None
-
-
-def _one_aspect(fa: Features, fb: Features, tol: float = 0.01) -> bool:
-    (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
-    return abs(wa * hb - wb * ha) <= tol * max(wa * hb, wb * ha)
-
-
-def _blurred(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
-    """:func:`check`'s result for a blurred copy, or None: ORB finds few keypoints on it and its finest detail
-    is gone (:func:`_identity` asks for it), but under the identity the coarser bands agree
-    (:func:`band_agreement`, :attr:`VerifyParams.blurred`). Only for a pair the keypoints matched with too few
-    inliers either way (two framings of one scene, a burst, are matched by theirs and decided by their pixels)."""
-    if not _one_aspect(fa, fb):
-        return None
-    coarse, cells = band_agreement(fa.view, fb.view, 3.0, params.local_window, params.local_corr)
-    if coarse < params.blurred or cells > params.blurred_cells:
-        return None
-    if band_agreement(fa.view, fb.view, 1.5, params.local_window, params.local_corr)[0] < params.blurred - 0.1:
-        return None
-    (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
-    return True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), 0, np.eye(3)
-
-
 def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tuple[bool, tuple | int]:
     """The coarse pass of :func:`check`: (decided, its result) or (not decided, the grid seen). Decided: a pass
     (plain or mirrored), or a sure fail: a strong match (twice the inliers needed) whose pixels agree but
@@ -272,6 +237,9 @@ def _coarse(fa: Features, fb: Features, params: VerifyParams, plausible) -> tupl
     n, scale, contained, moved = _match(ca.plain, cb.plain, ca.params, (ca, cb), found)
     if plausible(n, params.min_inliers, scale, contained):
         ok, seen = _agrees(ca, cb, moved, ca.params, False)
+        if ok and seen == 0 and not same_frame(ca.shape, cb.shape, moved) and params.near_frame \
+                and same_frame(ca.shape, cb.shape, moved, params.near_frame):
+            moved = _tighter(found, moved, params.min_inliers)  # a template's fit, a few per cent off
         if ok and seen == 0 and same_frame(ca.shape, cb.shape, moved):
             # one frame: the pixels again at full size (a small picture in a large template is a few coarse
             # windows, too few to disagree), with the coarse transform; no new keypoints

@@ -214,6 +214,36 @@ def test_different_pictures_in_one_frame_are_not_copies():
     assert not final.any()
 
 
+def test_a_coarse_fit_a_little_off_one_frame_is_fitted_again():
+    """Portrait photos pillarboxed in one app frame: the bars and the page match, and on the coarse views one
+    pair's first fit is 1.3 % off the identity, so it would pass without saying where the two differ and
+    escape the template; fitted again within 1.5 px it is one frame, and every pair is a template's."""
+    frames = [_app_frame(ImageOps.pad(textured_image(s).rotate(90, expand=True), (600, 450), color=(0, 0, 0)))
+              for s in range(21, 29)]
+    first_fit_only = verify.VerifyParams(near_frame=0)
+    fa, fb = (_features(frames[k], first_fit_only) for k in (4, 7))
+    ok, _, _, scale, grid, _ = verify.check(fa, fb, first_fit_only)
+    assert ok and grid == 0 and abs(scale - 1) > 0.01
+    ok, _, _, _, grid, _ = verify.check(_features(frames[4]), _features(frames[7]), P)
+    assert ok and grid != 0
+    _, final = _checks(frames)
+    assert not final.any()
+
+
+def test_tighter_fit_keeps_the_matches_of_one_frame():
+    from dedup.ops.matching import _tighter
+
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 256, (120, 2)).astype(np.float32)
+    dst = src + rng.normal(0, 0.3, src.shape).astype(np.float32)  # one frame: the identity, within a pixel
+    dst[80:] = rng.uniform(0, 256, (40, 2))  # and matches that are noise (the pictures differ)
+    loose = np.array([[0.975, 0, 3.0], [0, 0.975, 2.0]])
+    tight = _tighter((src, dst), loose, 15)
+    np.testing.assert_allclose(tight[:, :2], np.eye(2), atol=0.01)  # no scale, no turn
+    assert np.abs(tight[:, 2]).max() < 0.5  # and under half a pixel of shift
+    assert _tighter((src[:10], dst[:10]), loose, 15) is loose  # too few matches to fit again: the first fit stands
+
+
 def test_copies_with_edits_in_different_places_stay_copies(photo):
     """A photo, a captioned copy and a copy with a sticker elsewhere: each two disagree, but not in the
     same place, so no template is found; the same holds for a photo's copies inside one frame."""

@@ -9,8 +9,11 @@ enclosed region that is not a rectangle is a shape in the photo, not a pasted pi
 touching at most one of its borders (a screenshot may cut a photo at its bottom; a region that reaches two
 borders is a band or a corner of the photo's own frame, a sky above a horizon). A first pass takes
 the outlines as they are; where it finds none, a second one bridges gaps along a straight line of up to 30 %
-of the image (a picture's edge that meets a background of its own colour). Natural photos rarely have
-one (most rectangles in a photo are crossed by edges of what is in front of them). The decode workers embed
+of the image (a picture's edge that meets a background of its own colour). Where neither finds one, a
+photo on a plain background (:func:`_on_plain`) is found by the background: flooded from the image's flat
+corners, it leaves one rectangle (its outline may have no edge in grey: a background of the photo's own
+brightness). Natural photos rarely have either (most rectangles in a photo are crossed by edges of what is
+in front of them; an object on a plain background is no rectangle). The decode workers embed
 the picture beside the image (stage `decode_embed`), and stage `inner` searches those vectors against every
 image's: a pair it finds goes through the content check like any other.
 """
@@ -28,6 +31,9 @@ AREA = (0.04, 0.8)  # of the image: a picture's bounding box
 MIN_SIDE = 0.15  # of the image's side: a picture's shortest side
 FILL = 0.85  # of its bounding box: how much of it the enclosed region covers
 BORDERS = 1  # of the image's four borders, how many a picture may touch (within 3 px of the view)
+PLAIN_CORNERS = 3  # of the image's corners, how many must be flat for a plain background (:func:`_on_plain`)
+PLAIN_TOLERANCE = 8  # levels of each colour, from a corner's, that are still its background
+PLAIN_FILL = 0.95  # of its bounding box: how much of it the picture on a plain background covers
 
 
 def inner_picture(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -42,16 +48,63 @@ def inner_picture(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
         grey = _resize(grey, scale)
     if min(grey.shape) < 32:
         return None
+    box = _outlined(grey) or _on_plain(rgb, grey.shape)
+    if box is None:
+        return None
+    sx, sy = w / grey.shape[1], h / grey.shape[0]
+    x0, y0, x1, y1 = box
+    return int(x0 * sx), int(y0 * sy), min(w, int(round(x1 * sx))), min(h, int(round(y1 * sy)))
+
+
+def _outlined(grey: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The largest picture the straight edges of ``grey`` enclose (as they are, then bridged), or None."""
     across, down = _straight_edges(grey)
     if not across.any() or not down.any():  # an outline inside the image needs lines both ways
         return None
     for bridge in (0.0, BRIDGE):
         box = _largest_enclosed(*_bridged(across, down, bridge))
         if box is not None:
-            sx, sy = w / grey.shape[1], h / grey.shape[0]
-            x0, y0, x1, y1 = box
-            return int(x0 * sx), int(y0 * sy), min(w, int(round(x1 * sx))), min(h, int(round(y1 * sy)))
+            return box
     return None
+
+
+def _on_plain(rgb: np.ndarray, shape: tuple) -> tuple[int, int, int, int] | None:
+    """A picture on a plain background, in a view of ``shape``: the background flooded from the corners
+    (at least :data:`PLAIN_CORNERS` of them flat: within 3 levels over their 5 x 5 pixels, in every colour),
+    to within :data:`PLAIN_TOLERANCE` levels of each corner's colour; what is left must be one rectangle
+    (:data:`PLAIN_FILL` of its bounding box) that passes :data:`AREA`, :data:`MIN_SIDE` and :data:`BORDERS`.
+    Its outline may have no edge in grey at all (a photo on a background of its own brightness)."""
+    import cv2
+
+    corners = [(0, 0), (-1, 0), (0, -1), (-1, -1)]
+    if sum(_flat(rgb, x, y) for x, y in corners) < PLAIN_CORNERS:
+        return None
+    view = cv2.resize(np.ascontiguousarray(rgb), (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+    h, w = shape
+    flood = np.zeros((h + 2, w + 2), np.uint8)
+    flags = 4 | cv2.FLOODFILL_FIXED_RANGE | cv2.FLOODFILL_MASK_ONLY | (1 << 8)
+    for x, y in ((0, 0), (w - 1, 0), (0, h - 1), (w - 1, h - 1)):
+        if not flood[y + 1, x + 1] and _flat(view, x, y):
+            cv2.floodFill(view, flood, (x, y), 0, (PLAIN_TOLERANCE,) * 3, (PLAIN_TOLERANCE,) * 3, flags)
+    content = flood[1:-1, 1:-1] == 0
+    if content.all() or not content.any():
+        return None
+    ys, xs = np.nonzero(content)
+    x0, y0, x1, y1 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    bw, bh = x1 - x0, y1 - y0
+    touches = (x0 <= 1) + (y0 <= 1) + (x1 >= w - 1) + (y1 >= h - 1)
+    ok = (AREA[0] <= bw * bh / (h * w) <= AREA[1] and bw >= MIN_SIDE * w and bh >= MIN_SIDE * h and touches <= BORDERS
+          and content[y0:y1, x0:x1].mean() >= PLAIN_FILL)
+    return (x0, y0, x1, y1) if ok else None
+
+
+def _flat(rgb: np.ndarray, x: int, y: int, side: int = 5, levels: int = 3) -> bool:
+    """The ``side`` x ``side`` pixels at the corner (x, y) (0 or -1 each) lie within ``levels`` in every colour."""
+    h, w = rgb.shape[:2]
+    ys = slice(0, side) if y == 0 else slice(h - side, h)
+    xs = slice(0, side) if x == 0 else slice(w - side, w)
+    patch = rgb[ys, xs].reshape(-1, rgb.shape[2])
+    return int((patch.max(0).astype(np.int16) - patch.min(0)).max()) <= levels
 
 
 def _straight_edges(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,5 @@
 """The picture inside an image (dedup.ops.pictures): a photo pasted on a textured canvas or set in a page is
-found by its outline; a photo alone has none."""
+found by its outline, one on a plain background by the background around it; a photo alone has none."""
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -30,6 +30,33 @@ def test_a_photo_set_in_a_white_page_is_found():
     page.paste(textured_image(6).resize((520, 390)), (330, 200))
     box = inner_picture(np.asarray(page))
     assert box is not None and iou(box, (330, 200, 850, 590)) >= 0.8, box
+
+
+def test_a_photo_on_a_plain_background_of_its_own_brightness_is_found():
+    """A photo pasted on a plain colour whose grey is the photo's own: its outline has no edge in grey, but
+    the background floods from the corners and what is left is one rectangle."""
+    from dedup.ops import pictures
+
+    photo = textured_image(8).resize((360, 270))
+    grey_level = int(np.asarray(photo.convert("L")).mean())
+    canvas = Image.new("RGB", (900, 700), (grey_level + 60, grey_level - 40, grey_level + 20))
+    canvas.paste(photo, (120, 300))
+    rgb = np.asarray(canvas)
+    box = inner_picture(rgb)
+    assert box is not None and iou(box, (120, 300, 480, 570)) >= 0.9, box
+    assert pictures._on_plain(rgb, (199, 256)) is not None
+
+
+def test_an_object_on_a_plain_background_is_not_a_picture():
+    """A product shot: an object on white floods to its outline, which is no rectangle; nor is a photo that
+    reaches two borders of a plain canvas (a pad, bars: the content check's business)."""
+    from PIL import ImageOps
+
+    shot = Image.new("RGB", (800, 600), (255, 255, 255))
+    ImageDraw.Draw(shot).ellipse([250, 120, 560, 480], fill=(180, 40, 40), outline=(90, 20, 20), width=6)
+    assert inner_picture(np.asarray(shot)) is None
+    padded = ImageOps.pad(textured_image(9), (900, 360), color=(20, 20, 20))  # bars left and right
+    assert inner_picture(np.asarray(padded)) is None
 
 
 def test_a_photo_alone_has_no_picture_inside():

@@ -118,12 +118,13 @@ def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "b
     files_df, meta, n, edges = stored.files, stored.meta, stored.n, stored.edges
     a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
     reps = representative_paths(files_df)
+    pictured = _pictured(out_dir)
     cases = [({"threshold": float(th)}, s >= th) for th in thresholds]
     for lo, hi in bands or []:
         cases.append(({"threshold": float(lo), "verify_above": float(hi)}, (s >= hi) | ((s >= lo) & np.asarray(passed, bool))))
     rows = []
     for label, keep in cases:
-        clusters = cluster_vids(files_df, meta, n, a[keep], b[keep], s[keep], list(canonical_keys))
+        clusters = cluster_vids(files_df, meta, n, a[keep], b[keep], s[keep], list(canonical_keys), pictured)
         row = {**label}
         if chooser is not None:  # the largest order's choice beside it, from the same clusters
             man, _ = build_manifest(files_df, meta, clusters, reps)
@@ -166,6 +167,16 @@ class QualityChooser:
         measured = {v: self.cache[info[v][2]] for v in info}
         _, chosen = stage.choose_groups(list(groups.items()), measured, info, stage.cluster_sims(groups, a, b, s))
         return stage.rechoose(clusters, chosen, pa.table({"a": a, "b": b, "sim": s}))
+
+
+def _pictured(out_dir) -> np.ndarray:
+    """The vids the run found a picture inside (its vectors' ``inner_box``), as the graph stage orders them."""
+    import pyarrow.dataset as pads
+
+    ds = pads.dataset(str(out_dir / "vectors"), format="parquet")
+    if "inner_box" not in ds.schema.names:
+        return np.zeros(0, np.int64)
+    return ds.to_table(columns=["vid"], filter=pads.field("inner_box").is_valid())["vid"].to_numpy()
 
 
 def check_all(out_dir, lo: float, hi: float) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Stage `canonical`: which image of each cluster is kept, by the quality of the versions.
 
-In:  the clusters of `graph` (formed in the ``largest`` order), the edges `verify` kept, the
+In:  the clusters of `graph` (formed in the ``largest`` order, pictured images last), the edges `verify` kept, the
      representatives from `discover` (where each vid's bytes are), ``--canonical``.
 Out: the clusters with each one's kept image chosen by :func:`dedup.ops.canonical.choose` among its
      candidates (the members that are near copies of every other member, so the cluster itself does not

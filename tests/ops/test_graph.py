@@ -102,3 +102,19 @@ def test_deterministic_regardless_of_edge_order():
     c2 = assign_clusters(100, b[p], a[p], s[p], rank)
     assert np.array_equal(c1.canonical, c2.canonical)
     assert np.array_equal(c1.similarity, c2.similarity)
+
+
+def test_an_image_with_a_picture_inside_is_not_a_clusters_centre():
+    """A photo (0), its screenshot (1: the largest, a picture found inside it) and a crop (2) that matches the
+    photo only. Formed in the largest order, the screenshot is the centre and the crop, no copy of it, is
+    split off; with the pictured images last the photo is the centre and all three are one cluster."""
+    from dedup.stages.graph import forming_order
+
+    pixels, nbytes = np.array([100, 400, 60]), np.array([10, 40, 6])
+    largest = policy_rank(["pixels", "bytes", "path"], pixels, nbytes, np.arange(3))
+    e = edges((0, 1, 0.6), (0, 2, 0.7))
+    assert list(assign_clusters(3, *e, largest).canonical) == [1, 1, 2]
+    assert list(assign_clusters(3, *e, forming_order(largest, np.array([1]))).canonical) == [0, 0, 0]
+    is_ref = np.array([False, False, True])  # a reference image still comes first of all
+    assert list(forming_order(largest, np.array([1]), is_ref)) == [1, 2, 0]
+    assert forming_order(largest) is largest  # nothing pictured, no reference: the policy's order

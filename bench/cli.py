@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--canonical-study", action="store_true", help="only the canonical study: the quality policy's rule list, each rule left out, moved or with another margin, re-chosen on the SSCD run of an earlier `python -m bench` in --work, and the enlarged margin on --src photos; results in RESULTS/canonical-study.md")
     b.add_argument("--kept-model", nargs="*", type=int, metavar="SEED", help="only the kept-image model: AugLy edit-chain corpora (bench/hard/make_lineage.py, its own venv) for each SEED (default 0 1 2; seeds 2 and later hold out a second set of families), the default job on each, the model fitted on the first seed's tune part and the bench corpus of an earlier `python -m bench` in --work, written to dedup/ops/kept_model.json, and scored held out; results in RESULTS/kept-model.md")
     b.add_argument("--check-cost", nargs="?", type=int, const=5, metavar="N", help="only the check's cost on the bench corpus: the pairs the SSCD run of an earlier `python -m bench` in --work checked, checked again N times (default 5) on Ray tasks, as shipped and without its one-frame pass, alternated; results in RESULTS/check-cost.md")
+    b.add_argument("--cluster-order", action="store_true", help="only the cluster order: the finished runs in --work (the bench corpus's, the edit chains', the hard corpora's) clustered again from their stored edges in the largest order and with the pictured images last, as the graph stage forms them, scored against their truth; results in RESULTS/cluster-order.md")
     b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `python -m bench` in --work; results in RESULTS/verify-study.md")
     b.add_argument("--hard", nargs="*", type=int, metavar="SEED", help="only the hard-case mode: the default job on AugLy-made corpora (templates, padded and warped copies, a held-out part; bench/hard/, its own venv) for each SEED (default 0), scored by part and edit; results in RESULTS/hard.md")
     b.add_argument("--seed", type=int, default=0, help="the bench corpus's seed (which photos get copies, which edits): 0 is the committed run; another seed is a held-out check of the defaults")
@@ -63,6 +64,11 @@ def run_bench(args: argparse.Namespace) -> int:
         from bench.check_cost import check_cost_bench
 
         check_cost_bench(Path(args.work), Path(args.results), args.check_cost)
+        return 0
+    if args.cluster_order:
+        from bench.cluster_order import cluster_order_bench
+
+        cluster_order_bench(Path(args.work), Path(args.results))
         return 0
     if args.scale is not None:
         from bench.scale import scale_bench

@@ -70,7 +70,7 @@ def _run_scores(run: Path, truth_csv: Path) -> dict:
     for p, v in zip(files["path"], files["vid"].astype(int)):
         by_vid.setdefault(int(v), group.get(os.path.abspath(p)))
     rank = rank_vids(["pixels", "bytes", "path"], stored.files, stored.meta, stored.n)
-    return order_scores(stored.n, *(edges[c].to_numpy() for c in ("a", "b", "sim")), rank, _pictured(run), by_vid)
+    return order_scores(stored.n, *(edges[c].to_numpy() for c in ("a", "b", "sim")), rank, _pictured(run, stored), by_vid)
 
 
 def cluster_order_bench(work: Path, results: Path) -> dict:

@@ -118,7 +118,7 @@ def sweep(out_dir, truth: pd.DataFrame, thresholds, canonical_keys=("pixels", "b
     files_df, meta, n, edges = stored.files, stored.meta, stored.n, stored.edges
     a, b, s = (edges[c].to_numpy() for c in ("a", "b", "sim"))
     reps = representative_paths(files_df)
-    pictured = _pictured(out_dir)
+    pictured = _pictured(out_dir, stored)
     cases = [({"threshold": float(th)}, s >= th) for th in thresholds]
     for lo, hi in bands or []:
         cases.append(({"threshold": float(lo), "verify_above": float(hi)}, (s >= hi) | ((s >= lo) & np.asarray(passed, bool))))
@@ -169,14 +169,12 @@ class QualityChooser:
         return stage.rechoose(clusters, chosen, pa.table({"a": a, "b": b, "sim": s}))
 
 
-def _pictured(out_dir) -> np.ndarray:
-    """The vids the run found a picture inside (its vectors' ``inner_box``), as the graph stage orders them."""
-    import pyarrow.dataset as pads
+def _pictured(out_dir, stored) -> np.ndarray:
+    """The vids the run found a picture inside, as the graph stage has them (its vectors' pictures,
+    :meth:`dedup.stages.decode_embed.Vectors.inner`); ``stored``: the run's :func:`dedup.load_stored`."""
+    from dedup.stages.decode_embed import Vectors
 
-    ds = pads.dataset(str(out_dir / "vectors"), format="parquet")
-    if "inner_box" not in ds.schema.names:
-        return np.zeros(0, np.int64)
-    return ds.to_table(columns=["vid"], filter=pads.field("inner_box").is_valid())["vid"].to_numpy()
+    return Vectors(out_dir / "vectors", stored.meta, stored.n).inner()[0]
 
 
 def check_all(out_dir, lo: float, hi: float) -> np.ndarray:

@@ -102,17 +102,20 @@ def detail_correlation(va: View, vb: View) -> float:
 
 
 def band_agreement(va: View, vb: View, sigma: float, window: int = 13, corr: float = 0.5,
-                   texture: float = 3.0) -> tuple[float, int]:
+                   texture: float = 3.0, local: bool = True) -> tuple[float, int]:
     """(the correlation of the two views' band at ``sigma`` (:meth:`View.band`) with ``vb`` as it is, scaled
     to ``va``'s frame; the number of :data:`GRID` cells where they hold other content, :func:`_local_share`'s):
-    two images of one aspect ratio under the identity, compared where a blur has left detail."""
+    two images of one aspect ratio under the identity, compared where a blur has left detail. Without
+    ``local``, the correlation alone (and 0)."""
     import cv2
 
     x, y = va.band(sigma), vb.band(sigma)
     if y.shape != x.shape:
         y = cv2.resize(y, (x.shape[1], x.shape[0]), interpolation=cv2.INTER_LINEAR)
+    if not local:
+        return _correlation(x, y), 0
     _, grid = _local_share(x, y, np.ones(x.shape, bool), window, corr, texture)
-    return _correlation(x, y), (int(grid) & (1 << GRID * GRID) - 1).bit_count()  # the bits of a signed int64
+    return _correlation(x, y), int(grid_cells(grid)[0])
 
 
 def _correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -129,6 +132,11 @@ def _correlation(x: np.ndarray, y: np.ndarray) -> float:
 
 
 GRID = 8  # the disagreement grid (:func:`_local_share`): GRID x GRID cells, one bit each in an int64
+
+
+def grid_cells(grid) -> np.ndarray:
+    """The number of cells set in each :func:`_local_share` grid (int64 bits, the sign bit one of them)."""
+    return np.unpackbits(np.atleast_1d(np.asarray(grid, ">i8")).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
 
 
 def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, corr: float, texture: float) -> tuple[float, int]:

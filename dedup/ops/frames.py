@@ -53,7 +53,7 @@ def _blurred(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
     coarse, cells = band_agreement(fa.view, fb.view, 3.0, params.local_window, params.local_corr)
     if coarse < params.blurred or cells > params.blurred_cells:
         return None
-    if band_agreement(fa.view, fb.view, 1.5, params.local_window, params.local_corr)[0] < params.blurred - 0.1:
+    if band_agreement(fa.view, fb.view, 1.5, local=False)[0] < params.blurred - 0.1:
         return None
     (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
     return True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), 0, np.eye(3)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _bits(x: np.ndarray) -> np.ndarray:
-    return np.unpackbits(np.atleast_1d(np.asarray(x, ">i8")).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+from dedup.ops.agreement import grid_cells as _bits
 
 
 def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, min_cells: int = 3,

@@ -1,7 +1,7 @@
 """The job: the stage list for a config, run by the runner, then the summary and the report.
 
     weights ─┐
-    discover ┴─> decode_embed ─> store ─> search ──────────────> verify ─> graph ─> canonical ─> manifest
+    discover ┴─> decode_embed ─> store ─> search ──────────────> verify ─> graph ─> canonical ─> attach ─> manifest
                               └> store_hash ─> search_hash ─> union ┘   (a model with a hash)
            └> reference ─> (decode_embed) ─> search_reference ─> union   (--reference)
 
@@ -18,7 +18,7 @@ from dedup.config import DedupConfig
 from dedup.layout import OutputLayout
 from dedup.errors import InputNotFound, JobError, NoImages, OutputNotWritable
 from dedup.runner import Runner, RunState, StageFailed
-from dedup.stages import (CanonicalStage, DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, ReferenceStage, SearchReferenceStage,
+from dedup.stages import (AttachStage, CanonicalStage, DecodeEmbedStage, DiscoverStage, GraphStage, ManifestStage, ReferenceStage, SearchReferenceStage,
                           InnerStage, SearchStage, StoreStage, UnionStage, VerifyStage, WeightsStage)
 from dedup.stages.base import Signal, StageContext
 from dedup.stages.decode_embed import inner_pictures
@@ -56,7 +56,8 @@ def stages(cfg: DedupConfig) -> list:
     union = len(searches) > 1 or cfg.reference_only
     if union:
         out.append(UnionStage(tuple(searches)))
-    return out + [VerifyStage("union" if union else "search", references=bool(cfg.references)), GraphStage(), CanonicalStage(), ManifestStage()]
+    return out + [VerifyStage("union" if union else "search", references=bool(cfg.references)), GraphStage(), CanonicalStage(), AttachStage(),
+                 ManifestStage()]
 
 
 def run(cfg: DedupConfig, whole_process: bool = False) -> dict:

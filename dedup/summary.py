@@ -74,6 +74,7 @@ STAGE_LINE_METRICS = {
     "verify": ("mode", "verified", "rejected", "not_needed"),
     "graph": ("edges", "split_off_by_chaining_guard"),
     "canonical": ("clusters", "changed_from_largest"),
+    "attach": ("attached", "kept_apart"),
     "manifest": (),
 }
 

@@ -118,3 +118,37 @@ def assign_clusters(n: int, a: np.ndarray, b: np.ndarray, sim: np.ndarray, rank:
     per_component = np.bincount(component[canonical == np.arange(n)], minlength=len(best)) if n else np.zeros(0, np.int64)
     rounds = int(per_component.max()) if len(per_component) else 0
     return Clusters(component, canonical, similarity, rounds, first_choice)
+
+
+def lone_copies(clusters: Clusters, a: np.ndarray, b: np.ndarray, sim: np.ndarray, is_ref: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(lone, kept, sim): every image alone in its cluster (not a reference image) with an edge to the kept
+    image of a cluster of two or more (not a reference image), that kept image (the most similar of
+    several) and the edge's similarity, in vid order. The chaining guard places an image under the
+    canonical it has an edge to; a kept image chosen later among a cluster's versions (stage `canonical`)
+    can be one that such an image is a copy of."""
+    canonical = clusters.canonical
+    n = len(canonical)
+    size = np.bincount(canonical, minlength=n)
+    alone = (size[canonical] == 1) & ~is_ref
+    kept = (canonical == np.arange(n)) & (size >= 2) & ~is_ref
+    a, b, sim = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(sim, np.float32)
+    x, y, s = np.concatenate([a, b]), np.concatenate([b, a]), np.concatenate([sim, sim])
+    hit = alone[x] & kept[y]
+    x, y, s = x[hit], y[hit], s[hit]
+    order = np.lexsort((y, -s, x))  # per lone image, the most similar kept image first
+    first = np.ones(len(order), bool)
+    first[1:] = x[order][1:] != x[order][:-1]
+    pick = order[first]
+    return x[pick], y[pick], s[pick]
+
+
+def place_under(clusters: Clusters, vids: np.ndarray, under: np.ndarray, sims: np.ndarray) -> Clusters:
+    """The clusters with each of ``vids`` (a cluster of one) placed under the kept image ``under`` at its
+    edge's similarity ``sims``."""
+    import dataclasses
+
+    if not len(vids):
+        return clusters
+    canonical, similarity = clusters.canonical.copy(), clusters.similarity.copy()
+    canonical[vids], similarity[vids] = under, sims
+    return dataclasses.replace(clusters, canonical=canonical, similarity=similarity)

@@ -13,11 +13,13 @@ union         a model with a hash, --reference or inner pictures: the searches' 
 verify        edges in the band kept only where the images share content -> edges_checked.parquet
 graph         edges -> clusters with one canonical each (chaining guard)
 canonical     in each cluster, the best version kept (--canonical quality): its images measured, compared
+attach        an image left alone joins the cluster of a kept image it is a verified copy of (and worse than)
 manifest      clusters + files + errors -> manifest, errors, keep/remove lists
 
 The kernels they run (hashes, decoders, models, graph algorithms, the content check) are in
 :mod:`dedup.ops`; Milvus is :mod:`dedup.vectordb`.
 """
+from dedup.stages.attach import AttachStage
 from dedup.stages.canonical import CanonicalStage
 from dedup.stages.decode_embed import DecodeEmbedStage, Vectors
 from dedup.stages.discover import DiscoverStage, Files
@@ -32,6 +34,6 @@ from dedup.stages.union import UnionStage
 from dedup.stages.verify import VerifyStage
 from dedup.stages.weights import WeightsStage
 
-__all__ = ["CanonicalStage", "WeightsStage", "DiscoverStage", "ReferenceStage", "DecodeEmbedStage", "StoreStage", "SearchStage", "SearchReferenceStage",
+__all__ = ["AttachStage", "CanonicalStage", "WeightsStage", "DiscoverStage", "ReferenceStage", "DecodeEmbedStage", "StoreStage", "SearchStage", "SearchReferenceStage",
            "InnerStage", "UnionStage", "VerifyStage",
            "GraphStage", "ManifestStage", "Files", "Vectors"]

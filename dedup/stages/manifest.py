@@ -1,7 +1,7 @@
 """Stage `manifest`: the outputs a user acts on.
 
 In:  the files (`discover`), the vector metadata (`decode_embed`), the clusters and why each kept image
-     was kept (`canonical`) and the edges' content checks (`verify`).
+     was kept (`canonical`, with the lone copies `attach` placed) and the edges' content checks (`verify`).
 Out: ``manifest.parquet`` / ``.csv`` (one row per input read as an image), ``errors.parquet`` / ``.csv``
      (one row per input that could not be used, with the reason), ``keep.txt`` and ``remove.txt``; the
      columns are :data:`dedup.ops.manifest.MANIFEST_COLUMNS` and ``ERROR_COLUMNS``. Every input is in
@@ -18,7 +18,7 @@ from dedup.stages.base import Stage, StageContext, StageResult
 class ManifestStage(Stage):
     name = "manifest"
     items = "rows"
-    after = ("discover", "decode_embed", "reference", "graph", "canonical", "verify")
+    after = ("discover", "decode_embed", "reference", "graph", "attach", "verify")
 
     def needs_ray(self, ctx: StageContext) -> bool:
         return False  # tables in the driver
@@ -29,7 +29,7 @@ class ManifestStage(Stage):
         files = ctx.value("discover")
         table, meta, _, _ = graph_inputs(ctx)
         reps = kernels.representative_paths(table)  # a reference vid's path is its reference image's
-        choice = ctx.value("canonical")
+        choice = ctx.value("attach")
         man, errs = kernels.build(files.table, meta, choice.clusters, reps, ctx.value("verify").checks,
                                   reference_from=files.n if ctx.cfg.references else None, kept_because=choice.why)
         write(ctx.layout, man, errs)

@@ -24,7 +24,7 @@ from dedup.synth import encode, make_corpus, textured_image, write
 
 ROOT = Path(__file__).resolve().parents[2]
 RAY = Path(sys.executable).parent / "ray"
-STAGES = ["weights", "discover", "decode_embed", "store", "search", "verify", "graph", "canonical", "manifest"]
+STAGES = ["weights", "discover", "decode_embed", "store", "search", "verify", "graph", "canonical", "attach", "manifest"]
 
 
 def _corpus(root: Path, extra: int = 0) -> Path:

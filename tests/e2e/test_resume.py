@@ -27,7 +27,7 @@ def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_p
     before = manifest(out)
 
     again = run(DedupConfig(**cfg, threshold=0.9))
-    assert set(again["reused_stages"]) == {"discover", "decode_embed", "store", "search", "canonical"}
+    assert set(again["reused_stages"]) == {"discover", "decode_embed", "store", "search", "canonical", "attach"}
     assert "ray_start" not in again["timeline"]  # nothing to do on Ray: it is not started
     pd.testing.assert_frame_equal(manifest(out), before)
     assert again["stages"]["canonical"]["candidates"] == first["stages"]["canonical"]["candidates"]  # its metrics kept
@@ -47,7 +47,7 @@ def test_rerun_reuses_stages_and_rethreshold_reruns_only_search(ray_local, tmp_p
 
     # a higher threshold filters the stored edges: no search, same result as a fresh run at that threshold
     higher = run(DedupConfig(**cfg, threshold=0.97))
-    assert set(higher["reused_stages"]) - {"canonical"} == {"discover", "decode_embed", "store", "search"}  # canonical: where its edges did not change
+    assert set(higher["reused_stages"]) - {"canonical", "attach"} == {"discover", "decode_embed", "store", "search"}  # canonical: where its edges did not change
     assert higher["stages"]["search"]["filtered_from_threshold"] == 0.9
     fresh_out = tmp_path / "fresh"
     run(DedupConfig(inputs=[str(root)], output=str(fresh_out), model="thumb", threshold=0.97))

@@ -118,3 +118,24 @@ def test_an_image_with_a_picture_inside_is_not_a_clusters_centre():
     is_ref = np.array([False, False, True])  # a reference image still comes first of all
     assert list(forming_order(largest, np.array([1]), is_ref)) == [1, 2, 0]
     assert forming_order(largest) is largest  # nothing pictured, no reference: the policy's order
+
+
+def test_lone_copies_are_alone_and_have_an_edge_to_a_kept_image():
+    """0 is the graph's canonical of {0, 1, 2}; the kept image moved to 1 (stage canonical); 3 has an edge to
+    1 and 2 (members, not kept) and was alone; 4 has edges to 1 and to 5 (kept, the pair {5, 6}): the more
+    similar kept image is its place; 7 is a reference image (never placed); 8 has an edge to 3 only (alone)."""
+    import dataclasses
+
+    from dedup.ops.graph import lone_copies, place_under
+
+    a, b, s = edges((0, 1, 0.9), (0, 2, 0.9), (1, 2, 0.9), (1, 3, 0.8), (2, 3, 0.95), (5, 6, 0.9), (4, 1, 0.7), (4, 5, 0.75),
+                    (7, 1, 0.99), (8, 3, 0.99))
+    c = assign_clusters(9, *edges((0, 1, 0.9), (0, 2, 0.9), (5, 6, 0.9)), by_path(9))
+    c = dataclasses.replace(c, canonical=np.array([1, 1, 1, 3, 4, 5, 5, 7, 8]))
+    is_ref = np.zeros(9, bool)
+    is_ref[7] = True
+    lone, kept, sim = lone_copies(c, a, b, s, is_ref)
+    assert lone.tolist() == [3, 4] and kept.tolist() == [1, 5] and np.allclose(sim, [0.8, 0.75])
+    placed = place_under(c, lone, kept, sim)
+    assert placed.canonical.tolist() == [1, 1, 1, 1, 5, 5, 5, 7, 8] and placed.similarity[3] == np.float32(0.8)
+    assert c.canonical[3] == 3  # the input is not changed

@@ -1,0 +1,29 @@
+"""Stage attach: a lone image is placed under a kept image it is a copy of only where the quality policy,
+asked about the two (real images made here, measured on Ray tasks), keeps the kept image over it."""
+import io
+
+from PIL import Image, ImageEnhance, ImageFilter
+
+from dedup.stages.attach import run_verdicts
+from dedup.synth import encode, textured_image, write
+
+
+def _file(path, data):
+    write(path, data)
+    size = Image.open(io.BytesIO(data)).size
+    return ("file", str(path), str(path), size[0] * size[1], len(data))
+
+
+def test_the_policy_decides_which_of_the_two_is_kept(ray_local, tmp_path):
+    photo = encode(textured_image(7), "JPEG", quality=92)
+    decoded = Image.open(io.BytesIO(photo)).convert("RGB")
+    brighter = encode(ImageEnhance.Brightness(decoded).enhance(1.35), "JPEG", quality=90)
+    blurred = encode(decoded.filter(ImageFilter.GaussianBlur(3)), "JPEG", quality=92)
+    info = {0: _file(tmp_path / "photo.jpg", photo), 1: _file(tmp_path / "brighter.jpg", brighter),
+            2: _file(tmp_path / "blurred.jpg", blurred), 3: _file(tmp_path / "photo_too.jpg", photo)}
+    info[4] = ("file", str(tmp_path / "gone.jpg"), str(tmp_path / "gone.jpg"), 100, 100)  # not there to read
+    pairs = [(0, 1, 0.8), (2, 3, 0.8), (0, 4, 0.8)]  # (kept, lone, similarity)
+    verdicts, cpu = run_verdicts(pairs, info, None, {})
+    assert verdicts[(0, 1)] == 0  # the photo over its brighter copy: the copy joins it
+    assert verdicts[(2, 3)] == 3  # a blurred copy was kept; the photo alone is the better version: it stays apart
+    assert verdicts[(0, 4)] is None and cpu > 0  # what cannot be read is never placed

@@ -17,8 +17,11 @@ def templates(a: np.ndarray, b: np.ndarray, ok: np.ndarray, grid: np.ndarray, mi
     Such pairs come in triangles: three images of one frame, each two matching (passed or not: ``grid`` is
     also kept for a same-frame match that failed) and agreeing except in the same place (``grid``,
     :func:`~dedup.ops.agreement._local_share`'s bits, at least ``min_cells`` cells, each two pairs' cells
-    sharing ``overlap`` of the smaller). A copy's edits (a caption, a sticker) sit in different places, and
-    two re-posts of one edited copy agree everywhere. Then any other passed pair of a template's image that
+    sharing ``overlap`` of the larger: the three pairs differ in one place, the picture). A copy's edits (a
+    caption, a sticker) sit in different places, and two re-posts of one edited copy agree everywhere; a
+    photo, its copy under stripes over the whole frame and that copy captioned differ in the stripes, in
+    the stripes and the caption, and in the caption: each of the smaller regions lies inside the larger, but
+    no two are one region. Then any other passed pair of a template's image that
     disagrees (mostly) inside that image's template region is one too: a small picture in a large frame
     disagrees in a few cells only."""
     a, b, grid, ok = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(grid, np.int64), np.asarray(ok, bool)
@@ -42,7 +45,7 @@ def _triangles(a, b, grid, cells, cand: np.ndarray, overlap: float) -> np.ndarra
         adj.setdefault(int(b[i]), {})[int(a[i])] = i
 
     def close(i: int, j: int) -> bool:
-        return _bits(grid[i] & grid[j])[0] >= overlap * min(cells[i], cells[j])
+        return _bits(grid[i] & grid[j])[0] >= overlap * max(cells[i], cells[j])
 
     out = np.zeros(len(a), bool)
     for i in cand.tolist():

@@ -30,7 +30,7 @@ PAIRS_PER_TASK = 64
 
 class AttachStage(Stage):
     name = "attach"
-    items = "lone"
+    items = None  # a few images, if any: no rate
     after = ("discover", "decode_embed", "reference", "verify", "canonical")
 
     def fingerprint(self, ctx: StageContext):

@@ -244,6 +244,23 @@ def test_tighter_fit_keeps_the_matches_of_one_frame():
     assert _tighter((src[:10], dst[:10]), loose, 15) is loose  # too few matches to fit again: the first fit stands
 
 
+def _grid(cells) -> int:
+    return int(sum(1 << c for c in cells))
+
+
+def test_a_template_is_one_region_for_all_three_pairs_not_regions_inside_each_other():
+    """Three different pictures in one frame (0, 1, 2) disagree in one region, the slot (pairs alike, give or
+    take a cell): a template. A photo (3), its copy under stripes over the whole frame (4) and that copy
+    captioned (5) disagree in the stripes, in the stripes and the caption, and in the caption: the caption's
+    cells lie inside the stripes', but the three regions are not one, so the three copies stay copies."""
+    slot, stripes, caption = list(range(18, 42)), list(range(0, 62, 2)), [48, 49, 50, 51]
+    a, b = np.array([0, 0, 1, 3, 3, 4]), np.array([1, 2, 2, 4, 5, 5])
+    grid = np.array([_grid(slot), _grid(slot[1:]), _grid(slot[:-2]), _grid(stripes),
+                     _grid(sorted(set(stripes) | set(caption))), _grid(caption)], np.int64)
+    out = verify.templates(a, b, np.ones(6, bool), grid)
+    assert out.tolist() == [True, True, True, False, False, False]
+
+
 def test_copies_with_edits_in_different_places_stay_copies(photo):
     """A photo, a captioned copy and a copy with a sticker elsewhere: each two disagree, but not in the
     same place, so no template is found; the same holds for a photo's copies inside one frame."""

@@ -9,7 +9,7 @@ import pandas as pd
 
 from dedup.stages.base import Signal, StageContext
 
-EMBED_VERSION = 4  # bump when decode/embed output changes for the same parameters, so stored vectors are redone
+EMBED_VERSION = 5  # bump when decode/embed output changes for the same parameters, so stored vectors are redone
 
 
 def exact_search(ctx: StageContext) -> bool:

@@ -73,3 +73,25 @@ def test_an_outline_search_that_fails_loses_the_picture_not_the_image(monkeypatc
     monkeypatch.setattr(pictures, "inner_picture", broken)
     arr, _, w, h, _, _, picture, box = decode.decode_both(encode(textured_image(3)), 64, 10**8, None, inner=True)
     assert arr.shape == (64, 64, 3) and (w, h) == (480, 360) and picture == b"" and box is None
+
+
+def test_a_small_photo_in_a_card_whose_outline_stops_short_of_a_corner_is_found(monkeypatch):
+    """A photo a quarter of a web page's width, in a white card: at the search's 256 px its outline's lines
+    stop a few pixels short of a corner, where the photo's edge fades into the card; the third pass closes
+    such a gap between a line's end and the line across it."""
+    from dedup.ops import pictures
+
+    page = Image.new("RGB", (1200, 736), (250, 250, 250))
+    draw = ImageDraw.Draw(page)
+    for y in range(40, 700, 48):
+        draw.text((30, y), "Home  Messages  Watch  Groups  Saved", fill=(60, 60, 60))
+    draw.rectangle([420, 120, 1100, 700], outline=(225, 225, 225), fill=(255, 255, 255))
+    page.paste(textured_image(6).resize((300, 210)), (470, 300))
+    from dedup.ops.decode import load_rgb
+
+    saved = Image.open(__import__("io").BytesIO(encode(page, "JPEG", quality=90)))
+    rgb = np.asarray(load_rgb(saved, 288))  # as the decode workers look: on the JPEG's draft, 600 x 368
+    box = inner_picture(rgb)
+    assert box is not None and iou(box, (235, 150, 385, 255)) >= 0.8, box
+    monkeypatch.setattr(pictures, "CORNER", 0.0)
+    assert inner_picture(rgb) is None

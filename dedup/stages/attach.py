@@ -34,9 +34,17 @@ class AttachStage(Stage):
     after = ("discover", "decode_embed", "reference", "verify", "canonical")
 
     def fingerprint(self, ctx: StageContext):
+        """The policy; with ``quality``, the code that asks it (the kept-image stage's digest and this one's)."""
+        import hashlib
+        from pathlib import Path
+
+        from dedup.ops import graph
         from dedup.stages.canonical import _code_digest
 
-        return [ctx.cfg.canonical] if ctx.cfg.canonical != "quality" else ["quality", ctx.cfg.image_column, _code_digest()]
+        if ctx.cfg.canonical != "quality":
+            return [ctx.cfg.canonical]
+        own = hashlib.sha1(Path(__file__).read_bytes() + Path(graph.__file__).read_bytes()).hexdigest()[:16]
+        return ["quality", ctx.cfg.image_column, _code_digest(), own]
 
     def needs_ray_now(self, ctx: StageContext) -> bool:
         return ctx.cfg.canonical == "quality" and bool(len(self._lone(ctx)[0]))
@@ -86,15 +94,15 @@ def pair_links(pairs: list[tuple], checks) -> dict[tuple[int, int], dict]:
     ({(a, b): a -> b}, as :func:`dedup.stages.canonical.pair_transforms` gives a cluster's)."""
     if checks is None or "transform" not in checks.column_names or not pairs:
         return {}
-    want = {frozenset((k, v)): (k, v) for k, v, _ in pairs}
-    a, b = (checks.column(c).to_numpy() for c in ("a", "b"))
+    a, b = (np.asarray(checks.column(c).to_numpy(), np.int64) for c in ("a", "b"))
+    n = int(max(a.max(initial=0), b.max(initial=0), *(max(k, v) for k, v, _ in pairs))) + 1
+    want = {min(k, v) * n + max(k, v): (k, v) for k, v, _ in pairs}
+    key = np.minimum(a, b) * n + np.maximum(a, b)
     ok = (checks.column("verified").to_numpy() == 1) & checks.column("transform").is_valid().to_numpy(zero_copy_only=False)
     out: dict = {}
-    for i in np.flatnonzero(ok).tolist():
-        key = want.get(frozenset((int(a[i]), int(b[i]))))
-        if key is not None:
-            m = np.asarray(checks.column("transform")[i].as_py(), np.float64).reshape(3, 3)
-            out.setdefault(key, {})[(int(a[i]), int(b[i]))] = m
+    for i in np.flatnonzero(ok & np.isin(key, np.fromiter(want, np.int64, len(want)))).tolist():  # a few rows of many
+        m = np.asarray(checks.column("transform")[i].as_py(), np.float64).reshape(3, 3)
+        out.setdefault(want[int(key[i])], {})[(int(a[i]), int(b[i]))] = m
     return out
 
 

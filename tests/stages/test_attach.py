@@ -27,3 +27,18 @@ def test_the_policy_decides_which_of_the_two_is_kept(ray_local, tmp_path):
     assert verdicts[(0, 1)] == 0  # the photo over its brighter copy: the copy joins it
     assert verdicts[(2, 3)] == 3  # a blurred copy was kept; the photo alone is the better version: it stays apart
     assert verdicts[(0, 4)] is None and cpu > 0  # what cannot be read is never placed
+
+
+def test_pair_links_are_the_checks_transforms_of_those_pairs_either_way():
+    import numpy as np
+    import pyarrow as pa
+
+    from dedup.ops.verify import TRANSFORM
+    from dedup.stages.attach import pair_links
+
+    t = [float(x) for x in np.eye(3).ravel()]
+    checks = pa.table({"a": [5, 1, 2, 7], "b": [1, 9, 5, 8], "verified": pa.array([1, 1, 1, 0], pa.int8()),
+                       "transform": pa.array([t, t, None, t], TRANSFORM)})
+    links = pair_links([(1, 5, 0.8), (2, 5, 0.7), (7, 8, 0.9), (3, 4, 0.5)], checks)
+    assert list(links) == [(1, 5)] and list(links[(1, 5)]) == [(5, 1)]  # as the check recorded it: 5 -> 1
+    np.testing.assert_array_equal(links[(1, 5)][(5, 1)], np.eye(3))  # none without a transform, none failed

@@ -125,6 +125,12 @@ def timeline_note(line: dict) -> str:
     return "in the background" if line.get("background") else ""
 
 
+def _placed_later(summary: dict) -> str:
+    """What the chaining guard's line adds where stage `attach` placed lone images under a kept image: the count."""
+    placed = (summary.get("stages", {}).get("attach") or {}).get("attached") or 0
+    return f"; {placed} lone images placed under a kept image they copy (attach)" if placed else ""
+
+
 def print_summary(summary: dict, stream=sys.stdout) -> None:
     c = summary["counts"]
     w = summary["parameters"].get("weights_info", {})
@@ -134,7 +140,7 @@ def print_summary(summary: dict, stream=sys.stdout) -> None:
         f"  inputs {c['inputs']}  images {c['images']}  errors {c['errors']}",
         f"  clusters {c['clusters']} ({c['duplicate_clusters']} with duplicates)  kept {c['kept']}  "
         f"duplicates {c['duplicates']} (exact {c['exact_duplicates']}, near {c['near_duplicates']})",
-        f"  split off by the chaining guard: {c['split_off_by_chaining_guard']}",
+        f"  split off by the chaining guard: {c['split_off_by_chaining_guard']}" + _placed_later(summary),
         f"  model {summary['parameters'].get('model')}" + (f" ({w.get('format') or w.get('weights')}: {w.get('source') or w.get('weights')})" if w.get("weights") else " (weight-free)")
         + f", threshold {summary['parameters'].get('threshold')}",
         f"  {summary['total_seconds']:.1f}s total, {summary['images_per_second']} images/s end to end",

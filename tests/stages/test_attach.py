@@ -42,3 +42,22 @@ def test_pair_links_are_the_checks_transforms_of_those_pairs_either_way():
     links = pair_links([(1, 5, 0.8), (2, 5, 0.7), (7, 8, 0.9), (3, 4, 0.5)], checks)
     assert list(links) == [(1, 5)] and list(links[(1, 5)]) == [(5, 1)]  # as the check recorded it: 5 -> 1
     np.testing.assert_array_equal(links[(1, 5)][(5, 1)], np.eye(3))  # none without a transform, none failed
+
+
+def test_the_summary_says_how_many_lone_images_were_placed():
+    import io as _io
+
+    from dedup.summary import print_summary
+
+    counts = {"inputs": 9, "images": 9, "errors": 0, "clusters": 3, "duplicate_clusters": 2, "kept": 3, "duplicates": 6,
+              "exact_duplicates": 0, "near_duplicates": 6, "split_off_by_chaining_guard": 2}
+    summary = {"counts": counts, "parameters": {"model": "sscd", "threshold": 0.3}, "total_seconds": 1.0,
+               "images_per_second": 9.0, "stages": {"attach": {"seconds": 0.1, "lone": 2, "attached": 2}},
+               "outputs": {"manifest_csv": "m.csv", "errors_csv": "e.csv", "summary": "s.json"}}
+    out = _io.StringIO()
+    print_summary(summary, out)
+    assert "split off by the chaining guard: 2; 2 lone images placed under a kept image they copy (attach)" in out.getvalue()
+    summary["stages"]["attach"]["attached"] = 0
+    out = _io.StringIO()
+    print_summary(summary, out)
+    assert "split off by the chaining guard: 2\n" in out.getvalue()

@@ -13,7 +13,7 @@ union         a model with a hash, --reference or inner pictures: the searches' 
 verify        edges in the band kept only where the images share content -> edges_checked.parquet
 graph         edges -> clusters with one canonical each (chaining guard)
 canonical     in each cluster, the best version kept (--canonical quality): its images measured, compared
-attach        an image left alone joins the cluster of a kept image it is a verified copy of (and worse than)
+attach        an image left alone joins the cluster of a kept image it copies, where that image is the better version
 manifest      clusters + files + errors -> manifest, errors, keep/remove lists
 
 The kernels they run (hashes, decoders, models, graph algorithms, the content check) are in

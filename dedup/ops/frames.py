@@ -34,7 +34,7 @@ def _identity(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
         return None
     (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
     ok, grid = _agrees(fa, fb, np.diag([wb / wa, hb / ha, 1.0]), params, False)
-    return (True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), grid, np.eye(3)) if ok else None
+    return _as_they_are(fa, fb, grid) if ok else None
 
 
 def _one_aspect(fa: Features, fb: Features, tol: float = 0.01) -> bool:
@@ -55,5 +55,11 @@ def _blurred(fa: Features, fb: Features, params: VerifyParams) -> tuple | None:
         return None
     if band_agreement(fa.view, fb.view, 1.5, local=False)[0] < params.blurred - 0.1:
         return None
+    return _as_they_are(fa, fb, 0)
+
+
+def _as_they_are(fa: Features, fb: Features, grid: int) -> tuple:
+    """:func:`~dedup.ops.verify.check`'s result for a pair matched under the identity: passed, no inliers (none
+    were matched), not mirrored, the scale between the two frames, ``grid``, the identity."""
     (ha, wa), (hb, wb) = fa.shape[:2], fb.shape[:2]
-    return True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), 0, np.eye(3)
+    return True, 0, False, float(np.sqrt(wb * hb / (wa * ha))), grid, np.eye(3)

@@ -43,12 +43,13 @@ def _pairs(label: dict) -> set:
 
 
 def _runs(work: Path):
-    yield "bench corpus", work / "out-sscd", work / "corpus" / "truth.csv"
+    """(name, run, truth.csv) of every finished run in ``work`` with its corpus's truth."""
+    candidates = [("bench corpus", work / "out-sscd", work / "corpus" / "truth.csv")]
     for kind in ("lineage", "hard"):
-        for seed in range(10):
-            run, truth = work / f"out-{kind}-seed{seed}", work / f"{kind}-seed{seed}" / "truth.csv"
-            if (run / "edges_checked.parquet").exists() and truth.exists():
-                yield f"{'AugLy edit chains' if kind == 'lineage' else 'AugLy hard corpus'} seed {seed}", run, truth
+        name = "AugLy edit chains" if kind == "lineage" else "AugLy hard corpus"
+        candidates += [(f"{name} seed {seed}", work / f"out-{kind}-seed{seed}", work / f"{kind}-seed{seed}" / "truth.csv")
+                       for seed in range(10)]
+    return [(name, run, truth) for name, run, truth in candidates if (run / "edges_checked.parquet").exists() and truth.exists()]
 
 
 def _run_scores(run: Path, truth_csv: Path) -> dict:
@@ -74,8 +75,7 @@ def _run_scores(run: Path, truth_csv: Path) -> dict:
 
 
 def cluster_order_bench(work: Path, results: Path) -> dict:
-    rows = [{"run": name, **_run_scores(run, truth)} for name, run, truth in _runs(work)
-            if (run / "edges_checked.parquet").exists() and truth.exists()]
+    rows = [{"run": name, **_run_scores(run, truth)} for name, run, truth in _runs(work)]
     if not rows:
         raise SystemExit(f"no finished runs in {work}: run `python -m bench`, `--kept-model` or `--hard` first")
     results.mkdir(parents=True, exist_ok=True)

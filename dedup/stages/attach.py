@@ -79,11 +79,11 @@ class AttachStage(Stage):
             info = vid_info(where, per_vid(table, meta, n), sorted(set(lone.tolist()) | set(kept.tolist())))
             pairs = list(zip(kept.tolist(), lone.tolist(), sims.tolist()))
             verdicts, cpu = run_verdicts(pairs, info, ctx.cfg.image_column, pair_links(pairs, ctx.value("verify").checks))
-        go = np.array([verdicts.get((k, v)) == k for k, v in zip(kept.tolist(), lone.tolist())], bool)
+        got = [verdicts.get((k, v)) for k, v in zip(kept.tolist(), lone.tolist())]  # the vid kept of each pair
+        go = np.array([g == k for g, k in zip(got, kept.tolist())], bool)
         clusters = place_under(choice.clusters, lone[go], kept[go], sims[go])
         metrics = {"lone": int(len(lone)), "attached": int(go.sum()),
-                   "kept_apart": int(sum(1 for k, v in zip(kept.tolist(), lone.tolist()) if verdicts.get((k, v)) == v)),
-                   "unreadable": int(sum(1 for k, v in zip(kept.tolist(), lone.tolist()) if verdicts.get((k, v)) is None)),
+                   "kept_apart": sum(g == v for g, v in zip(got, lone.tolist())), "unreadable": got.count(None),
                    "task_cpu_seconds": round(cpu, 3)}
         placed = [[int(v), int(k), float(s)] for v, k, s in zip(lone[go], kept[go], sims[go])]
         return StageResult(dataclasses.replace(choice, clusters=clusters), metrics, {"placed": placed, "metrics": metrics})

@@ -4,6 +4,8 @@ canvas). The content check records, for each same-frame pair, where its pixels d
 :func:`dedup.ops.agreement._local_share`); :func:`templates` finds the frames from those records together."""
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 
 from dedup.ops.agreement import grid_cells as _bits
@@ -55,3 +57,33 @@ def _triangles(a, b, grid, cells, cand: np.ndarray, overlap: float) -> np.ndarra
             if close(i, j) and close(i, k) and close(j, k):
                 out[[i, j, k]] = True
     return out
+
+
+def open_wedges(a: np.ndarray, b: np.ndarray, grid: np.ndarray, min_cells: int = 8, overlap: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that would close a template's triangle but were not checked: (y, z) where one image x has a
+    same-frame match with each (``grid``: at least ``min_cells`` cells disagree) and the two disagree in one
+    region (each pair's cells sharing ``overlap`` of the larger), and (y, z) is none of the pairs (a, b).
+
+    The search links a template's copies only where their pictures happen to look alike: a card holding a
+    different photo in each copy may give one image two such matches and leave the third pair out of the
+    band, so no triangle forms and both matches pass. Checking that pair shows whether y and z are one frame
+    too (a template) or not. Only large regions (``min_cells``: an eighth of the frame): the same caption
+    place on three copies of one photo is a region of a few cells, and those copies would read as one."""
+    a, b, grid = np.asarray(a, np.int64), np.asarray(b, np.int64), np.asarray(grid, np.int64)
+    cells = _bits(grid) if len(grid) else np.zeros(0, np.int64)
+    legs: dict[int, list[int]] = {}
+    for i in np.flatnonzero(cells >= min_cells).tolist():
+        legs.setdefault(int(a[i]), []).append(i)
+        legs.setdefault(int(b[i]), []).append(i)
+    have = set(zip(a.tolist(), b.tolist())) | set(zip(b.tolist(), a.tolist()))
+    out: list[tuple[int, int]] = []
+    for x, mine in legs.items():
+        for i, j in combinations(mine, 2):
+            if _bits(np.int64(grid[i] & grid[j]))[0] < overlap * max(cells[i], cells[j]):
+                continue
+            y, z = (int(b[k]) if int(a[k]) == x else int(a[k]) for k in (i, j))
+            pair = (min(y, z), max(y, z))
+            if pair not in have:
+                have.add(pair)
+                out.append(pair)
+    return np.array([p[0] for p in out], np.int64), np.array([p[1] for p in out], np.int64)

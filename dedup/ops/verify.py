@@ -129,6 +129,9 @@ class VerifyParams:
     # :func:`~dedup.ops.templates.templates`; a small tilt or crop keeps its transform. 0: no second fit.
     near_frame: float = 0.05
     templates: bool = True  # pairs that matched only a recurring frame fail (:func:`templates`, in the stage)
+    # ... and where one image has two same-frame matches differing in one region of at least this many of the
+    # 64 cells whose third pair the search left out, that pair is checked too (:func:`open_wedges`). 0: never.
+    template_wedges: int = 8
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
     version: int = 17  # bump when the check or what it records changes for the same parameters

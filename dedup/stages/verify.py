@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from dedup.ops.templates import open_wedges
 from dedup.ops.verify import (CHECKED_SCHEMA, NOT_NEEDED, REJECTED, VERIFIED, VerifyParams, apply, check_edges, plan_tasks,
                               templates)
 from dedup.ops.matching import single_threaded
@@ -54,7 +55,11 @@ class VerifyStage(Stage):
         ctx.params["verify_params"] = {**dataclasses.asdict(vp), "band": [lo, hi]}
         band, a, b = in_band(edges, lo, hi, inner_pictures(ctx))
         cached, todo, counts, seconds = self._check(ctx, a, b, vp)
-        cached, template = without_templates(cached, a, b) if vp.templates else (cached, 0)
+        wa, wb = wedges(cached, a, b, vp)
+        if len(wa):  # the third pairs of the templates' open triangles, checked as any pair
+            cached, wtodo, wcounts, wseconds = self._check(ctx, wa, wb, vp, cached)
+            counts, seconds, todo = _added(counts, wcounts), seconds + wseconds, np.concatenate([todo, wtodo])
+        cached, template = without_templates(cached, a, b, wa, wb) if vp.templates else (cached, 0)
         checks = apply(edges, cached, lo, hi, band)
         pq.write_table(checks, ctx.layout.edges_checked)
         v = checks["verified"].to_numpy()
@@ -62,7 +67,7 @@ class VerifyStage(Stage):
                    "checked_now": int(todo.sum()), "reused_checks": int((~todo).sum()), "verified": int((v == VERIFIED).sum()),
                    "rejected": int((v == REJECTED).sum()), "not_needed": int((v == NOT_NEEDED).sum()),
                    "images_in_band": int(len(np.unique(np.concatenate([a, b])))), "images_decoded": counts["images_decoded"],
-                   "template_pairs": template, "tasks": counts["tasks"], "check_seconds": round(seconds, 3),
+                   "template_pairs": template, "template_checks": int(len(wa)), "tasks": counts["tasks"], "check_seconds": round(seconds, 3),
                    "task_seconds": counts["task_seconds"], "task_cpu_seconds": counts["task_cpu_seconds"],
                    "cpu_ms_per_pair": round(1000 * counts["task_cpu_seconds"] / max(1, int(todo.sum())), 2)}
         kept = checks.filter(pc.not_equal(checks["verified"], pa.scalar(REJECTED, pa.int8())))
@@ -74,13 +79,19 @@ class VerifyStage(Stage):
         if rng is None:
             return False
         _, a, b = in_band(ctx.value(self.edges_from), *rng, inner_pictures(ctx))
-        self._read = read_checks(ctx.layout.verify_cache, VerifyParams().key())  # run() takes it, not read twice
-        return bool(unchecked(a, b, self._read).any())
+        vp = VerifyParams()
+        self._read = read_checks(ctx.layout.verify_cache, vp.key())  # run() takes it, not read twice
+        if unchecked(a, b, self._read).any():
+            return True
+        wa, wb = wedges(self._read, a, b, vp)  # a run stopped between the band's checks and these
+        return bool(len(wa) and unchecked(wa, wb, self._read).any())
 
-    def _check(self, ctx: StageContext, a: np.ndarray, b: np.ndarray, vp: VerifyParams):
-        """The pairs' checks: the cached ones, and the others run now (then added to the cache)."""
+    def _check(self, ctx: StageContext, a: np.ndarray, b: np.ndarray, vp: VerifyParams, cached: pd.DataFrame | None = None):
+        """The pairs' checks: the cached ones (``cached``, else ``verify.parquet``'s), and the others run now
+        (then added to the cache)."""
         cache = ctx.layout.verify_cache
-        cached = self.__dict__.pop("_read", None)
+        if cached is None:
+            cached = self.__dict__.pop("_read", None)
         cached = read_checks(cache, vp.key()) if cached is None else cached
         todo = unchecked(a, b, cached)
         t0 = time.perf_counter()
@@ -133,14 +144,35 @@ def unchecked(a: np.ndarray, b: np.ndarray, cached: pd.DataFrame) -> np.ndarray:
     return ~np.isin(a * n + b, cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64))
 
 
-def without_templates(checked: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> tuple[pd.DataFrame, int]:
+def without_templates(checked: pd.DataFrame, a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None,
+                      wb: np.ndarray | None = None) -> tuple[pd.DataFrame, int]:
     """The checks of the pairs (a[i], b[i]) with those that matched only a recurring frame
-    (:func:`~dedup.ops.verify.templates`, over this run's pairs together) turned to failed; and their count."""
-    n = int(max(a.max(initial=0), b.max(initial=0), checked["b"].to_numpy().max(initial=0))) + 1
-    here = checked[np.isin(checked["a"].to_numpy(np.int64) * n + checked["b"].to_numpy(np.int64), a * n + b)].copy()
-    found = templates(here["a"].to_numpy(), here["b"].to_numpy(), here["ok"].to_numpy(), here["grid"].to_numpy())
-    here["ok"] = here["ok"].to_numpy() & ~found
-    return here, int(found.sum())
+    (:func:`~dedup.ops.verify.templates`, over this run's pairs together, and the third pairs (wa[i], wb[i])
+    checked to close its open triangles, :func:`wedges`) turned to failed; and their count (of the first)."""
+    wa, wb = (np.zeros(0, np.int64) if w is None else np.asarray(w, np.int64) for w in (wa, wb))
+    n = int(max(a.max(initial=0), b.max(initial=0), wb.max(initial=0), checked["b"].to_numpy().max(initial=0))) + 1
+    keys = checked["a"].to_numpy(np.int64) * n + checked["b"].to_numpy(np.int64)
+    rows = checked[np.isin(keys, np.concatenate([a * n + b, wa * n + wb]))].copy()
+    found = templates(rows["a"].to_numpy(), rows["b"].to_numpy(), rows["ok"].to_numpy(), rows["grid"].to_numpy())
+    rows["ok"] = rows["ok"].to_numpy() & ~found
+    mine = np.isin(rows["a"].to_numpy(np.int64) * n + rows["b"].to_numpy(np.int64), a * n + b)
+    return rows[mine], int(found[mine].sum())
+
+
+def wedges(checked: pd.DataFrame, a: np.ndarray, b: np.ndarray, vp: VerifyParams) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that close the open triangles of the band's same-frame matches
+    (:func:`~dedup.ops.templates.open_wedges` over ``checked``'s rows of the pairs (a[i], b[i])); none where
+    ``vp`` checks no templates or no such pairs."""
+    if not vp.templates or not vp.template_wedges or not len(a):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    n = int(max(a.max(), b.max(), checked["b"].to_numpy().max(initial=0))) + 1
+    rows = checked[np.isin(checked["a"].to_numpy(np.int64) * n + checked["b"].to_numpy(np.int64), a * n + b)]
+    return open_wedges(rows["a"].to_numpy(), rows["b"].to_numpy(), rows["grid"].to_numpy(), vp.template_wedges)
+
+
+def _added(counts: dict, more: dict) -> dict:
+    """Two runs' counts (:func:`run_checks`) summed."""
+    return {k: counts.get(k, 0) + more.get(k, 0) for k in counts.keys() | more.keys()}
 
 
 def where(reps: pd.DataFrame, a: np.ndarray, b: np.ndarray) -> dict[int, tuple[str, str, str]]:

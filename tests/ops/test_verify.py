@@ -261,6 +261,41 @@ def test_a_template_is_one_region_for_all_three_pairs_not_regions_inside_each_ot
     assert out.tolist() == [True, True, True, False, False, False]
 
 
+def test_open_wedges_are_the_pairs_that_would_close_one_region():
+    """Image 0 matches 1 and 2 in one frame differing in one large region (the slot): (1, 2) is the pair
+    to check. Image 3's two matches differ in other places, image 6's in one small region (a caption's
+    few cells), and image 9's third pair was checked already: none of theirs."""
+    from dedup.ops.templates import open_wedges
+
+    slot, other, caption = list(range(18, 42)), list(range(0, 12)), [48, 49, 50, 51]
+    a, b = np.array([0, 0, 3, 3, 6, 6, 9, 9, 10]), np.array([1, 2, 4, 5, 7, 8, 10, 11, 11])
+    grid = np.array([_grid(slot), _grid(slot[1:]), _grid(slot), _grid(other), _grid(caption), _grid(caption),
+                     _grid(slot), _grid(slot), _grid(slot)], np.int64)
+    wa, wb = open_wedges(a, b, grid)
+    assert list(zip(wa.tolist(), wb.tolist())) == [(1, 2)]
+
+
+def test_a_template_the_search_linked_as_a_star_is_found_by_checking_its_third_pairs():
+    """Four different photos in one app frame, only the pairs of the first with the others in the band (the
+    search linked the rest too weakly): no triangle, so each pair would pass alone; the pairs that close
+    the open triangles (:func:`open_wedges`) are checked, and with them the frame is a template."""
+    from dedup.ops.templates import open_wedges
+
+    frames = [_app_frame(textured_image(s)) for s in (31, 32, 33, 34)]
+    feats = [_features(im) for im in frames]
+    a, b = np.array([0, 0, 0]), np.array([1, 2, 3])
+    res = [verify.check(feats[i], feats[j], P) for i, j in zip(a, b)]
+    ok, grid = np.array([r[0] for r in res]), np.array([r[4] for r in res], np.int64)
+    assert ok.all() and not verify.templates(a, b, ok, grid).any()  # a star: nothing to see
+    wa, wb = open_wedges(a, b, grid)
+    assert len(wa) == 3
+    more = [verify.check(feats[i], feats[j], P) for i, j in zip(wa, wb)]
+    a2, b2 = np.concatenate([a, wa]), np.concatenate([b, wb])
+    ok2 = np.concatenate([ok, [r[0] for r in more]])
+    grid2 = np.concatenate([grid, np.array([r[4] for r in more], np.int64)])
+    assert verify.templates(a2, b2, ok2, grid2)[:3].all()
+
+
 def test_copies_with_edits_in_different_places_stay_copies(photo):
     """A photo, a captioned copy and a copy with a sticker elsewhere: each two disagree, but not in the
     same place, so no template is found; the same holds for a photo's copies inside one frame."""

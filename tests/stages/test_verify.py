@@ -67,3 +67,24 @@ def test_verify_off_and_band_options():
         DedupConfig(inputs=["x"], model="resnet50", verify="band").validate()
     with pytest.raises(ConfigError, match="hash models"):
         DedupConfig(inputs=["x"], model="multihash", verify="all").validate()
+
+
+def test_the_third_pairs_of_open_triangles_are_checked_and_count_only_as_evidence():
+    """The stage's glue: the band's one-frame star (0-1, 0-2, 0-3, one slot differing) gives the pairs that
+    close it (:func:`~dedup.stages.verify.wedges`); with their checks added, the band's pairs are a template's,
+    and only the band's rows come back (the third pairs are no edges)."""
+    import numpy as np
+
+    from dedup.stages.verify import wedges, without_templates
+
+    slot = sum(1 << c for c in range(18, 42))
+    band = pd.DataFrame({"a": [0, 0, 0], "b": [1, 2, 3], "ok": [True] * 3, "grid": np.array([slot] * 3, np.int64)})
+    a, b = band["a"].to_numpy(), band["b"].to_numpy()
+    wa, wb = wedges(band, a, b, P)
+    assert sorted(zip(wa.tolist(), wb.tolist())) == [(1, 2), (1, 3), (2, 3)]
+    assert not len(wedges(band, a, b, verify.VerifyParams(template_wedges=0))[0])
+    alone, found = without_templates(band, a, b)
+    assert found == 0 and alone["ok"].all()  # a star alone: no triangle
+    third = pd.DataFrame({"a": wa, "b": wb, "ok": [False] * 3, "grid": np.array([slot] * 3, np.int64)})  # one frame, the slot differs
+    rows, found = without_templates(pd.concat([band, third], ignore_index=True), a, b, wa, wb)
+    assert found == 3 and len(rows) == 3 and not rows["ok"].any()

@@ -23,17 +23,25 @@ from dedup.config import DedupConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PYTHON = Path("bench/work/augly-venv/bin/python")
+# The corpora's makers: (its venv's python, the script that makes that venv, the generator, the work dir's prefix,
+# the results' name, the title). ``albu``: albumentations' edits and other hard negatives, never chosen on.
+MAKERS = {
+    "augly": (VENV_PYTHON, "bench/hard/install.sh", "bench/hard/make_corpus.py", "hard", "hard",
+              "Hard cases made with AugLy (`python -m bench --hard`)"),
+    "albu": (Path("bench/work/albu-venv/bin/python"), "bench/hard/install_albu.sh", "bench/hard/make_albu.py", "albu", "albu",
+             "Hard cases made with albumentations (`python -m bench --albu`)"),
+}
 
 
-def build(src: Path, out: Path, seed: int) -> Path:
-    """The seed's corpus (built once; ``bench/hard/install.sh`` makes the AugLy venv where it is missing)."""
+def build(src: Path, out: Path, seed: int, maker: str = "augly") -> Path:
+    """The seed's corpus (built once; the maker's install script makes its venv where it is missing)."""
     if (out / "truth.csv").exists():
         return out / "truth.csv"
-    python = ROOT / VENV_PYTHON
+    venv, install, script = MAKERS[maker][:3]
+    python = ROOT / venv
     if not python.exists():
-        subprocess.run(["bash", str(ROOT / "bench/hard/install.sh")], check=True)
-    subprocess.run([str(python), str(ROOT / "bench/hard/make_corpus.py"), "--src", str(src), "--out", str(out),
-                    "--seed", str(seed)], check=True)
+        subprocess.run(["bash", str(ROOT / install)], check=True)
+    subprocess.run([str(python), str(ROOT / script), "--src", str(src), "--out", str(out), "--seed", str(seed)], check=True)
     return out / "truth.csv"
 
 
@@ -62,21 +70,23 @@ def score_corpus(out: Path, truth: pd.DataFrame) -> dict:
             "verify": summary["stages"].get("verify", {}), "seconds": summary.get("total_seconds")}
 
 
-def hard_bench(src: Path, work: Path, results: Path, seeds=(0,)) -> dict:
+def hard_bench(src: Path, work: Path, results: Path, seeds=(0,), maker: str = "augly") -> dict:
+    """The default job on each seed's corpus of ``maker`` (:data:`MAKERS`), scored; RESULTS/<name>.md and .json."""
     from bench.run import first_run
 
-    report = {"machine": {"cpus": os.cpu_count()}, "seeds": {}}
+    prefix, name, title = MAKERS[maker][3:]
+    report = {"machine": {"cpus": os.cpu_count()}, "title": title, "seeds": {}}
     for seed in seeds:
-        truth_path = build(src, work / f"hard-seed{seed}", seed)
+        truth_path = build(src, work / f"{prefix}-seed{seed}", seed, maker)
         truth = pd.read_csv(truth_path)
         truth["path"] = [str((truth_path.parent / p).resolve()) for p in truth["path"]]
-        out = work / f"out-hard-seed{seed}"
+        out = work / f"out-{prefix}-seed{seed}"
         first_run(DedupConfig(inputs=[str(truth_path.parent)], output=str(out)))  # a first run: nothing reused, no cache
         report["seeds"][seed] = score_corpus(out, truth)
     results.mkdir(parents=True, exist_ok=True)
-    (results / "hard.json").write_text(json.dumps(report, indent=2, default=str))
+    (results / f"{name}.json").write_text(json.dumps(report, indent=2, default=str))
     md = to_markdown(report)
-    (results / "hard.md").write_text(md)
+    (results / f"{name}.md").write_text(md)
     print(md)
     return report
 
@@ -87,10 +97,12 @@ def _part_rows(parts: dict, names) -> list[str]:
 
 
 def to_markdown(report: dict) -> str:
-    lines = ["# Hard cases made with AugLy (`python -m bench --hard`)", "",
+    albu = report.get("title", "").endswith("--albu`)")
+    lines = [f"# {report.get('title') or MAKERS['augly'][5]}", "",
              f"The default job (`dedup run --input CORPUS`, SSCD, verify band 0.30-0.90) on each seed's corpus "
-             f"(`bench/hard/make_corpus.py`), {report['machine']['cpus']} CPUs. The `heldout` part (other families, other "
-             "photos) was never looked at while choosing; it is reported last.", ""]
+             f"(`bench/hard/{'make_albu.py' if albu else 'make_corpus.py'}`), {report['machine']['cpus']} CPUs. " +
+             ("The whole corpus is held out: no threshold, feature or model was chosen on it (`bench/hard/README.md`)." if albu else
+              "The `heldout` part (other families, other photos) was never looked at while choosing; it is reported last."), ""]
     for seed, r in report["seeds"].items():
         v = r["verify"]
         lines += [f"## Seed {seed}", "",

@@ -63,7 +63,7 @@ def _rescaled(transform: np.ndarray, sa: float, sb: float) -> np.ndarray:
 
 
 def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr: float = 0.5,
-               texture: float = 3.0, local: bool = True) -> tuple[float, float, int]:
+               texture: float = 3.0, local: bool = True, inset: float = 0.0) -> tuple[float, float, int]:
     """How well ``vb``, moved into ``va``'s frame by ``transform`` (a -> b, keypoint-image pixels), agrees
     with ``va``: (the correlation of the two over the part of ``a`` that ``b`` covers; the local share).
 
@@ -88,7 +88,7 @@ def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr
     if not local:
         return whole, 0.0, 0
     return whole, *_local_share(va.detail, cv2.warpPerspective(vb.detail, back, (w, h), flags=cv2.INTER_LINEAR),
-                               cv2.erode(covered, np.ones((window, window), np.uint8)) > 0, window, corr, texture)
+                               cv2.erode(covered, np.ones((window, window), np.uint8)) > 0, window, corr, texture, inset)
 
 
 def detail_correlation(va: View, vb: View) -> float:
@@ -139,9 +139,11 @@ def grid_cells(grid) -> np.ndarray:
     return np.unpackbits(np.atleast_1d(np.asarray(grid, ">i8")).view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
 
 
-def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, corr: float, texture: float) -> tuple[float, int]:
+def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, corr: float, texture: float,
+                 inset: float = 0.0) -> tuple[float, int]:
     """(the local share, see :func:`agreements`; the cells of a GRID x GRID grid over ``x``'s frame where
-    most of the detailed area holds other content in the two, as bits)."""
+    most of the detailed area holds other content in the two, as bits). With ``inset``: 0.0 where the two
+    share one region only (:func:`shared_region`)."""
     import cv2
 
     # the local means of x, y, x*x, y*y in one box filter over their four channels (the same sums per channel)
@@ -158,16 +160,38 @@ def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, c
     agree = both & (r >= corr)
     # a grid cell disagrees where most of its detailed area has detail in both images that does not correlate:
     # other content (detail lost on one side, clipped or blurred, is an edit of the same content)
-    cells = [cv2.resize(m.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) for m in (detailed, both & ~agree)]
+    cells = [cv2.resize(m.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) for m in (detailed, both & ~agree, agree)]
     grid = (cells[0] >= 0.2) & (cells[1] >= 0.5 * cells[0])
-    return np.count_nonzero(agree) / n, int(np.packbits(grid.ravel()).view(">i8")[0])
+    share = np.count_nonzero(agree) / n
+    if inset and shared_region(grid, (cells[0] >= 0.2) & (cells[2] >= 0.5 * cells[0]), inset):
+        share = 0.0
+    return share, int(np.packbits(grid.ravel()).view(">i8")[0])
+
+
+def shared_region(differ: np.ndarray, agree: np.ndarray, inset: float, min_cells: int = 12) -> bool:
+    """The two images share one region and hold other pictures around it: the grid cells where they agree
+    (``agree``) are one connected region, under ``inset`` of the cells that agree or differ, and the cells
+    where they differ (``differ``, at least ``min_cells`` of the 64) are one region too (nine tenths in the
+    largest). A copy with a sticker, a caption or a pasted patch differs in the smaller part (its edit), and a
+    warp the transform does not fit differs in several places round the frame; two different photos with
+    one inset (a picture in the picture, a shared badge or card) agree only in it."""
+    from scipy.ndimage import label
+
+    nd, na = int(differ.sum()), int(agree.sum())
+    if nd < min_cells or na >= inset * (na + nd):
+        return False
+    lab_a, count_a = label(agree)
+    if count_a > 1:
+        return False
+    lab_d, count_d = label(differ)
+    return bool(count_d and np.bincount(lab_d.ravel())[1:].max() >= 0.9 * nd)
 
 
 def _agrees(fa: "Features", fb: "Features", moved: np.ndarray, params: VerifyParams, mirrored: bool) -> tuple[bool, int]:
     """(the pixels agree under the matched transform, as a whole and locally over the detailed overlap;
     where they disagree, as :func:`_local_share`'s grid bits when the two share one frame, else 0)."""
     vb = fb.view.mirrored() if mirrored else fb.view
-    whole, share, grid = agreements(fa.view, vb, moved, params.local_window, params.local_corr)
+    whole, share, grid = agreements(fa.view, vb, moved, params.local_window, params.local_corr, inset=params.max_inset_share)
     ok = whole >= (params.min_mirrored_agreement if mirrored else params.min_agreement) and share >= params.min_local_share
     return ok, grid if same_frame(fa.shape, fb.shape, moved) else 0
 

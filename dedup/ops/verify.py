@@ -79,6 +79,10 @@ class VerifyParams:
     # ``local_corr`` or better). Two different photos in one screenshot template, under one meme caption or
     # one watermark agree only in the template.
     min_local_share: float = 0.4
+    # ... and where they agree in one region only, under this share of the cells that agree or differ, and
+    # differ in one region around it, they are two pictures sharing an inset, a badge or a card
+    # (:func:`~dedup.ops.agreement.shared_region`). 0: off.
+    max_inset_share: float = 0.5
     local_window: int = 13  # px of the agreement checks' half-size view (:class:`View`)
     local_corr: float = 0.5
     max_scale: float = 4.0  # the transform's scale must lie in [1/max_scale, max_scale]
@@ -134,7 +138,7 @@ class VerifyParams:
     template_wedges: int = 8
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 17  # bump when the check or what it records changes for the same parameters
+    version: int = 18  # bump when the check or what it records changes for the same parameters
 
     def key(self) -> str:
         import hashlib

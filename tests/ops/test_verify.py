@@ -296,6 +296,50 @@ def test_a_template_the_search_linked_as_a_star_is_found_by_checking_its_third_p
     assert verify.templates(a2, b2, ok2, grid2)[:3].all()
 
 
+def test_a_shared_region_is_one_block_under_half_with_one_block_around_it():
+    """Agreeing in one corner block under half of the cells and differing in one block around it: two pictures
+    sharing an inset. Differing in the smaller part (a sticker), or in several places (a warp's edges), or
+    agreeing in two places: not that."""
+    from dedup.ops.agreement import shared_region
+
+    grid = np.zeros((8, 8), bool)
+    corner = grid.copy()
+    corner[:4, :4] = True  # 16 cells agree: the inset
+    assert shared_region(~corner, corner, 0.5)
+    assert not shared_region(corner, ~corner, 0.5)  # the other way round: a copy under a sticker
+    ring = ~grid
+    ring[2:6, 2:6] = False  # differing all round the frame, agreeing in the middle: under half, but ...
+    split = ring.copy()
+    split[:, 4] = False  # ... the differing cells are two regions (a warp's two sides)
+    assert not shared_region(split, ~ring & ~split, 0.5)
+    two = corner.copy()
+    two[6:, 6:] = True  # agreeing in two places
+    assert not shared_region(~two, two, 0.5)
+
+
+def _busy(seed: int, size=(480, 360)) -> Image.Image:
+    """A picture with fine detail everywhere (blurred noise): two of them differ in every cell."""
+    import cv2
+
+    a = cv2.GaussianBlur(np.random.default_rng(seed).uniform(0, 255, (size[1], size[0], 3)).astype(np.float32), (0, 0), 2.5)
+    return Image.fromarray(np.clip((a - a.mean()) * 4 + 128, 0, 255).astype(np.uint8))
+
+
+def test_two_pictures_under_one_inset_are_not_copies_a_photo_under_a_sticker_is(photo):
+    """The same picture-in-picture tile over 43 % of two different pictures: the tile matches and agrees, and
+    nothing else does (without the shared-region rule the pair passes). The photo under a large sticker
+    agrees everywhere but the sticker."""
+    tile = textured_image(41).resize((310, 240))
+    one, two = _busy(42), _busy(43)
+    for im in (one, two):
+        im.paste(tile, (0, 0))
+    assert not _check(one, two)[0]
+    assert _check(one, two, verify.VerifyParams(max_inset_share=0))[0]
+    stickered = photo.copy()
+    stickered.paste(textured_image(44).resize((200, 150)), (250, 180))
+    assert _check(photo, stickered)[0]
+
+
 def test_copies_with_edits_in_different_places_stay_copies(photo):
     """A photo, a captioned copy and a copy with a sticker elsewhere: each two disagree, but not in the
     same place, so no template is found; the same holds for a photo's copies inside one frame."""

@@ -160,15 +160,20 @@ def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, c
     agree = both & (r >= corr)
     # a grid cell disagrees where most of its detailed area has detail in both images that does not correlate:
     # other content (detail lost on one side, clipped or blurred, is an edit of the same content)
-    cells = [cv2.resize(m.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) for m in (detailed, both & ~agree, agree)]
+    cells = [cv2.resize(m.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) for m in (detailed, both & ~agree)]
     grid = (cells[0] >= 0.2) & (cells[1] >= 0.5 * cells[0])
     share = np.count_nonzero(agree) / n
-    if inset and shared_region(grid, (cells[0] >= 0.2) & (cells[2] >= 0.5 * cells[0]), inset):
-        share = 0.0
+    if inset and np.count_nonzero(grid) >= SHARED_MIN_CELLS:  # the agreeing cells only where they can matter
+        agreed = cv2.resize(agree.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
+        if shared_region(grid, (cells[0] >= 0.2) & (agreed >= 0.5 * cells[0]), inset):
+            share = 0.0
     return share, int(np.packbits(grid.ravel()).view(">i8")[0])
 
 
-def shared_region(differ: np.ndarray, agree: np.ndarray, inset: float, min_cells: int = 12) -> bool:
+SHARED_MIN_CELLS = 12  # cells of the GRID x GRID grid that must differ before a pair can share one region only
+
+
+def shared_region(differ: np.ndarray, agree: np.ndarray, inset: float, min_cells: int = SHARED_MIN_CELLS) -> bool:
     """The two images share one region and hold other pictures around it: the grid cells where they agree
     (``agree``) are one connected region, under ``inset`` of the cells that agree or differ, and the cells
     where they differ (``differ``, at least ``min_cells`` of the 64) are one region too (nine tenths in the

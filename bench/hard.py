@@ -69,10 +69,12 @@ def families(manifest: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     groups_in = df.groupby("cluster_id")["group"].nunique()
     rows = []
     for (part, edit), g in df[df["edit"] != "original"].groupby(["part", "edit"]):
+        photo = orig.reindex(g["group"]).to_numpy()
         rows.append({"part": part, "edit": edit, "copies": len(g),
-                     "with_photo": int((g["cluster_id"].to_numpy() == orig.reindex(g["group"]).to_numpy()).sum()),
+                     # None where no file of the family has its photo in the corpus (the halves of one photo)
+                     "with_photo": int((g["cluster_id"].to_numpy() == photo).sum()) if pd.notna(photo).any() else None,
                      "with_another_photo": int((groups_in.reindex(g["cluster_id"]).to_numpy() > 1).sum())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, dtype=object)  # with_photo may be None: no float column of counts
 
 
 def score_corpus(out: Path, truth: pd.DataFrame) -> dict:
@@ -128,7 +130,8 @@ def to_markdown(report: dict) -> str:
         lines += _part_rows(r["parts"], tuned) + _part_rows(r["parts"], ["heldout"])
         lines += ["", "| part | edit | copies | with their photo | with another photo |", "|---|---|---|---|---|"]
         fams = sorted(r["families"], key=lambda f: (f["part"] == "heldout", f["part"], f["edit"]))
-        lines += [f"| {f['part']} | {f['edit']} | {f['copies']} | {f['with_photo']} | {f['with_another_photo']} |" for f in fams]
+        lines += [f"| {f['part']} | {f['edit']} | {f['copies']} | {'-' if f['with_photo'] is None else f['with_photo']} | "
+                  f"{f['with_another_photo']} |" for f in fams]
         lines.append("")
     return "\n".join(lines)
 

@@ -50,3 +50,13 @@ def test_the_albumentations_corpus_says_what_was_chosen_on_it():
         "verify": {"edges_checked": 3, "template_pairs": 1, "cpu_ms_per_pair": 5.0}}}}
     md = hard.to_markdown(report)
     assert md.startswith("# Hard cases made with albumentations") and "make_albu.py" in md and "not held out" in md
+
+
+def test_a_family_without_its_photos_has_no_with_photo_count():
+    halves = pd.DataFrame([("n/x_left.jpg", "x__left", "negatives", "split_crops"), ("n/x_right.jpg", "x__right", "negatives", "split_crops")],
+                          columns=["path", "group", "part", "edit"])
+    truth = pd.concat([_truth(), halves], ignore_index=True)
+    manifest = pd.DataFrame({"path": truth["path"], "cluster_id": range(len(truth))})
+    rows = hard.families(manifest, truth).to_dict(orient="records")
+    counts = {r["edit"]: (r["with_photo"], r["with_another_photo"]) for r in rows}
+    assert counts["split_crops"] == (None, 0) and counts["screenshot"] == (0, 0) and type(counts["screenshot"][0]) is int

@@ -728,3 +728,22 @@ def test_contains_reads_the_texture_beyond_away_from_its_edges():
     wide[:, 40:] = True
     inside = _away(wide, 5)
     assert inside[5:-5, 45:-5].all() and not inside[:, :45].any() and not inside[:5].any()
+
+
+def test_edge_profiles_sample_as_scipy_would_and_the_drawn_on_filter_is_scipys():
+    """The profiles' one gather over all edges gives scipy's linear interpolation, and the drawn-on check's
+    Gaussian (OpenCV's) scipy's filter, on frames of any size: the kept-image decisions do not move."""
+    import cv2
+    from scipy.ndimage import gaussian_filter, map_coordinates
+
+    from dedup.ops.lineage import _bilinear
+
+    rng = np.random.default_rng(3)
+    for h, w in [(2, 2), (17, 40), (288, 384)]:
+        g = cv2.GaussianBlur((rng.random((h, w)) * 255).astype(np.uint8), (0, 0), 1.0)
+        x, y = rng.uniform(0, w - 1, 500), rng.uniform(0, h - 1, 500)
+        x[:2], y[:2] = w - 1, h - 1  # the far edges themselves
+        want = map_coordinates(g.astype(np.float32), [y, x], order=1)
+        np.testing.assert_allclose(_bilinear(g, x, y), want, atol=1e-4)
+        a = (rng.random((h, w)) * 255).astype(np.float32)
+        np.testing.assert_allclose(regions._gaussian(a, 3.0), gaussian_filter(a, 3.0), atol=1e-3)

@@ -46,17 +46,19 @@ def _triangles(a, b, grid, cells, cand: np.ndarray, overlap: float) -> np.ndarra
         adj.setdefault(int(a[i]), {})[int(b[i])] = i
         adj.setdefault(int(b[i]), {})[int(a[i])] = i
 
-    def close(i: int, j: int) -> bool:
-        return _bits(grid[i] & grid[j])[0] >= overlap * max(cells[i], cells[j])
-
     out = np.zeros(len(a), bool)
     for i in cand.tolist():
         x, y = int(a[i]), int(b[i])
         for z in adj[x].keys() & adj[y].keys():
             j, k = adj[x][z], adj[y][z]
-            if close(i, j) and close(i, k) and close(j, k):
+            if all(_one_region(grid, cells, p, q, overlap) for p, q in ((i, j), (i, k), (j, k))):
                 out[[i, j, k]] = True
     return out
+
+
+def _one_region(grid: np.ndarray, cells: np.ndarray, i: int, j: int, overlap: float) -> bool:
+    """Pairs ``i`` and ``j`` differ in one region: their cells share ``overlap`` of the larger's."""
+    return _bits(np.int64(grid[i] & grid[j]))[0] >= overlap * max(cells[i], cells[j])
 
 
 def open_wedges(a: np.ndarray, b: np.ndarray, grid: np.ndarray, min_cells: int = 8, overlap: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +81,7 @@ def open_wedges(a: np.ndarray, b: np.ndarray, grid: np.ndarray, min_cells: int =
     out: list[tuple[int, int]] = []
     for x, mine in legs.items():
         for i, j in combinations(mine, 2):
-            if _bits(np.int64(grid[i] & grid[j]))[0] < overlap * max(cells[i], cells[j]):
+            if not _one_region(grid, cells, i, j, overlap):
                 continue
             y, z = (int(b[k]) if int(a[k]) == x else int(a[k]) for k in (i, j))
             pair = (min(y, z), max(y, z))

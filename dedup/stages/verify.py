@@ -133,15 +133,21 @@ def in_band(edges: pa.Table, lo: float, hi: float | None, pictures: dict | None 
     band = (sim >= lo) & (sim < hi) if hi is not None else np.ones(len(sim), bool)
     if pictures is not None and pictures["only"].any() and not band.all():
         ia, ib = pictures["a"][pictures["only"]], pictures["b"][pictures["only"]]
-        n = int(max(a.max(initial=0), b.max(initial=0), ia.max(), ib.max())) + 1
-        band |= np.isin(a * n + b, ia * n + ib)
+        band |= _among(a, b, ia, ib)
     return band, a[band], b[band]
 
 
 def unchecked(a: np.ndarray, b: np.ndarray, cached: pd.DataFrame) -> np.ndarray:
     """Which pairs (a[i], b[i]) ``cached`` (:func:`read_checks`) holds no check of."""
-    n = int(max(a.max(initial=0), b.max(initial=0), cached["b"].to_numpy().max(initial=0))) + 1
-    return ~np.isin(a * n + b, cached["a"].to_numpy(np.int64) * n + cached["b"].to_numpy(np.int64))
+    return ~_among(a, b, cached["a"].to_numpy(), cached["b"].to_numpy())
+
+
+def _among(xa: np.ndarray, xb: np.ndarray, ya: np.ndarray, yb: np.ndarray) -> np.ndarray:
+    """Which pairs (xa[i], xb[i]) are among the pairs (ya[j], yb[j]) (in that order), by one ``isin`` of the
+    pairs as single integers."""
+    xa, xb, ya, yb = (np.asarray(v, np.int64) for v in (xa, xb, ya, yb))
+    n = int(max(v.max(initial=0) for v in (xa, xb, ya, yb))) + 1
+    return np.isin(xa * n + xb, ya * n + yb)
 
 
 def without_templates(checked: pd.DataFrame, a: np.ndarray, b: np.ndarray, wa: np.ndarray | None = None,
@@ -150,12 +156,10 @@ def without_templates(checked: pd.DataFrame, a: np.ndarray, b: np.ndarray, wa: n
     (:func:`~dedup.ops.verify.templates`, over this run's pairs together, and the third pairs (wa[i], wb[i])
     checked to close its open triangles, :func:`wedges`) turned to failed; and their count (of the first)."""
     wa, wb = (np.zeros(0, np.int64) if w is None else np.asarray(w, np.int64) for w in (wa, wb))
-    n = int(max(a.max(initial=0), b.max(initial=0), wb.max(initial=0), checked["b"].to_numpy().max(initial=0))) + 1
-    keys = checked["a"].to_numpy(np.int64) * n + checked["b"].to_numpy(np.int64)
-    rows = checked[np.isin(keys, np.concatenate([a * n + b, wa * n + wb]))].copy()
+    rows = checked[_among(checked["a"].to_numpy(), checked["b"].to_numpy(), np.concatenate([a, wa]), np.concatenate([b, wb]))].copy()
     found = templates(rows["a"].to_numpy(), rows["b"].to_numpy(), rows["ok"].to_numpy(), rows["grid"].to_numpy())
     rows["ok"] = rows["ok"].to_numpy() & ~found
-    mine = np.isin(rows["a"].to_numpy(np.int64) * n + rows["b"].to_numpy(np.int64), a * n + b)
+    mine = _among(rows["a"].to_numpy(), rows["b"].to_numpy(), a, b)
     return rows[mine], int(found[mine].sum())
 
 
@@ -165,8 +169,7 @@ def wedges(checked: pd.DataFrame, a: np.ndarray, b: np.ndarray, vp: VerifyParams
     ``vp`` checks no templates or no such pairs."""
     if not vp.templates or not vp.template_wedges or not len(a):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    n = int(max(a.max(), b.max(), checked["b"].to_numpy().max(initial=0))) + 1
-    rows = checked[np.isin(checked["a"].to_numpy(np.int64) * n + checked["b"].to_numpy(np.int64), a * n + b)]
+    rows = checked[_among(checked["a"].to_numpy(), checked["b"].to_numpy(), a, b)]
     return open_wedges(rows["a"].to_numpy(), rows["b"].to_numpy(), rows["grid"].to_numpy(), vp.template_wedges)
 
 

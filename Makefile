@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lint test test-fast demo bench bench-hard bench-albu bench-scale kept-model clean
+.PHONY: install lint test test-fast demo bench bench-hard bench-albu bench-tv bench-scale kept-model clean
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ bench-hard: install
 bench-albu: install
 	bash bench/hard/install_albu.sh
 	$(BIN)/python -m bench --albu 0 1
+
+# Hard cases made with torchvision (augmentation policies and single edits; the four corners of one photo as
+# negatives), held out as a whole, in the project's venv: the default job on seeds 0 and 1, scored as bench-hard (tv.md).
+bench-tv: install
+	$(BIN)/python -m bench --tv 0 1
 
 # The kept-image model (dedup/ops/kept_model.json): AugLy edit-chain corpora (seeds 0, 1 and 2), the default job on
 # each, the model fitted on seed 0's tune part and the bench corpus (needs `make bench`'s bench/work/out-sscd)

@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--reference-scale", type=int, metavar="N", help="only the reference mode: a new batch against a reference of N vectors (a real SSCD run on the embedded Milvus server, grown with random vectors), timed with both reference engines; results in RESULTS/reference-scale.md")
     b.add_argument("--canonical-study", action="store_true", help="only the canonical study: the quality policy's rule list, each rule left out, moved or with another margin, re-chosen on the SSCD run of an earlier `python -m bench` in --work, and the enlarged margin on --src photos; results in RESULTS/canonical-study.md")
     b.add_argument("--albu", nargs="*", type=int, metavar="SEED", help="only the albumentations corpora: the default job on corpora made with albumentations (copies under edits the AugLy corpora lack, hard negatives sharing a card, a frame or an inset; bench/hard/make_albu.py, its own venv), all of it held out, for each SEED (default 0), scored as --hard; results in RESULTS/albu.md")
+    b.add_argument("--tv", nargs="*", type=int, metavar="SEED", help="only the torchvision corpora: the default job on corpora made with torchvision.transforms.v2 in the project's venv (augmentation policies and single edits, disjoint corner crops of one photo as negatives; bench/hard/make_tv.py), all of it held out, for each SEED (default 0), scored as --hard; results in RESULTS/tv.md")
     b.add_argument("--kept-model", nargs="*", type=int, metavar="SEED", help="only the kept-image model: AugLy edit-chain corpora (bench/hard/make_lineage.py, its own venv) for each SEED (default 0 1 2; seeds 2 and later hold out a second set of families), the default job on each, the model fitted on the first seed's tune part and the bench corpus of an earlier `python -m bench` in --work, written to dedup/ops/kept_model.json, and scored held out; results in RESULTS/kept-model.md")
     b.add_argument("--check-cost", nargs="?", type=int, const=5, metavar="N", help="only the check's cost on the bench corpus: the pairs the SSCD run of an earlier `python -m bench` in --work checked, checked again N times (default 5) on Ray tasks, as shipped and without its one-frame pass, alternated; results in RESULTS/check-cost.md")
     b.add_argument("--cluster-order", action="store_true", help="only the cluster order: the finished runs in --work (the bench corpus's, the edit chains', the hard corpora's) clustered again from their stored edges in the largest order and with the pictured images last, as the graph stage forms them, scored against their truth; results in RESULTS/cluster-order.md")
@@ -106,10 +107,10 @@ def run_bench(args: argparse.Namespace) -> int:
 
         reference_scale_bench(src, Path(args.work), Path(args.results), args.reference_scale)
         return 0
-    if args.hard is not None or args.albu is not None:
+    if args.hard is not None or args.albu is not None or args.tv is not None:
         from bench.hard import hard_bench
 
-        maker, seeds = ("augly", args.hard) if args.hard is not None else ("albu", args.albu)
+        maker, seeds = next((m, s) for m, s in (("augly", args.hard), ("albu", args.albu), ("tv", args.tv)) if s is not None)
         hard_bench(src, Path(args.work), Path(args.results), seeds or [0], maker)
         return 0
     if args.kept_model is not None:

@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV_PYTHON = Path("bench/work/augly-venv/bin/python")
 @dataclass(frozen=True)
 class Maker:
-    """A maker of hard-case corpora: its venv's python, the script that makes that venv, the generator, the
+    """A maker of hard-case corpora: its venv's python, the script that makes that venv (None: the project's), the generator, the
     work dirs' and results' name (``WORK/<name>-seed<N>``, ``RESULTS/<name>.md``), the title, what was held out."""
 
     venv: Path
-    install: str
+    install: str | None
     script: str
     name: str
     title: str
@@ -46,6 +46,11 @@ MAKERS = {
                   "Made after every choice of the AugLy corpora; nothing of the kept image was chosen on it. Seed 0's polaroid cards "
                   "and seed 1's shared tiles led to two rules of the check (`docs/how-it-decides.md`: open triangles, shared "
                   "regions): for those two, its figures are not held out."),
+    "tv": Maker(Path(".venv/bin/python"), None, "bench/hard/make_tv.py", "tv",
+                "Hard cases made with torchvision (`python -m bench --tv`)",
+                "Made after every choice of the AugLy and albumentations corpora, with the project's own torchvision "
+                "(`torchvision.transforms.v2`: the augmentation policies RandAugment, TrivialAugment, AugMix, AutoAugment "
+                "and single edits); nothing was chosen on it: all of it is held out."),
 }
 
 
@@ -55,7 +60,7 @@ def build(src: Path, out: Path, seed: int, maker: str = "augly") -> Path:
         return out / "truth.csv"
     m = MAKERS[maker]
     python = ROOT / m.venv
-    if not python.exists():
+    if not python.exists() and m.install:
         subprocess.run(["bash", str(ROOT / m.install)], check=True)
     subprocess.run([str(python), str(ROOT / m.script), "--src", str(src), "--out", str(out), "--seed", str(seed)], check=True)
     return out / "truth.csv"

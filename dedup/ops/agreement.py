@@ -84,7 +84,7 @@ def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr
     inside = covered.view(bool)  # 0 or 1
     if np.count_nonzero(covered) < 100:
         return 0.0, 0.0, 0
-    whole = _correlation(va.smooth[inside], cv2.warpPerspective(vb.smooth, back, (w, h), flags=cv2.INTER_LINEAR)[inside])
+    whole = abs(_correlation(va.smooth[inside], cv2.warpPerspective(vb.smooth, back, (w, h), flags=cv2.INTER_LINEAR)[inside]))
     if not local:
         return whole, 0.0, 0
     return whole, *_local_share(va.detail, cv2.warpPerspective(vb.detail, back, (w, h), flags=cv2.INTER_LINEAR),
@@ -158,9 +158,13 @@ def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, c
     r = (cv2.blur(x * y, (window, window)) - mx * my) / np.sqrt(np.maximum(vx, 1e-6) * np.maximum(vy, 1e-6))
     both = detailed & tx & ty
     agree = both & (r >= corr)
+    area = cv2.resize(detailed.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
+    turned = _inverted(both & (r <= -corr), area, n)
+    if turned is not None:
+        agree |= turned
     # a grid cell disagrees where most of its detailed area has detail in both images that does not correlate:
     # other content (detail lost on one side, clipped or blurred, is an edit of the same content)
-    cells = [cv2.resize(m.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) for m in (detailed, both & ~agree)]
+    cells = [area, cv2.resize((both & ~agree).astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)]
     grid = (cells[0] >= 0.2) & (cells[1] >= 0.5 * cells[0])
     share = np.count_nonzero(agree) / n
     if inset and np.count_nonzero(grid) >= SHARED_MIN_CELLS:  # the agreeing cells only where they can matter
@@ -170,6 +174,21 @@ def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, c
     return share, int(np.packbits(grid.ravel()).view(">i8")[0])
 
 
+def _inverted(anti: np.ndarray, area: np.ndarray, n: int) -> np.ndarray | None:
+    """The windows that correlate at -``corr`` or below (``anti``) in the grid cells where they hold most of the
+    detailed area (``area``: its share per cell), where those make :data:`INVERTED_SHARE` of the ``n`` detailed
+    pixels: a negative's or a solarized copy's inverted tones, the same content turned over; else None. Unrelated
+    content anti-correlates as often as it correlates, in windows scattered over the frame, not in whole cells."""
+    import cv2
+
+    if np.count_nonzero(anti) < INVERTED_SHARE * n:
+        return None
+    cells = (area >= 0.2) & (cv2.resize(anti.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) >= 0.5 * area)
+    turned = anti & cv2.resize(cells.astype(np.uint8), anti.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+    return turned if np.count_nonzero(turned) >= INVERTED_SHARE * n else None
+
+
+INVERTED_SHARE = 0.2  # of the detailed area: inverted regions that count as agreeing (:func:`_inverted`)
 SHARED_MIN_CELLS = 12  # cells of the GRID x GRID grid that must differ before a pair can share one region only
 
 

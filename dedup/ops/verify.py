@@ -138,7 +138,7 @@ class VerifyParams:
     template_wedges: int = 8
     mirror: bool = True  # also match against the mirror image
     enlarge: bool = True  # a smaller image is enlarged to ``size`` too
-    version: int = 18  # bump when the check or what it records changes for the same parameters
+    version: int = 19  # bump when the check or what it records changes for the same parameters
 
     def key(self) -> str:
         import hashlib

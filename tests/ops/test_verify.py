@@ -146,6 +146,22 @@ def test_agreement_of_moved_images(photo):
     assert whole < 0.2 and share < 0.3 and grid != 0
 
 
+def test_inverted_regions_agree_scattered_anti_correlation_does_not(photo):
+    """A negative, or the inverted bright tones of a solarized copy, is the same content: its detail correlates
+    at -1 region by region. Windows anti-correlating here and there, as unrelated content does, count for nothing."""
+    g = np.asarray(photo.convert("L"), np.float32)
+    same = np.float64([[1, 0, 0], [0, 1, 0]])
+    view = agreement.View(g.astype(np.uint8))
+    whole, share, grid = verify.agreements(view, agreement.View((255 - g).astype(np.uint8)), same)
+    assert whole > 0.99 and share > 0.95 and grid == 0
+    solarized = g.copy()
+    solarized[:, : g.shape[1] * 3 // 5] = 255 - solarized[:, : g.shape[1] * 3 // 5]  # three fifths turned over
+    assert verify.agreements(view, agreement.View(solarized.astype(np.uint8)), same)[1] > 0.8  # 0.43 by its rest alone
+    yy, xx = np.mgrid[: g.shape[0], : g.shape[1]]
+    checker = ((yy // 40 + xx // 40) % 2).astype(bool)  # every other 40 px block turned over: no cell is
+    assert verify.agreements(view, agreement.View(np.where(checker, 255 - g, g).astype(np.uint8)), same)[1] < 0.2
+
+
 def test_small_images_are_enlarged_for_the_keypoints(photo):
     small = encode(photo.resize((120, 90)))
     assert verify.grey_view(small, P.size).shape == (300, 400)

@@ -116,8 +116,9 @@ def hard_bench(src: Path, work: Path, results: Path, seeds=(0,), maker: str = "a
 
 
 def _part_rows(parts: dict, names) -> list[str]:
+    kept = lambda k: "-" if k is None or k != k else f"{k:.3f}"  # noqa: E731 - no original in the part (the corners of a photo)
     return [f"| {p} | {s['pair_precision']:.3f} | {s['pair_recall']:.3f} | {s['pair_f1']:.3f} | {int(s['wrongly_removed'])} | "
-            f"{int(s['missed'])} | {s['kept_original']:.3f} |" for p, s in parts.items() if p in names]
+            f"{int(s['missed'])} | {kept(s['kept_original'])} |" for p, s in parts.items() if p in names]
 
 
 def to_markdown(report: dict) -> str:

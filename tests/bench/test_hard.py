@@ -60,3 +60,13 @@ def test_a_family_without_its_photos_has_no_with_photo_count():
     rows = hard.families(manifest, truth).to_dict(orient="records")
     counts = {r["edit"]: (r["with_photo"], r["with_another_photo"]) for r in rows}
     assert counts["split_crops"] == (None, 0) and counts["screenshot"] == (0, 0) and type(counts["screenshot"][0]) is int
+
+
+def test_a_part_without_originals_shows_no_kept_original():
+    part = {"pair_precision": 1.0, "pair_recall": 1.0, "pair_f1": 1.0, "wrongly_removed": 0, "missed": 0, "kept_original": float("nan")}
+    report = {"machine": {"cpus": 2}, "maker": "tv", "seeds": {0: {
+        "whole": {"pair_precision": 1.0, "pair_recall": 1.0, "wrongly_removed": 0}, "parts": {"negatives": part},
+        "families": [{"part": "negatives", "edit": "five_crop", "copies": 4, "with_photo": None, "with_another_photo": 0}],
+        "verify": {"edges_checked": 3, "template_pairs": 0, "cpu_ms_per_pair": 5.0}}}}
+    md = hard.to_markdown(report)
+    assert md.startswith("# Hard cases made with torchvision") and "| negatives | 1.000 | 1.000 | 1.000 | 0 | 0 | - |" in md

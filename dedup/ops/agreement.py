@@ -65,11 +65,13 @@ def _rescaled(transform: np.ndarray, sa: float, sb: float) -> np.ndarray:
 def agreements(va: View, vb: View, transform: np.ndarray, window: int = 13, corr: float = 0.5,
                texture: float = 3.0, local: bool = True, inset: float = 0.0) -> tuple[float, float, int]:
     """How well ``vb``, moved into ``va``'s frame by ``transform`` (a -> b, keypoint-image pixels), agrees
-    with ``va``: (the correlation of the two over the part of ``a`` that ``b`` covers; the local share).
+    with ``va``: (the size of the two's correlation over the part of ``a`` that ``b`` covers: a negative
+    correlates at -1; the local share).
 
     The local share: of the area where the two overlap and at least one has detail (the band-passed view's
     local standard deviation over ``texture`` grey levels in a ``window`` px window), the share where both
-    have it and correlate at ``corr`` or better. Uniform areas (pads, plain cards) count for nothing; a
+    have it and correlate at ``corr`` or better, or at -``corr`` or below in inverted regions (:func:`_inverted`).
+    Uniform areas (pads, plain cards) count for nothing; a
     template that two different photos share agrees, the photos in it do not. Third: where they disagree
     (:func:`_local_share`'s grid bits). (0.0, 0.0, 0) where they overlap in under 100 pixels; without ``local``,
     the correlation alone (0.0, 0)."""

@@ -84,7 +84,8 @@ def make_copy(family: str, img: Image.Image, rng: random.Random) -> tuple[Image.
         out, descs = img, []
         for f in fams:
             fn, desc = made[f]
-            out, _ = fn(out), descs.append(desc)
+            out = fn(out)
+            descs.append(desc)
         return out.convert("RGB"), " > ".join(descs) + f";seed={seed}"
     fn, desc = made[family]
     return fn(img).convert("RGB"), f"{desc};seed={seed}"

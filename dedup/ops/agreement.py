@@ -160,20 +160,31 @@ def _local_share(x: np.ndarray, y: np.ndarray, inner: np.ndarray, window: int, c
     r = (cv2.blur(x * y, (window, window)) - mx * my) / np.sqrt(np.maximum(vx, 1e-6) * np.maximum(vy, 1e-6))
     both = detailed & tx & ty
     agree = both & (r >= corr)
-    area = cv2.resize(detailed.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
+    area = _cells(detailed)
     turned = _inverted(both & (r <= -corr), area, n)
     if turned is not None:
         agree |= turned
     # a grid cell disagrees where most of its detailed area has detail in both images that does not correlate:
     # other content (detail lost on one side, clipped or blurred, is an edit of the same content)
-    cells = [area, cv2.resize((both & ~agree).astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)]
-    grid = (cells[0] >= 0.2) & (cells[1] >= 0.5 * cells[0])
+    grid = _mostly(both & ~agree, area)
     share = np.count_nonzero(agree) / n
     if inset and np.count_nonzero(grid) >= SHARED_MIN_CELLS:  # the agreeing cells only where they can matter
-        agreed = cv2.resize(agree.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
-        if shared_region(grid, (cells[0] >= 0.2) & (agreed >= 0.5 * cells[0]), inset):
+        if shared_region(grid, _mostly(agree, area), inset):
             share = 0.0
     return share, int(np.packbits(grid.ravel()).view(">i8")[0])
+
+
+def _cells(mask: np.ndarray) -> np.ndarray:
+    """The share of each GRID x GRID cell of ``mask``'s frame that ``mask`` covers."""
+    import cv2
+
+    return cv2.resize(mask.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA)
+
+
+def _mostly(mask: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """The grid cells with detail (``area``, :func:`_cells` of the detailed pixels: a fifth or more) where
+    ``mask`` holds half of it or more."""
+    return (area >= 0.2) & (_cells(mask) >= 0.5 * area)
 
 
 def _inverted(anti: np.ndarray, area: np.ndarray, n: int) -> np.ndarray | None:
@@ -185,7 +196,7 @@ def _inverted(anti: np.ndarray, area: np.ndarray, n: int) -> np.ndarray | None:
 
     if np.count_nonzero(anti) < INVERTED_SHARE * n:
         return None
-    cells = (area >= 0.2) & (cv2.resize(anti.astype(np.float32), (GRID, GRID), interpolation=cv2.INTER_AREA) >= 0.5 * area)
+    cells = _mostly(anti, area)
     turned = anti & cv2.resize(cells.astype(np.uint8), anti.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
     return turned if np.count_nonzero(turned) >= INVERTED_SHARE * n else None
 

@@ -26,6 +26,11 @@ from dedup.ops.matching import ratio_matches
 SIDE = 384  # px, the longer side the detail views are registered and compared at
 MIN_MATCHES = 12  # RANSAC inliers a registration needs
 MIN_EXTRA = 0.005  # share of a frame under which it has no extra (an edge of the other's frame along its own border)
+# A pad that repeats the picture (:func:`self_fill`): the mirror error over the picture's own at that distance,
+# and over the median error of the edge positions around it; the change along the normal over the picture's.
+# Measured on the extras of the torchvision and albumentations corpora, the AugLy seed-0 corpora and the bench
+# corpus (bench/hard/README.md, "Pads that repeat the picture").
+FILL_MIRROR, FILL_DIP, FILL_REPEAT = 0.3, 0.3, 0.1
 
 
 def reg_view(v, mirrored: bool = False, keypoints: bool = True) -> tuple[np.ndarray, tuple | None]:
@@ -145,10 +150,10 @@ def edge_profiles(g: np.ndarray, corners: np.ndarray, reach: int = 8, step: floa
         n = np.array([b[1] - a[1], a[0] - b[0]]) / length
         n = n if np.dot(n, (a + b) / 2 - centre) > 0 else -n  # outwards
         p = a + np.linspace(0.05, 0.95, max(2, int(length / step)))[:, None] * (b - a)
-        xy = p[:, None, :] + offsets[None, :, None] * n  # (points, offsets, 2)
-        inside = ((xy[..., 0] >= 0) & (xy[..., 0] <= w - 1) & (xy[..., 1] >= 0) & (xy[..., 1] <= h - 1)).all(axis=1)
+        ends = np.stack([p + offsets[0] * n, p + offsets[-1] * n])  # a profile lies inside the frame where both its ends do
+        inside = ((ends[..., 0] >= 0) & (ends[..., 0] <= w - 1) & (ends[..., 1] >= 0) & (ends[..., 1] <= h - 1)).all(axis=0)
         if inside.sum() >= 10:
-            lines.append(xy[inside])
+            lines.append(p[inside][:, None, :] + offsets[None, :, None] * n)  # (points, offsets, 2)
     if not lines:
         return []
     xy = np.concatenate(lines)
@@ -207,6 +212,95 @@ def _extras(x, y):
     return covered(gx.shape, gy.shape, t), covered(gy.shape, gx.shape, back), quad(t, gy.shape), quad(back, gx.shape)
 
 
+def self_fill(g: np.ndarray, shared: np.ndarray, corners: np.ndarray, reach: int = 8, shift: int = 4) -> bool | None:
+    """Whether ``g``'s extra just past the other's frame edges is the picture itself, mirrored across the
+    edge or its edge pixels repeated: a pad in reflect, symmetric or edge mode (or the corners a rotation
+    filled by reflection), which continues the picture across the edge as a photographed scene does, so
+    that :func:`edge_step` sees no step. Along the edges' normals (:func:`_profiles`, ``reach`` px either
+    side, the edge placed where it fits best within ``shift`` px: registration's error):
+
+    * mirrored: the pixels ``j`` px outside differ from those ``j`` px inside by under :data:`FILL_MIRROR` of
+      what the picture's own pixels ``2j`` px apart do, and under :data:`FILL_DIP` of what they do with the
+      edge put elsewhere in the window (a mirror matches at one place, a scene nowhere much better);
+    * repeated: beyond the window the pixels change along the normal under :data:`FILL_REPEAT` of what
+      the picture's do inside, while changing along the edge as the picture's do.
+
+    The outside must change along the edge at least half as much as the inside (a plain fill or a sky is
+    no evidence either way; :func:`edge_step` tells a plain fill). None where ``g`` has no extra (under
+    :data:`MIN_EXTRA`), or its edges have under 40 points or too little texture."""
+    if 1.0 - float(shared.mean()) < MIN_EXTRA:
+        return None
+    v, ends = _profiles(g, corners, -3 * reach - shift, 2 * reach + shift)
+    if v is None or len(v) < 40:
+        return None
+    sums = sum(len(part) * _fill_measures(part, 2 * (3 * reach + shift), reach, shift) for part in np.split(v, ends[:-1]))
+    mirror, base, others, out_normal, in_normal, out_along, in_along = sums / len(v)
+    if base < 3.0 or out_along < 0.5 * in_along:
+        return None
+    repeated = out_normal <= FILL_REPEAT * in_normal
+    return bool(repeated or (mirror <= FILL_MIRROR * base and mirror <= FILL_DIP * others))
+
+
+def _fill_measures(part: np.ndarray, zero: int, reach: int, shift: int) -> np.ndarray:
+    """For one edge's profiles (points x offsets in half px, offset 0 at ``zero``): the mean mirror error
+    at the best edge position, the picture's own at that distance, the median mirror error over the
+    positions, the mean change along the normal outside and inside the window, and along the edge outside
+    and inside (:func:`self_fill`)."""
+    j = 2 * np.arange(1, reach + 1)
+    at = np.arange(zero - 2 * shift, zero + 2 * shift + 1)
+    errors = np.abs(part[:, at[:, None] + j] - part[:, at[:, None] - j]).mean(axis=(0, 2))
+    o = int(at[errors.argmin()])
+    base = np.abs(part[:, o - j] - part[:, o - 3 * j]).mean()
+    out, inside = part[:, zero + 2 * shift + j], part[:, zero - 2 * shift - j]
+    normal = [np.abs(np.diff(side, axis=1)).mean() for side in (out, inside)]
+    return np.array([errors.min(), base, np.median(errors), *normal, _along(out), _along(inside)])
+
+
+def _along(values: np.ndarray) -> float:
+    """The mean absolute difference between neighbouring points along an edge (rows of ``values``)."""
+    return float(np.abs(np.diff(values, axis=0)).mean()) if len(values) > 1 else 0.0
+
+
+def _profiles(g: np.ndarray, corners: np.ndarray, lo: float, hi: float, step: float = 2.0):
+    """``g`` along the normals of the polygon ``corners``' edges (outwards positive) at offsets ``lo`` .. ``hi``
+    px in half-px steps, at points ``step`` px apart along each edge whose whole normal lies inside ``g``:
+    (points x offsets, the ends of each edge's points in it), or (None, None) where no edge has 10 points."""
+    h, w = g.shape
+    centre, offsets = corners.mean(axis=0), np.arange(2 * lo, 2 * hi + 1) / 2.0
+    lines = []
+    for a, b in zip(corners, np.roll(corners, -1, axis=0)):
+        length = float(np.hypot(*(b - a)))
+        if length < 8:
+            continue
+        n = np.array([b[1] - a[1], a[0] - b[0]]) / length
+        n = n if np.dot(n, (a + b) / 2 - centre) > 0 else -n  # outwards
+        p = a + np.linspace(0.05, 0.95, max(2, int(length / step)))[:, None] * (b - a)
+        ends = np.stack([p + lo * n, p + hi * n])  # a normal lies inside the frame where both its ends do
+        inside = ((ends[..., 0] >= 0) & (ends[..., 0] <= w - 1) & (ends[..., 1] >= 0) & (ends[..., 1] <= h - 1)).all(axis=0)
+        if inside.sum() >= 10:
+            lines.append(p[inside][:, None, :] + offsets[None, :, None] * n)
+    if not lines:
+        return None, None
+    xy = np.concatenate(lines)
+    return _bilinear(g, xy[..., 0], xy[..., 1]), np.cumsum([len(line) for line in lines])
+
+
+def fills(x, y) -> tuple[bool, bool]:
+    """Whether each version's extra is a pad that repeats its picture (:func:`self_fill`), computed once per
+    pair (``framed`` and ``contains`` both ask); (False, False) where they do not register."""
+    from dedup.ops.versions import _pair_memo
+
+    def make():
+        e = extras(x, y)
+        if e is None:
+            return False, False
+        shared_x, shared_y, corners_y, corners_x = e
+        gx, gy = reg_view(x, keypoints=False)[0], reg_view(y, keypoints=False)[0]
+        return bool(self_fill(gx, shared_x, corners_y)), bool(self_fill(gy, shared_y, corners_x))
+
+    return _pair_memo(x, y, "fills", make)
+
+
 def frame_step(g: np.ndarray, shared: np.ndarray, corners: np.ndarray) -> float:
     """:func:`edge_step` of the other's frame in ``g``; 1 (nothing added) where ``g`` has no extra (under
     :data:`MIN_EXTRA` of it) or no edge of that frame lies inside it."""
@@ -221,10 +315,14 @@ def added_to(x, y, ratio: float = 2.0) -> int:
     letterbox, a card, a caption bar, a canvas, a screenshot, the filled corners of a rotation or a warp
     inside its frame): the change across the edge of ``x``'s frame in ``y`` (:func:`frame_step`) is over
     ``ratio`` and ``ratio`` times the change across ``y``'s frame in ``x`` (the picture a crop or a warp cut
-    away goes on across it); -1 the other way; 0 where they do not register or neither is clear."""
+    away goes on across it), or ``y``'s extra repeats its picture (a pad in reflect or edge mode,
+    :func:`self_fill`) and ``x``'s does not; -1 the other way; 0 where they do not register or neither is clear."""
     e = extras(x, y)
     if e is None:
         return 0
+    fill_x, fill_y = fills(x, y)
+    if fill_x != fill_y:  # one has a pad that repeats the picture, the other no such extra
+        return 1 if fill_y else -1
     shared_x, shared_y, corners_y, corners_x = e
     sx = frame_step(reg_view(x, keypoints=False)[0], shared_x, corners_y)
     sy = frame_step(reg_view(y, keypoints=False)[0], shared_y, corners_x)
@@ -238,7 +336,8 @@ def contains(x, y, whole: float = 0.98, part: float = 0.9, step: tuple = (0.5, 2
     """+1 where ``x`` holds all of ``y``'s picture and clearly more of the scene around it: ``y``'s frame covers
     at most ``part`` of ``x``'s view, ``x``'s frame covers ``whole`` of ``y``'s, and what ``x`` has beyond is the
     picture going on: across the edge of ``y``'s frame the change is that of the picture itself
-    (:func:`frame_step` within ``step``), and the part beyond is textured as the shared part is (at least
+    (:func:`frame_step` within ``step``) and not the picture mirrored or repeated (a pad, :func:`self_fill`),
+    and the part beyond is textured as the shared part is (at least
     ``texture`` times its detail, and at most ``flat`` more of it flat: not a card, a pad, a caption bar or a
     blurred fill), read ``margin`` px away from its edges (:func:`_away`: the texture maps' 8 x 8 windows and
     3 x 3 Laplacian there straddle the edge, so a pad a few pixels wide on a small copy reads as textured;
@@ -250,9 +349,11 @@ def contains(x, y, whole: float = 0.98, part: float = 0.9, step: tuple = (0.5, 2
         return 0
     shared_x, shared_y, corners_y, corners_x = e
     gx, gy = reg_view(x, keypoints=False)[0], reg_view(y, keypoints=False)[0]
-    for v, g, mine, theirs, corners, sign in ((x, gx, shared_x, shared_y, corners_y, 1), (y, gy, shared_y, shared_x, corners_x, -1)):
+    fill_x, fill_y = fills(x, y)
+    for v, g, mine, theirs, corners, sign, fill in ((x, gx, shared_x, shared_y, corners_y, 1, fill_x),
+                                                    (y, gy, shared_y, shared_x, corners_x, -1, fill_y)):
         if theirs.mean() >= whole and mine.mean() <= part:
-            goes_on = step[0] <= frame_step(g, mine, corners) <= step[1]
+            goes_on = not fill and step[0] <= frame_step(g, mine, corners) <= step[1]
             maps = _texture_maps(v)
             (detail_beyond, flat_beyond), (detail_shared, flat_shared) = _texture(maps, _away(~mine, margin)), _texture(maps, mine)
             alike = detail_beyond >= texture * detail_shared and flat_beyond <= flat_shared + flat

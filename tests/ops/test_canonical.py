@@ -509,7 +509,15 @@ FRAMES = {  # the copy's bytes from the original's image: all made from it by ad
     "rotated 20 degrees in its frame, grey corners": lambda im: jpeg(im.rotate(20, Image.Resampling.BICUBIC, fillcolor=(128, 128, 128)), 95),
     "perspective warp in its frame": lambda im: jpeg(im.transform(im.size, Image.Transform.PERSPECTIVE,
                                                                   (1.05, 0.08, -20, 0.03, 1.1, -25, 0.0002, 0.0001), Image.Resampling.BICUBIC), 95),
+    # pads that continue the picture across its edges, as torchvision's Pad and albumentations' borders make
+    "reflect pad": lambda im: jpeg(_padded(im, "reflect"), 95),
+    "edge pad": lambda im: jpeg(_padded(im, "edge"), 95),
 }
+
+
+def _padded(im: Image.Image, mode: str) -> Image.Image:
+    """The picture padded by numpy in ``mode`` (reflect: mirrored past its edges; edge: its edge pixels repeated)."""
+    return Image.fromarray(np.pad(np.asarray(im), ((36, 48), (60, 24), (0, 0)), mode=mode))
 
 
 @pytest.mark.parametrize("edit", list(FRAMES))
@@ -530,6 +538,19 @@ def test_a_crop_is_not_framed(box):
     o, c = version(jpeg(src, 90), 1), version(jpeg(src.crop(box), 95), 0)
     assert dict(canonical.RULES)["framed"](o, c) == 0
     assert compare(o, c)[0] == 1
+
+
+@pytest.mark.parametrize("mode", ["reflect", "symmetric", "edge"])
+def test_a_pad_that_repeats_the_picture_is_a_fill_the_scene_around_a_crop_is_not(mode):
+    """:func:`dedup.ops.lineage.self_fill`: the padded copy's extra is the picture mirrored or repeated; the
+    source's extra around a crop of it is the scene going on, and not a fill."""
+    from dedup.ops import lineage
+
+    src = photo(7).resize((480, 360))
+    for a, b, fill in ((jpeg(src, 90), jpeg(_padded(src, mode), 90), (False, True)),
+                       (jpeg(src, 90), jpeg(src.crop((60, 40, 420, 330)), 90), (False, False))):
+        x, y = version(a, 1), version(b, 0)
+        assert lineage.fills(x, y) == fill, mode
 
 
 def _checked(a: bytes, b: bytes):

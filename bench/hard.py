@@ -51,7 +51,9 @@ MAKERS = {
                 "Made after every choice of the AugLy and albumentations corpora, with the project's own torchvision "
                 "(`torchvision.transforms.v2`: the augmentation policies RandAugment, TrivialAugment, AugMix, AutoAugment "
                 "and single edits). Its first run's solarized copies led to one rule of the check (`docs/how-it-decides.md`: "
-                "inverted content agrees): for those its figures are not held out; nothing else was chosen on it."),
+                "inverted content agrees), and seeds 0 and 1's reflect_pad copies to one of the kept image (`docs/how-it-decides.md`: "
+                "pads that repeat the picture): for those its figures are not held out; seed 2 was made and run after both, "
+                "and nothing else was chosen on it."),
 }
 
 

@@ -28,8 +28,7 @@ MIN_MATCHES = 12  # RANSAC inliers a registration needs
 MIN_EXTRA = 0.005  # share of a frame under which it has no extra (an edge of the other's frame along its own border)
 # A pad that repeats the picture (:func:`self_fill`): the mirror error over the picture's own at that distance,
 # and over the median error of the edge positions around it; the change along the normal over the picture's.
-# Measured on the extras of the torchvision and albumentations corpora, the AugLy seed-0 corpora and the bench
-# corpus (bench/hard/README.md, "Pads that repeat the picture").
+# Read off the extras of stored runs (docs/how-it-decides.md, "Pads that repeat the picture").
 FILL_MIRROR, FILL_DIP, FILL_REPEAT = 0.3, 0.3, 0.1
 
 

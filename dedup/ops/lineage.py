@@ -29,7 +29,7 @@ MIN_EXTRA = 0.005  # share of a frame under which it has no extra (an edge of th
 # A pad that repeats the picture (:func:`self_fill`): the mirror error over the picture's own at that distance,
 # and over the median error of the edge positions around it; the change along the normal over the picture's.
 # Read off the extras of stored runs (docs/how-it-decides.md, "Pads that repeat the picture").
-FILL_MIRROR, FILL_DIP, FILL_REPEAT = 0.3, 0.3, 0.1
+FILL_MIRROR, FILL_DIP, FILL_REPEAT = 0.3, 0.3, 0.03
 
 
 def reg_view(v, mirrored: bool = False, keypoints: bool = True) -> tuple[np.ndarray, tuple | None]:
@@ -190,10 +190,10 @@ def edge_step(g: np.ndarray, corners: np.ndarray, near: int = 2, far: int = 5) -
     return min(ratios) if ratios else None
 
 
-def extras(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+def extras(x, y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(the part of x's registration view that y's frame covers, the part of y's that x's covers, y's frame's
-    corners in x, x's frame's corners in y), or None where the two do not register; computed once per pair
-    (``framed`` and ``contains`` both ask)."""
+    corners in x, x's frame's corners in y, the transform from y's view to x's), or None where the two do not
+    register; computed once per pair (``framed``, ``contains`` and :func:`fills` ask)."""
     from dedup.ops.versions import _pair_memo
 
     return _pair_memo(x, y, "extras", lambda: _extras(x, y))
@@ -208,15 +208,17 @@ def _extras(x, y):
         back = np.linalg.inv(t)
     except np.linalg.LinAlgError:
         return None
-    return covered(gx.shape, gy.shape, t), covered(gy.shape, gx.shape, back), quad(t, gy.shape), quad(back, gx.shape)
+    return covered(gx.shape, gy.shape, t), covered(gy.shape, gx.shape, back), quad(t, gy.shape), quad(back, gx.shape), t
 
 
-def self_fill(g: np.ndarray, shared: np.ndarray, corners: np.ndarray, reach: int = 8, shift: int = 4) -> bool | None:
-    """Whether ``g``'s extra just past the other's frame edges is the picture itself, mirrored across the
-    edge or its edge pixels repeated: a pad in reflect, symmetric or edge mode (or the corners a rotation
-    filled by reflection), which continues the picture across the edge as a photographed scene does, so
-    that :func:`edge_step` sees no step. Along the edges' normals (:func:`_profiles`, ``reach`` px either
-    side, the edge placed where it fits best within ``shift`` px: registration's error):
+def self_fill(g: np.ndarray, shared: np.ndarray, shape: tuple, to_g: np.ndarray, reach: int = 8, shift: int = 4) -> bool | None:
+    """Whether ``g``'s extra just past the other's frame is the picture itself, mirrored across the frame's
+    edge or its edge pixels repeated: a pad in reflect, symmetric or edge mode, or the corners a rotation, a
+    shear or a warp filled by reflection (OpenCV's and albumentations' reflected borders), which continue the
+    picture across the edge as a photographed scene does, so that :func:`edge_step` sees no step. ``shape``:
+    the other's view's, ``to_g``: its transform into ``g``. Along the normals of the other's frame edges in
+    its own coordinates, where a warp's border reflects (:func:`_profiles`, ``reach`` px either side, the
+    edge placed where it fits best within ``shift`` px: registration's error):
 
     * mirrored: the pixels ``j`` px outside differ from those ``j`` px inside by under :data:`FILL_MIRROR` of
       what the picture's own pixels ``2j`` px apart do, and under :data:`FILL_DIP` of what they do with the
@@ -229,7 +231,7 @@ def self_fill(g: np.ndarray, shared: np.ndarray, corners: np.ndarray, reach: int
     :data:`MIN_EXTRA`), or its edges have under 40 points or too little texture."""
     if 1.0 - float(shared.mean()) < MIN_EXTRA:
         return None
-    v, ends = _profiles(g, corners, -3 * reach - shift, 2 * reach + shift)
+    v, ends = _profiles(g, shape, to_g, -3 * reach - shift, 2 * reach + shift)
     if v is None or len(v) < 40:
         return None
     sums = sum(len(part) * _fill_measures(part, 2 * (3 * reach + shift), reach, shift) for part in np.split(v, ends[:-1]))
@@ -260,28 +262,41 @@ def _along(values: np.ndarray) -> float:
     return float(np.abs(np.diff(values, axis=0)).mean()) if len(values) > 1 else 0.0
 
 
-def _profiles(g: np.ndarray, corners: np.ndarray, lo: float, hi: float, step: float = 2.0):
-    """``g`` along the normals of the polygon ``corners``' edges (outwards positive) at offsets ``lo`` .. ``hi``
-    px in half-px steps, at points ``step`` px apart along each edge whose whole normal lies inside ``g``:
-    (points x offsets, the ends of each edge's points in it), or (None, None) where no edge has 10 points."""
+def _profiles(g: np.ndarray, shape: tuple, to_g: np.ndarray, lo: float, hi: float, step: float = 2.0):
+    """``g`` along the outward normals of the edges of a frame of ``shape`` (the other view's, mapped into
+    ``g`` by ``to_g``), at offsets ``lo`` .. ``hi`` px of ``g`` (in that frame's units: the transform's scale)
+    in half-px steps, at points about ``step`` px of ``g`` apart along each edge whose whole normal lands
+    inside ``g``: (points x offsets, the ends of each edge's points in it), or (None, None) where no edge has
+    10 points."""
     h, w = g.shape
-    centre, offsets = corners.mean(axis=0), np.arange(2 * lo, 2 * hi + 1) / 2.0
+    oh, ow = shape
+    unit = 1.0 / max(float(np.sqrt(abs(np.linalg.det(to_g[:2, :2])))), 1e-6)  # one px of g in the frame's px
+    offsets, step = np.arange(2 * lo, 2 * hi + 1) / 2.0 * unit, step * unit
+    lo, hi = offsets[0], offsets[-1]
+    corners = np.array([[0, 0], [ow - 1, 0], [ow - 1, oh - 1], [0, oh - 1]], np.float64)
+    normals = np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], np.float64)  # outwards from top, right, bottom, left
     lines = []
-    for a, b in zip(corners, np.roll(corners, -1, axis=0)):
+    for a, b, n in zip(corners, np.roll(corners, -1, axis=0), normals):
         length = float(np.hypot(*(b - a)))
         if length < 8:
             continue
-        n = np.array([b[1] - a[1], a[0] - b[0]]) / length
-        n = n if np.dot(n, (a + b) / 2 - centre) > 0 else -n  # outwards
         p = a + np.linspace(0.05, 0.95, max(2, int(length / step)))[:, None] * (b - a)
-        ends = np.stack([p + lo * n, p + hi * n])  # a normal lies inside the frame where both its ends do
+        ends = _mapped(to_g, np.stack([p + lo * n, p + hi * n]))  # a mapped normal is a segment: inside where both ends are
         inside = ((ends[..., 0] >= 0) & (ends[..., 0] <= w - 1) & (ends[..., 1] >= 0) & (ends[..., 1] <= h - 1)).all(axis=0)
         if inside.sum() >= 10:
-            lines.append(p[inside][:, None, :] + offsets[None, :, None] * n)
+            lines.append(_mapped(to_g, p[inside][:, None, :] + offsets[None, :, None] * n))
     if not lines:
         return None, None
     xy = np.concatenate(lines)
     return _bilinear(g, xy[..., 0], xy[..., 1]), np.cumsum([len(line) for line in lines])
+
+
+def _mapped(t: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Points (``...`` x 2, x y) mapped by the 3 x 3 transform ``t``."""
+    m = xy @ t[:2, :2].T + t[:2, 2]
+    w = xy @ t[2, :2] + t[2, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):  # a point at infinity: never inside a frame
+        return m / w[..., None]
 
 
 def fills(x, y) -> tuple[bool, bool]:
@@ -293,9 +308,9 @@ def fills(x, y) -> tuple[bool, bool]:
         e = extras(x, y)
         if e is None:
             return False, False
-        shared_x, shared_y, corners_y, corners_x = e
+        shared_x, shared_y, _, _, t = e
         gx, gy = reg_view(x, keypoints=False)[0], reg_view(y, keypoints=False)[0]
-        return bool(self_fill(gx, shared_x, corners_y)), bool(self_fill(gy, shared_y, corners_x))
+        return bool(self_fill(gx, shared_x, gy.shape, t)), bool(self_fill(gy, shared_y, gx.shape, np.linalg.inv(t)))
 
     return _pair_memo(x, y, "fills", make)
 
@@ -322,7 +337,7 @@ def added_to(x, y, ratio: float = 2.0) -> int:
     fill_x, fill_y = fills(x, y)
     if fill_x != fill_y:  # one has a pad that repeats the picture, the other no such extra
         return 1 if fill_y else -1
-    shared_x, shared_y, corners_y, corners_x = e
+    shared_x, shared_y, corners_y, corners_x, _ = e
     sx = frame_step(reg_view(x, keypoints=False)[0], shared_x, corners_y)
     sy = frame_step(reg_view(y, keypoints=False)[0], shared_y, corners_x)
     if max(sx, sy) <= ratio or max(sx, sy) <= ratio * min(sx, sy):
@@ -346,7 +361,7 @@ def contains(x, y, whole: float = 0.98, part: float = 0.9, step: tuple = (0.5, 2
     e = extras(x, y)
     if e is None:
         return 0
-    shared_x, shared_y, corners_y, corners_x = e
+    shared_x, shared_y, corners_y, corners_x, _ = e
     gx, gy = reg_view(x, keypoints=False)[0], reg_view(y, keypoints=False)[0]
     fill_x, fill_y = fills(x, y)
     for v, g, mine, theirs, corners, sign, fill in ((x, gx, shared_x, shared_y, corners_y, 1, fill_x),

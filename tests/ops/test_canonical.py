@@ -512,7 +512,19 @@ FRAMES = {  # the copy's bytes from the original's image: all made from it by ad
     # pads that continue the picture across its edges, as torchvision's Pad and albumentations' borders make
     "reflect pad": lambda im: jpeg(_padded(im, "reflect"), 95),
     "edge pad": lambda im: jpeg(_padded(im, "edge"), 95),
+    "turned and sheared in its frame, corners reflected": lambda im: jpeg(_reflected_warp(im), 95),
 }
+
+
+def _reflected_warp(im: Image.Image) -> Image.Image:
+    """Turned 10 degrees and sheared 12, in the same frame, its corners filled by OpenCV's reflected border (as
+    albumentations' and OpenCV's warps fill them by default)."""
+    import cv2
+
+    w, h = im.size
+    turn = np.vstack([cv2.getRotationMatrix2D((w / 2, h / 2), 10, 0.95), [0, 0, 1]])
+    shear = np.array([[1, np.tan(np.radians(12)), -np.tan(np.radians(12)) * h / 2], [0, 1, 0], [0, 0, 1]])
+    return Image.fromarray(cv2.warpAffine(np.asarray(im), (turn @ shear)[:2], (w, h), borderMode=cv2.BORDER_REFLECT_101))
 
 
 def _padded(im: Image.Image, mode: str) -> Image.Image:

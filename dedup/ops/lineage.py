@@ -10,11 +10,12 @@ corners the warp cut off.
 
 Whether an extra continues the picture is the evidence: photographed content goes on across the edge of
 the shared part (a crop cut it there), added content does not (a pad, a card, a canvas or a fill was put
-there). It is measured as :func:`dedup.ops.regions.unexplained` measures a drawn-on region: how far the
-extra's pixels a few px past the edge are from what the shared part predicts, against the same measure a
-few px inside the shared part (what this photo's own texture gives at that distance). No margin is read
-off a corpus: an extra is added where that error is ``ratio`` (3, :func:`dedup.ops.regions._continued`'s)
-times the photo's own, each +1 grey level.
+there). Two measures say so. The step (:func:`edge_step`): how much more the picture changes across the
+other's frame edge than across lines beside it; every edge of an added frame is a step, a crop's edges are
+not (``added_to``'s ``ratio``). And the fill (:func:`self_fill`): a pad in reflect or edge mode, or the
+corners a warp filled by reflection, continue the picture across the edge with no step, but as the picture
+itself mirrored or repeated, which a photographed scene is not; its bounds were read off the extras of stored
+runs (``docs/how-it-decides.md``, "Pads that repeat the picture").
 """
 from __future__ import annotations
 
@@ -329,8 +330,8 @@ def added_to(x, y, ratio: float = 2.0) -> int:
     letterbox, a card, a caption bar, a canvas, a screenshot, the filled corners of a rotation or a warp
     inside its frame): the change across the edge of ``x``'s frame in ``y`` (:func:`frame_step`) is over
     ``ratio`` and ``ratio`` times the change across ``y``'s frame in ``x`` (the picture a crop or a warp cut
-    away goes on across it), or ``y``'s extra repeats its picture (a pad in reflect or edge mode,
-    :func:`self_fill`) and ``x``'s does not; -1 the other way; 0 where they do not register or neither is clear."""
+    away goes on across it), or ``y``'s extra repeats its picture (a pad in reflect or edge mode, corners
+    filled by reflection, :func:`self_fill`) and ``x``'s does not; -1 the other way; 0 where they do not register or neither is clear."""
     e = extras(x, y)
     if e is None:
         return 0

@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tv", nargs="*", type=int, metavar="SEED", help="only the torchvision corpora: the default job on corpora made with torchvision.transforms.v2 in the project's venv (augmentation policies and single edits, disjoint corner crops of one photo as negatives; bench/hard/make_tv.py), all of it held out, for each SEED (default 0), scored as --hard; results in RESULTS/tv.md")
     b.add_argument("--kept-model", nargs="*", type=int, metavar="SEED", help="only the kept-image model: AugLy edit-chain corpora (bench/hard/make_lineage.py, its own venv) for each SEED (default 0 1 2; seeds 2 and later hold out a second set of families), the default job on each, the model fitted on the first seed's tune part and the bench corpus of an earlier `python -m bench` in --work, written to dedup/ops/kept_model.json, and scored held out; results in RESULTS/kept-model.md")
     b.add_argument("--reflected-borders", nargs="?", type=int, const=120, metavar="N", help="only the kept image where a copy's corners are reflected: N photos of --src (default 120), turned, scaled or sheared in their frame by OpenCV with its reflected border, each against its photo, with and without the evidence of pads that repeat the picture; results in RESULTS/reflected-borders.md")
+    b.add_argument("--vignettes", nargs="?", type=int, const=100, metavar="N", help="only the kept image against vignetted copies: N photos of --src (default 100), vignettes made otherwise than the edit-chain corpora's and global tone edits as controls, each against its photo, with and without the vignetted rule; results in RESULTS/vignettes.md")
     b.add_argument("--check-cost", nargs="?", type=int, const=5, metavar="N", help="only the check's cost on the bench corpus: the pairs the SSCD run of an earlier `python -m bench` in --work checked, checked again N times (default 5) on Ray tasks, as shipped and without its one-frame pass, alternated; results in RESULTS/check-cost.md")
     b.add_argument("--cluster-order", action="store_true", help="only the cluster order: the finished runs in --work (the bench corpus's, the edit chains', the hard corpora's) clustered again from their stored edges in the largest order and with the pictured images last, as the graph stage forms them, scored against their truth; results in RESULTS/cluster-order.md")
     b.add_argument("--verify-study", action="store_true", help="only the verify study: the content check's variants (detector, size, inliers, mirror, scale) on the SSCD run of an earlier `python -m bench` in --work; results in RESULTS/verify-study.md")
@@ -82,6 +83,11 @@ def run_bench(args: argparse.Namespace) -> int:
     if not src.is_dir():
         print(f"python -m bench: error: no photo folder at {src}; pass --src DIR", file=sys.stderr)
         return 2
+    if args.vignettes is not None:
+        from bench.vignettes import vignettes_bench
+
+        vignettes_bench(src, Path(args.results), args.vignettes)
+        return 0
     if args.reflected_borders is not None:
         from bench.reflected import reflected_bench
 

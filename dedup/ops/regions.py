@@ -224,3 +224,58 @@ def _clip_rule(x: Version, y: Version, blur: float = 0.4) -> int:
     lost_y = clipped_detail(y.view, x.view, masks=_memo(y, "clipped", lambda: clipped_areas(y.view)))
     r = int(lost_y) - int(lost_x)
     return _unless_blurred(r, edge_energy(x), edge_energy(y), blur) if r else 0
+
+
+# A vignette (:func:`_vignetted`): the change of the tone gain from the centre to the corners, as a share of
+# the gain, and the share of what a tone fit alone leaves that the radial term explains. Read off the edit-chain
+# corpora's vignette family (seeds 0 and 1) and every (original, copy) pair of ten stored runs
+# (docs/how-it-decides.md, "vignetted").
+VIGNETTE_SLOPE, VIGNETTE_FIT = 0.25, 0.9
+
+
+def _vignetted(x: Version, y: Version, cells: int = 12) -> int:
+    """One of two versions of one frame (detail views of one size) is the other darkened toward its corners,
+    a vignette as photo filters add: on a ``cells`` x ``cells`` grid of the views' mean grey levels, the
+    other's cells fitted as ``a + b g + c r2 g`` (``g`` the first's cell, ``r2`` the cell's squared distance
+    from the centre, 1 at a corner; the mirror image tried too), where the radial term explains
+    :data:`VIGNETTE_FIT` of what the tone fit alone (``a + b g``) leaves and the gain falls by
+    :data:`VIGNETTE_SLOPE` of ``b`` or more from the centre to the corners, the darkened one was vignetted and
+    the other wins. A lens darkens an original's corners in both versions alike; a copy with its corners
+    lightened would read the other way (rare: filters darken them)."""
+    if x.detail is None or y.detail is None or x.detail.shape != y.detail.shape or x.f.get("digest") == y.f.get("digest"):
+        return 0
+    gx, gy = _cells(x, cells), _cells(y, cells)
+    c = (np.arange(cells) + 0.5) / cells * 2 - 1
+    r2 = ((c[None, :] ** 2 + c[:, None] ** 2) / 2).ravel()
+    fits = [f for f in (_radial_gain(gx.ravel(), gy.ravel(), r2), _radial_gain(gx.ravel(), gy[:, ::-1].ravel(), r2)) if f]
+    if not fits:
+        return 0
+    slope, explained = max(fits, key=lambda f: f[1])
+    if explained < VIGNETTE_FIT or abs(slope) < VIGNETTE_SLOPE:
+        return 0
+    return 1 if slope < 0 else -1
+
+
+def _cells(v: Version, cells: int) -> np.ndarray:
+    """``v``'s detail view's mean grey levels on a ``cells`` x ``cells`` grid (float32), made once per version."""
+    import cv2
+
+    return _memo(v, ("cells", cells), lambda: cv2.resize(v.detail.astype(np.float32), (cells, cells), interpolation=cv2.INTER_AREA))
+
+
+def _radial_gain(gx: np.ndarray, gy: np.ndarray, r2: np.ndarray, min_gain: float = 0.3) -> tuple[float, float] | None:
+    """(``c / b``, the share of the tone fit's squared error the radial term takes away) of ``gy`` fitted as
+    ``a + b gx + c r2 gx`` over the cells not near black; None where under half the cells count or the tone gain
+    ``b`` is under ``min_gain`` (the two do not correspond)."""
+    ok = (gx > 20) & (gy > 5)
+    if ok.sum() < len(gx) / 2:
+        return None
+    tone = np.stack([np.ones(ok.sum()), gx[ok]], 1)
+    full = np.column_stack([tone, r2[ok] * gx[ok]])
+    errors, coef = [], None
+    for a in (tone, full):
+        coef, *_ = np.linalg.lstsq(a, gy[ok], rcond=None)
+        errors.append(float(((gy[ok] - a @ coef) ** 2).sum()))
+    if coef[1] < min_gain:
+        return None
+    return float(coef[2] / coef[1]), 1.0 - errors[1] / max(errors[0], 1e-9)

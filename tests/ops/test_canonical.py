@@ -51,7 +51,17 @@ EDITS = {  # edit -> (the copy's bytes from the original's image, the rule that 
     "border": (lambda im: jpeg(ImageOps.expand(im, border=60, fill=(30, 120, 200))), "framed"),  # a pad around the picture
     "grey": (lambda im: jpeg(ImageOps.grayscale(im).convert("RGB")), "colour"),
     "heavy JPEG": (lambda im: jpeg(im, 30), None),  # resampled or jpeg_quality: both say the same
+    "vignette": (lambda im: jpeg(_vignette(im, 0.7)), "vignetted"),
 }
+
+
+def _vignette(im: Image.Image, strength: float) -> Image.Image:
+    """Darkened toward its corners as photo filters do: each pixel times 1 - strength * r^2 (r 1 at a corner)."""
+    a = np.asarray(im, np.float32)
+    h, w = a.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = (((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2) / 2
+    return Image.fromarray(np.clip(a * (1 - strength * r2)[..., None], 0, 255).astype(np.uint8))
 
 
 def _caption(im: Image.Image) -> Image.Image:
@@ -119,6 +129,19 @@ def test_whole_image_edits_are_not_local_edits(original, edit):
     make = {"darker": lambda: ImageEnhance.Brightness(im).enhance(0.8), "flatter": lambda: ImageEnhance.Contrast(im).enhance(0.7),
             "JPEG 40": lambda: _img(jpeg(im, 40)), "hue": lambda: ImageEnhance.Color(im).enhance(1.4)}[edit]
     assert dict(canonical.RULES)["local_edit"](version(original), version(jpeg(make()))) == 0
+
+
+@pytest.mark.parametrize("edit", ["darker", "more contrast", "brighter, clipped", "mirrored and vignetted", "cropped"])
+def test_vignetted_reads_only_a_darkening_toward_the_corners(original, edit):
+    """A global tone edit is no vignette (the tone fit takes it), nor is a crop (its cells do not correspond to
+    the photo's); a mirrored copy's vignette is read on the mirror image."""
+    im = _img(original)
+    make = {"darker": lambda: ImageEnhance.Brightness(im).enhance(0.7), "more contrast": lambda: ImageEnhance.Contrast(im).enhance(1.5),
+            "brighter, clipped": lambda: ImageEnhance.Brightness(im).enhance(1.5), "mirrored and vignetted": lambda: ImageOps.mirror(_vignette(im, 0.6)),
+            "cropped": lambda: im.crop((60, 40, im.width - 20, im.height - 30)).resize(im.size)}[edit]
+    expected = 1 if edit == "mirrored and vignetted" else 0
+    o, c = version(original), version(jpeg(make()))
+    assert regions._vignetted(o, c) == expected and regions._vignetted(c, o) == -expected, edit
 
 
 def test_measured_signals_on_made_images():

@@ -1,6 +1,7 @@
-"""Evidence of an edit in one region (no Ray; rules of :mod:`dedup.ops.canonical`): two aligned versions that
+"""Evidence of an edit by place (no Ray; rules of :mod:`dedup.ops.canonical`): two aligned versions that
 differ in one place, where one has something drawn on it (a caption, a watermark, a sticker, a patch) that
-does not continue its surroundings, or where one lost highlights or shadows the other still has."""
+does not continue its surroundings, or where one lost highlights or shadows the other still has; and two
+versions of one frame, one darkened toward its corners (a vignette, :func:`_vignetted`)."""
 from __future__ import annotations
 
 import numpy as np

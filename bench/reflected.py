@@ -16,12 +16,12 @@ Writes ``RESULTS/reflected-borders.md`` and ``.json``.
 from __future__ import annotations
 
 import io
-import json
-import platform
-from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from bench.made_edits import chosen, counts, first_photos, kept_by, measured, write
 
 WARPS = ("turned", "turned and scaled", "sheared")
 LOOKED_AT = 40  # the photos seen while the evidence was written
@@ -44,40 +44,31 @@ def warp(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
 
-def _version(data: bytes, rank: int, vid: int):
-    from PIL import Image
+@contextmanager
+def _no_fills():
+    """The evidence of pads that repeat the picture turned off: :func:`dedup.ops.lineage.fills` answers no."""
+    from dedup.ops import lineage
 
-    from dedup.ops.canonical import Version
-    from dedup.ops.quality import measure
-
-    f, *rest = measure(data)
-    w, h = Image.open(io.BytesIO(data)).size
-    return Version({**f, "pixels": w * h, "bytes": len(data)}, rank, *rest, vid=vid)
+    real, lineage.fills = lineage.fills, lambda x, y: (False, False)
+    try:
+        yield
+    finally:
+        lineage.fills = real
 
 
 def kept(photos: list[Path], seed: int = 7) -> list[dict]:
     """One row per (photo, warp): whether the photo was kept, and why the copy was, with the fills on and off."""
     from PIL import Image
 
-    from dedup.ops import lineage
-    from dedup.ops.canonical import choose
     from dedup.synth import encode
 
-    rng, rows, real = np.random.default_rng(seed), [], lineage.fills
+    rng, rows = np.random.default_rng(seed), []
     for i, path in enumerate(photos):
         data = path.read_bytes()
-        img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        img, photo = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), measured(data)
         for kind in WARPS:
-            copy = encode(Image.fromarray(warp(img, kind, rng)), "JPEG", quality=95)
-            row = {"photo": i, "warp": kind}
-            for label, fills in (("shipped", real), ("without", lambda x, y: (False, False))):
-                lineage.fills = fills
-                try:
-                    best, why = choose([_version(data, 1, 1), _version(copy, 0, 2)])
-                finally:
-                    lineage.fills = real
-                row[label], row[f"{label}_why"] = best == 0, (why if best == 1 else "")
-            rows.append(row)
+            copy = measured(encode(Image.fromarray(warp(img, kind, rng)), "JPEG", quality=95))
+            rows.append({"photo": i, "warp": kind, **chosen(photo, copy, _no_fills)})
     return rows
 
 
@@ -88,9 +79,7 @@ def summary(rows: list[dict]) -> list[dict]:
         for kind in WARPS:
             rs = [r for r in rows if mine(r) and r["warp"] == kind]
             if rs:
-                out.append({"part": part, "warp": kind, "photos": len(rs), "kept": sum(r["shipped"] for r in rs),
-                            "kept_without": sum(r["without"] for r in rs),
-                            "copy_kept_by": dict(Counter(r["shipped_why"] for r in rs if not r["shipped"]))})
+                out.append({"part": part, "warp": kind, **counts(rs)})
     return out
 
 
@@ -98,13 +87,8 @@ def reflected_bench(src: Path, results: Path, n: int = 120) -> dict:
     from dedup.ops.matching import single_threaded
 
     single_threaded()
-    photos = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]
-    report = {"machine": platform.platform(), "photos": len(photos), "rows": summary(kept(photos))}
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "reflected-borders.json").write_text(json.dumps(report, indent=1))
-    (results / "reflected-borders.md").write_text(to_markdown(report))
-    print(to_markdown(report))
-    return report
+    chosen_photos = first_photos(src, n)
+    return write(results, "reflected-borders", len(chosen_photos), summary(kept(chosen_photos)), to_markdown)
 
 
 def to_markdown(report: dict) -> str:
@@ -115,6 +99,5 @@ def to_markdown(report: dict) -> str:
              f"The first {LOOKED_AT} photos were looked at while that evidence was written.", "",
              "| photos | warp | pairs | photo kept | without the evidence | what kept a copy |", "|---|---|---|---|---|---|"]
     for r in report["rows"]:
-        why = ", ".join(f"{k} {v}" for k, v in sorted(r["copy_kept_by"].items(), key=lambda kv: -kv[1])) or "-"
-        lines.append(f"| {r['part']} | {r['warp']} | {r['photos']} | {r['kept']} | {r['kept_without']} | {why} |")
+        lines.append(f"| {r['part']} | {r['warp']} | {r['photos']} | {r['kept']} | {r['kept_without']} | {kept_by(r)} |")
     return "\n".join(lines) + "\n"

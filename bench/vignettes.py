@@ -13,12 +13,12 @@ Writes ``RESULTS/vignettes.md`` and ``.json``.
 from __future__ import annotations
 
 import io
-import json
-import platform
-from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+
+from bench.made_edits import chosen, counts, first_photos, kept_by, measured, write
 
 VIGNETTES = ("cos4 falloff", "off-centre Gaussian", "feathered oval")
 CONTROLS = ("darker", "more contrast", "gamma 0.7", "crop enlarged back")
@@ -54,55 +54,46 @@ def edit(img: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     return np.clip(f * gain[..., None], 0, 255).astype(np.uint8)
 
 
+@contextmanager
+def _no_vignetted():
+    """The ``vignetted`` rule turned off: a share over 1 of the tone fit's error is never reached."""
+    from dedup.ops import regions
+
+    fit, regions.VIGNETTE_FIT = regions.VIGNETTE_FIT, 2.0
+    try:
+        yield
+    finally:
+        regions.VIGNETTE_FIT = fit
+
+
 def kept(photos: list[Path], seed: int = 11) -> list[dict]:
     """One row per (photo, edit): whether the photo was kept, and why the copy was, with the rule on and off."""
     from PIL import Image
 
-    from bench.reflected import _version
-    from dedup.ops import regions
-    from dedup.ops.canonical import choose
     from dedup.synth import encode
 
-    rng, rows, fit = np.random.default_rng(seed), [], regions.VIGNETTE_FIT
+    rng, rows = np.random.default_rng(seed), []
     for i, path in enumerate(photos):
         data = path.read_bytes()
-        img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        img, photo = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), measured(data)
         for kind in VIGNETTES + CONTROLS:
-            copy = encode(Image.fromarray(edit(img, kind, rng)), "JPEG", quality=int(rng.integers(70, 96)))
-            row = {"photo": i, "edit": kind}
-            for label, bound in (("shipped", fit), ("without", 2.0)):  # a share over 1: the rule never decides
-                regions.VIGNETTE_FIT = bound
-                try:
-                    best, why = choose([_version(data, 1, 1), _version(copy, 0, 2)])
-                finally:
-                    regions.VIGNETTE_FIT = fit
-                row[label], row[f"{label}_why"] = best == 0, (why if best == 1 else "")
-            rows.append(row)
+            copy = measured(encode(Image.fromarray(edit(img, kind, rng)), "JPEG", quality=int(rng.integers(70, 96))))
+            rows.append({"photo": i, "edit": kind, **chosen(photo, copy, _no_vignetted)})
     return rows
 
 
 def summary(rows: list[dict]) -> list[dict]:
-    """Per edit: photos, kept with the rule and without it, what kept a copy, and where ``vignetted`` decided."""
-    out = []
-    for kind in VIGNETTES + CONTROLS:
-        rs = [r for r in rows if r["edit"] == kind]
-        out.append({"edit": kind, "control": kind in CONTROLS, "photos": len(rs), "kept": sum(r["shipped"] for r in rs),
-                    "kept_without": sum(r["without"] for r in rs),
-                    "copy_kept_by": dict(Counter(r["shipped_why"] for r in rs if not r["shipped"]))})
-    return out
+    """Per edit: photos, kept with the rule and without it, what kept a copy."""
+    return [{"edit": kind, "control": kind in CONTROLS, **counts([r for r in rows if r["edit"] == kind])}
+            for kind in VIGNETTES + CONTROLS]
 
 
 def vignettes_bench(src: Path, results: Path, n: int = 100) -> dict:
     from dedup.ops.matching import single_threaded
 
     single_threaded()
-    photos = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]
-    report = {"machine": platform.platform(), "photos": len(photos), "rows": summary(kept(photos))}
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "vignettes.json").write_text(json.dumps(report, indent=1))
-    (results / "vignettes.md").write_text(to_markdown(report))
-    print(to_markdown(report))
-    return report
+    chosen_photos = first_photos(src, n)
+    return write(results, "vignettes", len(chosen_photos), summary(kept(chosen_photos)), to_markdown)
 
 
 def to_markdown(report: dict) -> str:
@@ -113,7 +104,6 @@ def to_markdown(report: dict) -> str:
              "must leave to the other evidence.", "",
              "| edit | pairs | photo kept | without the rule | what kept a copy |", "|---|---|---|---|---|"]
     for r in report["rows"]:
-        why = ", ".join(f"{k} {v}" for k, v in sorted(r["copy_kept_by"].items(), key=lambda kv: -kv[1])) or "-"
         name = f"{r['edit']} (control)" if r["control"] else r["edit"]
-        lines.append(f"| {name} | {r['photos']} | {r['kept']} | {r['kept_without']} | {why} |")
+        lines.append(f"| {name} | {r['photos']} | {r['kept']} | {r['kept_without']} | {kept_by(r)} |")
     return "\n".join(lines) + "\n"

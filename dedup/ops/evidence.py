@@ -40,8 +40,12 @@ VOTES = ("framed", "local_edit", "drawn_on", "recompressed", "central", "reorien
 MEASURES = {
     "log_picture": "picture", "log_pixels": "picture", "native": "resampled", "log_sharpness": "detail",
     "colour": "colourfulness", "clipped": "clipped_detail", "flat": "flat", "lossless": "format", "lossy": "format",
-    "spread": "central", "noise": "grain", "hues": "hues", "combed": "tones",
+    "spread": "central", "noise": "grain", "hues": "hues", "combed": "tones", "native_excess": "detail",
 }
+# Detail at the pixel scale above what a photo at its own resolution has (:func:`_native_excess`): the 90th
+# percentile of the originals' ``native`` in the tune part of the kept model's training corpus. A sharpened copy or
+# one with noise added sits above it, its source below; a blurred copy sits far below its source.
+NATIVE_CEILING = 0.77
 NAMES = tuple(f"vote_{r}" for r in VOTES) + tuple(MEASURES)
 
 
@@ -64,7 +68,15 @@ def _measures(x, y) -> list[float]:
         # a copy's tones more combed than its source's (quality.tone_comb); a palette file (-1) or a measure
         # from before it: no evidence
         math.log((fy["combed"] + 0.02) / (fx["combed"] + 0.02)) if min(fx.get("combed", -1), fy.get("combed", -1)) >= 0 else 0.0,
+        _native_excess(fx) - _native_excess(fy),
     ]
+
+
+def _native_excess(f: dict) -> float:
+    """How far a version's detail at its own pixel scale lies above :data:`NATIVE_CEILING`: the difference
+    of ``native`` alone says which version has more fine detail, not whether that detail was added (a
+    sharpened copy) or the other's was lost (a blurred copy); the level says which."""
+    return max(0.0, min(f["native_x"], f["native_y"]) - NATIVE_CEILING)
 
 
 def features(x, y, known: dict | None = None) -> np.ndarray:

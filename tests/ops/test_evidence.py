@@ -107,12 +107,27 @@ def test_the_model_keeps_the_original(versions, edit):
 @pytest.mark.parametrize("sigma", [20, 30])
 def test_strong_added_noise_loses_by_noise_added(sigma):
     """Noise of 20 grey levels or more over the whole picture (AugLy's random_noise at its default is about
-    25): the two differ by white noise that does not follow the photo's edges. Milder noise (12 levels, the
-    fixture's) is left to the model, which still keeps it (see docs/how-it-decides.md)."""
+    25): the two differ by white noise that does not follow the photo's edges. Milder noise is left to the model
+    (:func:`test_detail_added_above_a_photos_own_loses`)."""
     im = photo()
     o, c = version(jpeg(im, 92), 1), version(jpeg(_noisy(im, sigma), 92), 0)
     best, why = choose([c, o])
     assert best == 1 and "noise_added" in why
+
+
+@pytest.mark.parametrize("edit", [lambda im: _noisy(im, 8), lambda im: _noisy(im, 12),
+                                  lambda im: ImageEnhance.Sharpness(im).enhance(5.0)])
+def test_detail_added_above_a_photos_own_loses(edit):
+    """Milder noise than ``noise_added`` takes, or strong sharpening, puts the copy's detail at the pixel scale
+    above what a photo at its own resolution has (``native_excess``): the photo is kept. A blurred copy has
+    less, but neither of the two is above the ceiling: the level, not the difference, says added."""
+    im = photo()
+    o, c = version(jpeg(im, 92), 1), version(jpeg(edit(im), 92), 0)
+    k = evidence.NAMES.index("native_excess")
+    assert evidence.features(o, c)[k] < 0 < evidence.features(c, o)[k]
+    assert choose([c, o])[0] == 1
+    blurred = version(jpeg(im.filter(ImageFilter.GaussianBlur(2)), 92), 0)
+    assert evidence.features(o, blurred)[k] == 0.0
 
 
 @pytest.mark.parametrize("edit", [lambda im: jpeg(ImageOps.posterize(im, 3), 90), lambda im: jpeg(im, 15),

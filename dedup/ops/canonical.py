@@ -31,6 +31,7 @@ import pandas as pd
 from dedup.ops.lattices import (_jpeg_format, _lossy_copy, _recompressed, _reoriented, _requantized, _resaved, _same_pixels,
                                 _saved_from_jpeg)
 from dedup.ops.regions import _clip_rule, _drawn_on, _local_edit, _vignetted
+from dedup.ops.tones import _equalized
 from dedup.ops.versions import Version, _more, aligned
 
 LARGEST = "pixels,bytes,path"
@@ -294,6 +295,7 @@ RULES: list[Rule] = [
     ("framed", _framed),  # the other's picture with a frame, pad, card, canvas or fill added around it
     ("contains", _contains),  # holds all of the other's picture and the scene around it: the other is a crop
     ("vignetted", _vignetted),  # one frame, the other darkened toward its corners
+    ("equalized", _equalized),  # the other's colour channels each spread evenly over the levels
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
     ("drawn_on", _drawn_on),  # alike but in one region, which in one of them does not continue its surroundings
     ("noise_added", _noise_added),  # one frame, the other with white noise added over it
@@ -328,6 +330,7 @@ PLAIN = {
     "contains": "{other} is a crop of it (it holds all of the other's picture and the scene around it)",
     "framed": "{other} is this picture put in a frame, with a pad, a card, a caption bar or a canvas added around it, or warped with filled corners",
     "vignetted": "{other} is this picture with a vignette added (darkened toward its corners)",
+    "equalized": "{other} is this picture with its histogram equalized (each colour spread evenly over its levels)",
     "local_edit": "{other} has something drawn on it (caption, watermark, patch)",
     "noise_added": "{other} is this picture with noise added",
     "drawn_on": "{other} has something drawn on it (caption, watermark, patch)",

@@ -103,10 +103,11 @@ def _code_digest() -> str:
     import hashlib
     from pathlib import Path
 
-    from dedup.ops import agreement, canonical, evidence, features, lattices, lineage, matching, quality, regions, verify, versions
+    from dedup.ops import (agreement, canonical, evidence, features, lattices, lineage, matching, quality, regions, tones, verify,
+                           versions)
 
     h = hashlib.sha1()
-    modules = (agreement, canonical, evidence, features, lattices, lineage, matching, quality, regions, verify, versions)
+    modules = (agreement, canonical, evidence, features, lattices, lineage, matching, quality, regions, tones, verify, versions)
     for path in [*(m.__file__ for m in modules), evidence.MODEL_FILE]:
         h.update(Path(path).read_bytes())
     return h.hexdigest()[:16]

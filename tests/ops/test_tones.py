@@ -1,0 +1,49 @@
+"""Evidence of a tone edit over the whole picture (dedup.ops.tones): an equalized copy, on images made here."""
+import numpy as np
+import pytest
+from PIL import ImageEnhance, ImageOps
+
+from dedup.ops.canonical import choose, in_words
+from dedup.ops.tones import _equalized, _uneven
+from tests.ops.test_canonical import jpeg, photo, version
+
+
+def _equalize_each_channel(im):
+    return ImageOps.equalize(im)  # PIL equalizes each band of an RGB image by its own histogram
+
+
+def _photo(seed: int = 3):
+    """The test photo with its tones pressed toward the shadows, as most photos' are (the made one's are
+    spread almost evenly already)."""
+    return photo(seed).point(lambda i: int(255 * (i / 255) ** 1.8))
+
+
+@pytest.mark.parametrize("seed", [3, 5])
+def test_an_equalized_copy_loses_to_its_photo(seed):
+    im = _photo(seed)
+    o, c = version(jpeg(im, 92), 1), version(jpeg(_equalize_each_channel(im), 90), 0)
+    assert _uneven(c) <= 8.0 < 16.0 <= _uneven(o)
+    assert _equalized(o, c) == 1 and _equalized(c, o) == -1
+    best, why = choose([c, o])  # the copy first in the tie-break order
+    assert best == 1 and "equalized" in why
+    assert "equalized" in in_words(why)
+
+
+def test_other_tone_edits_and_grey_versions_are_not_read_as_equalized():
+    im = _photo()
+    o = version(jpeg(im, 92), 1)
+    for edit in (lambda i: ImageEnhance.Contrast(i).enhance(1.5), lambda i: ImageOps.autocontrast(i, cutoff=2),
+                 lambda i: ImageEnhance.Brightness(i).enhance(0.7)):
+        assert _equalized(o, version(jpeg(edit(im), 90), 0)) == 0
+    grey = im.convert("L").convert("RGB")
+    grey_eq = version(jpeg(ImageOps.equalize(grey), 90), 0)
+    assert _uneven(grey_eq) is None  # a grey photo may have been equalized before it was published
+    assert _equalized(version(jpeg(grey, 92), 1), grey_eq) == 0
+    assert _equalized(grey_eq, version(jpeg(_equalize_each_channel(im), 90), 0)) == 0
+
+
+def test_uneven_reads_an_even_spread_as_zero():
+    levels = np.repeat(np.asarray([2, 10, 25, 50, 75, 90, 98], np.float32)[:, None] * 2.55, 3, axis=1).ravel()
+    v = version(jpeg(photo(), 92))
+    v.tone = levels
+    assert _uneven(v) == pytest.approx(0.0, abs=1e-4)

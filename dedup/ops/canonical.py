@@ -15,10 +15,10 @@ Two policies, ``--canonical``:
 
 The rules: here those read off a version's measures (resampled, stretched, enlarged, colour, flat, the
 central version) and the frame added around a picture (``framed``, :mod:`dedup.ops.lineage`); edits in one
-region in :mod:`dedup.ops.regions`; evidence from JPEG compression in :mod:`dedup.ops.lattices`; the
-candidate itself, :class:`~dedup.ops.versions.Version`, in :mod:`dedup.ops.versions`. The chaining guard
-(:mod:`dedup.ops.graph`) forms clusters in the ``largest`` order (:func:`policy_rank`) under either policy;
-path order is always the last tie-break, so every choice is deterministic.
+region in :mod:`dedup.ops.regions`; tone edits over the whole picture in :mod:`dedup.ops.tones`; evidence from
+JPEG compression in :mod:`dedup.ops.lattices`; the candidate, :class:`~dedup.ops.versions.Version`, in
+:mod:`dedup.ops.versions`. The chaining guard (:mod:`dedup.ops.graph`) forms clusters in the ``largest`` order
+(:func:`policy_rank`) under either policy; path order is always the last tie-break: every choice is deterministic.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import pandas as pd
 from dedup.ops.lattices import (_jpeg_format, _lossy_copy, _recompressed, _reoriented, _requantized, _resaved, _same_pixels,
                                 _saved_from_jpeg)
 from dedup.ops.regions import _clip_rule, _drawn_on, _local_edit, _vignetted
-from dedup.ops.tones import _equalized
+from dedup.ops.tones import _equalized, _tone_mapped
 from dedup.ops.versions import Version, _more, aligned
 
 LARGEST = "pixels,bytes,path"
@@ -298,6 +298,7 @@ RULES: list[Rule] = [
     ("equalized", _equalized),  # the other's colour channels each spread evenly over the levels
     ("local_edit", _local_edit),  # alike but in one region, drawn on in one of them (caption, watermark, patch)
     ("drawn_on", _drawn_on),  # alike but in one region, which in one of them does not continue its surroundings
+    ("tone_mapped", _tone_mapped),  # aligned, the other a tone map of it that merges or folds its levels
     ("noise_added", _noise_added),  # one frame, the other with white noise added over it
     ("recompressed", _recompressed),  # a JPEG re-saved at a clearly lower quality, nothing else changed
     ("central", _central),  # three or more distinct versions: the one closest to all the others is their source
@@ -331,6 +332,7 @@ PLAIN = {
     "framed": "{other} is this picture put in a frame, with a pad, a card, a caption bar or a canvas added around it, or warped with filled corners",
     "vignetted": "{other} is this picture with a vignette added (darkened toward its corners)",
     "equalized": "{other} is this picture with its histogram equalized (each colour spread evenly over its levels)",
+    "tone_mapped": "{other} is this picture through a tone curve that merges or folds its levels (solarized, posterized, clipped)",
     "local_edit": "{other} has something drawn on it (caption, watermark, patch)",
     "noise_added": "{other} is this picture with noise added",
     "drawn_on": "{other} has something drawn on it (caption, watermark, patch)",

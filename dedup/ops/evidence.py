@@ -29,8 +29,8 @@ FORENSIC = ("same_pixels", "saved_from_jpeg", "lossy_copy")
 # Direct evidence of what was added to or kept from the other version, right in 0.91-1.0 of the (source,
 # copy) pairs it decides on both the AugLy lineage corpus and the bench corpus (`python -m bench --kept-model`):
 # decided by these rules, in this order, after the forensic ones and before the model.
-SURE = ("pasted", "framed", "contains", "vignetted", "equalized", "local_edit", "drawn_on", "reoriented", "requantized", "resaved", "stretched", "camera",
-        "noise_added")
+SURE = ("pasted", "framed", "contains", "vignetted", "equalized", "local_edit", "drawn_on", "tone_mapped", "reoriented",
+        "requantized", "resaved", "stretched", "camera", "noise_added")
 # Rules whose vote the model weighs (the rest of dedup.ops.canonical.RULES).
 VOTES = ("framed", "local_edit", "drawn_on", "recompressed", "central", "reoriented", "clipped_detail", "resampled",
          "stretched", "enlarged", "picture", "colour", "requantized", "jpeg_quality", "flat", "sharpness", "camera",

@@ -1,5 +1,5 @@
 """Evidence of a tone edit over the whole picture that says which version was made (no Ray;
-:mod:`dedup.ops.canonical` calls it): ``equalized``.
+:mod:`dedup.ops.canonical` calls it): ``equalized`` and ``tone_mapped``.
 
 Histogram equalization (PIL's ``ImageOps.equalize``, torchvision's ``equalize`` and AutoAugment's, OpenCV's and
 albumentations' ``Equalize``) maps each colour channel through its own cumulative histogram, so that every
@@ -7,8 +7,15 @@ channel's levels are spread evenly: its percentiles land at the same share of 25
 are correlated but not alike, and are hardly ever all spread evenly at once; a grey photo may well have been
 equalized before it was published (old scans are), so a grey version is never read as equalized. The model
 reads an equalized copy's wider tones and stronger grain as a source's.
+
+A tone edit is a map of each grey level of the source to one level of the copy; where it merges levels or folds
+back on itself (solarize inverts the levels above a threshold; posterize, clipping and a steep curve merge
+levels), a level of the copy comes from several of the source, so the source predicts the copy far better than
+the copy predicts the source (``tone_mapped``).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -43,3 +50,44 @@ def _uneven(v: Version) -> float | None:
         return None
     levels = np.asarray(v.tone, np.float32).reshape(len(TONE_LEVELS), 3)
     return float(np.abs(levels - _EVEN[:, None]).mean(axis=0).max())
+
+
+# tone_mapped: the log ratio of the two ways' spreads (each the share of a version's grey-level spread its partner's
+# levels leave unexplained, :func:`_spread_given`) must be at least MAPPED_RATIO, the better way leave at most
+# MAPPED_SPREAD (the two are aligned and one is a tone map of the other), and each quarter of the picture say the
+# same by at least MAPPED_QUARTER (an edit over the whole picture: a caption or a sticker differs in one place).
+MAPPED_RATIO, MAPPED_SPREAD, MAPPED_QUARTER = 0.8, 0.3, 0.2
+
+
+def _tone_mapped(x: Version, y: Version) -> int:
+    """+1 where ``y`` is a tone map of ``x`` that merges or folds ``x``'s levels (``x``'s grey view predicts
+    ``y``'s far better than the reverse, over the whole picture), -1 the other way round, else 0. Views of other
+    sizes are not aligned: 0."""
+    if x.view is None or y.view is None or x.view.shape != y.view.shape:
+        return 0
+    r, better = _predicts(x.view, y.view)
+    if abs(r) < MAPPED_RATIO or better > MAPPED_SPREAD:
+        return 0
+    h, w = x.view.shape
+    for rows in (slice(0, h // 2), slice(h // 2, h)):
+        for cols in (slice(0, w // 2), slice(w // 2, w)):
+            if _predicts(x.view[rows, cols], y.view[rows, cols])[0] * np.sign(r) < MAPPED_QUARTER:
+                return 0
+    return 1 if r > 0 else -1
+
+
+def _predicts(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(log of how much better ``a``'s grey levels predict ``b``'s than the reverse, the better way's spread)."""
+    a_given_b, b_given_a = _spread_given(b, a), _spread_given(a, b)
+    return math.log((a_given_b + 0.01) / (b_given_a + 0.01)), min(a_given_b, b_given_a)
+
+
+def _spread_given(a: np.ndarray, b: np.ndarray, bins: int = 32) -> float:
+    """The standard deviation of ``b``'s grey levels within ``a``'s ``bins`` bins (those of 20 pixels or more),
+    pooled, over ``b``'s own: 0 where ``a`` determines ``b``, about 1 where it says nothing of it."""
+    k = a.ravel().astype(np.int64) * bins // 256
+    v = b.ravel().astype(np.float64)
+    n, s1, s2 = np.bincount(k, minlength=bins), np.bincount(k, v, bins), np.bincount(k, v * v, bins)
+    ok = n >= 20
+    within = float((s2[ok] - s1[ok] ** 2 / n[ok]).sum() / max(int(n[ok].sum()), 1))
+    return math.sqrt(max(within, 0.0)) / max(float(v.std()), 1e-6)

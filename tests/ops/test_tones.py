@@ -1,10 +1,11 @@
-"""Evidence of a tone edit over the whole picture (dedup.ops.tones): an equalized copy, on images made here."""
+"""Evidence of a tone edit over the whole picture (dedup.ops.tones): an equalized copy, a tone map that folds or
+merges levels (solarize), on images made here."""
 import numpy as np
 import pytest
-from PIL import ImageEnhance, ImageOps
+from PIL import ImageDraw, ImageEnhance, ImageFilter, ImageOps
 
 from dedup.ops.canonical import choose, in_words
-from dedup.ops.tones import _equalized, _uneven
+from dedup.ops.tones import _equalized, _tone_mapped, _uneven
 from tests.ops.test_canonical import jpeg, photo, version
 
 
@@ -47,3 +48,36 @@ def test_uneven_reads_an_even_spread_as_zero():
     v = version(jpeg(photo(), 92))
     v.tone = levels
     assert _uneven(v) == pytest.approx(0.0, abs=1e-4)
+
+
+def _grey_photo(seed: int):
+    """A grey photo: its luma through a tone curve is the curve of its luma (a colour photo's channels go
+    through it apart, and its luma follows only as far as its colours allow)."""
+    return photo(seed).convert("L").convert("RGB")
+
+
+@pytest.mark.parametrize("base", [_grey_photo, lambda seed: ImageEnhance.Color(photo(seed)).enhance(0.3)])
+@pytest.mark.parametrize("seed", [3, 5])
+def test_a_solarized_copy_loses_by_its_folded_tones(base, seed):
+    im = base(seed)
+    o, c = version(jpeg(im, 92), 1), version(jpeg(ImageOps.solarize(im, 128), 85), 0)
+    assert _tone_mapped(o, c) == 1 and _tone_mapped(c, o) == -1
+    best, why = choose([c, o])
+    assert best == 1 and "tone_mapped" in why
+
+
+def _captioned(im):
+    im = im.copy()
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((0, 0, im.width, im.height // 5), fill=(255, 255, 255))
+    draw.text((10, 10), "A CAPTION OVER THE TOP", fill=(0, 0, 0))
+    return im
+
+
+@pytest.mark.parametrize("edit", [_captioned, ImageOps.mirror, lambda im: im, lambda im: im.filter(ImageFilter.GaussianBlur(2))])
+def test_no_tone_map_read_where_one_region_changed_or_nothing_lines_up(edit):
+    """A caption changes one region only (each quarter must say the same); a mirror image is not aligned; a
+    re-save or a blur maps no level onto several."""
+    im = _grey_photo(3)
+    o, c = version(jpeg(im, 92), 1), version(jpeg(edit(im), 85), 0)
+    assert _tone_mapped(o, c) == 0 == _tone_mapped(c, o)

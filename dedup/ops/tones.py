@@ -57,13 +57,14 @@ def _uneven(v: Version) -> float | None:
 # MAPPED_SPREAD (the two are aligned and one is a tone map of the other), and each quarter of the picture say the
 # same by at least MAPPED_QUARTER (an edit over the whole picture: a caption or a sticker differs in one place).
 MAPPED_RATIO, MAPPED_SPREAD, MAPPED_QUARTER = 0.8, 0.3, 0.2
+MIN_SIDE = 16  # px: each quarter of a smaller view holds too few pixels for a histogram of 32 bins
 
 
 def _tone_mapped(x: Version, y: Version) -> int:
     """+1 where ``y`` is a tone map of ``x`` that merges or folds ``x``'s levels (``x``'s grey view predicts
     ``y``'s far better than the reverse, over the whole picture), -1 the other way round, else 0. Views of other
-    sizes are not aligned: 0."""
-    if x.view is None or y.view is None or x.view.shape != y.view.shape:
+    sizes are not aligned, a view under ``MIN_SIDE`` px has too few pixels to read: 0."""
+    if x.view is None or y.view is None or x.view.shape != y.view.shape or min(x.view.shape) < MIN_SIDE:
         return 0
     r, better = _predicts(x.view, y.view)
     if abs(r) < MAPPED_RATIO or better > MAPPED_SPREAD:

@@ -81,3 +81,10 @@ def test_no_tone_map_read_where_one_region_changed_or_nothing_lines_up(edit):
     im = _grey_photo(3)
     o, c = version(jpeg(im, 92), 1), version(jpeg(edit(im), 85), 0)
     assert _tone_mapped(o, c) == 0 == _tone_mapped(c, o)
+
+
+def test_views_too_small_to_read_say_nothing():
+    """A strip a few pixels high (its quarters nearly empty) is never read as a tone map."""
+    strip = photo(3).resize((256, 6))
+    o, c = version(jpeg(strip, 92), 1), version(jpeg(ImageOps.solarize(strip, 128), 85), 0)
+    assert _tone_mapped(o, c) == 0 == _tone_mapped(c, o)

@@ -27,8 +27,10 @@ MODEL_FILE = Path(__file__).with_name("kept_model.json")
 # Sure by construction (the other file holds the JPEG's own decoded pixels): decided before the model.
 FORENSIC = ("same_pixels", "saved_from_jpeg", "lossy_copy")
 # Direct evidence of what was added to or kept from the other version, right in 0.91-1.0 of the (source,
-# copy) pairs it decides on both the AugLy lineage corpus and the bench corpus (`python -m bench --kept-model`):
-# decided by these rules, in this order, after the forensic ones and before the model.
+# copy) pairs it decides on both the AugLy lineage corpus and the bench corpus (`python -m bench --kept-model`;
+# equalized and tone_mapped, whose edits those corpora hardly hold, were measured on the albumentations and
+# torchvision corpora: docs/how-it-decides.md): decided by these rules, in this order, after the forensic ones and
+# before the model.
 SURE = ("pasted", "framed", "contains", "vignetted", "equalized", "local_edit", "drawn_on", "tone_mapped", "reoriented",
         "requantized", "resaved", "stretched", "camera", "noise_added")
 # Rules whose vote the model weighs (the rest of dedup.ops.canonical.RULES).

@@ -13,12 +13,11 @@ Two policies, ``--canonical``:
   first), ``bytes`` (larger file first), ``path`` (path order). ``largest`` is ``pixels,bytes,path``, the
   policy before ``quality`` existed.
 
-The rules: here those read off a version's measures (resampled, stretched, enlarged, colour, flat, the
-central version) and the frame added around a picture (``framed``, :mod:`dedup.ops.lineage`); edits in one
-region in :mod:`dedup.ops.regions`; tone edits over the whole picture in :mod:`dedup.ops.tones`; evidence from
-JPEG compression in :mod:`dedup.ops.lattices`; the candidate, :class:`~dedup.ops.versions.Version`, in
-:mod:`dedup.ops.versions`. The chaining guard (:mod:`dedup.ops.graph`) forms clusters in the ``largest`` order
-(:func:`policy_rank`) under either policy; path order is always the last tie-break: every choice is deterministic.
+The rules: here those read off a version's measures (resampled, stretched, enlarged, colour, flat, central) and
+``framed`` (:mod:`dedup.ops.lineage`); edits in one region in :mod:`dedup.ops.regions`; tone edits over the whole
+picture in :mod:`dedup.ops.tones`; JPEG compression in :mod:`dedup.ops.lattices`; the candidate in :mod:`dedup.ops.versions`.
+Clusters are formed in the ``largest`` order (:func:`policy_rank`, :mod:`dedup.ops.graph`) under either policy; path
+order breaks the last ties, so every choice is deterministic.
 """
 from __future__ import annotations
 

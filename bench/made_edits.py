@@ -50,6 +50,23 @@ def chosen(photo: tuple, copy: tuple, off: Callable[[], AbstractContextManager])
     return row
 
 
+def chosen_rows(photos: list[Path], kinds: tuple, copy_of: Callable, off: Callable[[], AbstractContextManager],
+                column: str, seed: int) -> list[dict]:
+    """One row per (photo, kind of copy) (:func:`chosen`): ``copy_of(img, kind, rng)`` makes the copy's file from the
+    photo's pixels (RGB, uint8) with the bench's own random generator (seeded ``seed``: every run makes the same
+    copies); ``column`` names the kind in the rows."""
+    import numpy as np
+    from PIL import Image
+
+    rng, rows = np.random.default_rng(seed), []
+    for i, path in enumerate(photos):
+        data = path.read_bytes()
+        img, photo = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), measured(data)
+        for kind in kinds:
+            rows.append({"photo": i, column: kind, **chosen(photo, measured(copy_of(img, kind, rng)), off)})
+    return rows
+
+
 def counts(rows: list[dict]) -> dict:
     """Of the rows of one edit (:func:`chosen`'s): pairs, photo kept with the evidence and without it, what kept a copy."""
     return {"photos": len(rows), "kept": sum(r["shipped"] for r in rows), "kept_without": sum(r["without"] for r in rows),

@@ -15,13 +15,12 @@ Writes ``RESULTS/reflected-borders.md`` and ``.json``.
 """
 from __future__ import annotations
 
-import io
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from bench.made_edits import chosen, counts, first_photos, kept_by, measured, write
+from bench.made_edits import chosen_rows, counts, first_photos, kept_by, write
 
 WARPS = ("turned", "turned and scaled", "sheared")
 LOOKED_AT = 40  # the photos seen while the evidence was written
@@ -58,18 +57,15 @@ def _no_fills():
 
 def kept(photos: list[Path], seed: int = 7) -> list[dict]:
     """One row per (photo, warp): whether the photo was kept, and why the copy was, with the fills on and off."""
+    return chosen_rows(photos, WARPS, _copy, _no_fills, "warp", seed)
+
+
+def _copy(img: np.ndarray, kind: str, rng: np.random.Generator) -> bytes:
     from PIL import Image
 
     from dedup.synth import encode
 
-    rng, rows = np.random.default_rng(seed), []
-    for i, path in enumerate(photos):
-        data = path.read_bytes()
-        img, photo = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), measured(data)
-        for kind in WARPS:
-            copy = measured(encode(Image.fromarray(warp(img, kind, rng)), "JPEG", quality=95))
-            rows.append({"photo": i, "warp": kind, **chosen(photo, copy, _no_fills)})
-    return rows
+    return encode(Image.fromarray(warp(img, kind, rng)), "JPEG", quality=95)
 
 
 def summary(rows: list[dict]) -> list[dict]:

@@ -12,13 +12,12 @@ Writes ``RESULTS/vignettes.md`` and ``.json``.
 """
 from __future__ import annotations
 
-import io
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from bench.made_edits import chosen, counts, first_photos, kept_by, measured, write
+from bench.made_edits import chosen_rows, counts, first_photos, kept_by, write
 
 VIGNETTES = ("cos4 falloff", "off-centre Gaussian", "feathered oval")
 CONTROLS = ("darker", "more contrast", "gamma 0.7", "crop enlarged back")
@@ -68,18 +67,16 @@ def _no_vignetted():
 
 def kept(photos: list[Path], seed: int = 11) -> list[dict]:
     """One row per (photo, edit): whether the photo was kept, and why the copy was, with the rule on and off."""
+    return chosen_rows(photos, VIGNETTES + CONTROLS, _copy, _no_vignetted, "edit", seed)
+
+
+def _copy(img: np.ndarray, kind: str, rng: np.random.Generator) -> bytes:
+    """The edited photo as a JPEG of quality 70-95 (drawn after the edit's own draws)."""
     from PIL import Image
 
     from dedup.synth import encode
 
-    rng, rows = np.random.default_rng(seed), []
-    for i, path in enumerate(photos):
-        data = path.read_bytes()
-        img, photo = np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), measured(data)
-        for kind in VIGNETTES + CONTROLS:
-            copy = measured(encode(Image.fromarray(edit(img, kind, rng)), "JPEG", quality=int(rng.integers(70, 96))))
-            rows.append({"photo": i, "edit": kind, **chosen(photo, copy, _no_vignetted)})
-    return rows
+    return encode(Image.fromarray(edit(img, kind, rng)), "JPEG", quality=int(rng.integers(70, 96)))
 
 
 def summary(rows: list[dict]) -> list[dict]:
